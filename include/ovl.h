@@ -1,0 +1,374 @@
+/*
+ * ovl.h - overlapped (completion-based) I/O for C, Go and Rust.
+ *
+ * The one public header of libovl / ovl.dll. Hand-written; includes only
+ * <stddef.h> and <stdint.h>. Every struct and signature uses fixed-width
+ * types so that bindings need no per-platform declarations.
+ *
+ * The model is Windows' I/O completion port: you submit a read or a write,
+ * hand over a pointer of your own (the *context*) and get back an op id. When
+ * the operation finishes, the port's completion thread calls your registered
+ * callback with a batch of ovl_completion records, each carrying your context,
+ * the op id, the byte count or error.
+ *
+ * GUARANTEES (each is tested on every backend the host has; see tests/):
+ *
+ *  1. Exactly once. Every submit that returns OVL_OK produces exactly one
+ *     completion, whether the I/O succeeds, fails, is cancelled or the port
+ *     is closed. A submit that returns an error produces none and leaves
+ *     nothing behind.
+ *  2. Where callbacks run. On the port's completion thread, or inside
+ *     ovl_poll() / ovl_close_port() in manual mode; never two at once for one
+ *     port. A callback may submit, cancel and post on its own port; closing
+ *     or polling its own port from inside a callback returns OVL_EDEADLK.
+ *  3. Ownership. Buffers and contexts belong to the caller and must stay
+ *     valid until that op's completion has been delivered (the callback that
+ *     carries it has been entered). ovl never touches them afterwards.
+ *  4. Back-pressure. At most `queue_depth` ops (posts included) are in flight
+ *     per port; a submit past that fails at once with OVL_EQUEUEFULL. Short
+ *     reads and writes are reported as they happened; end of file is a read
+ *     completing with result == 0.
+ *  5. Thread safety. Any thread may submit, cancel and post concurrently.
+ *  6. Bad input returns a documented error code; it never crashes, leaks or
+ *     disturbs other in-flight operations (see each function).
+ *  7. No hidden allocation on the hot path: ops come from a per-port pool
+ *     sized at creation.
+ *
+ * Error convention: every function returning int32_t returns OVL_OK (0) or a
+ * negative OVL_E* code. There is no thread-local "last error".
+ */
+#ifndef OVL_H
+#define OVL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- export macro ------------------------------------------------------ */
+/* Building the DLL defines OVL_BUILDING; linking the static archive (tests)
+ * defines OVL_STATIC; everyone else gets dllimport on Windows. */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#  if defined(OVL_BUILDING)
+#    define OVL_API __declspec(dllexport)
+#  elif defined(OVL_STATIC)
+#    define OVL_API
+#  else
+#    define OVL_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define OVL_API __attribute__((visibility("default")))
+#else
+#  define OVL_API
+#endif
+
+/* ---- version ----------------------------------------------------------- */
+/* The version lives here and only here; CMake reads it from these lines. */
+#define OVL_VERSION_MAJOR 0
+#define OVL_VERSION_MINOR 1
+#define OVL_VERSION_PATCH 0
+#define OVL_VERSION_HEX \
+    ((OVL_VERSION_MAJOR << 16) | (OVL_VERSION_MINOR << 8) | OVL_VERSION_PATCH)
+
+/* OVL_VERSION_HEX of the library actually loaded (compare with the header's
+ * to detect a mismatched DLL). Any thread. */
+OVL_API uint32_t ovl_version(void);
+/* "MAJOR.MINOR.PATCH" of the loaded library; static storage. Any thread. */
+OVL_API const char *ovl_version_string(void);
+
+/* ---- error codes --------------------------------------------------------
+ * The same numbers on every OS. Append-only: a retired code keeps its number.
+ * X(name, value, message). OVL_ERRORS(X) is the single list from which the
+ * enum below, ovl_strerror() and ovl_error_name() are generated. */
+#define OVL_ERRORS(X)                                                        \
+    X(OK,          0, "success")                                             \
+    X(EINVAL,     -1, "invalid argument")                                    \
+    X(EBADF,      -2, "bad file descriptor or handle")                       \
+    X(ENOMEM,     -3, "out of memory")                                       \
+    X(EQUEUEFULL, -4, "queue full: queue_depth operations already in flight")\
+    X(ECLOSED,    -5, "port is closed")                                      \
+    X(ECANCELED,  -6, "operation cancelled")                                 \
+    X(ENOENT,     -7, "no such operation (unknown or already completed id)") \
+    X(EDEADLK,    -8, "not allowed from the port's own callback")            \
+    X(EUNAVAIL,   -9, "backend not available on this host")                  \
+    X(ENOTSUP,   -10, "operation not supported for this handle or backend")  \
+    X(EIO,       -11, "input/output error")                                  \
+    X(EACCES,    -12, "permission denied")                                   \
+    X(ENOSPC,    -13, "no space left on device")                             \
+    X(EPIPE,     -14, "broken pipe")                                         \
+    X(ECONNRESET,-15, "connection reset by peer")                            \
+    X(EAGAIN,    -16, "resource temporarily unavailable")                    \
+    X(EINTR,     -17, "interrupted system call")                             \
+    X(EFAULT,    -18, "bad address")                                         \
+    X(ETOOBIG,   -19, "length exceeds OVL_MAX_IO_SIZE")                      \
+    X(EISDIR,    -20, "is a directory")                                      \
+    X(EFBIG,     -21, "file too large or offset out of range")               \
+    X(EMODE,     -22, "wrong port mode (manual-mode call on a threaded port)")\
+    X(EOS,       -23, "other operating-system error (see os_error)")
+
+#define OVL__ERR_ENUM(name, value, msg) OVL_##name = (value),
+enum { OVL_ERRORS(OVL__ERR_ENUM) OVL__ERR_LAST = -23 };
+#undef OVL__ERR_ENUM
+
+/* Message for an OVL_E code ("unknown error" for anything else, never NULL).
+ * Static storage. Any thread. */
+OVL_API const char *ovl_strerror(int32_t code);
+/* The code's name, e.g. "OVL_EINVAL" ("OVL_E?" if unknown). Any thread. */
+OVL_API const char *ovl_error_name(int32_t code);
+
+/* ---- basic types -------------------------------------------------------- */
+
+/* A file descriptor (POSIX), HANDLE or SOCKET (Windows), widened to 64 bits
+ * so that one type serves every platform. On POSIX pass (ovl_fd)fd. */
+typedef uint64_t ovl_fd;
+
+/* Offset marker for stream I/O (pipes, sockets, character devices): the
+ * read/write happens at the handle's current position / next bytes. */
+#define OVL_OFFSET_CURRENT ((int64_t)-1)
+
+/* The largest length a single read or write accepts (Linux's MAX_RW_COUNT,
+ * and below Windows' DWORD limit). Larger lengths fail with OVL_ETOOBIG. */
+#define OVL_MAX_IO_SIZE 0x7ffff000u
+
+/* Queue-depth bounds (ops in flight per port, posts included). */
+#define OVL_DEFAULT_QUEUE_DEPTH 256u
+#define OVL_MAX_QUEUE_DEPTH 16384u
+
+/* Op kinds, as reported in ovl_completion.op and ovl_request.op. */
+#define OVL_OP_READ  1u
+#define OVL_OP_WRITE 2u
+#define OVL_OP_FSYNC 3u
+#define OVL_OP_POST  4u
+
+/* ovl_submit_fsync flags. */
+#define OVL_FSYNC_DATA 1u /* data only (fdatasync); default flushes metadata */
+
+/* Backends, for ovl_port_config.backend. */
+#define OVL_BACKEND_AUTO    0u /* io_uring if usable, else threads; IOCP on Windows */
+#define OVL_BACKEND_URING   1u /* Linux io_uring on raw system calls */
+#define OVL_BACKEND_THREADS 2u /* POSIX worker pool + readiness (fallback) */
+#define OVL_BACKEND_IOCP    3u /* Windows I/O completion port */
+
+/* ovl_port_config.flags */
+#define OVL_PORT_MANUAL 1u /* no completion thread: the caller drives
+                              completions with ovl_poll() */
+
+/* An opaque port. Created by ovl_create_port, released by ovl_close_port. */
+typedef struct ovl_port ovl_port;
+
+/* One finished operation, as handed to the callback. 32 bytes on 64-bit. */
+typedef struct ovl_completion {
+    void *ctx;        /* the caller's context, exactly as submitted */
+    uint64_t id;      /* the op id the submit returned (never 0) */
+    int64_t result;   /* >= 0: bytes transferred (0 on a read = end of file;
+                         for OVL_OP_POST the value given to ovl_post);
+                         < 0: an OVL_E code (OVL_ECANCELED if cancelled) */
+    uint32_t op;      /* OVL_OP_READ / WRITE / FSYNC / POST */
+    int32_t os_error; /* raw errno / GetLastError() behind a negative
+                         result, for diagnostics; 0 otherwise */
+} ovl_completion;
+
+/* The registered callback. Receives a batch of n >= 1 completions; `items`
+ * is borrowed for the duration of the call only. `userdata` is what was
+ * registered with it. Runs on the port's completion thread (or inside
+ * ovl_poll / ovl_close_port in manual mode), never concurrently with another
+ * callback of the same port. It may submit, post and cancel on its own port;
+ * submits made here are flushed together after the batch (one system call).
+ * It must not block for long: it holds up every other completion. */
+typedef void (*ovl_callback)(const ovl_completion *items, size_t n,
+                             void *userdata);
+
+/* Port configuration: a versioned struct. Fill it with
+ * ovl_port_config_init(&cfg, sizeof cfg), then change fields. The library
+ * reads only the first `size` bytes, so a program built against an older
+ * header keeps working with a newer library. */
+typedef struct ovl_port_config {
+    uint32_t size;        /* sizeof(ovl_port_config) as the caller knows it */
+    uint32_t queue_depth; /* max ops in flight; default 256, 1..16384 */
+    uint32_t backend;     /* OVL_BACKEND_*; default AUTO. The environment
+                             variable OVL_BACKEND=uring|threads|iocp|auto
+                             overrides AUTO (only AUTO). */
+    uint32_t flags;       /* OVL_PORT_* */
+    uint32_t threads;     /* worker threads of the threads backend; 0 = 4 */
+    uint32_t spin_usec;   /* opt-in: spin this long for completions before
+                             sleeping (completion thread); 0 = never spin */
+    ovl_callback callback;/* may be NULL and set later with ovl_set_callback */
+    void *userdata;       /* passed to callback */
+} ovl_port_config;
+
+/* Fill *out with defaults for a struct of `size` bytes (pass sizeof *out).
+ * Returns OVL_EINVAL if out is NULL or size is smaller than the first
+ * version of the struct. Any thread. */
+OVL_API int32_t ovl_port_config_init(ovl_port_config *out, uint32_t size);
+
+/* ---- port lifecycle ----------------------------------------------------- */
+
+/* Create a port. `cfg` may be NULL for defaults; it is read during the call
+ * only. On success *out receives the port and, unless OVL_PORT_MANUAL is
+ * set, the port's completion thread is running.
+ * Errors: OVL_EINVAL (out NULL, bad size/flags/depth/backend number),
+ * OVL_EUNAVAIL (an explicitly requested backend the host lacks: no silent
+ * substitute), OVL_ENOMEM, OVL_EOS (thread or kernel object creation failed).
+ * Any thread. No completion. */
+OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out);
+
+/* Register (or replace) the batch callback. Takes effect from the next batch;
+ * a batch already being delivered finishes with the previous callback.
+ * cb == NULL discards later completions (they still count as delivered).
+ * Errors: OVL_EINVAL (port NULL), OVL_ECLOSED. Any thread. */
+OVL_API int32_t ovl_set_callback(ovl_port *port, ovl_callback cb,
+                                 void *userdata);
+
+/* Bind a handle to the port. Required on Windows before the first I/O on a
+ * HANDLE/SOCKET (it binds it to the completion port: a handle can be bound
+ * to one port only, for its lifetime); harmless and optional elsewhere.
+ * The fd is borrowed: the caller keeps ownership and must not close it while
+ * ops on it are in flight.
+ * Errors: OVL_EINVAL, OVL_EBADF, OVL_ECLOSED. Any thread. No completion. */
+OVL_API int32_t ovl_associate(ovl_port *port, ovl_fd fd);
+
+/* Stop the port: new submits fail with OVL_ECLOSED, every op in flight is
+ * cancelled, every remaining completion is delivered (cancelled ones with
+ * OVL_ECANCELED, ops that finished first with their real result), the
+ * completion thread is joined and all resources are freed. Returns only when
+ * no callback of this port can run any more. In manual mode the remaining
+ * completions are delivered from inside this call, on the calling thread.
+ *
+ * Calling it from the port's own callback returns OVL_EDEADLK and leaves the
+ * port open. A later call on a closed port (double close, or any other
+ * function) returns OVL_ECLOSED: the handle stays safe to pass, because a
+ * small tombstone (~200 bytes) of each closed port is kept until the library
+ * is unloaded. An op that the OS cannot interrupt (a regular-file read
+ * already inside a worker thread or the kernel) is waited for.
+ * Any thread except the port's own callback. */
+OVL_API int32_t ovl_close_port(ovl_port *port);
+
+/* "uring", "threads" or "iocp"; "invalid" for NULL. Static storage. */
+OVL_API const char *ovl_backend_name(const ovl_port *port);
+
+/* Why OVL_BACKEND_AUTO chooses what it chooses on this host, e.g.
+ * "io_uring available" or "io_uring_setup failed: EPERM (blocked by seccomp?)".
+ * Probes once per process (a throw-away ring), then caches. If out_backend is
+ * not NULL it receives the OVL_BACKEND_* auto resolves to (before any
+ * OVL_BACKEND environment override). Static storage. Any thread. */
+OVL_API const char *ovl_backend_reason(uint32_t *out_backend);
+
+/* ---- submitting ---------------------------------------------------------
+ * Common rules for every submit:
+ *  - port: OVL_EINVAL if NULL, OVL_ECLOSED if closing or closed.
+ *  - fd: values that can never be a handle (a POSIX fd above INT_MAX, a
+ *    Windows INVALID_HANDLE_VALUE) fail the submit with OVL_EBADF. Any other
+ *    fd the OS rejects (closed, wrong mode) is reported in the COMPLETION,
+ *    result OVL_EBADF, on every backend: one place to handle it.
+ *  - buf: borrowed until the completion is delivered. NULL with len > 0 is
+ *    OVL_EINVAL (also OVL_EINVAL for a NULL request array).
+ *  - len: at most OVL_MAX_IO_SIZE, else OVL_ETOOBIG. len == 0 is allowed and
+ *    completes with result 0.
+ *  - offset: >= 0 for positional I/O (pread/pwrite-like; the handle's file
+ *    position is not used or moved), OVL_OFFSET_CURRENT for stream I/O;
+ *    any other negative value is OVL_EINVAL.
+ *  - ctx: opaque to ovl, returned in the completion; may be NULL.
+ *  - out_id: may be NULL; receives the op id (never 0), usable with
+ *    ovl_cancel until its completion has been delivered.
+ *  - OVL_EQUEUEFULL when queue_depth ops are in flight (nothing is queued:
+ *    retry after a completion).
+ *  - On OVL_OK exactly one completion follows; on error none.
+ *  - Any thread, including the port's callback. */
+
+OVL_API int32_t ovl_submit_read(ovl_port *port, ovl_fd fd, void *buf,
+                                size_t len, int64_t offset, void *ctx,
+                                uint64_t *out_id);
+
+OVL_API int32_t ovl_submit_write(ovl_port *port, ovl_fd fd, const void *buf,
+                                 size_t len, int64_t offset, void *ctx,
+                                 uint64_t *out_id);
+
+/* Flush the file's data (and metadata unless OVL_FSYNC_DATA) to storage.
+ * Completion result 0 on success. flags other than OVL_FSYNC_DATA:
+ * OVL_EINVAL. */
+OVL_API int32_t ovl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
+                                 void *ctx, uint64_t *out_id);
+
+/* One request of a batch submit. 56 bytes on 64-bit. */
+typedef struct ovl_request {
+    uint32_t op;      /* OVL_OP_READ, OVL_OP_WRITE or OVL_OP_FSYNC */
+    uint32_t flags;   /* OVL_FSYNC_DATA for fsync; 0 otherwise */
+    ovl_fd fd;
+    void *buf;        /* read target / write source (const for writes) */
+    uint64_t len;
+    int64_t offset;   /* >= 0 or OVL_OFFSET_CURRENT */
+    void *ctx;
+    uint64_t id;      /* out: the op id once submitted, 0 if not */
+} ovl_request;
+
+/* Submit n requests with one lock and (io_uring) one system call. Requests
+ * are taken in order; on the first one that cannot be submitted the call
+ * stops and returns its error code. *out_submitted (may be NULL) receives
+ * how many were submitted: exactly those get a completion and an id, the
+ * rest have id 0 and get none. n == 0 returns OVL_OK. */
+OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
+                           size_t *out_submitted);
+
+/* Post a user completion (like PostQueuedCompletionStatus): it arrives in a
+ * callback batch with op OVL_OP_POST, result `value` (any value, delivered
+ * verbatim) and ctx. Counts against queue_depth until delivered. Useful to
+ * run work on the completion thread or to wake a thread in ovl_poll. */
+OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx,
+                         uint64_t *out_id);
+
+/* Request cancellation of op `id`. Returns OVL_OK if the op was in flight: its
+ * one completion still follows, with OVL_ECANCELED if it was stopped, or with
+ * its real result if it had already finished or was inside a call that the OS
+ * cannot interrupt (a regular-file pread in a worker thread, say). Returns
+ * OVL_ENOENT if the id is unknown or its completion has already been
+ * delivered (or is being delivered), OVL_ECLOSED after close. Any thread,
+ * including the port's callback. No completion of its own. */
+OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
+
+/* ---- manual mode -------------------------------------------------------- */
+
+/* Manual mode (OVL_PORT_MANUAL): deliver completions on the calling thread.
+ * Waits up to timeout_ms (-1 = forever, 0 = don't wait) for at least one
+ * completion, then delivers every available one through the callback, in
+ * batches. Returns how many completions were delivered (0 on timeout) or a
+ * negative code: OVL_EMODE on a port with a completion thread, OVL_EDEADLK
+ * from inside the port's callback, OVL_ECLOSED, OVL_EINVAL. Calls from
+ * several threads are serialized (callbacks never overlap). A posted
+ * completion wakes a waiting ovl_poll. */
+OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms);
+
+/* Manual mode: a handle another event loop can wait on (epoll, kqueue, Go's
+ * poller, tokio's AsyncFd): it becomes readable when completions may be
+ * ready; then call ovl_poll(port, 0). On Linux an eventfd. Borrowed: valid
+ * until ovl_close_port; do not close it or read from it.
+ * Errors: OVL_EINVAL, OVL_EMODE (not manual), OVL_ECLOSED, OVL_ENOTSUP
+ * (backend without one: IOCP in this version). */
+OVL_API int32_t ovl_port_event(ovl_port *port, ovl_fd *out);
+
+/* ---- introspection ------------------------------------------------------ */
+
+/* Counters of a port, for tests, benchmarks and leak checks. Versioned like
+ * the config: set `size` to sizeof(ovl_stats) before the call. */
+typedef struct ovl_stats {
+    uint32_t size;
+    uint32_t inflight;       /* ops submitted, completion not yet delivered */
+    uint64_t submitted;      /* ops accepted since creation (posts included) */
+    uint64_t completed;      /* completions delivered */
+    uint64_t cancels;        /* cancellation requests accepted */
+    uint64_t batches;        /* callback invocations */
+    uint64_t stale;          /* OS completions for unknown/stale ops (ignored;
+                                always 0 unless something is badly wrong) */
+    uint64_t syscalls;       /* enter/wait system calls made by the backend */
+} ovl_stats;
+
+/* Snapshot the counters. Works on a closed port too (final figures).
+ * Errors: OVL_EINVAL (NULL, size too small). Any thread. */
+OVL_API int32_t ovl_port_stats(const ovl_port *port, ovl_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OVL_H */
