@@ -1,0 +1,79 @@
+/* op.c - the op pool: the wrapper trick's storage. Ops are allocated once
+ * per port (queue_depth of them) and recycled through a free list, so the
+ * hot path never allocates. Every function here runs with port->lock held. */
+#include "ovl_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int32_t ovl__pool_init(ovl_port *p)
+{
+    p->ops = calloc(p->depth, sizeof *p->ops);
+    if (!p->ops) return OVL_ENOMEM;
+    p->free_list = NULL;
+    /* Push in reverse so the first allocation gets index 0 (cache-friendly
+     * and easier to read in a debugger). */
+    for (uint32_t i = p->depth; i-- > 0;) {
+        ovl__op *op = &p->ops[i];
+        op->index = i;
+        op->gen = 0;
+        op->state = OVL__OP_FREE;
+        op->next = p->free_list;
+        p->free_list = op;
+    }
+    p->inflight = 0;
+    return OVL_OK;
+}
+
+void ovl__pool_free(ovl_port *p)
+{
+    free(p->ops);
+    p->ops = NULL;
+    p->free_list = NULL;
+}
+
+/* FREE -> INFLIGHT. NULL when the pool is empty (back-pressure). */
+ovl__op *ovl__op_alloc(ovl_port *p)
+{
+    ovl__op *op = p->free_list;
+    if (!op) return NULL;
+    p->free_list = op->next;
+    /* A new generation makes every older token for this slot stale. Skip 0
+     * so that a token (and an op id) is never 0, and stay below 2^31 so
+     * that a token never has OVL__TOKEN_INTERNAL set. */
+    if (++op->gen > 0x7fffffffu) op->gen = 1;
+    op->state = OVL__OP_INFLIGHT;
+    op->bstate = 0;
+    op->next = op->prev = NULL;
+    op->result = 0;
+    op->os_error = 0;
+    op->cancel_req = 0;
+    memset(&op->os, 0, sizeof op->os);
+    p->inflight++;
+    return op;
+}
+
+/* INFLIGHT -> FREE, once its completion has been harvested. */
+void ovl__op_release(ovl_port *p, ovl__op *op)
+{
+    op->state = OVL__OP_FREE;
+    op->ctx = NULL;
+    op->buf = NULL;
+    op->next = p->free_list;
+    p->free_list = op;
+    p->inflight--;
+}
+
+/* The way back from what the OS returned to the op. Returns NULL for a
+ * token that does not name an op currently in flight: index out of range,
+ * an old generation (the slot was reused), or an op already harvested (a
+ * duplicated completion). */
+ovl__op *ovl__op_from_token(ovl_port *p, uint64_t token)
+{
+    uint32_t idx1 = (uint32_t)token;
+    uint32_t gen = (uint32_t)(token >> 32);
+    if (idx1 == 0 || idx1 > p->depth) return NULL;
+    ovl__op *op = &p->ops[idx1 - 1];
+    if (op->gen != gen || op->state != OVL__OP_INFLIGHT) return NULL;
+    return op;
+}

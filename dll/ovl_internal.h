@@ -1,0 +1,191 @@
+/* ovl_internal.h - what the API file and the backends share: the op (the
+ * wrapper trick), the port, and the small backend interface. Nothing here is
+ * exported; every non-static internal name starts with ovl__. */
+#ifndef OVL_INTERNAL_H
+#define OVL_INTERNAL_H
+
+#include "ovl.h"
+#include "platform.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ==========================================================================
+ * THE TRICK: the op wrapper.
+ *
+ * Every submitted operation is an ovl__op taken from the port's pool. The OS
+ * completion queue hands back one machine word per finished operation, and
+ * that word leads straight back to the op, which carries the caller's ctx:
+ *
+ *  - Windows IOCP returns the OVERLAPPED * given to ReadFile. The OVERLAPPED
+ *    lives in `os`, the FIRST member, so that pointer *is* the op
+ *    (CONTAINING_RECORD with offset 0). iocp.c static-asserts this.
+ *  - io_uring returns the 64-bit user_data of the SQE. ovl puts the op's
+ *    token there: (generation << 32) | (index + 1), the generation kept
+ *    below 2^31 so that bit 63 is free for a backend's internal tokens. The token is also the op
+ *    id the caller sees, so a stale or duplicated completion (an old
+ *    generation, an index out of range, an op not in flight) is caught by
+ *    ovl__op_from_token() instead of corrupting a reused op.
+ *
+ * Life cycle (op->state): FREE -> INFLIGHT (submit accepted; owned by the OS
+ * or a backend queue) -> FREE again when its completion is harvested into a
+ * callback batch. Exactly one harvest per INFLIGHT period is what makes
+ * "exactly once" hold: ovl__op_from_token() refuses anything not INFLIGHT
+ * with the matching generation.
+ * ========================================================================== */
+
+enum { OVL__OP_FREE = 0, OVL__OP_INFLIGHT = 1 };
+
+typedef struct ovl__op ovl__op;
+struct ovl__op {
+    /* Must stay first: the OVERLAPPED on Windows (32 bytes on x64). */
+    union {
+        uint64_t raw[4];
+        void *align_ptr;
+    } os;
+    void *ctx;          /* the caller's context */
+    void *buf;
+    uint64_t len;
+    int64_t offset;     /* >= 0 positional, OVL_OFFSET_CURRENT stream */
+    ovl_fd fd;
+    uint32_t index;     /* position in the pool, fixed */
+    uint32_t gen;       /* bumped on every allocation; never 0 */
+    uint32_t kind;      /* OVL_OP_* */
+    uint32_t flags;     /* fsync flags */
+    uint32_t state;     /* OVL__OP_FREE / OVL__OP_INFLIGHT (port lock) */
+    uint32_t bstate;    /* backend-private state */
+    int64_t result;     /* post value; backends may stash a result here */
+    int32_t os_error;
+    uint32_t cancel_req; /* ovl_cancel or close asked to stop it (lock) */
+    ovl__op *next;      /* free list, or a backend's queue */
+    ovl__op *prev;      /* a backend's queue */
+};
+
+static inline uint64_t ovl__op_token(const ovl__op *op)
+{
+    return ((uint64_t)op->gen << 32) | (uint64_t)(op->index + 1u);
+}
+
+/* One completion as a backend reaps it, before the core resolves the op. */
+typedef struct ovl__event {
+    uint64_t token;   /* the op's token (the io_uring user_data) */
+    int64_t result;   /* >= 0 bytes, < 0 an OVL_E code */
+    int32_t os_error; /* raw OS error behind a negative result */
+    uint32_t pad;
+} ovl__event;
+
+/* ==========================================================================
+ * The backend interface. One file per backend implements it; api.c calls it
+ * and never contains platform code. Locking: submit/cancel/post are called
+ * with port->lock HELD (one lock per batch submit); `kick` is then called
+ * after the lock is released to make the OS see the new work (one system
+ * call per batch). wait/wake/destroy are called without the lock.
+ * ========================================================================== */
+typedef struct ovl__backend {
+    const char *name;
+    uint32_t id; /* OVL_BACKEND_* */
+    /* Create the backend state (p->be). Return OVL_OK or an OVL_E code. */
+    int32_t (*init)(ovl_port *p);
+    /* Start ops[0..n) (each INFLIGHT, fields filled). Must accept all of
+     * them; a failure to start one becomes that op's completion. Lock held. */
+    void (*submit)(ovl_port *p, ovl__op **ops, size_t n);
+    /* Ask the OS to cancel an INFLIGHT op. Lock held. */
+    void (*cancel)(ovl_port *p, ovl__op *op);
+    /* Lock released: push queued work to the OS. `from_cb` is true when the
+     * caller is this port's callback (defer to after the batch). */
+    void (*kick)(ovl_port *p, bool from_cb);
+    /* Reap up to cap events, waiting up to timeout_ms (-1 forever) for the
+     * first. Returns the number of events (0 on timeout or when woken).
+     * Only ever one waiter at a time (the completion thread or ovl_poll). */
+    size_t (*wait)(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap);
+    /* Make a current or future wait() return promptly. Any thread. */
+    void (*wake)(ovl_port *p);
+    /* Optional: bind a handle (IOCP). */
+    int32_t (*associate)(ovl_port *p, ovl_fd fd);
+    /* Optional: manual-mode pollable handle. */
+    int32_t (*event_fd)(ovl_port *p, ovl_fd *out);
+    /* Free everything. No op is in flight any more. */
+    void (*destroy)(ovl_port *p);
+} ovl__backend;
+
+/* ==========================================================================
+ * The port.
+ * ========================================================================== */
+enum { OVL__PORT_OPEN = 0, OVL__PORT_CLOSING = 1, OVL__PORT_CLOSED = 2 };
+
+#define OVL__PORT_MAGIC 0x4f564c50u /* "OVLP" */
+#define OVL__BATCH_MAX 256u
+#define OVL__TOKEN_INTERNAL (1ull << 63) /* never an op's token */
+
+struct ovl_port {
+    uint32_t magic;
+    _Atomic uint32_t state;         /* OVL__PORT_* */
+    uint32_t flags;                 /* OVL_PORT_* */
+    uint32_t depth;                 /* pool size */
+    uint32_t nthreads;              /* threads backend workers */
+    uint32_t spin_usec;
+    const ovl__backend *backend;
+    void *be;                       /* backend state */
+
+    ovl__mutex lock;                /* pool, op states, state, callback,
+                                       backend submit queues */
+    ovl__op *ops;                   /* the pool: depth ops */
+    ovl__op *free_list;
+    uint32_t inflight;              /* INFLIGHT ops (lock) */
+
+    ovl_callback cb;                /* (lock) */
+    void *userdata;                 /* (lock) */
+
+    /* Delivery: only the completion thread / the one ovl_poll caller. */
+    ovl__mutex deliver_lock;        /* serializes ovl_poll / manual close */
+    ovl__event *events;             /* reap buffer */
+    ovl_completion *batch;          /* callback batch */
+    size_t batch_cap;
+
+    _Atomic uint32_t users;         /* callers inside backend->kick */
+    bool has_thread;
+    ovl__thread thread;
+
+    /* Counters (lock, except the _Atomic ones). */
+    uint64_t submitted;
+    uint64_t completed;
+    uint64_t cancels;
+    uint64_t batches;
+    uint64_t stale;
+    _Atomic uint64_t syscalls;
+
+    ovl_port *tomb_next;            /* tombstone list after close */
+};
+
+/* The port whose callback is running on this thread (NULL if none). */
+extern OVL__THREAD_LOCAL ovl_port *ovl__tls_cb_port;
+
+static inline bool ovl__in_callback(const ovl_port *p)
+{
+    return ovl__tls_cb_port == p;
+}
+
+/* op.c: the pool. Lock held for all. */
+int32_t ovl__pool_init(ovl_port *p);
+void ovl__pool_free(ovl_port *p);
+ovl__op *ovl__op_alloc(ovl_port *p);
+void ovl__op_release(ovl_port *p, ovl__op *op);
+ovl__op *ovl__op_from_token(ovl_port *p, uint64_t token);
+
+/* errors.c: the one place OS error numbers become OVL_E codes. */
+int32_t ovl__errno_to_code(int err);
+#ifdef _WIN32
+int32_t ovl__win32_to_code(uint32_t err);
+#endif
+
+/* Backends compiled into this build (NULL where the platform lacks one). */
+extern const ovl__backend *const ovl__backend_uring;
+extern const ovl__backend *const ovl__backend_threads;
+extern const ovl__backend *const ovl__backend_iocp;
+
+/* Probes (per backend file): OVL_OK if usable, with a static reason. */
+int32_t ovl__uring_probe(const char **reason);
+
+#endif /* OVL_INTERNAL_H */

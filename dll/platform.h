@@ -1,0 +1,143 @@
+/* platform.h - the few OS primitives the portable core needs (mutex,
+ * condition variable, thread, thread-local, monotonic clock), as thin
+ * static inline wrappers: pthreads on POSIX, Win32 on Windows. This is the
+ * only place besides the backend files and errors.c that knows the OS. */
+#ifndef OVL_PLATFORM_H
+#define OVL_PLATFORM_H
+
+#include <stdint.h>
+#include <stdatomic.h>
+
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+
+typedef SRWLOCK ovl__mutex;
+typedef CONDITION_VARIABLE ovl__cond;
+typedef HANDLE ovl__thread;
+typedef DWORD ovl__tid;
+#define OVL__THREAD_LOCAL __thread
+#define OVL__MUTEX_INITIALIZER SRWLOCK_INIT
+
+/* A value that can never be a HANDLE or SOCKET. */
+static inline int ovl__fd_plausible(uint64_t fd)
+{
+    return fd != 0 && fd != (uint64_t)(uintptr_t)INVALID_HANDLE_VALUE &&
+           fd != UINT64_MAX;
+}
+
+static inline int ovl__mutex_init(ovl__mutex *m) { InitializeSRWLock(m); return 0; }
+static inline void ovl__mutex_destroy(ovl__mutex *m) { (void)m; }
+static inline void ovl__mutex_lock(ovl__mutex *m) { AcquireSRWLockExclusive(m); }
+static inline void ovl__mutex_unlock(ovl__mutex *m) { ReleaseSRWLockExclusive(m); }
+static inline int ovl__cond_init(ovl__cond *c) { InitializeConditionVariable(c); return 0; }
+static inline void ovl__cond_destroy(ovl__cond *c) { (void)c; }
+static inline void ovl__cond_wait(ovl__cond *c, ovl__mutex *m)
+{
+    SleepConditionVariableSRW(c, m, INFINITE, 0);
+}
+/* Returns 0 when signalled (or spuriously), nonzero on timeout. */
+static inline int ovl__cond_timedwait_ms(ovl__cond *c, ovl__mutex *m, int64_t ms)
+{
+    return SleepConditionVariableSRW(c, m, (DWORD)ms, 0) ? 0 : 1;
+}
+static inline void ovl__cond_signal(ovl__cond *c) { WakeConditionVariable(c); }
+static inline void ovl__cond_broadcast(ovl__cond *c) { WakeAllConditionVariable(c); }
+
+typedef struct { void *(*fn)(void *); void *arg; } ovl__thread_start;
+static DWORD WINAPI ovl__thread_tramp(LPVOID p)
+{
+    ovl__thread_start s = *(ovl__thread_start *)p;
+    HeapFree(GetProcessHeap(), 0, p);
+    s.fn(s.arg);
+    return 0;
+}
+static inline int ovl__thread_create(ovl__thread *t, void *(*fn)(void *), void *arg)
+{
+    ovl__thread_start *s = HeapAlloc(GetProcessHeap(), 0, sizeof *s);
+    if (!s) return -1;
+    s->fn = fn; s->arg = arg;
+    *t = CreateThread(NULL, 0, ovl__thread_tramp, s, 0, NULL);
+    if (!*t) { HeapFree(GetProcessHeap(), 0, s); return -1; }
+    return 0;
+}
+static inline void ovl__thread_join(ovl__thread t)
+{
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+}
+static inline uint64_t ovl__now_ms(void) { return GetTickCount64(); }
+static inline void ovl__yield(void) { SwitchToThread(); }
+static inline void ovl__cpu_relax(void) { YieldProcessor(); }
+
+#else /* POSIX */
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+#include <errno.h>
+
+typedef pthread_mutex_t ovl__mutex;
+typedef pthread_cond_t ovl__cond;
+typedef pthread_t ovl__thread;
+#define OVL__THREAD_LOCAL _Thread_local
+#define OVL__MUTEX_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+
+/* POSIX fds are non-negative ints. */
+static inline int ovl__fd_plausible(uint64_t fd) { return fd <= 0x7fffffffu; }
+
+static inline int ovl__mutex_init(ovl__mutex *m) { return pthread_mutex_init(m, NULL); }
+static inline void ovl__mutex_destroy(ovl__mutex *m) { pthread_mutex_destroy(m); }
+static inline void ovl__mutex_lock(ovl__mutex *m) { pthread_mutex_lock(m); }
+static inline void ovl__mutex_unlock(ovl__mutex *m) { pthread_mutex_unlock(m); }
+static inline int ovl__cond_init(ovl__cond *c)
+{
+    pthread_condattr_t a;
+    int r;
+    pthread_condattr_init(&a);
+#if !defined(__APPLE__)
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+#endif
+    r = pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+    return r;
+}
+static inline void ovl__cond_destroy(ovl__cond *c) { pthread_cond_destroy(c); }
+static inline void ovl__cond_wait(ovl__cond *c, ovl__mutex *m) { pthread_cond_wait(c, m); }
+static inline int ovl__cond_timedwait_ms(ovl__cond *c, ovl__mutex *m, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    return pthread_cond_timedwait(c, m, &ts) == ETIMEDOUT;
+}
+static inline void ovl__cond_signal(ovl__cond *c) { pthread_cond_signal(c); }
+static inline void ovl__cond_broadcast(ovl__cond *c) { pthread_cond_broadcast(c); }
+/* Thread start goes through the syscall table (fault injection), see sys.h. */
+static inline uint64_t ovl__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+static inline uint64_t ovl__now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+static inline void ovl__yield(void) { sched_yield(); }
+static inline void ovl__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+#endif /* _WIN32 */
+
+#endif /* OVL_PLATFORM_H */
