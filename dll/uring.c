@@ -1,0 +1,505 @@
+/* uring.c - the Linux io_uring backend on raw system calls (no liburing):
+ * io_uring_setup/enter/register through ovl__sys, the rings mmapped here.
+ * The op's token goes into each SQE's user_data and comes back in its CQE. */
+#include "ovl_internal.h"
+
+#ifdef __linux__
+#include "sys.h"
+
+#include <errno.h>
+#include <linux/io_uring.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <signal.h>
+
+/* Internal tokens (bit 63 set: never an op's). */
+#define TOKEN_WAKE (OVL__TOKEN_INTERNAL | 1u)
+#define TOKEN_CANCEL (OVL__TOKEN_INTERNAL | 2u)
+#define TOKEN_PROBE (OVL__TOKEN_INTERNAL | 3u)
+
+/* op->bstate bits */
+#define B_CANCEL_SENT 1u
+
+/* The kernel-visible features this backend relies on, all in Linux 5.11+:
+ * one mmap for both rings, no dropped CQEs on overflow, and timeouts passed
+ * to io_uring_enter (manual-mode ovl_poll). */
+#define NEEDED_FEATURES \
+    (IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG)
+
+typedef struct ring {
+    int fd;
+    unsigned features;
+    /* SQ: head is the kernel's, tail ours (written under the port lock). */
+    unsigned *sq_head, *sq_tail, *sq_flags, *sq_array;
+    unsigned sq_mask, sq_entries;
+    unsigned tail;                 /* our next tail, published on submit */
+    struct io_uring_sqe *sqes;
+    /* CQ: tail is the kernel's, head ours (completion-side only). */
+    unsigned *cq_head, *cq_tail;
+    unsigned cq_mask;
+    struct io_uring_cqe *cqes;
+    void *map;
+    size_t map_len;
+    size_t sqes_len;
+} ring;
+
+typedef struct uring {
+    ring r;
+    int efd;                       /* manual mode: registered eventfd */
+    _Atomic int wake_pending;      /* one wake NOP at a time */
+    ovl_port *port;
+} uring;
+
+/* ---- the ring itself ---------------------------------------------------- */
+
+static int ring_open(ring *r, unsigned entries, unsigned cq_entries)
+{
+    struct io_uring_params prm;
+    memset(&prm, 0, sizeof prm);
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+    prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    prm.cq_entries = cq_entries;
+    long fd = ovl__sys.io_uring_setup(entries, &prm);
+    if (fd < 0) return (int)fd;
+    r->fd = (int)fd;
+    r->features = prm.features;
+    if ((prm.features & NEEDED_FEATURES) != NEEDED_FEATURES) {
+        ovl__sys.close(r->fd);
+        r->fd = -1;
+        return -EOPNOTSUPP;
+    }
+    size_t sq_len = prm.sq_off.array + prm.sq_entries * sizeof(unsigned);
+    size_t cq_len = prm.cq_off.cqes + prm.cq_entries * sizeof(struct io_uring_cqe);
+    /* IORING_FEAT_SINGLE_MMAP: one mapping serves both rings. */
+    r->map_len = sq_len > cq_len ? sq_len : cq_len;
+    r->map = ovl__sys.mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
+                           MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
+    if (r->map == MAP_FAILED) {
+        int e = errno;
+        ovl__sys.close(r->fd);
+        r->fd = -1;
+        r->map = NULL;
+        return -e;
+    }
+    r->sqes_len = prm.sq_entries * sizeof(struct io_uring_sqe);
+    r->sqes = ovl__sys.mmap(NULL, r->sqes_len, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+    if (r->sqes == MAP_FAILED) {
+        int e = errno;
+        ovl__sys.munmap(r->map, r->map_len);
+        ovl__sys.close(r->fd);
+        r->fd = -1;
+        r->map = NULL;
+        r->sqes = NULL;
+        return -e;
+    }
+    char *m = r->map;
+    r->sq_head = (unsigned *)(m + prm.sq_off.head);
+    r->sq_tail = (unsigned *)(m + prm.sq_off.tail);
+    r->sq_flags = (unsigned *)(m + prm.sq_off.flags);
+    r->sq_array = (unsigned *)(m + prm.sq_off.array);
+    r->sq_mask = *(unsigned *)(m + prm.sq_off.ring_mask);
+    r->sq_entries = *(unsigned *)(m + prm.sq_off.ring_entries);
+    r->cq_head = (unsigned *)(m + prm.cq_off.head);
+    r->cq_tail = (unsigned *)(m + prm.cq_off.tail);
+    r->cq_mask = *(unsigned *)(m + prm.cq_off.ring_mask);
+    r->cqes = (struct io_uring_cqe *)(m + prm.cq_off.cqes);
+    /* SQE slot i is always array entry i: fill the indirection once. */
+    for (unsigned i = 0; i < r->sq_entries; i++) r->sq_array[i] = i;
+    r->tail = *r->sq_tail;
+    return 0;
+}
+
+static void ring_close(ring *r)
+{
+    if (r->sqes) ovl__sys.munmap(r->sqes, r->sqes_len);
+    if (r->map) ovl__sys.munmap(r->map, r->map_len);
+    if (r->fd >= 0) ovl__sys.close(r->fd);
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+}
+
+static long ring_enter(ovl_port *p, ring *r, unsigned to_submit,
+                       unsigned min_complete, unsigned flags, const void *arg,
+                       size_t argsz)
+{
+    if (p) atomic_fetch_add_explicit(&p->syscalls, 1, memory_order_relaxed);
+    return ovl__sys.io_uring_enter(r->fd, to_submit, min_complete, flags, arg,
+                                   argsz);
+}
+
+/* SQEs published but not yet consumed by the kernel. */
+static unsigned sq_pending(const ring *r)
+{
+    /* acquire on our own tail: pairs with the release in publish() done by
+     * another submitter thread; acquire on head: the kernel's progress. */
+    unsigned tail = __atomic_load_n(r->sq_tail, __ATOMIC_ACQUIRE);
+    unsigned head = __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
+    return tail - head;
+}
+
+/* Make the SQEs written so far visible to the kernel. Port lock held. */
+static void publish(ring *r)
+{
+    /* release: every SQE field written above must be visible to the kernel
+     * before it can observe the new tail. */
+    __atomic_store_n(r->sq_tail, r->tail, __ATOMIC_RELEASE);
+}
+
+/* Submit everything published. Returns 0, or -errno for an error that left
+ * SQEs in the ring (they then go with the next enter of anyone: the
+ * completion thread's wait always passes the pending count). */
+static int flush(ovl_port *p, ring *r)
+{
+    int busy = 0;
+    for (;;) {
+        unsigned n = sq_pending(r);
+        if (n == 0) return 0;
+        long rc = ring_enter(p, r, n, 0, 0, NULL, 0);
+        if (rc >= 0) continue; /* fewer than n: go round for the rest */
+        if (rc == -EINTR) continue;
+        if ((rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) && busy++ < 64) {
+            /* Transient (kernel memory, CQ backlog): give the completion
+             * side a moment to reap, then retry. */
+            ovl__yield();
+            continue;
+        }
+        return (int)rc;
+    }
+}
+
+/* A free SQE. Port lock held. When the SQ is full (only possible when a
+ * callback defers more than 2*depth entries, or the kernel refused to
+ * consume), push what is there first. */
+static struct io_uring_sqe *sqe_get(ovl_port *p, ring *r)
+{
+    for (;;) {
+        unsigned head = __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
+        if (r->tail - head < r->sq_entries) {
+            struct io_uring_sqe *sqe = &r->sqes[r->tail & r->sq_mask];
+            memset(sqe, 0, sizeof *sqe);
+            r->tail++;
+            return sqe;
+        }
+        publish(r);
+        if (flush(p, r) < 0) ovl__yield();
+    }
+}
+
+/* ---- backend interface -------------------------------------------------- */
+
+static unsigned pow2_at_least(unsigned v)
+{
+    unsigned x = 1;
+    while (x < v) x <<= 1;
+    return x;
+}
+
+static int32_t u_init(ovl_port *p)
+{
+    uring *u = calloc(1, sizeof *u);
+    if (!u) return OVL_ENOMEM;
+    u->efd = -1;
+    u->port = p;
+    atomic_init(&u->wake_pending, 0);
+    /* Room for every op plus one cancel per op, so a callback's deferred
+     * submits never fill the SQ; CQ twice that so it does not overflow in
+     * normal use (IORING_FEAT_NODROP keeps any overflow, see u_wait). */
+    unsigned sq = pow2_at_least(2 * p->depth + 2);
+    if (sq > 32768) sq = 32768;
+    int rc = ring_open(&u->r, sq, 2 * sq);
+    if (rc < 0) {
+        free(u);
+        return rc == -ENOMEM ? OVL_ENOMEM : OVL_EUNAVAIL;
+    }
+    if (p->flags & OVL_PORT_MANUAL) {
+        int fds[2];
+        if (ovl__sys.wakefd(fds) < 0) {
+            ring_close(&u->r);
+            free(u);
+            return OVL_EOS;
+        }
+        u->efd = fds[0];
+        /* The kernel signals the eventfd for every CQE it posts. */
+        long r = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_EVENTFD,
+                                            &u->efd, 1);
+        if (r < 0) {
+            ovl__sys.close(u->efd);
+            ring_close(&u->r);
+            free(u);
+            return ovl__errno_to_code((int)-r);
+        }
+    }
+    p->be = u;
+    return OVL_OK;
+}
+
+static void u_destroy(ovl_port *p)
+{
+    uring *u = p->be;
+    if (!u) return;
+    ring_close(&u->r);
+    if (u->efd >= 0) ovl__sys.close(u->efd);
+    free(u);
+}
+
+static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
+{
+    uring *u = p->be;
+    ring *r = &u->r;
+    for (size_t i = 0; i < n; i++) {
+        ovl__op *op = ops[i];
+        struct io_uring_sqe *sqe = sqe_get(p, r);
+        sqe->fd = (int)op->fd;
+        switch (op->kind) {
+        case OVL_OP_READ:
+        case OVL_OP_WRITE:
+            sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
+            sqe->addr = (uint64_t)(uintptr_t)op->buf;
+            sqe->len = (uint32_t)op->len;
+            /* off == -1: use (and advance) the file position, which is what
+             * stream I/O on pipes and sockets means. */
+            sqe->off = op->offset >= 0 ? (uint64_t)op->offset : (uint64_t)-1;
+            break;
+        case OVL_OP_FSYNC:
+            sqe->opcode = IORING_OP_FSYNC;
+            sqe->fsync_flags = (op->flags & OVL_FSYNC_DATA) ? IORING_FSYNC_DATASYNC : 0;
+            break;
+        default: /* OVL_OP_POST: a NOP round trip through the ring */
+            sqe->opcode = IORING_OP_NOP;
+            sqe->fd = -1;
+            break;
+        }
+        sqe->user_data = ovl__op_token(op); /* the trick: the way back */
+    }
+    publish(r);
+}
+
+static void u_cancel(ovl_port *p, ovl__op *op)
+{
+    uring *u = p->be;
+    if (op->bstate & B_CANCEL_SENT) return; /* one cancel SQE per op */
+    op->bstate |= B_CANCEL_SENT;
+    struct io_uring_sqe *sqe = sqe_get(p, &u->r);
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = ovl__op_token(op);
+    sqe->user_data = TOKEN_CANCEL;
+    /* Its own CQE only matters on failure (-ENOENT/-EALREADY: the op
+     * completes by itself); skip it on success where supported. */
+    if (u->r.features & IORING_FEAT_CQE_SKIP) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    publish(&u->r);
+}
+
+static void u_kick(ovl_port *p, bool from_cb)
+{
+    uring *u = p->be;
+    /* From a callback, the SQEs wait for the flush after the batch: the
+     * completion thread's next io_uring_enter (or ovl_poll's kick). */
+    if (from_cb) return;
+    flush(p, &u->r);
+}
+
+static void u_wake(ovl_port *p)
+{
+    uring *u = p->be;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&u->wake_pending, &expected, 1)) {
+        ovl__mutex_lock(&p->lock);
+        struct io_uring_sqe *sqe = sqe_get(p, &u->r);
+        sqe->opcode = IORING_OP_NOP;
+        sqe->fd = -1;
+        sqe->user_data = TOKEN_WAKE;
+        publish(&u->r);
+        ovl__mutex_unlock(&p->lock);
+    }
+    flush(p, &u->r);
+}
+
+/* Harvest every available CQE (up to cap real events). Completion side only.
+ * *internal is set when wake/cancel CQEs were consumed. */
+static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
+{
+    ring *r = &u->r;
+    unsigned head = *r->cq_head; /* only we write it */
+    /* acquire: the CQE contents written by the kernel are visible once we
+     * see its tail move. */
+    unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+    size_t n = 0;
+    while (head != tail && n < cap) {
+        const struct io_uring_cqe *cqe = &r->cqes[head & r->cq_mask];
+        uint64_t ud = cqe->user_data;
+        if (ud & OVL__TOKEN_INTERNAL) {
+            if (ud == TOKEN_WAKE) atomic_store(&u->wake_pending, 0);
+            *internal = true;
+        } else {
+            ovl__event *ev = &out[n++];
+            ev->token = ud;
+            if (cqe->res >= 0) {
+                ev->result = cqe->res;
+                ev->os_error = 0;
+            } else {
+                ev->result = ovl__errno_to_code(-cqe->res);
+                ev->os_error = -cqe->res;
+            }
+        }
+        head++;
+    }
+    /* release: we are done reading those CQEs; the kernel may reuse them. */
+    __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+    return n;
+}
+
+static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap)
+{
+    uring *u = p->be;
+    ring *r = &u->r;
+    if (u->efd >= 0) {
+        /* Manual mode: reset the eventfd before reaping; a CQE posted after
+         * this point signals it again, so an outside poller never misses
+         * one. */
+        uint64_t v;
+        (void)!ovl__sys.read(u->efd, &v, sizeof v);
+    }
+    for (;;) {
+        bool internal = false;
+        size_t n = reap(u, out, cap, &internal);
+        unsigned pend = sq_pending(r);
+        bool overflow = __atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) &
+                        IORING_SQ_CQ_OVERFLOW;
+        if (n || internal || overflow) {
+            /* Submit what the previous batch's callbacks queued, and let the
+             * kernel move any overflowed CQEs into the ring (GETEVENTS). */
+            if (pend || overflow)
+                ring_enter(p, r, pend, 0, overflow ? IORING_ENTER_GETEVENTS : 0,
+                           NULL, 0);
+            if (n || internal) return n;
+            continue;
+        }
+        if (timeout_ms == 0) {
+            if (pend) ring_enter(p, r, pend, 0, 0, NULL, 0);
+            internal = false;
+            return reap(u, out, cap, &internal);
+        }
+        /* One system call submits the deferred SQEs and sleeps until at
+         * least one completion is there. */
+        long rc;
+        if (timeout_ms > 0) {
+            struct __kernel_timespec ts;
+            struct io_uring_getevents_arg arg;
+            memset(&arg, 0, sizeof arg);
+            ts.tv_sec = timeout_ms / 1000;
+            ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000LL;
+            arg.ts = (uint64_t)(uintptr_t)&ts;
+            arg.sigmask_sz = _NSIG / 8;
+            rc = ring_enter(p, r, pend, 1,
+                            IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                            &arg, sizeof arg);
+            if (rc == -ETIME) {
+                internal = false;
+                return reap(u, out, cap, &internal);
+            }
+        } else {
+            rc = ring_enter(p, r, pend, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        }
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            /* Should not happen with a valid ring; avoid a hot loop. */
+            ovl__yield();
+        }
+    }
+}
+
+static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
+{
+    uring *u = p->be;
+    if (u->efd < 0) return OVL_EMODE;
+    *out = (ovl_fd)u->efd;
+    return OVL_OK;
+}
+
+static const ovl__backend uring_backend = {
+    "uring", OVL_BACKEND_URING, u_init, u_submit, u_cancel, u_kick, u_wait,
+    u_wake, NULL, u_event_fd, u_destroy,
+};
+const ovl__backend *const ovl__backend_uring = &uring_backend;
+
+/* ---- probe -------------------------------------------------------------- */
+
+static const char *setup_reason(int err)
+{
+    switch (err) {
+    case EPERM:
+        return "io_uring_setup failed: EPERM (blocked by seccomp, or "
+               "kernel.io_uring_disabled): using threads";
+    case ENOSYS:
+        return "io_uring_setup failed: ENOSYS (kernel without io_uring): "
+               "using threads";
+    case ENOMEM:
+        return "io_uring_setup failed: ENOMEM (locked-memory limit?): "
+               "using threads";
+    case EOPNOTSUPP:
+        return "io_uring lacks SINGLE_MMAP/NODROP/EXT_ARG (kernel older "
+               "than 5.11): using threads";
+    case EINVAL:
+        return "io_uring_setup failed: EINVAL (kernel too old for the "
+               "flags used): using threads";
+    default:
+        return "io_uring_setup failed: using threads";
+    }
+}
+
+/* A throw-away ring and one NOP round trip, once per process. */
+static ovl__mutex probe_lock = OVL__MUTEX_INITIALIZER;
+static int probe_state; /* 0 unknown, 1 ok, -1 unusable */
+static const char *probe_why;
+
+int32_t ovl__uring_probe(const char **reason)
+{
+    ovl__mutex_lock(&probe_lock);
+    if (probe_state == 0) {
+        ring r;
+        int rc = ring_open(&r, 4, 8);
+        if (rc < 0) {
+            probe_state = -1;
+            probe_why = setup_reason(-rc);
+        } else {
+            struct io_uring_sqe *sqe = &r.sqes[r.tail & r.sq_mask];
+            memset(sqe, 0, sizeof *sqe);
+            sqe->opcode = IORING_OP_NOP;
+            sqe->user_data = TOKEN_PROBE;
+            r.tail++;
+            publish(&r);
+            long e;
+            do {
+                e = ring_enter(NULL, &r, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+            } while (e == -EINTR);
+            unsigned tail = __atomic_load_n(r.cq_tail, __ATOMIC_ACQUIRE);
+            if (e >= 0 && tail != *r.cq_head &&
+                r.cqes[*r.cq_head & r.cq_mask].user_data == TOKEN_PROBE) {
+                probe_state = 1;
+                probe_why = "io_uring available (NOP round trip ok)";
+            } else {
+                probe_state = -1;
+                probe_why = "io_uring_enter failed on a NOP (blocked?): "
+                            "using threads";
+            }
+            ring_close(&r);
+        }
+    }
+    int32_t rc = probe_state > 0 ? OVL_OK : OVL_EUNAVAIL;
+    if (reason) *reason = probe_why;
+    ovl__mutex_unlock(&probe_lock);
+    return rc;
+}
+
+#else /* !__linux__ */
+const ovl__backend *const ovl__backend_uring = NULL;
+int32_t ovl__uring_probe(const char **reason)
+{
+    if (reason) *reason = "io_uring not built in (not Linux)";
+    return OVL_EUNAVAIL;
+}
+#endif
