@@ -1,0 +1,163 @@
+//! The hand-written declarations must match `include/ovl.h` exactly: this
+//! test compiles a C program against the header (with the system's `cc`, or
+//! `$CC`) that prints every struct's size, alignment and field offsets and
+//! every constant, and compares each line with what Rust says.
+use ovl_sys::*;
+use std::collections::BTreeMap;
+use std::mem::{align_of, size_of, MaybeUninit};
+use std::path::PathBuf;
+use std::process::Command;
+use std::ptr::addr_of;
+
+macro_rules! offset {
+    ($t:ty, $f:ident) => {{
+        let u = MaybeUninit::<$t>::uninit();
+        let base = u.as_ptr();
+        // addr_of! on an uninitialised place creates no reference.
+        let field = unsafe { addr_of!((*base).$f) };
+        field as usize - base as usize
+    }};
+}
+
+/// (key, value) pairs as the Rust side sees them; the C program prints the
+/// same keys.
+fn rust_side() -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    macro_rules! st {
+        ($t:ident { $($f:ident),* }) => {
+            m.insert(format!("sizeof {}", stringify!($t)), size_of::<$t>() as i64);
+            m.insert(format!("alignof {}", stringify!($t)), align_of::<$t>() as i64);
+            $( m.insert(format!("offsetof {}.{}", stringify!($t), stringify!($f)),
+                        offset!($t, $f) as i64); )*
+        };
+    }
+    st!(ovl_completion { ctx, id, result, op, os_error });
+    st!(ovl_port_config { size, queue_depth, backend, flags, threads, spin_usec, callback, userdata });
+    st!(ovl_request { op, flags, fd, buf, len, offset, ctx, id });
+    st!(ovl_stats { size, inflight, submitted, completed, cancels, batches, stale, syscalls });
+    m.insert("sizeof ovl_fd".into(), size_of::<ovl_fd>() as i64);
+    m.insert("sizeof ovl_callback".into(), size_of::<ovl_callback>() as i64);
+
+    macro_rules! c {
+        ($($n:ident),* $(,)?) => { $( m.insert(format!("const {}", stringify!($n)), $n as i64); )* };
+    }
+    c!(
+        OVL_OK, OVL_EINVAL, OVL_EBADF, OVL_ENOMEM, OVL_EQUEUEFULL, OVL_ECLOSED,
+        OVL_ECANCELED, OVL_ENOENT, OVL_EDEADLK, OVL_EUNAVAIL, OVL_ENOTSUP, OVL_EIO,
+        OVL_EACCES, OVL_ENOSPC, OVL_EPIPE, OVL_ECONNRESET, OVL_EAGAIN, OVL_EINTR,
+        OVL_EFAULT, OVL_ETOOBIG, OVL_EISDIR, OVL_EFBIG, OVL_EMODE, OVL_EOS,
+        OVL__ERR_LAST,
+        OVL_VERSION_MAJOR, OVL_VERSION_MINOR, OVL_VERSION_PATCH, OVL_VERSION_HEX,
+        OVL_OFFSET_CURRENT, OVL_MAX_IO_SIZE, OVL_DEFAULT_QUEUE_DEPTH, OVL_MAX_QUEUE_DEPTH,
+        OVL_OP_READ, OVL_OP_WRITE, OVL_OP_FSYNC, OVL_OP_POST, OVL_FSYNC_DATA,
+        OVL_BACKEND_AUTO, OVL_BACKEND_URING, OVL_BACKEND_THREADS, OVL_BACKEND_IOCP,
+        OVL_PORT_MANUAL,
+    );
+    m
+}
+
+const C_PROGRAM: &str = r#"
+#include <ovl.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdalign.h>
+
+#define ST(t) printf("sizeof %s %lld\nalignof %s %lld\n", #t, (long long)sizeof(t), #t, (long long)alignof(t))
+#define OFF(t, f) printf("offsetof %s.%s %lld\n", #t, #f, (long long)offsetof(t, f))
+#define K(n) printf("const %s %lld\n", #n, (long long)(n))
+/* Every error code of the X-macro list, so a code added to the header
+ * without a Rust constant fails the comparison. */
+#define ERR(name, value, msg) K(OVL_##name);
+
+int main(void) {
+    ST(ovl_completion);
+    OFF(ovl_completion, ctx); OFF(ovl_completion, id); OFF(ovl_completion, result);
+    OFF(ovl_completion, op); OFF(ovl_completion, os_error);
+    ST(ovl_port_config);
+    OFF(ovl_port_config, size); OFF(ovl_port_config, queue_depth);
+    OFF(ovl_port_config, backend); OFF(ovl_port_config, flags);
+    OFF(ovl_port_config, threads); OFF(ovl_port_config, spin_usec);
+    OFF(ovl_port_config, callback); OFF(ovl_port_config, userdata);
+    ST(ovl_request);
+    OFF(ovl_request, op); OFF(ovl_request, flags); OFF(ovl_request, fd);
+    OFF(ovl_request, buf); OFF(ovl_request, len); OFF(ovl_request, offset);
+    OFF(ovl_request, ctx); OFF(ovl_request, id);
+    ST(ovl_stats);
+    OFF(ovl_stats, size); OFF(ovl_stats, inflight); OFF(ovl_stats, submitted);
+    OFF(ovl_stats, completed); OFF(ovl_stats, cancels); OFF(ovl_stats, batches);
+    OFF(ovl_stats, stale); OFF(ovl_stats, syscalls);
+    printf("sizeof ovl_fd %lld\n", (long long)sizeof(ovl_fd));
+    printf("sizeof ovl_callback %lld\n", (long long)sizeof(ovl_callback));
+    OVL_ERRORS(ERR)
+    K(OVL__ERR_LAST);
+    K(OVL_VERSION_MAJOR); K(OVL_VERSION_MINOR); K(OVL_VERSION_PATCH); K(OVL_VERSION_HEX);
+    K(OVL_OFFSET_CURRENT); K(OVL_MAX_IO_SIZE);
+    K(OVL_DEFAULT_QUEUE_DEPTH); K(OVL_MAX_QUEUE_DEPTH);
+    K(OVL_OP_READ); K(OVL_OP_WRITE); K(OVL_OP_FSYNC); K(OVL_OP_POST); K(OVL_FSYNC_DATA);
+    K(OVL_BACKEND_AUTO); K(OVL_BACKEND_URING); K(OVL_BACKEND_THREADS); K(OVL_BACKEND_IOCP);
+    K(OVL_PORT_MANUAL);
+    return 0;
+}
+"#;
+
+fn include_dir() -> PathBuf {
+    match std::env::var_os("OVL_INCLUDE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../include"),
+    }
+}
+
+fn c_side() -> BTreeMap<String, i64> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ovl-sys-layout");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("layout.c");
+    let exe = dir.join(if cfg!(windows) { "layout.exe" } else { "layout" });
+    std::fs::write(&src, C_PROGRAM).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let out = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(include_dir())
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler {:?}: {}", cc, e));
+    assert!(
+        out.status.success(),
+        "compiling the layout probe failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&exe).output().expect("run layout probe");
+    assert!(run.status.success());
+    String::from_utf8(run.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse::<i64>().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn rust_declarations_match_the_c_header() {
+    let c = c_side();
+    let r = rust_side();
+    let mut problems = Vec::new();
+    for (k, cv) in &c {
+        match r.get(k) {
+            None => problems.push(format!("{}: C has {}, Rust has no such item", k, cv)),
+            Some(rv) if rv != cv => problems.push(format!("{}: C {} != Rust {}", k, cv, rv)),
+            _ => {}
+        }
+    }
+    for k in r.keys() {
+        if !c.contains_key(k) {
+            problems.push(format!("{}: Rust declares it, the C probe does not print it", k));
+        }
+    }
+    assert!(problems.is_empty(), "ovl-sys drifted from ovl.h:\n{}", problems.join("\n"));
+    // Sanity: the probe really printed the structs (not an empty map).
+    assert_eq!(c["sizeof ovl_completion"], 32);
+    assert_eq!(c["sizeof ovl_request"], 56);
+}

@@ -1,0 +1,445 @@
+//! `Port`: one ovl port, its completion callback bridged into wakers, and
+//! the back-pressure wait list.
+use std::ffi::CStr;
+use std::os::raw::c_void;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
+use std::time::Duration;
+use std::{fmt, ptr, slice};
+
+use ovl_sys as sys;
+
+use crate::Error;
+
+/// Lock a mutex, ignoring poisoning: the data behind our mutexes (a result
+/// slot, a waker list) stays consistent even if a waker panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which ovl backend a port uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// io_uring if usable, else threads; IOCP on Windows. The environment
+    /// variable `OVL_BACKEND=uring|threads|iocp|auto` overrides this choice
+    /// (and only this one).
+    Auto,
+    /// Linux io_uring.
+    Uring,
+    /// The POSIX worker-pool fallback.
+    Threads,
+    /// Windows I/O completion ports.
+    Iocp,
+}
+
+impl Backend {
+    fn raw(self) -> u32 {
+        match self {
+            Backend::Auto => sys::OVL_BACKEND_AUTO,
+            Backend::Uring => sys::OVL_BACKEND_URING,
+            Backend::Threads => sys::OVL_BACKEND_THREADS,
+            Backend::Iocp => sys::OVL_BACKEND_IOCP,
+        }
+    }
+
+    fn from_raw(v: u32) -> Option<Backend> {
+        match v {
+            sys::OVL_BACKEND_AUTO => Some(Backend::Auto),
+            sys::OVL_BACKEND_URING => Some(Backend::Uring),
+            sys::OVL_BACKEND_THREADS => Some(Backend::Threads),
+            sys::OVL_BACKEND_IOCP => Some(Backend::Iocp),
+            _ => None,
+        }
+    }
+
+    /// What [`Backend::Auto`] resolves to on this host (before any
+    /// `OVL_BACKEND` override) and why, e.g. `"io_uring available"`.
+    ///
+    /// ```
+    /// let (backend, why) = ovl::Backend::auto_choice();
+    /// assert_ne!(backend, ovl::Backend::Auto);
+    /// assert!(!why.is_empty());
+    /// ```
+    pub fn auto_choice() -> (Backend, &'static str) {
+        let mut b = 0u32;
+        // SAFETY: returns a static string; `b` is a valid out-pointer.
+        let why = unsafe { CStr::from_ptr(sys::ovl_backend_reason(&mut b)) };
+        (Backend::from_raw(b).unwrap_or(Backend::Auto), why.to_str().unwrap_or("?"))
+    }
+}
+
+/// Counters of a port (see `ovl_stats` in `ovl.h`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Ops submitted whose completion has not been delivered yet.
+    pub inflight: u32,
+    /// Ops accepted since the port was created.
+    pub submitted: u64,
+    /// Completions delivered.
+    pub completed: u64,
+    /// Cancellation requests accepted.
+    pub cancels: u64,
+    /// Callback invocations (each delivers a batch).
+    pub batches: u64,
+    /// OS completions for unknown ops (0 unless something is badly wrong).
+    pub stale: u64,
+    /// Enter/wait system calls made by the backend.
+    pub syscalls: u64,
+}
+
+/// Options for [`Port`]; start from [`Port::builder`].
+///
+/// ```
+/// let port = ovl::Port::builder().queue_depth(32).build()?;
+/// assert_eq!(port.queue_depth(), 32);
+/// # Ok::<(), ovl::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    queue_depth: u32,
+    backend: Backend,
+    threads: u32,
+    spin_usec: u32,
+    manual: bool,
+}
+
+impl Builder {
+    /// Most ops in flight at once (1..=16384; default 256). Submits past it
+    /// wait for a completion (see [`Port`]).
+    pub fn queue_depth(mut self, n: u32) -> Builder {
+        self.queue_depth = n;
+        self
+    }
+
+    /// The backend; an explicitly named one the host lacks makes
+    /// [`build`](Builder::build) fail with `OVL_EUNAVAIL`.
+    pub fn backend(mut self, b: Backend) -> Builder {
+        self.backend = b;
+        self
+    }
+
+    /// Worker threads of the threads backend (0 = the library's default).
+    pub fn threads(mut self, n: u32) -> Builder {
+        self.threads = n;
+        self
+    }
+
+    /// Let the completion thread spin this long for completions before it
+    /// sleeps (opt-in; costs CPU, saves wake-up latency).
+    pub fn spin(mut self, d: Duration) -> Builder {
+        self.spin_usec = d.as_micros().min(u32::MAX as u128) as u32;
+        self
+    }
+
+    /// Manual mode: no completion thread; completions are delivered (and
+    /// futures woken) only inside [`Port::poll`] or [`Port::close`].
+    pub fn manual(mut self, yes: bool) -> Builder {
+        self.manual = yes;
+        self
+    }
+
+    /// Create the port.
+    pub fn build(self) -> Result<Port, Error> {
+        let shared = Box::into_raw(Box::new(Shared {
+            gen: AtomicU64::new(0),
+            inflight: AtomicUsize::new(0),
+            waiters: Mutex::new(Vec::new()),
+        }));
+        // SAFETY: zeroed is a valid ovl_port_config (integers, a None
+        // callback, a null pointer); init then fills the defaults.
+        let mut cfg: sys::ovl_port_config = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<sys::ovl_port_config>() as u32;
+        let mut raw = ptr::null_mut();
+        // SAFETY: cfg and raw are valid out-pointers; `shared` outlives the
+        // port: it is freed only after ovl_close_port returned.
+        let rc = unsafe {
+            let rc = sys::ovl_port_config_init(&mut cfg, size);
+            if rc == sys::OVL_OK {
+                cfg.queue_depth = self.queue_depth;
+                cfg.backend = self.backend.raw();
+                cfg.threads = self.threads;
+                cfg.spin_usec = self.spin_usec;
+                cfg.flags = if self.manual { sys::OVL_PORT_MANUAL } else { 0 };
+                cfg.callback = Some(on_batch);
+                cfg.userdata = shared as *mut c_void;
+                sys::ovl_create_port(&cfg, &mut raw)
+            } else {
+                rc
+            }
+        };
+        if rc != sys::OVL_OK {
+            // SAFETY: no port was created, so nothing else refers to it.
+            drop(unsafe { Box::from_raw(shared) });
+            return Err(Error::new(rc, 0));
+        }
+        Ok(Port {
+            inner: Arc::new(PortInner { raw, shared, depth: cfg.queue_depth, manual: self.manual }),
+        })
+    }
+}
+
+/// What the completion callback shares with submitters: the count of our
+/// ops in flight and the tasks waiting for room in the queue.
+pub(crate) struct Shared {
+    /// Bumped after every callback batch.
+    gen: AtomicU64,
+    /// Ops this binding counts as in flight: incremented before a submit,
+    /// decremented when its completion is delivered (or the submit failed).
+    inflight: AtomicUsize,
+    /// Tasks whose submit hit OVL_EQUEUEFULL; all woken after each batch.
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl Shared {
+    pub(crate) fn generation(&self) -> u64 {
+        self.gen.load(SeqCst)
+    }
+
+    pub(crate) fn begin_submit(&self) {
+        self.inflight.fetch_add(1, SeqCst);
+    }
+
+    pub(crate) fn submit_failed(&self) {
+        self.inflight.fetch_sub(1, SeqCst);
+    }
+
+    /// After a submit failed with OVL_EQUEUEFULL: arrange to be woken when
+    /// there may be room. Returns true if the caller should retry at once.
+    ///
+    /// No lost wake-up: `gen_before` was read before the failed submit, and
+    /// the callback bumps `gen` *before* it drains the waiter list. Either
+    /// our waker is in the list when it drains, or we see the new `gen` and
+    /// retry. One gap remains: the library may return an op's queue slot
+    /// only after its callback returned. Then our count (already lowered
+    /// in the callback) is below the depth while the library still says
+    /// full; no further completion may come to wake us, so we yield (wake
+    /// ourselves) and retry: a short, bounded spin.
+    pub(crate) fn wait_for_room(&self, cx: &mut Context<'_>, gen_before: u64, depth: u32) -> bool {
+        if self.inflight.load(SeqCst) < depth as usize {
+            cx.waker().wake_by_ref();
+            return false;
+        }
+        {
+            let mut w = lock(&self.waiters);
+            if !w.iter().any(|x| x.will_wake(cx.waker())) {
+                w.push(cx.waker().clone());
+            }
+        }
+        self.gen.load(SeqCst) != gen_before
+    }
+
+    fn after_batch(&self, ours: usize) {
+        self.inflight.fetch_sub(ours, SeqCst);
+        self.gen.fetch_add(1, SeqCst);
+        let waiters = std::mem::take(&mut *lock(&self.waiters));
+        for w in waiters {
+            w.wake();
+        }
+    }
+}
+
+/// The registered C callback: one call per batch of completions, on the
+/// port's completion thread (or inside `ovl_poll`/`ovl_close_port` in
+/// manual mode). Each completion's ctx is an op of ours (see `op.rs`): store
+/// the result, wake its task, drop the reference the library held.
+unsafe extern "C" fn on_batch(items: *const sys::ovl_completion, n: usize, userdata: *mut c_void) {
+    // Unwinding into C is undefined behaviour: a panic here (a waker that
+    // panics) ends the process instead.
+    let r = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: userdata is the port's Shared, alive until close returned;
+        // items/n describe a batch borrowed for this call.
+        let shared = &*(userdata as *const Shared);
+        let items = slice::from_raw_parts(items, n);
+        let mut ours = 0;
+        for c in items {
+            if c.op != sys::OVL_OP_POST && !c.ctx.is_null() {
+                crate::op::complete(c.ctx, c.result, c.os_error);
+                ours += 1;
+            }
+        }
+        shared.after_batch(ours);
+    }));
+    if r.is_err() {
+        std::process::abort();
+    }
+}
+
+pub(crate) struct PortInner {
+    raw: *mut sys::ovl_port,
+    shared: *mut Shared,
+    depth: u32,
+    manual: bool,
+}
+
+// SAFETY: the C port is thread-safe (any thread may submit, cancel, poll
+// and close); Shared is Sync.
+unsafe impl Send for PortInner {}
+unsafe impl Sync for PortInner {}
+
+struct SendPtrs(*mut sys::ovl_port, *mut Shared);
+// SAFETY: as for PortInner.
+unsafe impl Send for SendPtrs {}
+
+impl Drop for PortInner {
+    fn drop(&mut self) {
+        // SAFETY: raw is a port we created (closing a closed one is safe:
+        // ECLOSED); Shared is freed only when no callback can run any more.
+        unsafe {
+            if sys::ovl_close_port(self.raw) == sys::OVL_EDEADLK {
+                // The last handle went away inside this port's own callback
+                // (a buffer or waker that owned a Port): close it from
+                // another thread, which waits for this callback to return.
+                let p = SendPtrs(self.raw, self.shared);
+                std::thread::spawn(move || {
+                    let p = p;
+                    sys::ovl_close_port(p.0);
+                    drop(Box::from_raw(p.1));
+                });
+                return;
+            }
+            drop(Box::from_raw(self.shared));
+        }
+    }
+}
+
+/// An ovl port: the completion queue that all of its files' operations
+/// complete through. Cheap to clone (a reference-counted handle).
+///
+/// The port's C callback runs on its completion thread and wakes the task
+/// of each finished operation, so futures from a port work under any
+/// executor (or [`block_on`](crate::block_on)).
+///
+/// **Closing.** The C port is closed when [`close`](Port::close) is called
+/// or when the last handle goes away — and every pending future and every
+/// [`File`](crate::File) holds one. Closing cancels what is in flight and
+/// returns only after every completion has been delivered, so after it no
+/// buffer of a dropped future is still owned by the library.
+///
+/// **Back-pressure.** At most [`queue_depth`](Port::queue_depth) ops are in
+/// flight. A future whose submit finds the queue full does not fail: it
+/// registers its waker and is woken after the next completion batch, then
+/// retries (an `OVL_EQUEUEFULL` never reaches the caller).
+///
+/// ```
+/// let port = ovl::Port::new()?;
+/// println!("backend: {}", port.backend_name());
+/// port.close()?;
+/// assert_eq!(port.stats().inflight, 0);
+/// # Ok::<(), ovl::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Port {
+    inner: Arc<PortInner>,
+}
+
+impl Port {
+    /// A port with default options (backend chosen by the library, or by
+    /// `OVL_BACKEND` in the environment).
+    pub fn new() -> Result<Port, Error> {
+        Port::builder().build()
+    }
+
+    /// Options for a new port.
+    pub fn builder() -> Builder {
+        Builder {
+            queue_depth: sys::OVL_DEFAULT_QUEUE_DEPTH,
+            backend: Backend::Auto,
+            threads: 0,
+            spin_usec: 0,
+            manual: false,
+        }
+    }
+
+    /// The raw port, for calls through `ovl_sys`. Valid (never dangling:
+    /// a closed port answers `OVL_ECLOSED`) while this handle lives.
+    pub fn as_raw(&self) -> *mut sys::ovl_port {
+        self.inner.raw
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: freed only when the last PortInner is dropped.
+        unsafe { &*self.inner.shared }
+    }
+
+    /// The backend in use: `"uring"`, `"threads"` or `"iocp"`.
+    pub fn backend_name(&self) -> &'static str {
+        // SAFETY: returns a static string.
+        unsafe { CStr::from_ptr(sys::ovl_backend_name(self.inner.raw)) }
+            .to_str()
+            .unwrap_or("?")
+    }
+
+    /// Most ops in flight at once.
+    pub fn queue_depth(&self) -> u32 {
+        self.inner.depth
+    }
+
+    /// Whether this port was built in manual mode.
+    pub fn is_manual(&self) -> bool {
+        self.inner.manual
+    }
+
+    /// Close the port now: new operations fail with `OVL_ECLOSED`, those in
+    /// flight are cancelled and their futures resolve (with
+    /// `OVL_ECANCELED`, or their real result if they finished first).
+    /// Returns once every completion was delivered. A second call returns
+    /// `OVL_ECLOSED`; calling it from inside a completion (a waker) returns
+    /// `OVL_EDEADLK`.
+    pub fn close(&self) -> Result<(), Error> {
+        // SAFETY: raw is our port.
+        Error::check(unsafe { sys::ovl_close_port(self.inner.raw) })
+    }
+
+    /// Manual mode: wait up to `timeout` (`None` = forever) for completions,
+    /// deliver all that are ready (waking their tasks) and return how many.
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<usize, Error> {
+        let ms = match timeout {
+            None => -1,
+            Some(d) => d.as_millis().min(i32::MAX as u128) as i32,
+        };
+        // SAFETY: raw is our port.
+        let rc = unsafe { sys::ovl_poll(self.inner.raw, ms) };
+        Error::check(rc).map(|_| rc as usize)
+    }
+
+    /// Manual mode: a handle (an eventfd on Linux) that becomes readable
+    /// when completions may be ready; then call `poll(Some(Duration::ZERO))`.
+    /// Borrowed: valid until the port is closed.
+    pub fn event_handle(&self) -> Result<sys::ovl_fd, Error> {
+        let mut fd = 0;
+        // SAFETY: raw is our port, fd a valid out-pointer.
+        Error::check(unsafe { sys::ovl_port_event(self.inner.raw, &mut fd) }).map(|_| fd)
+    }
+
+    /// A snapshot of the port's counters (final figures after close).
+    pub fn stats(&self) -> Stats {
+        let mut s = sys::ovl_stats {
+            size: std::mem::size_of::<sys::ovl_stats>() as u32,
+            ..Default::default()
+        };
+        // SAFETY: raw is our port, s a valid out-pointer with size set.
+        let rc = unsafe { sys::ovl_port_stats(self.inner.raw, &mut s) };
+        debug_assert_eq!(rc, sys::OVL_OK);
+        Stats {
+            inflight: s.inflight,
+            submitted: s.submitted,
+            completed: s.completed,
+            cancels: s.cancels,
+            batches: s.batches,
+            stale: s.stale,
+            syscalls: s.syscalls,
+        }
+    }
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Port")
+            .field("backend", &self.backend_name())
+            .field("queue_depth", &self.inner.depth)
+            .field("manual", &self.inner.manual)
+            .finish()
+    }
+}
