@@ -1,0 +1,232 @@
+//! Helpers shared by the integration tests (std only: these tests build with
+//! Rust 1.63 too).
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use ovl::{IoBuf, IoBufMut, Port};
+
+/// A port with the default backend (the library's choice, or OVL_BACKEND).
+pub fn port() -> Port {
+    Port::new().expect("create port")
+}
+
+pub fn port_depth(depth: u32) -> Port {
+    Port::builder().queue_depth(depth).build().expect("create port")
+}
+
+/// Close the port and check the exactly-once accounting: nothing in flight,
+/// every accepted op delivered, no stale completion.
+pub fn finish(port: &Port) {
+    port.close().expect("close");
+    let s = port.stats();
+    assert_eq!(s.inflight, 0, "ops left in flight: {:?}", s);
+    assert_eq!(s.submitted, s.completed, "{:?}", s);
+    assert_eq!(s.stale, 0, "{:?}", s);
+}
+
+/// Deterministic, non-periodic bytes (xorshift), so a read from the wrong
+/// offset cannot match by accident.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A temporary file removed on drop.
+pub struct TempFile {
+    pub path: PathBuf,
+}
+
+impl TempFile {
+    pub fn new(tag: &str, contents: &[u8]) -> TempFile {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "ovl-rust-{}-{}-{}",
+            tag,
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&path, contents).unwrap();
+        TempFile { path }
+    }
+
+    pub fn open(&self) -> std::fs::File {
+        std::fs::File::open(&self.path).unwrap()
+    }
+
+    pub fn open_rw(&self) -> std::fs::File {
+        std::fs::OpenOptions::new().read(true).write(true).open(&self.path).unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A pipe as (read end, write end).
+#[cfg(unix)]
+pub fn pipe() -> (std::fs::File, std::fs::File) {
+    use std::os::unix::io::FromRawFd;
+    extern "C" {
+        fn pipe(fds: *mut i32) -> i32;
+    }
+    let mut fds = [0i32; 2];
+    // SAFETY: fds has room for the two descriptors; we own them after.
+    unsafe {
+        assert_eq!(pipe(fds.as_mut_ptr()), 0);
+        (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1]))
+    }
+}
+
+/// Counts live buffers and reports each drop on a channel: proves that a
+/// buffer is freed exactly once, and not before its operation completed.
+#[derive(Clone)]
+pub struct Tracker {
+    live: Arc<AtomicUsize>,
+    created: Arc<AtomicUsize>,
+    tx: Arc<Mutex<mpsc::Sender<usize>>>,
+}
+
+pub struct Tracked {
+    pub data: Vec<u8>,
+    pub tag: usize,
+    tracker: Tracker,
+}
+
+impl Tracker {
+    pub fn new() -> (Tracker, mpsc::Receiver<usize>) {
+        let (tx, rx) = mpsc::channel();
+        (
+            Tracker {
+                live: Arc::new(AtomicUsize::new(0)),
+                created: Arc::new(AtomicUsize::new(0)),
+                tx: Arc::new(Mutex::new(tx)),
+            },
+            rx,
+        )
+    }
+
+    pub fn buf(&self, len: usize, tag: usize) -> Tracked {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        self.created.fetch_add(1, Ordering::SeqCst);
+        Tracked { data: vec![0xee; len], tag, tracker: self.clone() }
+    }
+
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    pub fn created(&self) -> usize {
+        self.created.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let before = self.tracker.live.fetch_sub(1, Ordering::SeqCst);
+        assert!(before > 0, "a tracked buffer was dropped twice");
+        let _ = self.tracker.tx.lock().unwrap().send(self.tag);
+    }
+}
+
+// SAFETY: the Vec's heap block does not move while the Tracked is untouched.
+unsafe impl IoBuf for Tracked {
+    fn stable_ptr(&self) -> *const u8 {
+        self.data.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.data.len()
+    }
+}
+
+unsafe impl IoBufMut for Tracked {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.data.as_mut_ptr()
+    }
+}
+
+/// A waker that counts its wake-ups, for polling futures by hand.
+pub struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub fn counting_waker() -> (Waker, Arc<CountingWaker>) {
+    let w = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    (Waker::from(w.clone()), w)
+}
+
+impl CountingWaker {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Poll a future once by hand.
+pub fn poll_once<F: Future + Unpin>(f: &mut F, waker: &Waker) -> Poll<F::Output> {
+    Pin::new(f).poll(&mut Context::from_waker(waker))
+}
+
+/// Run many futures concurrently inside one task (polls those not done on
+/// each wake-up): enough to keep many ops in flight under `block_on`.
+pub struct JoinAll<F: Future> {
+    futs: Vec<Option<Pin<Box<F>>>>,
+    outs: Vec<Option<F::Output>>,
+}
+
+pub fn join_all<F: Future>(futs: Vec<F>) -> JoinAll<F> {
+    let n = futs.len();
+    JoinAll {
+        futs: futs.into_iter().map(|f| Some(Box::pin(f))).collect(),
+        outs: (0..n).map(|_| None).collect(),
+    }
+}
+
+impl<F: Future> Future for JoinAll<F> {
+    type Output = Vec<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
+        // SAFETY: we never move the boxed futures or the vectors' elements
+        // out while pinned (the futures are boxed: their pins are separate).
+        let this = unsafe { self.get_unchecked_mut() };
+        let mut pending = false;
+        for (slot, out) in this.futs.iter_mut().zip(this.outs.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => {
+                        *out = Some(v);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(this.outs.iter_mut().map(|o| o.take().unwrap()).collect())
+        }
+    }
+}
+
+pub fn code_of(e: &std::io::Error) -> i32 {
+    ovl::Error::from_io(e).unwrap_or_else(|| panic!("not an ovl error: {:?}", e)).code()
+}
