@@ -1,0 +1,197 @@
+//! Cancellation by drop, close with operations pending, and the buffer's
+//! life: kept until the completion arrives, then freed exactly once.
+#![cfg(unix)]
+mod common;
+
+use common::*;
+use ovl::{block_on, File, Port};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Manual mode makes the timing deterministic: completions (and so buffer
+/// releases) happen only inside `poll`. A dropped future's buffer must
+/// survive the drop and be freed by the completion, not before.
+#[test]
+fn dropped_future_keeps_its_buffer_until_the_completion() {
+    let port = Port::builder().manual(true).build().unwrap();
+    let (r, _w) = pipe();
+    let r = File::new(&port, r).unwrap();
+    let (tracker, _rx) = Tracker::new();
+    let (waker, wakes) = counting_waker();
+
+    let mut fut = r.read(tracker.buf(64, 1));
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    assert_eq!(port.stats().inflight, 1);
+    drop(fut); // cancels
+
+    assert_eq!(tracker.live(), 1, "freed while the library still owns it");
+    assert_eq!(port.stats().inflight, 1, "the cancelled op still owes its completion");
+    assert_eq!(port.stats().cancels, 1);
+
+    let mut delivered = 0;
+    while delivered == 0 {
+        delivered = port.poll(Some(WAIT)).unwrap();
+    }
+    assert_eq!(delivered, 1);
+    assert_eq!(tracker.live(), 0, "the completion frees the parked buffer");
+    assert_eq!(wakes.count(), 0, "a dropped future's task is not woken");
+    drop(r);
+    finish(&port);
+    assert_eq!(tracker.created(), 1);
+}
+
+/// The same with a completion thread: the drop is reported on a channel by
+/// the buffer itself, which must happen (within a generous bound).
+#[test]
+fn dropped_pending_read_frees_its_buffer_once_cancelled() {
+    let port = port();
+    let (r, _w) = pipe();
+    let r = File::new(&port, r).unwrap();
+    let (tracker, rx) = Tracker::new();
+    let (waker, _) = counting_waker();
+    let mut fut = r.read(tracker.buf(64, 7));
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    drop(fut);
+    assert_eq!(rx.recv_timeout(WAIT), Ok(7), "the cancelled op's buffer was never freed");
+    assert_eq!(tracker.live(), 0);
+    drop(r);
+    finish(&port);
+    let s = port.stats();
+    assert_eq!((s.submitted, s.completed, s.cancels), (1, 1, 1));
+}
+
+/// close() resolves every pending future with OVL_ECANCELED and hands each
+/// buffer back intact.
+#[test]
+fn close_with_ops_pending_resolves_them_as_cancelled() {
+    let port = port();
+    let (r, _w) = pipe();
+    let r = File::new(&port, r).unwrap();
+    let (tracker, _rx) = Tracker::new();
+    let (waker, wakes) = counting_waker();
+    let mut futs: Vec<_> = (0..8).map(|i| r.read(tracker.buf(32, i))).collect();
+    for f in futs.iter_mut() {
+        assert!(poll_once(f, &waker).is_pending());
+    }
+    assert_eq!(port.stats().inflight, 8);
+    port.close().unwrap(); // returns after every completion was delivered
+    assert_eq!(wakes.count(), 8, "every pending task was woken by close");
+    for (i, mut f) in futs.into_iter().enumerate() {
+        match poll_once(&mut f, &waker) {
+            std::task::Poll::Ready((res, buf)) => {
+                let e = res.unwrap_err();
+                assert_eq!(code_of(&e), ovl::sys::OVL_ECANCELED);
+                assert_eq!(buf.tag, i);
+                assert_eq!(buf.data, vec![0xee; 32], "a cancelled read leaves the buffer as it was");
+            }
+            std::task::Poll::Pending => panic!("future {} still pending after close", i),
+        }
+    }
+    assert_eq!(tracker.live(), 0);
+    let s = port.stats();
+    assert_eq!((s.inflight, s.submitted, s.completed), (0, 8, 8));
+
+    // Use after close: fails at submit, buffer returned.
+    let (res, buf) = block_on(r.read(tracker.buf(8, 99)));
+    assert_eq!(code_of(&res.unwrap_err()), ovl::sys::OVL_ECLOSED);
+    assert_eq!(buf.tag, 99);
+    assert_eq!(port.close().unwrap_err().code(), ovl::sys::OVL_ECLOSED);
+}
+
+/// Dropping the futures and then every handle to the port closes it, and
+/// the close waits for the cancelled ops: when `drop` returns, every buffer
+/// is gone. No waiting involved: this is synchronous.
+#[test]
+fn dropping_the_last_port_handle_waits_for_parked_buffers() {
+    let port = port();
+    let (r, _w) = pipe();
+    let r = File::new(&port, r).unwrap();
+    let (tracker, _rx) = Tracker::new();
+    let (waker, _) = counting_waker();
+    let mut futs: Vec<_> = (0..16).map(|i| r.read(tracker.buf(32, i))).collect();
+    for f in futs.iter_mut() {
+        assert!(poll_once(f, &waker).is_pending());
+    }
+    drop(futs);
+    drop(r);
+    drop(port);
+    assert_eq!(tracker.live(), 0);
+    assert_eq!(tracker.created(), 16);
+}
+
+/// Many reads on a regular file, half of them dropped at once after their
+/// submit: the kept ones return correct data, and every buffer is freed
+/// exactly once (the tracker panics on a double drop).
+#[test]
+fn dropping_half_of_many_in_flight_reads() {
+    let data = pattern(1 << 20, 9);
+    let tmp = TempFile::new("cancelmix", &data);
+    let port = port_depth(64);
+    let file = File::new(&port, tmp.open()).unwrap();
+    let (tracker, _rx) = Tracker::new();
+    let (waker, _) = counting_waker();
+    let mut kept = Vec::new();
+    for i in 0..64usize {
+        let mut f = file.read_at(tracker.buf(4096, i), (i * 4096) as u64);
+        // Submitted, maybe already complete: either way dropping is safe.
+        let _ = poll_once(&mut f, &waker);
+        if i % 2 == 0 {
+            drop(f);
+        } else {
+            kept.push((i, f));
+        }
+    }
+    for (i, f) in kept {
+        let (n, buf) = block_on(f);
+        assert_eq!(n.unwrap(), 4096);
+        assert_eq!(buf.tag, i);
+        assert!(buf.data == data[i * 4096..(i + 1) * 4096]);
+    }
+    drop(file);
+    finish(&port);
+    assert_eq!(tracker.live(), 0);
+    assert_eq!(tracker.created(), 64);
+    assert_eq!(port.stats().submitted, 64);
+}
+
+/// A future never polled submits nothing; dropping it just frees the buffer.
+#[test]
+fn unpolled_future_submits_nothing() {
+    let port = port();
+    let (r, _w) = pipe();
+    let r = File::new(&port, r).unwrap();
+    let (tracker, _rx) = Tracker::new();
+    let fut = r.read(tracker.buf(8, 0));
+    assert_eq!(tracker.live(), 1);
+    drop(fut);
+    assert_eq!(tracker.live(), 0);
+    assert_eq!(port.stats().submitted, 0);
+    drop(r);
+    finish(&port);
+}
+
+/// A completed read whose result was never collected (the future dropped
+/// after the completion arrived): the buffer is freed with the future.
+#[test]
+fn future_dropped_after_completion_frees_buffer_once() {
+    let port = Port::builder().manual(true).build().unwrap();
+    let (r, mut w) = pipe();
+    std::io::Write::write_all(&mut w, b"data").unwrap();
+    let r = File::new(&port, r).unwrap();
+    let (tracker, _rx) = Tracker::new();
+    let (waker, wakes) = counting_waker();
+    let mut fut = r.read(tracker.buf(4, 0));
+    assert!(poll_once(&mut fut, &waker).is_pending(), "manual mode delivers only in poll");
+    let mut n = 0;
+    while n == 0 {
+        n = port.poll(Some(WAIT)).unwrap();
+    }
+    assert_eq!(tracker.live(), 1, "the future still holds the op");
+    assert_eq!(wakes.count(), 1);
+    drop(fut);
+    assert_eq!(tracker.live(), 0);
+    assert_eq!(port.stats().cancels, 0, "nothing to cancel once completed");
+    drop(r);
+    finish(&port);
+}
