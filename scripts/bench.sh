@@ -1,0 +1,149 @@
+#!/bin/sh
+# bench.sh - run ovl's benchmarks and write docs/BENCHMARKS.md (issue 7).
+#
+#   scripts/bench.sh            # C benchmark, plus Go/Rust ones if present
+#   OVLBENCH_ARGS="--reps 7" scripts/bench.sh
+#   OVLBENCH_SKIP_BINDINGS=1 scripts/bench.sh   # C only
+#
+# Installs what is missing (Debian: liburing-dev libuv1-dev pkg-config, as
+# root), builds in build-bench/ with Release flags, runs the C benchmark
+# (a 1 GiB file in build-bench/, kept in the page cache; about 2-3 minutes),
+# then the Go and Rust binding benchmarks when their toolchains and bench
+# code exist, and writes docs/BENCHMARKS.md. The data file is build output:
+# it stays in build-bench/ and is never committed.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build="$root/build-bench"
+out="$root/docs/BENCHMARKS.md"
+args=${OVLBENCH_ARGS:-}
+
+# ---- dependencies ---------------------------------------------------------
+need_pkgs=""
+command -v pkg-config >/dev/null 2>&1 || need_pkgs="$need_pkgs pkg-config"
+if command -v pkg-config >/dev/null 2>&1; then
+    pkg-config --exists liburing || need_pkgs="$need_pkgs liburing-dev"
+    pkg-config --exists libuv || need_pkgs="$need_pkgs libuv1-dev"
+else
+    need_pkgs="$need_pkgs liburing-dev libuv1-dev"
+fi
+if [ -n "$need_pkgs" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "bench.sh: installing$need_pkgs" >&2
+        apt-get update -qq
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need_pkgs
+    else
+        echo "bench.sh: missing$need_pkgs; install them (Debian: apt-get install$need_pkgs)" >&2
+        exit 1
+    fi
+fi
+
+# ---- build ----------------------------------------------------------------
+gen=""
+command -v ninja >/dev/null 2>&1 && gen="-G Ninja"
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    # shellcheck disable=SC2086
+    cmake -S "$root" -B "$build" $gen -DCMAKE_BUILD_TYPE=Release \
+        -DOVL_BUILD_BENCH=ON -DOVL_BUILD_TESTS=OFF -DOVL_BUILD_EXAMPLES=OFF >/dev/null
+fi
+if ! cmake --build "$build" --target ovlbench >"$build/build.log" 2>&1; then
+    cat "$build/build.log" >&2
+    echo "bench.sh: build failed" >&2
+    exit 1
+fi
+
+# ---- run ------------------------------------------------------------------
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+tmp=$(mktemp)
+trap 'rm -f "$tmp" "$tmp.go" "$tmp.rs"' EXIT
+echo "bench.sh: C benchmark (progress below, about 2-3 minutes)" >&2
+# shellcheck disable=SC2086
+"$build/ovlbench" --file "$build/ovlbench.dat" $args >"$tmp"
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Optional: the bindings' own benchmarks, when present.
+go_done=0
+rs_done=0
+if [ -z "${OVLBENCH_SKIP_BINDINGS:-}" ]; then
+    if command -v go >/dev/null 2>&1 &&
+        grep -qs '^func Benchmark' bindings/go/*_test.go; then
+        echo "bench.sh: Go benchmarks" >&2
+        # The Go binding links ../../build/libovl.so (see bindings/go/cgo.go).
+        cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release \
+            -DOVL_BUILD_TESTS=OFF >/dev/null
+        cmake --build "$root/build" --target ovl >/dev/null
+        if (cd bindings/go && timeout 600 go test -run '^$' -bench . -benchmem \
+                -count 3 ./...) >"$tmp.go" 2>&1; then
+            go_done=1
+        else
+            echo "bench.sh: Go benchmarks failed (see below in the report)" >&2
+            go_done=2
+        fi
+    fi
+    rs_crate=""
+    for d in bindings/rust/*/; do
+        case "$d" in *bench*) [ -f "$d/Cargo.toml" ] && rs_crate=$(basename "$d") ;; esac
+    done
+    if [ -n "$rs_crate" ] && command -v cargo >/dev/null 2>&1; then
+        echo "bench.sh: Rust benchmarks ($rs_crate)" >&2
+        if (cd bindings/rust && timeout 600 cargo bench -p "$rs_crate") >"$tmp.rs" 2>&1; then
+            rs_done=1
+        else
+            echo "bench.sh: Rust benchmarks failed (see below in the report)" >&2
+            rs_done=2
+        fi
+    fi
+fi
+
+# ---- report ---------------------------------------------------------------
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=""
+[ -n "$(git status --porcelain -- dll include 2>/dev/null)" ] && dirty=" (with uncommitted changes in dll/ or include/)"
+{
+    echo "# ovl benchmarks"
+    echo
+    echo "Written by \`scripts/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit$dirty."
+    echo "Re-run it to refresh every figure here; the notes at the end come from \`bench/notes.md\`."
+    echo
+    echo "## Machine"
+    echo
+    echo "- $(nproc) vCPU ($cpu), $mem RAM, Linux $(uname -r)"
+    echo "- load average (1/5/15 min) before the run: $load_before; after: $load_after."
+    echo "  A load near or above the vCPU count means other work shared the machine and"
+    echo "  absolute figures are low and noisy; the ratios are measured within each"
+    echo "  repetition and move much less."
+    echo "- C benchmark: \`build-bench/ovlbench --file build-bench/ovlbench.dat${args:+ $args}\`"
+    echo "  (Release build, ovl linked as the shared library; liburing $(pkg-config --modversion liburing),"
+    echo "  libuv $(pkg-config --modversion libuv))"
+    echo
+    echo "## C: ovl against liburing, pread and libuv"
+    cat "$tmp"
+    if [ "$go_done" != 0 ]; then
+        echo
+        echo "## Go binding (\`go test -bench\` in bindings/go)"
+        echo
+        [ "$go_done" = 2 ] && echo "**The Go benchmarks failed; output below.**" && echo
+        echo '```'
+        cat "$tmp.go"
+        echo '```'
+    fi
+    if [ "$rs_done" != 0 ]; then
+        echo
+        echo "## Rust binding (\`cargo bench -p $rs_crate\`)"
+        echo
+        [ "$rs_done" = 2 ] && echo "**The Rust benchmarks failed; output below.**" && echo
+        echo '```'
+        cat "$tmp.rs"
+        echo '```'
+    fi
+    if [ -f bench/notes.md ]; then
+        echo
+        cat bench/notes.md
+    fi
+} >"$out"
+cat "$tmp"
+echo "bench.sh: wrote $out" >&2
