@@ -457,6 +457,7 @@ static int32_t submit_one(ovl_port *p, uint32_t op, ovl_fd fd, void *buf,
                           size_t len, int64_t offset, uint32_t flags,
                           void *ctx, uint64_t *out_id)
 {
+    if (out_id) *out_id = 0;
     int32_t rc = port_check(p);
     if (rc) return rc;
     ovl_request r;
