@@ -1,0 +1,348 @@
+/* Port life cycle: version, errors, config, creation and close, where
+ * callbacks run, manual mode, stats. */
+#include "common.h"
+
+#include <poll.h>
+
+Test(lifecycle, version)
+{
+    cr_assert_eq(ovl_version(), (uint32_t)OVL_VERSION_HEX);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", OVL_VERSION_MAJOR, OVL_VERSION_MINOR,
+             OVL_VERSION_PATCH);
+    cr_assert_str_eq(ovl_version_string(), want);
+}
+
+Test(lifecycle, error_names_and_messages)
+{
+    int32_t codes[] = {
+#define X(name, value, msg) value,
+        OVL_ERRORS(X)
+#undef X
+    };
+    size_t n = sizeof codes / sizeof codes[0];
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(codes[i], -(int32_t)i, "codes are dense and stable");
+        cr_assert(strlen(ovl_strerror(codes[i])) > 0);
+        cr_assert_str_neq(ovl_strerror(codes[i]), "unknown error");
+        cr_assert_eq(strncmp(ovl_error_name(codes[i]), "OVL_", 4), 0);
+        for (size_t j = 0; j < i; j++)
+            cr_assert_str_neq(ovl_strerror(codes[i]), ovl_strerror(codes[j]));
+    }
+    cr_assert_str_eq(ovl_error_name(OVL_EQUEUEFULL), "OVL_EQUEUEFULL");
+    cr_assert_str_eq(ovl_strerror(12345), "unknown error");
+    cr_assert_str_eq(ovl_error_name(-999), "OVL_E?");
+}
+
+Test(lifecycle, config_init)
+{
+    ovl_port_config c;
+    cr_assert_eq(ovl_port_config_init(NULL, sizeof c), OVL_EINVAL);
+    cr_assert_eq(ovl_port_config_init(&c, 4), OVL_EINVAL);
+    memset(&c, 0x5a, sizeof c);
+    cr_assert_eq(ovl_port_config_init(&c, sizeof c), OVL_OK);
+    cr_assert_eq(c.size, sizeof c);
+    cr_assert_eq(c.queue_depth, OVL_DEFAULT_QUEUE_DEPTH);
+    cr_assert_eq(c.backend, OVL_BACKEND_AUTO);
+    cr_assert_eq(c.flags, 0u);
+    cr_assert_null(c.callback);
+    cr_assert_null(c.userdata);
+}
+
+Test(lifecycle, create_rejects_bad_config)
+{
+    ovl_port *p = (ovl_port *)0x1;
+    ovl_port_config c;
+    cr_assert_eq(ovl_create_port(NULL, NULL), OVL_EINVAL);
+    ovl_port_config_init(&c, sizeof c);
+    c.queue_depth = 0;
+    cr_assert_eq(ovl_create_port(&c, &p), OVL_EINVAL);
+    cr_assert_null(p, "out is cleared on failure");
+    c.queue_depth = OVL_MAX_QUEUE_DEPTH + 1;
+    cr_assert_eq(ovl_create_port(&c, &p), OVL_EINVAL);
+    ovl_port_config_init(&c, sizeof c);
+    c.backend = 99;
+    cr_assert_eq(ovl_create_port(&c, &p), OVL_EINVAL);
+    ovl_port_config_init(&c, sizeof c);
+    c.flags = 0x80;
+    cr_assert_eq(ovl_create_port(&c, &p), OVL_EINVAL);
+    ovl_port_config_init(&c, sizeof c);
+    c.size = 8;
+    cr_assert_eq(ovl_create_port(&c, &p), OVL_EINVAL);
+}
+
+Test(lifecycle, explicit_missing_backend_is_an_error)
+{
+    /* This is a Linux build: IOCP does not exist, and asking for it must
+     * not silently give something else. */
+    ovl_port_config c;
+    ovl_port *p = NULL;
+    ovl_port_config_init(&c, sizeof c);
+    c.backend = OVL_BACKEND_IOCP;
+    cr_assert_eq(ovl_create_port(&c, &p), OVL_EUNAVAIL);
+    cr_assert_null(p);
+}
+
+Test(lifecycle, create_close_and_names)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 8, 0);
+    const char *name = ovl_backend_name(p);
+    const char *want = test_backend();
+    if (strcmp(want, "auto") != 0) cr_assert_str_eq(name, want);
+    else cr_assert(!strcmp(name, "uring") || !strcmp(name, "threads"));
+    uint32_t b = 99;
+    cr_assert_not_null(ovl_backend_reason(&b));
+    cr_assert(b == OVL_BACKEND_URING || b == OVL_BACKEND_THREADS);
+    cr_assert_str_eq(ovl_backend_name(NULL), "invalid");
+    close_clean(p, &r);
+}
+
+Test(lifecycle, use_after_close_and_double_close)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 8, 0);
+    close_clean(p, &r);
+    char buf[8];
+    uint64_t id = 77;
+    cr_assert_eq(ovl_close_port(p), OVL_ECLOSED);
+    cr_assert_eq(ovl_submit_read(p, 0, buf, sizeof buf, 0, NULL, &id), OVL_ECLOSED);
+    cr_assert_eq(id, 0u, "no id for a refused submit");
+    cr_assert_eq(ovl_submit_write(p, 1, buf, 1, 0, NULL, NULL), OVL_ECLOSED);
+    cr_assert_eq(ovl_submit_fsync(p, 1, 0, NULL, NULL), OVL_ECLOSED);
+    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_ECLOSED);
+    cr_assert_eq(ovl_cancel(p, 0x100000001ull), OVL_ECLOSED);
+    cr_assert_eq(ovl_set_callback(p, rec_cb, &r), OVL_ECLOSED);
+    cr_assert_eq(ovl_associate(p, 0), OVL_ECLOSED);
+    cr_assert_eq(ovl_poll(p, 0), OVL_EMODE);
+    ovl_request req = {OVL_OP_READ, 0, 0, buf, 1, 0, NULL, 5};
+    size_t done = 9;
+    cr_assert_eq(ovl_submit(p, &req, 1, &done), OVL_ECLOSED);
+    cr_assert_eq(done, 0u);
+    cr_assert_eq(req.id, 0u);
+    ovl_stats s = {.size = sizeof s};
+    cr_assert_eq(ovl_port_stats(p, &s), OVL_OK, "stats of a closed port still work");
+}
+
+/* ---- where callbacks run ------------------------------------------------- */
+
+typedef struct poster_arg {
+    ovl_port *p;
+    int n;
+    atomic_int accepted;
+} poster_arg;
+
+static void *poster(void *arg)
+{
+    poster_arg *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        int32_t rc;
+        while ((rc = ovl_post(a->p, i, (void *)(uintptr_t)(i + 1), NULL)) == OVL_EQUEUEFULL)
+            sched_yield();
+        if (rc == OVL_OK) atomic_fetch_add(&a->accepted, 1);
+    }
+    return NULL;
+}
+
+Test(lifecycle, callbacks_run_on_the_port_thread_serialized)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 64, 0);
+    enum { THREADS = 4, EACH = 500 };
+    pthread_t th[THREADS];
+    poster_arg a = {p, EACH, 0};
+    for (int t = 0; t < THREADS; t++) pthread_create(&th[t], NULL, poster, &a);
+    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    cr_assert_eq(atomic_load(&a.accepted), THREADS * EACH);
+    rec_wait(&r, THREADS * EACH);
+    cr_assert(r.cb_thread_set);
+    cr_assert_eq(r.cb_thread_changes, 0, "every callback on one thread");
+    cr_assert_not(pthread_equal(r.cb_thread, pthread_self()),
+                  "callbacks run on the port's thread, not the submitter's");
+    for (int t = 0; t < THREADS; t++) cr_assert_not(pthread_equal(r.cb_thread, th[t]));
+    cr_assert_leq(r.batches, (size_t)(THREADS * EACH));
+    for (size_t i = 0; i < r.n; i++) {
+        cr_assert_eq(r.items[i].op, OVL_OP_POST);
+        cr_assert_eq((uintptr_t)r.items[i].ctx, (uintptr_t)r.items[i].result + 1,
+                     "post value and ctx round trip");
+        cr_assert_eq(r.items[i].os_error, 0);
+    }
+    close_clean(p, &r);
+}
+
+/* A callback that submits more: a chain of posts, each made from the
+ * previous one's callback, until 100. */
+static void chain_hook(rec *r, const ovl_completion *c)
+{
+    if (c->op == OVL_OP_POST && c->result < 100)
+        cr_assert_eq(ovl_post(r->port, c->result + 1, NULL, NULL), OVL_OK);
+}
+
+Test(lifecycle, callback_submits_more)
+{
+    rec r;
+    rec_init(&r);
+    r.hook = chain_hook;
+    ovl_port *p = open_port(&r, 4, 0);
+    cr_assert_eq(ovl_post(p, 0, NULL, NULL), OVL_OK);
+    rec_wait(&r, 101);
+    for (size_t i = 0; i < 101; i++) cr_assert_eq(r.items[i].result, (int64_t)i);
+    close_clean(p, &r);
+}
+
+static atomic_int close_rc = 1;
+static void close_hook(rec *r, const ovl_completion *c)
+{
+    if (c->result == 1) {
+        atomic_store(&close_rc, ovl_close_port(r->port));
+        /* the port still works from here */
+        cr_assert_eq(ovl_post(r->port, 2, NULL, NULL), OVL_OK);
+    }
+}
+
+Test(lifecycle, close_from_own_callback_is_edeadlk)
+{
+    rec r;
+    rec_init(&r);
+    r.hook = close_hook;
+    ovl_port *p = open_port(&r, 4, 0);
+    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_OK);
+    rec_wait(&r, 2);
+    cr_assert_eq(atomic_load(&close_rc), OVL_EDEADLK);
+    close_clean(p, &r);
+}
+
+Test(lifecycle, set_callback_replaces)
+{
+    rec r1, r2;
+    rec_init(&r1);
+    rec_init(&r2);
+    ovl_port *p = open_port(&r1, 4, 0);
+    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_OK);
+    rec_wait(&r1, 1);
+    cr_assert_eq(ovl_set_callback(p, rec_cb, &r2), OVL_OK);
+    cr_assert_eq(ovl_post(p, 2, NULL, NULL), OVL_OK);
+    rec_wait(&r2, 1);
+    cr_assert_eq(rec_count(&r1), 1u);
+    cr_assert_eq(r2.items[0].result, 2);
+    cr_assert_eq(ovl_set_callback(NULL, rec_cb, &r2), OVL_EINVAL);
+    cr_assert_eq(ovl_close_port(p), OVL_OK);
+    rec_free(&r1);
+    rec_free(&r2);
+}
+
+/* ---- manual mode ---------------------------------------------------------- */
+
+Test(lifecycle, poll_needs_manual_mode)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 4, 0);
+    cr_assert_eq(ovl_poll(p, 0), OVL_EMODE);
+    ovl_fd fd;
+    cr_assert_eq(ovl_port_event(p, &fd), OVL_EMODE);
+    cr_assert_eq(ovl_poll(NULL, 0), OVL_EINVAL);
+    close_clean(p, &r);
+}
+
+Test(lifecycle, manual_mode_delivers_on_caller_thread)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 8, OVL_PORT_MANUAL);
+    cr_assert_eq(ovl_poll(p, 0), 0, "nothing to deliver yet");
+    cr_assert_eq(ovl_poll(p, 20), 0, "times out with nothing");
+    for (int i = 0; i < 3; i++) cr_assert_eq(ovl_post(p, i, NULL, NULL), OVL_OK);
+    int got = 0;
+    while (got < 3) {
+        int32_t n = ovl_poll(p, WAIT_LIMIT_MS);
+        cr_assert_gt(n, 0);
+        got += n;
+    }
+    cr_assert_eq(got, 3);
+    cr_assert_eq(rec_count(&r), 3u);
+    cr_assert(pthread_equal(r.cb_thread, pthread_self()), "delivered on the caller");
+    close_clean(p, &r);
+}
+
+Test(lifecycle, manual_mode_event_fd)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 8, OVL_PORT_MANUAL);
+    ovl_fd efd;
+    cr_assert_eq(ovl_port_event(p, NULL), OVL_EINVAL);
+    cr_assert_eq(ovl_port_event(p, &efd), OVL_OK);
+    struct pollfd pf = {(int)efd, POLLIN, 0};
+    cr_assert_eq(ovl_post(p, 5, NULL, NULL), OVL_OK);
+    cr_assert_eq(poll(&pf, 1, WAIT_LIMIT_MS), 1, "readable once a completion is ready");
+    cr_assert_eq(ovl_poll(p, 0), 1);
+    cr_assert_eq(r.items[0].result, 5);
+    pf.revents = 0;
+    cr_assert_eq(poll(&pf, 1, 0), 0, "reset by ovl_poll");
+    close_clean(p, &r);
+}
+
+static atomic_int poll_rc = 1;
+static void poll_hook(rec *r, const ovl_completion *c)
+{
+    (void)c;
+    atomic_store(&poll_rc, ovl_poll(r->port, 0));
+}
+
+Test(lifecycle, poll_from_callback_is_edeadlk)
+{
+    rec r;
+    rec_init(&r);
+    r.hook = poll_hook;
+    ovl_port *p = open_port(&r, 8, OVL_PORT_MANUAL);
+    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_OK);
+    cr_assert_eq(ovl_poll(p, WAIT_LIMIT_MS), 1);
+    cr_assert_eq(atomic_load(&poll_rc), OVL_EDEADLK);
+    close_clean(p, &r);
+}
+
+Test(lifecycle, manual_close_delivers_remaining)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 8, OVL_PORT_MANUAL);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    char buf[4];
+    uint64_t id;
+    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
+    cr_assert_eq(ovl_post(p, 3, NULL, NULL), OVL_OK);
+    /* close delivers both on this thread: the post, and the read cancelled */
+    close_check(p, &r);
+    cr_assert(pthread_equal(r.cb_thread, pthread_self()));
+    ovl_completion c = rec_one(&r, id);
+    cr_assert_eq(c.result, OVL_ECANCELED);
+    rec_free(&r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+Test(lifecycle, stats_count)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 8, 0);
+    ovl_stats s = {.size = 4};
+    cr_assert_eq(ovl_port_stats(p, &s), OVL_EINVAL);
+    cr_assert_eq(ovl_port_stats(NULL, &s), OVL_EINVAL);
+    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_OK);
+    cr_assert_eq(ovl_post(p, 2, NULL, NULL), OVL_OK);
+    rec_wait(&r, 2);
+    s.size = sizeof s;
+    /* the counters are updated before the callback runs */
+    cr_assert_eq(ovl_port_stats(p, &s), OVL_OK);
+    cr_assert_eq(s.submitted, 2u);
+    cr_assert_eq(s.completed, 2u);
+    cr_assert_geq(s.batches, 1u);
+    cr_assert_eq(s.inflight, 0u);
+    close_clean(p, &r);
+}
