@@ -353,6 +353,13 @@ static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
     return n;
 }
 
+/* CQEs the kernel has posted that we have not reaped. Completion side. */
+static unsigned cq_ready(const ring *r)
+{
+    /* acquire: pairs with the kernel's release of the CQ tail. */
+    return __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE) - *r->cq_head;
+}
+
 static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap)
 {
     uring *u = p->be;
@@ -365,27 +372,31 @@ static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
         (void)!ovl__sys.read(u->efd, &v, sizeof v);
     }
     for (;;) {
-        bool internal = false;
-        size_t n = reap(u, out, cap, &internal);
         unsigned pend = sq_pending(r);
         bool overflow = __atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) &
                         IORING_SQ_CQ_OVERFLOW;
-        if (n || internal || overflow) {
-            /* Submit what the previous batch's callbacks queued, and let the
-             * kernel move any overflowed CQEs into the ring (GETEVENTS). */
-            if (pend || overflow)
-                ring_enter(p, r, pend, 0, overflow ? IORING_ENTER_GETEVENTS : 0,
-                           NULL, 0);
-            if (n || internal) return n;
-            continue;
+        if (pend || overflow) {
+            /* Submit what the previous batch's callbacks queued BEFORE
+             * reaping. Reads that hit the page cache (and NOPs) complete
+             * inside this very call, so their CQEs join the batch reaped
+             * below. Reaping first and submitting after would split the ops
+             * in flight into two cohorts that alternate for ever, each
+             * costing its own io_uring_enter (measured: 2 enters per 64
+             * posts instead of 1, and 10-20% of the NOP rate). When the CQ
+             * is empty and we may sleep, the same call waits for the first
+             * completion; GETEVENTS also moves overflowed CQEs back into
+             * the ring. */
+            unsigned minc = (timeout_ms < 0 && cq_ready(r) == 0) ? 1u : 0u;
+            unsigned flags = (minc || overflow) ? IORING_ENTER_GETEVENTS : 0u;
+            ring_enter(p, r, pend, minc, flags, NULL, 0);
         }
-        if (timeout_ms == 0) {
-            if (pend) ring_enter(p, r, pend, 0, 0, NULL, 0);
-            internal = false;
-            return reap(u, out, cap, &internal);
-        }
-        /* One system call submits the deferred SQEs and sleeps until at
-         * least one completion is there. */
+        bool internal = false;
+        size_t n = reap(u, out, cap, &internal);
+        if (n || internal) return n;
+        if (timeout_ms == 0) return 0;
+        pend = sq_pending(r); /* normally 0 now; a failed submit retries */
+        /* One system call submits anything left and sleeps until at least
+         * one completion is there. */
         long rc;
         if (timeout_ms > 0) {
             struct __kernel_timespec ts;
