@@ -3,7 +3,7 @@
 // without LD_LIBRARY_PATH.
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_OVL_LIB_DIR");
-    let windows = std::env::var("CARGO_CFG_TARGET_OS").map_or(false, |os| os == "windows");
+    let windows = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("windows");
     if let Ok(dir) = std::env::var("DEP_OVL_LIB_DIR") {
         if !windows {
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir);
