@@ -192,9 +192,8 @@ static void *completion_thread(void *arg)
         if (p->spin_usec) {
             /* Opt-in: poll without sleeping for a while first; saves the
              * wake-up latency when completions arrive in a steady stream. */
-            uint64_t end = ovl__now_ms() * 1000u + p->spin_usec;
-            while ((n = deliver_once(p, 0)) == 0 &&
-                   ovl__now_ms() * 1000u < end)
+            uint64_t end = ovl__now_us() + p->spin_usec;
+            while ((n = deliver_once(p, 0)) == 0 && ovl__now_us() < end)
                 ovl__cpu_relax();
         }
         /* The wait also flushes submits made by the previous batch's

@@ -69,6 +69,14 @@ static inline void ovl__thread_join(ovl__thread t)
     CloseHandle(t);
 }
 static inline uint64_t ovl__now_ms(void) { return GetTickCount64(); }
+static inline uint64_t ovl__now_us(void)
+{
+    LARGE_INTEGER f, c;
+    QueryPerformanceFrequency(&f);
+    QueryPerformanceCounter(&c);
+    return (uint64_t)(c.QuadPart / f.QuadPart) * 1000000u +
+           (uint64_t)(c.QuadPart % f.QuadPart) * 1000000u / (uint64_t)f.QuadPart;
+}
 static inline void ovl__yield(void) { SwitchToThread(); }
 static inline void ovl__cpu_relax(void) { YieldProcessor(); }
 

@@ -191,7 +191,8 @@ typedef struct ovl_port_config {
                              variable OVL_BACKEND=uring|threads|iocp|auto
                              overrides AUTO (only AUTO). */
     uint32_t flags;       /* OVL_PORT_* */
-    uint32_t threads;     /* worker threads of the threads backend; 0 = 4 */
+    uint32_t threads;     /* worker threads of the threads backend;
+                             0 = 4, at most 1024 */
     uint32_t spin_usec;   /* opt-in: spin this long for completions before
                              sleeping (completion thread); 0 = never spin */
     ovl_callback callback;/* may be NULL and set later with ovl_set_callback */

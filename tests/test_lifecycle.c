@@ -346,3 +346,20 @@ Test(lifecycle, stats_count)
     cr_assert_eq(s.inflight, 0u);
     close_clean(p, &r);
 }
+
+Test(lifecycle, spinning_port_delivers_and_closes)
+{
+    /* spin_usec is opt-in; it changes how the thread waits, not what it
+     * delivers. */
+    rec r;
+    rec_init(&r);
+    r.hook = chain_hook;
+    ovl_port_config cfg;
+    ovl_port_config_init(&cfg, sizeof cfg);
+    cfg.queue_depth = 4;
+    cfg.spin_usec = 200;
+    ovl_port *p = open_port_cfg(&r, &cfg);
+    cr_assert_eq(ovl_post(p, 0, NULL, NULL), OVL_OK);
+    rec_wait(&r, 101);
+    close_clean(p, &r);
+}
