@@ -52,11 +52,19 @@ fn pkg_config_dirs() -> Option<Vec<PathBuf>> {
     Some(dirs)
 }
 
+/// The host's pkg-config describes host libraries: use it for a cross build
+/// only when asked (PKG_CONFIG_ALLOW_CROSS=1, the pkg-config crate's rule).
+fn cross_ok() -> bool {
+    env::var("TARGET").ok() == env::var("HOST").ok()
+        || env::var("PKG_CONFIG_ALLOW_CROSS").as_deref() == Ok("1")
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=OVL_LIB_DIR");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_ALLOW_CROSS");
 
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -71,7 +79,7 @@ fn main() {
     } else if has_lib(&in_tree, &target_os) {
         dirs.push(in_tree.canonicalize().unwrap_or(in_tree.clone()));
         how = "in-tree build";
-    } else if let Some(d) = pkg_config_dirs() {
+    } else if let Some(d) = cross_ok().then(pkg_config_dirs).flatten() {
         dirs = d;
         how = "pkg-config";
     } else {

@@ -2,6 +2,9 @@
 //! owned-buffer async I/O.
 use std::any::Any;
 use std::fmt;
+use std::fs::OpenOptions;
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 use ovl_sys as sys;
@@ -24,8 +27,7 @@ use crate::{Error, IoBuf, IoBufMut, Port};
 /// ```
 /// # let path = std::env::temp_dir().join(format!("ovl-doc-file-{}", std::process::id()));
 /// let port = ovl::Port::new()?;
-/// let f = std::fs::OpenOptions::new().read(true).write(true).create(true).open(&path)?;
-/// let file = ovl::File::new(&port, f)?;
+/// let file = ovl::File::create(&port, &path)?;
 /// ovl::block_on(async {
 ///     let (n, _) = file.write_at(b"hello, world".to_vec(), 0).await;
 ///     assert_eq!(n?, 12);
@@ -92,6 +94,50 @@ impl File {
         File::with_keep(port, fd, Some(Arc::new(io)))
     }
 
+    /// Open an existing file for reading, bound to `port`.
+    ///
+    /// ```
+    /// let port = ovl::Port::new()?;
+    /// let file = ovl::File::open(&port, "Cargo.toml")?;
+    /// let (n, buf) = ovl::block_on(file.read_at(vec![0u8; 9], 0));
+    /// assert_eq!(&buf[..n?], b"[package]");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn open<P: AsRef<Path>>(port: &Port, path: P) -> io::Result<File> {
+        File::open_with(port, OpenOptions::new().read(true), path)
+    }
+
+    /// Create (or truncate) a file for reading and writing, bound to `port`.
+    pub fn create<P: AsRef<Path>>(port: &Port, path: P) -> io::Result<File> {
+        File::open_with(port, OpenOptions::new().read(true).write(true).create(true).truncate(true), path)
+    }
+
+    /// Open `path` with `options`, bound to `port`. On Windows this sets
+    /// `FILE_FLAG_OVERLAPPED` through `custom_flags` (replacing custom flags
+    /// set before), which IOCP requires; elsewhere the options are used as
+    /// they are.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("ovl-doc-open-with-{}", std::process::id()));
+    /// use std::fs::OpenOptions;
+    /// let port = ovl::Port::new()?;
+    /// let file = ovl::File::open_with(&port, OpenOptions::new().write(true).create(true), &path)?;
+    /// let (n, _) = ovl::block_on(file.write_at("abc", 0));
+    /// assert_eq!(n?, 3);
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn open_with<P: AsRef<Path>>(port: &Port, options: &mut OpenOptions, path: P) -> io::Result<File> {
+        #[cfg(windows)]
+        {
+            use std::os::windows::fs::OpenOptionsExt;
+            const FILE_FLAG_OVERLAPPED: u32 = 0x4000_0000;
+            options.custom_flags(FILE_FLAG_OVERLAPPED);
+        }
+        let f = options.open(path)?;
+        Ok(File::new(port, f)?)
+    }
+
     /// Use a raw handle that this `File` does not own.
     ///
     /// # Safety
@@ -104,6 +150,7 @@ impl File {
     /// can make a write land in whatever file reuses the number.
     ///
     /// ```
+    /// # #[cfg(unix)] {
     /// use std::os::unix::io::AsRawFd;
     /// let port = ovl::Port::new()?;
     /// let f = std::fs::File::open("/dev/zero")?;
@@ -112,6 +159,7 @@ impl File {
     /// let (n, buf) = ovl::block_on(file.read(vec![1u8; 8]));
     /// assert_eq!((n?, buf), (8, vec![0u8; 8]));
     /// port.close()?;
+    /// # }
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub unsafe fn from_raw(port: &Port, fd: sys::ovl_fd) -> Result<File, Error> {
@@ -138,7 +186,7 @@ impl File {
     ///
     /// ```
     /// let port = ovl::Port::new()?;
-    /// let file = ovl::File::new(&port, std::fs::File::open("/dev/null")?)?;
+    /// let file = ovl::File::open(&port, "Cargo.toml")?;
     /// assert!(file.get_ref::<std::fs::File>().is_some());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -183,6 +231,7 @@ impl File {
     /// to the buffer's length. 0 means end of stream (writer closed).
     ///
     /// ```
+    /// # #[cfg(unix)] {
     /// use std::io::Write;
     /// use std::os::unix::net::UnixStream;
     /// let port = ovl::Port::new()?;
@@ -191,6 +240,7 @@ impl File {
     /// let b = ovl::File::new(&port, b)?;
     /// let (n, buf) = ovl::block_on(b.read(vec![0u8; 16]));
     /// assert_eq!(&buf[..n?], b"ping");
+    /// # }
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read<B: IoBufMut>(&self, buf: B) -> OpFuture<B> {

@@ -18,7 +18,7 @@
 //! # let path = std::env::temp_dir().join(format!("ovl-doc-lib-{}", std::process::id()));
 //! # std::fs::write(&path, vec![7u8; 8192]).unwrap();
 //! let port = ovl::Port::new()?;
-//! let file = ovl::File::new(&port, std::fs::File::open(&path)?)?;
+//! let file = ovl::File::open(&port, &path)?;
 //! // Two reads in flight at once, driven by the minimal executor.
 //! let (a, b) = ovl::block_on(async {
 //!     let a = file.read_at(vec![0u8; 4096], 0);

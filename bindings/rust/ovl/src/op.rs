@@ -110,7 +110,7 @@ enum State<B> {
 /// # let path = std::env::temp_dir().join(format!("ovl-doc-op-{}", std::process::id()));
 /// # std::fs::write(&path, b"0123456789").unwrap();
 /// let port = ovl::Port::new()?;
-/// let file = ovl::File::new(&port, std::fs::File::open(&path)?)?;
+/// let file = ovl::File::open(&port, &path)?;
 /// let (res, buf) = ovl::block_on(file.read_at(vec![0u8; 4], 3));
 /// assert_eq!(res?, 4);
 /// assert_eq!(&buf, b"3456");
@@ -306,7 +306,7 @@ impl<B: Send + 'static> fmt::Debug for OpFuture<B> {
 /// ```
 /// # let path = std::env::temp_dir().join(format!("ovl-doc-sync-{}", std::process::id()));
 /// let port = ovl::Port::new()?;
-/// let file = ovl::File::new(&port, std::fs::File::create(&path)?)?;
+/// let file = ovl::File::create(&port, &path)?;
 /// let (res, _) = ovl::block_on(file.write_at(b"hello".to_vec(), 0));
 /// assert_eq!(res?, 5);
 /// ovl::block_on(file.sync())?;

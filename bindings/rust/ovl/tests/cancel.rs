@@ -128,7 +128,7 @@ fn dropping_half_of_many_in_flight_reads() {
     let data = pattern(1 << 20, 9);
     let tmp = TempFile::new("cancelmix", &data);
     let port = port_depth(64);
-    let file = File::new(&port, tmp.open()).unwrap();
+    let file = tmp.open(&port);
     let (tracker, _rx) = Tracker::new();
     let (waker, _) = counting_waker();
     let mut kept = Vec::new();

@@ -64,7 +64,7 @@ fn a_closed_descriptor_is_reported_in_the_completion() {
 fn writing_a_read_only_file_fails_with_ebadf() {
     let tmp = TempFile::new("ro", b"read only");
     let port = port();
-    let file = File::new(&port, tmp.open()).unwrap();
+    let file = tmp.open(&port);
     let (res, _) = block_on(file.write_at(b"nope".to_vec(), 0));
     assert_eq!(code_of(&res.unwrap_err()), OVL_EBADF);
     assert_eq!(std::fs::read(&tmp.path).unwrap(), b"read only");
@@ -87,7 +87,7 @@ fn reading_a_directory_is_eisdir() {
 fn an_offset_beyond_i64_is_invalid_and_returns_the_buffer() {
     let tmp = TempFile::new("off", b"x");
     let port = port();
-    let file = File::new(&port, tmp.open()).unwrap();
+    let file = tmp.open(&port);
     let (res, buf) = block_on(file.read_at(vec![5u8; 3], u64::MAX));
     let e = res.unwrap_err();
     assert_eq!(code_of(&e), OVL_EINVAL);

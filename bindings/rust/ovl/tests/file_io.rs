@@ -22,7 +22,7 @@ fn read_at_returns_known_contents_into_every_buffer_type() {
     let data = pattern(64 * 1024, 1);
     let tmp = TempFile::new("known", &data);
     let port = port();
-    let file = File::new(&port, tmp.open()).unwrap();
+    let file = tmp.open(&port);
     block_on(async {
         let (n, v) = file.read_at(vec![0u8; 4096], 8192).await;
         assert_eq!(n.unwrap(), 4096);
@@ -76,7 +76,7 @@ fn concurrent_reads_from_many_tasks() {
     let data = Arc::new(pattern(1 << 20, 2));
     let tmp = TempFile::new("many", &data);
     let port = port_depth(8);
-    let file = File::new(&port, tmp.open()).unwrap();
+    let file = tmp.open(&port);
     assert_eq!(many_readers(&port, &file, &data, 64, 100), 64 * 16);
     drop(file);
     finish(&port);
@@ -88,7 +88,7 @@ fn concurrent_reads_from_many_threads_share_one_port() {
     let data = Arc::new(pattern(1 << 20, 3));
     let tmp = TempFile::new("threads", &data);
     let port = port_depth(4);
-    let file = File::new(&port, tmp.open()).unwrap();
+    let file = tmp.open(&port);
     let handles: Vec<_> = (0..4)
         .map(|i| {
             let (port, file, data) = (port.clone(), file.clone(), data.clone());
@@ -107,7 +107,7 @@ fn queue_depth_one_still_completes_everything() {
     let data = pattern(256 * 1024, 4);
     let tmp = TempFile::new("depth1", &data);
     let port = port_depth(1);
-    let file = File::new(&port, tmp.open()).unwrap();
+    let file = tmp.open(&port);
     let futs: Vec<_> = (0..32u64).map(|i| file.read_at(vec![0u8; 512], i * 4096)).collect();
     for (i, (n, buf)) in block_on(join_all(futs)).into_iter().enumerate() {
         assert_eq!(n.unwrap(), 512);
@@ -121,7 +121,7 @@ fn queue_depth_one_still_completes_everything() {
 fn write_at_then_read_back_and_sync() {
     let tmp = TempFile::new("write", b"");
     let port = port();
-    let file = File::new(&port, tmp.open_rw()).unwrap();
+    let file = tmp.open_rw(&port);
     let data = pattern(20_000, 5);
     block_on(async {
         let (n, back) = file.write_at(data.clone(), 0).await;
@@ -149,8 +149,8 @@ fn end_of_file_and_short_reads() {
     let tmp = TempFile::new("eof", &data);
     let empty = TempFile::new("empty", b"");
     let port = port();
-    let file = File::new(&port, tmp.open()).unwrap();
-    let efile = File::new(&port, empty.open()).unwrap();
+    let file = tmp.open(&port);
+    let efile = empty.open(&port);
     block_on(async {
         // Straddling the end: a short read of what is there.
         let (n, buf) = file.read_at(vec![0u8; 4096], 8000).await;
@@ -173,7 +173,7 @@ fn futures_are_send_and_static() {
     fn assert_send_static<T: Send + 'static>(_: &T) {}
     let tmp = TempFile::new("send", b"abc");
     let port = port();
-    let file = File::new(&port, tmp.open()).unwrap();
+    let file = tmp.open(&port);
     let fut = file.read_at(vec![0u8; 3], 0);
     assert_send_static(&fut);
     // Submitted on one thread's executor, finished after being moved.

@@ -63,12 +63,14 @@ impl TempFile {
         TempFile { path }
     }
 
-    pub fn open(&self) -> std::fs::File {
-        std::fs::File::open(&self.path).unwrap()
+    /// Opened read-only through ovl (FILE_FLAG_OVERLAPPED on Windows).
+    pub fn open(&self, port: &Port) -> ovl::File {
+        ovl::File::open(port, &self.path).unwrap()
     }
 
-    pub fn open_rw(&self) -> std::fs::File {
-        std::fs::OpenOptions::new().read(true).write(true).open(&self.path).unwrap()
+    /// Opened read-write through ovl.
+    pub fn open_rw(&self, port: &Port) -> ovl::File {
+        ovl::File::open_with(port, std::fs::OpenOptions::new().read(true).write(true), &self.path).unwrap()
     }
 }
 
