@@ -1,7 +1,7 @@
 /* threads.c - the portable POSIX fallback backend: a bounded worker pool
  * doing pread/pwrite/fsync (and stream read/write once ready), and one
- * readiness thread that parks stream ops (pipes, sockets) in poll() so an
- * idle pipe never holds a worker hostage. Used when io_uring is missing or
+ * readiness thread that parks stream ops (pipes, sockets) in epoll (Linux)
+ * or poll() (elsewhere) so an idle pipe never holds a worker hostage. Used when io_uring is missing or
  * blocked. Every queue here is protected by the port lock.
  *
  * Op states (op->bstate):
@@ -25,6 +25,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+/* OVL_THREADS_POLL forces the portable poll() variant (to test it here). */
+#if defined(__linux__) && !defined(OVL_THREADS_POLL)
+#include <sys/epoll.h>
+#define USE_EPOLL 1
+#endif
 
 enum { B_QUEUED = 1, B_WAITING, B_RUNNING, B_DONE };
 
@@ -48,9 +53,15 @@ typedef struct tb {
     bool poller_started;
     int pwake[2];        /* wakes the readiness thread */
     int efd[2];          /* manual mode: pollable handle */
+#ifdef USE_EPOLL
+    int epfd;
+    struct fdent *fds;   /* per fd: parked reads/writes, registered mask */
+    size_t nfds;
+#else
     struct pollfd *pfds; /* readiness thread's scratch, depth + 1 */
     ovl__op **pops;
     uint64_t *ptok;
+#endif
 } tb;
 
 /* ---- intrusive lists (op->next / op->prev) ------------------------------- */
@@ -189,6 +200,9 @@ static void block_sigpipe(void)
     pthread_sigmask(SIG_BLOCK, &s, NULL);
 }
 
+static int park(tb *t, ovl__op *op);
+static void unpark(tb *t, ovl__op *op);
+
 static void *worker_main(void *arg)
 {
     ovl_port *p = arg;
@@ -209,10 +223,8 @@ static void *worker_main(void *arg)
             if (op->cancel_req) {
                 complete_errno(p, t, op, ECANCELED);
             } else {
-                op->bstate = B_WAITING;
-                list_push(&t->waiting, op);
-                t->nwaiting++;
-                signal_fd(t->pwake);
+                int e = park(t, op);
+                if (e) complete_errno(p, t, op, e);
             }
         } else if (r < 0) {
             complete_errno(p, t, op, (int)-r);
@@ -224,10 +236,171 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* The readiness thread: poll() on every parked stream op plus its wake fd;
- * a ready op goes back to the work queue. poll() rather than epoll so the
- * same code builds on macOS and the BSDs; the set is rebuilt per wake-up,
- * which is O(parked ops) and fine for a fallback bounded by queue_depth. */
+/* ---- readiness ------------------------------------------------------------
+ * park() puts a stream op that is not ready into the readiness set, unpark()
+ * takes it out (cancel, or ready). Port lock held for both. Ops stay on the
+ * `waiting` list either way; the readiness thread moves ready ones back to
+ * the work queue, where a worker retries them. Several ops parked on one fd
+ * and direction are all retried when it becomes ready; those that find
+ * nothing park again (keep one op per stream direction for strict order). */
+
+static void make_ready(tb *t, ovl__op *op)
+{
+    unpark(t, op);
+    op->bstate = B_QUEUED;
+    list_push(&t->work, op);
+}
+
+#ifdef USE_EPOLL
+/* Linux: one epoll registration per fd, level-triggered, its mask the union
+ * of the directions that have parked ops. */
+typedef struct fdent {
+    uint32_t nread, nwrite; /* parked ops per direction */
+    uint32_t mask;          /* what epoll has registered (0 = nothing) */
+} fdent;
+
+static int fd_sync(tb *t, int fd)
+{
+    fdent *e = &t->fds[fd];
+    uint32_t want = (e->nread ? EPOLLIN : 0u) | (e->nwrite ? EPOLLOUT : 0u);
+    if (want == e->mask) return 0;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = want;
+    ev.data.fd = fd;
+    int r;
+    if (!want) r = epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, &ev);
+    else if (!e->mask) r = epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
+    else r = epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev);
+    /* The fd may have been closed and reopened under us (epoll forgets a
+     * closed file): register afresh. */
+    if (r < 0 && errno == ENOENT && want) r = epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (r < 0 && errno == EEXIST && want) r = epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev);
+    if (r < 0 && !want) r = 0; /* already gone */
+    if (r < 0) return errno;
+    e->mask = want;
+    return 0;
+}
+
+static int park(tb *t, ovl__op *op)
+{
+    int fd = (int)op->fd;
+    if ((size_t)fd >= t->nfds) {
+        /* Grow the fd table (rare: the first time a higher fd parks). */
+        size_t n = t->nfds ? t->nfds : 64;
+        while (n <= (size_t)fd) n *= 2;
+        fdent *f = realloc(t->fds, n * sizeof *f);
+        if (!f) return ENOMEM;
+        memset(f + t->nfds, 0, (n - t->nfds) * sizeof *f);
+        t->fds = f;
+        t->nfds = n;
+    }
+    fdent *e = &t->fds[fd];
+    if (op->kind == OVL_OP_READ) e->nread++;
+    else e->nwrite++;
+    int err = fd_sync(t, fd);
+    if (err) {
+        if (op->kind == OVL_OP_READ) e->nread--;
+        else e->nwrite--;
+        fd_sync(t, fd);
+        /* EPERM: not pollable (a regular file): it is always ready. */
+        if (err != EPERM) return err;
+        op->bstate = B_QUEUED;
+        list_push(&t->work, op);
+        ovl__cond_signal(&t->work_cond);
+        return 0;
+    }
+    op->bstate = B_WAITING;
+    list_push(&t->waiting, op);
+    t->nwaiting++;
+    return 0;
+}
+
+static void unpark(tb *t, ovl__op *op)
+{
+    int fd = (int)op->fd;
+    list_remove(&t->waiting, op);
+    t->nwaiting--;
+    fdent *e = &t->fds[fd];
+    if (op->kind == OVL_OP_READ) e->nread--;
+    else e->nwrite--;
+    fd_sync(t, fd);
+}
+
+static void *poller_main(void *arg)
+{
+    ovl_port *p = arg;
+    tb *t = p->be;
+    struct epoll_event evs[64];
+    ovl__mutex_lock(&p->lock);
+    while (!t->stop) {
+        ovl__mutex_unlock(&p->lock);
+        int n = epoll_wait(t->epfd, evs, 64, -1);
+        if (n < 0 && errno != EINTR) ovl__yield();
+        ovl__mutex_lock(&p->lock);
+        bool moved = false;
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            uint32_t ev = evs[i].events;
+            if (fd == t->pwake[0]) {
+                drain_fd(fd);
+                continue;
+            }
+            bool rd = ev & (EPOLLIN | EPOLLERR | EPOLLHUP);
+            bool wr = ev & (EPOLLOUT | EPOLLERR | EPOLLHUP);
+            for (ovl__op *op = t->waiting.head, *next; op; op = next) {
+                next = op->next;
+                if ((int)op->fd != fd) continue;
+                if (op->kind == OVL_OP_READ ? !rd : !wr) continue;
+                make_ready(t, op);
+                moved = true;
+            }
+        }
+        if (moved) ovl__cond_broadcast(&t->work_cond);
+    }
+    ovl__mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static int rd_init(ovl_port *p, tb *t)
+{
+    (void)p;
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (t->epfd < 0) return errno;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.fd = t->pwake[0];
+    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->pwake[0], &ev) < 0) return errno;
+    return 0;
+}
+
+static void rd_free(tb *t)
+{
+    if (t->epfd >= 0) ovl__sys.close(t->epfd);
+    free(t->fds);
+}
+
+#else /* poll(): macOS, the BSDs */
+
+static int park(tb *t, ovl__op *op)
+{
+    op->bstate = B_WAITING;
+    list_push(&t->waiting, op);
+    t->nwaiting++;
+    signal_fd(t->pwake); /* rebuild the poll set */
+    return 0;
+}
+
+static void unpark(tb *t, ovl__op *op)
+{
+    list_remove(&t->waiting, op);
+    t->nwaiting--;
+    signal_fd(t->pwake);
+}
+
+/* poll() on every parked op plus the wake fd; the set is rebuilt per
+ * wake-up, O(parked ops), fine for a fallback bounded by queue_depth. */
 static void *poller_main(void *arg)
 {
     ovl_port *p = arg;
@@ -261,10 +434,7 @@ static void *poller_main(void *arg)
             if (!t->pfds[i].revents || op->state != OVL__OP_INFLIGHT ||
                 ovl__op_token(op) != t->ptok[i] || op->bstate != B_WAITING)
                 continue;
-            list_remove(&t->waiting, op);
-            t->nwaiting--;
-            op->bstate = B_QUEUED;
-            list_push(&t->work, op);
+            make_ready(t, op);
             moved = true;
         }
         if (moved) ovl__cond_broadcast(&t->work_cond);
@@ -272,6 +442,22 @@ static void *poller_main(void *arg)
     ovl__mutex_unlock(&p->lock);
     return NULL;
 }
+
+static int rd_init(ovl_port *p, tb *t)
+{
+    t->pfds = calloc(p->depth + 1, sizeof *t->pfds);
+    t->pops = calloc(p->depth + 1, sizeof *t->pops);
+    t->ptok = calloc(p->depth + 1, sizeof *t->ptok);
+    return (t->pfds && t->pops && t->ptok) ? 0 : ENOMEM;
+}
+
+static void rd_free(tb *t)
+{
+    free(t->pfds);
+    free(t->pops);
+    free(t->ptok);
+}
+#endif
 
 /* ---- backend interface --------------------------------------------------- */
 
@@ -284,9 +470,7 @@ static void t_free(tb *t)
     ovl__cond_destroy(&t->work_cond);
     ovl__cond_destroy(&t->done_cond);
     free(t->workers);
-    free(t->pfds);
-    free(t->pops);
-    free(t->ptok);
+    rd_free(t);
     free(t);
 }
 
@@ -309,17 +493,21 @@ static int32_t t_init(ovl_port *p)
     t->pwake[0] = t->pwake[1] = t->efd[0] = t->efd[1] = -1;
     ovl__cond_init(&t->work_cond);
     ovl__cond_init(&t->done_cond);
+#ifdef USE_EPOLL
+    t->epfd = -1;
+#endif
     t->workers = calloc(p->nthreads, sizeof *t->workers);
-    t->pfds = calloc(p->depth + 1, sizeof *t->pfds);
-    t->pops = calloc(p->depth + 1, sizeof *t->pops);
-    t->ptok = calloc(p->depth + 1, sizeof *t->ptok);
-    if (!t->workers || !t->pfds || !t->pops || !t->ptok) {
+    if (!t->workers) {
         t_free(t);
         return OVL_ENOMEM;
     }
+    int e = 0;
     if (ovl__sys.wakefd(t->pwake) < 0 ||
-        ((p->flags & OVL_PORT_MANUAL) && ovl__sys.wakefd(t->efd) < 0)) {
-        int32_t rc = ovl__errno_to_code(errno);
+        ((p->flags & OVL_PORT_MANUAL) && ovl__sys.wakefd(t->efd) < 0))
+        e = errno;
+    if (!e) e = rd_init(p, t);
+    if (e) {
+        int32_t rc = ovl__errno_to_code(e);
         t_free(t);
         return rc == OVL_EOS ? OVL_ENOMEM : rc;
     }
@@ -382,10 +570,8 @@ static void t_cancel(ovl_port *p, ovl__op *op)
         complete_errno(p, t, op, ECANCELED);
         break;
     case B_WAITING:
-        list_remove(&t->waiting, op);
-        t->nwaiting--;
+        unpark(t, op);
         complete_errno(p, t, op, ECANCELED);
-        signal_fd(t->pwake); /* drop it from the poll set */
         break;
     default:
         /* RUNNING: completes normally (documented); DONE: already has its

@@ -39,6 +39,11 @@ opt() { # run a step only if its script exists
 }
 
 step build scripts/build.sh build
+# The threads backend's portable poll() variant (macOS/BSD path), built and
+# run here with OVL_THREADS_POLL so it cannot rot on Linux.
+step threads-poll bash -c 'scripts/build.sh build-poll -DCMAKE_C_FLAGS=-DOVL_THREADS_POLL \
+  -DOVL_BUILD_EXAMPLES=OFF -DOVL_BUILD_RELIABILITY=OFF && cd build-poll &&
+  OVL_BACKEND=threads ./ovl_tests --jobs 2 && ./ovl_tests_internal'
 opt reliability scripts/test-reliability.sh
 opt go scripts/test-go.sh
 opt rust scripts/test-rust.sh
