@@ -62,6 +62,7 @@ done
 if cargo clippy --version >/dev/null 2>&1; then
     run cargo clippy -j "$jobs" --workspace --all-targets -- -D warnings
     run cargo clippy -j "$jobs" --manifest-path ovl-tokio-tests/Cargo.toml --all-targets -- -D warnings
+    run cargo clippy -j "$jobs" --manifest-path ovl-bench/Cargo.toml --all-targets -- -D warnings
 else
     echo "== clippy not installed: skipped"
 fi
