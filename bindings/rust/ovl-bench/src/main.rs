@@ -4,6 +4,7 @@
 //! repeated; the median ops/s of each is printed with its ratio to tokio::fs.
 //!
 //!     cargo run --release --manifest-path bindings/rust/ovl-bench/Cargo.toml [-- SECS_PER_RUN REPEATS FILE_MIB]
+//!     cargo bench --manifest-path bindings/rust/ovl-bench/Cargo.toml   # same, defaults
 use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
@@ -195,7 +196,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` passes --bench: keep only our positional arguments.
+    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
     let secs: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let repeats: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
     let mib: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(256);
