@@ -129,14 +129,44 @@ static void complete_errno(ovl_port *p, tb *t, ovl__op *op, int err)
 
 /* ---- the I/O itself (no lock) -------------------------------------------- */
 
-static bool is_socket(int fd)
+/* What kind of stream: a socket (send/recv with MSG_DONTWAIT), a FIFO
+ * opened blocking (writes must be chunked, see below), or anything else. */
+enum { S_OTHER, S_SOCKET, S_BLOCKING_FIFO };
+
+static int stream_kind(int fd)
 {
     struct stat st;
-    return ovl__sys.fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (ovl__sys.fstat(fd, &st) != 0) return S_OTHER;
+    if (S_ISSOCK(st.st_mode)) return S_SOCKET;
+    if (S_ISFIFO(st.st_mode)) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && !(fl & O_NONBLOCK)) return S_BLOCKING_FIFO;
+    }
+    return S_OTHER;
 }
 
-/* Returns >= 0 bytes, or -errno. -EAGAIN from a stream op means "not ready
- * after all": park it again. */
+/* Write to a blocking pipe without ever blocking: a pipe that polls
+ * writable has a free buffer slot, so PIPE_BUF bytes always fit; write a
+ * chunk, check again, and stop (a short write) when it is full. One op thus
+ * moves up to the pipe's free space instead of one page. */
+static ssize_t fifo_write(int fd, const char *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        size_t chunk = len - done < PIPE_BUF ? len - done : PIPE_BUF;
+        ssize_t r = ovl__sys.write(fd, buf + done, chunk);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return done ? (ssize_t)done : -1;
+        }
+        done += (size_t)r;
+        if ((size_t)r < chunk || done == len) break;
+        struct pollfd pf = {fd, POLLOUT, 0};
+        if (ovl__sys.poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)) break;
+    }
+    return (ssize_t)done;
+}
+
 static int64_t do_io(ovl__op *op)
 {
     int fd = (int)op->fd;
@@ -166,21 +196,17 @@ static int64_t do_io(ovl__op *op)
     if (pr == 0) return -EAGAIN;
     if (pf.revents & POLLNVAL) return -EBADF;
     size_t len = op->len;
-    bool sock = is_socket(fd);
+    int kind = stream_kind(fd);
     do {
-        if (sock) {
+        if (kind == S_SOCKET) {
             r = op->kind == OVL_OP_READ
                     ? recv(fd, op->buf, len, MSG_DONTWAIT)
                     : send(fd, op->buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
         } else if (op->kind == OVL_OP_READ) {
             r = ovl__sys.read(fd, op->buf, len);
+        } else if (kind == S_BLOCKING_FIFO) {
+            r = fifo_write(fd, op->buf, len);
         } else {
-            /* A blocking pipe reported writable has room for PIPE_BUF bytes;
-             * more could block until a reader drains it. Write what surely
-             * fits (a short write, reported as such) unless the fd is
-             * non-blocking anyway. */
-            int fl = fcntl(fd, F_GETFL);
-            if (fl >= 0 && !(fl & O_NONBLOCK) && len > PIPE_BUF) len = PIPE_BUF;
             r = ovl__sys.write(fd, op->buf, len);
         }
     } while (r < 0 && errno == EINTR);
