@@ -276,11 +276,9 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     if (rc != OVL_OK) goto fail;
 
     if (!(p->flags & OVL_PORT_MANUAL)) {
-        int e = ovl__thread_create(&p->thread, completion_thread, p);
-        if (e != 0) {
+        if (ovl__thread_create(&p->thread, completion_thread, p) != 0) {
             be->destroy(p);
-            rc = ovl__errno_to_code(e);
-            if (rc == OVL_EOS || rc == OVL_OK) rc = OVL_EAGAIN;
+            rc = OVL_EAGAIN; /* as documented, whatever the errno */
             goto fail;
         }
         p->has_thread = true;

@@ -209,9 +209,11 @@ OVL_API int32_t ovl_port_config_init(ovl_port_config *out, uint32_t size);
 /* Create a port. `cfg` may be NULL for defaults; it is read during the call
  * only. On success *out receives the port and, unless OVL_PORT_MANUAL is
  * set, the port's completion thread is running.
- * Errors: OVL_EINVAL (out NULL, bad size/flags/depth/backend number),
+ * Errors: OVL_EINVAL (out NULL, bad size/flags/depth/backend number, or an
+ * OVL_BACKEND environment value other than uring|threads|iocp|auto),
  * OVL_EUNAVAIL (an explicitly requested backend the host lacks: no silent
- * substitute), OVL_ENOMEM, OVL_EOS (thread or kernel object creation failed).
+ * substitute), OVL_ENOMEM, OVL_EAGAIN (a thread could not be started),
+ * OVL_EOS (another OS failure creating the kernel objects).
  * Any thread. No completion. */
 OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out);
 
@@ -269,7 +271,8 @@ OVL_API const char *ovl_backend_reason(uint32_t *out_backend);
  *    completes with result 0.
  *  - offset: >= 0 for positional I/O (pread/pwrite-like; the handle's file
  *    position is not used or moved), OVL_OFFSET_CURRENT for stream I/O;
- *    any other negative value is OVL_EINVAL.
+ *    any other negative value is OVL_EINVAL; offset + len beyond INT64_MAX
+ *    is OVL_EFBIG.
  *  - ctx: opaque to ovl, returned in the completion; may be NULL.
  *  - out_id: may be NULL; receives the op id (never 0), usable with
  *    ovl_cancel until its completion has been delivered.

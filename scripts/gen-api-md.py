@@ -53,7 +53,8 @@ FACTS = {
         "`OVL_EINVAL` (out NULL, bad size/flags/depth/backend, or an "
         "`OVL_BACKEND` value other than uring/threads/iocp/auto), "
         "`OVL_EUNAVAIL` (explicit backend missing), `OVL_ENOMEM`, "
-        "`OVL_EOS` (thread or kernel object creation failed)"),
+        "`OVL_EAGAIN` (a thread could not be started), "
+        "`OVL_EOS` (another OS failure creating kernel objects)"),
     "ovl_set_callback": (
         "any", "`userdata` until the callback is replaced or the port "
         "closed", "no", "`OVL_EINVAL` (port NULL), `OVL_ECLOSED`"),
