@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <signal.h>
+#include <time.h>
 
 /* Internal tokens (bit 63 set: never an op's). */
 #define TOKEN_WAKE (OVL__TOKEN_INTERNAL | 1u)
@@ -150,21 +151,32 @@ static void publish(ring *r)
 }
 
 /* Submit everything published. Returns 0, or -errno for an error that left
- * SQEs in the ring (they then go with the next enter of anyone: the
- * completion thread's wait always passes the pending count). */
+ * SQEs in the ring (they then go with the next enter of the completion
+ * side: its wait always passes the pending count).
+ *
+ * Transient refusals (-EAGAIN kernel memory, -EBUSY CQ backlog) are retried.
+ * On the delivering thread (inside this port's callback) only briefly: the
+ * backlog may be ours to reap, and our own next wait submits the rest. On
+ * any other thread until the SQ is drained, by us or by anyone: giving up
+ * there would strand the SQEs while the completion thread sleeps in the
+ * kernel with nothing else in flight to wake it (the op would never
+ * complete; tests/reliability faults::uring_enter_*_lone_submit). */
 static int flush(ovl_port *p, ring *r)
 {
     int busy = 0;
+    bool delivering = p && ovl__in_callback(p);
     for (;;) {
         unsigned n = sq_pending(r);
         if (n == 0) return 0;
         long rc = ring_enter(p, r, n, 0, 0, NULL, 0);
         if (rc >= 0) continue; /* fewer than n: go round for the rest */
         if (rc == -EINTR) continue;
-        if ((rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) && busy++ < 64) {
-            /* Transient (kernel memory, CQ backlog): give the completion
-             * side a moment to reap, then retry. */
-            ovl__yield();
+        if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) {
+            if (delivering && busy >= 64) return (int)rc;
+            /* Give the completion side a moment to reap, then retry;
+             * back off to 1 ms sleeps if the refusal lasts. */
+            if (busy++ < 64) ovl__yield();
+            else nanosleep(&(struct timespec){0, 1000000}, NULL);
             continue;
         }
         return (int)rc;
