@@ -1,0 +1,81 @@
+// Package ovl is the Go binding of ovl, overlapped (completion-based) I/O:
+// reads and writes are submitted to a Port, the library's completion thread
+// reaps them from io_uring (or its thread pool, or IOCP on Windows), and the
+// goroutine that asked is handed the result on a channel.
+//
+//	port, err := ovl.NewPort(ovl.Config{})
+//	f, err := port.Open("data.bin")
+//	n, err := f.ReadAt(buf, 4096) // parks this goroutine, not a thread
+//
+// File implements io.Reader, io.Writer, io.ReaderAt, io.WriterAt, io.Seeker
+// (regular files) and io.Closer, with context-aware forms (ReadAtContext,
+// ...), deadlines (SetDeadline, ...) and an asynchronous form that returns a
+// channel (ReadAtAsync, WriteAtAsync) for keeping many operations in flight
+// from one goroutine.
+//
+// # How completions reach Go
+//
+// No Go code runs on the port's completion thread. The binding registers a
+// small C callback that appends each batch of completions to a queue the
+// binding owns (a lock and two arrays in C) and wakes Go at most once per
+// batch: on Linux through an eventfd that one goroutine per port reads
+// through Go's own poller, on Windows through a goroutine blocked in a C
+// wait. That goroutine takes the whole queue in one cgo call and sends each
+// result on the waiting operation's buffered channel.
+//
+// Each operation holds a slot of the port's preallocated slot table; the
+// context ovl carries for it is the integer index | generation<<32, never a
+// Go pointer. A stale or duplicated completion does not match the slot's
+// generation and is ignored (counted in Stats.BindingStale). The slot table
+// is also the queue-depth semaphore: with QueueDepth operations in flight,
+// the next one waits for a slot (or for its context, its deadline or Close)
+// instead of failing with OVL_EQUEUEFULL.
+//
+// # Buffers
+//
+// The kernel (or a worker thread) writes into a read's buffer after the cgo
+// call that submitted it has returned, which cgo's pointer rules allow only
+// for pinned memory. The binding pins the caller's []byte with
+// runtime.Pinner from submit until the completion has been delivered, so
+// reads and writes go straight to and from the caller's slice with no copy.
+// The caller must not touch the buffer meanwhile: for the blocking methods
+// that is automatic; for ReadAtAsync and WriteAtAsync it lasts until the
+// Result arrives. C memory may be passed too (pinning it is a no-op).
+// The package's tests pass with cgo's full pointer checks
+// (GOEXPERIMENT=cgocheck2 at build time since Go 1.21).
+//
+// # Errors
+//
+// Failures are *OpError values carrying the ovl code (Errno), the raw OS
+// error behind it and, where the binding knows it, a cause; errors.Is sees
+// all three. Read returns io.EOF at end of file (ReadAt too, when the file
+// ends before the buffer is full); an operation stopped by a deadline
+// matches os.ErrDeadlineExceeded, by a context its ctx.Err()
+// (context.Canceled or context.DeadlineExceeded), by Close fs.ErrClosed.
+// An operation that completed before its cancellation took effect returns
+// its real result.
+//
+// # Closing
+//
+// File.Close and Port.Close cancel what is in flight, fail every waiter with
+// an error matching fs.ErrClosed and return only after every completion has
+// come back: no goroutine is left blocked and no buffer stays pinned.
+//
+// # Linking
+//
+// By default the package links the library built in the source tree:
+// header from ../../include, libovl.so from ../../build, with a run-time
+// path so that `go test` needs no LD_LIBRARY_PATH:
+//
+//	cmake -S . -B build -DOVL_BUILD_TESTS=OFF
+//	cmake --build build --target ovl
+//	cd bindings/go && go test -race ./...
+//
+// To use an installed ovl instead (found through pkg-config, `ovl.pc`),
+// build with the tag ovl_pkgconfig:
+//
+//	go build -tags ovl_pkgconfig
+//
+// The cgo flags live in one file, cgo.go. The binding needs a 64-bit
+// platform (the slot key fills a pointer-sized context).
+package ovl

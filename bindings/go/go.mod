@@ -1,0 +1,3 @@
+module github.com/ovl-io/ovl/bindings/go
+
+go 1.21

@@ -1,0 +1,107 @@
+package ovl
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestMain fails the run if any slot (a pinned buffer, a waiter) or port is
+// still live when every test has finished.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if n := liveSlots.Load(); n != 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d slots still in use at exit\n", n)
+		code = 1
+	}
+	if n := livePorts.Load(); n != 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d ports not closed at exit\n", n)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// allBackends are the explicit backends each I/O test runs on; a backend
+// the host lacks (EUNAVAIL) is skipped.
+var allBackends = []Backend{BackendURing, BackendThreads}
+
+// newTestPort opens a port on backend b, or skips if the host lacks it; the
+// cleanup closes it and checks that nothing was left in flight.
+func newTestPort(t testing.TB, cfg Config) *Port {
+	t.Helper()
+	p, err := NewPort(cfg)
+	if errors.Is(err, EUNAVAIL) {
+		t.Skipf("backend %v not available on this host: %v", cfg.Backend, err)
+	}
+	if err != nil {
+		t.Fatalf("NewPort(%+v): %v", cfg, err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil && !errors.Is(err, ECLOSED) {
+			t.Errorf("Port.Close: %v", err)
+		}
+		st := p.Stats()
+		if st.Inflight != 0 || st.SlotsInUse != 0 {
+			t.Errorf("after Close: %d ops in flight, %d slots in use", st.Inflight, st.SlotsInUse)
+		}
+		if st.Stale != 0 {
+			t.Errorf("library saw %d stale completions", st.Stale)
+		}
+	})
+	return p
+}
+
+// forEachBackend runs fn as a subtest on a fresh port of every backend.
+func forEachBackend(t *testing.T, cfg Config, fn func(t *testing.T, p *Port)) {
+	for _, b := range allBackends {
+		b := b
+		t.Run(b.String(), func(t *testing.T) {
+			c := cfg
+			c.Backend = b
+			p := newTestPort(t, c)
+			if p.Backend() != b.String() {
+				t.Fatalf("asked for %v, got %q", b, p.Backend())
+			}
+			fn(t, p)
+		})
+	}
+}
+
+// onSubmit installs a hook that signals ch after every accepted submit, for
+// tests that must act once an operation is really in flight.
+func onSubmit(t *testing.T) <-chan struct{} {
+	ch := make(chan struct{}, 1024)
+	h := func() { ch <- struct{}{} }
+	testHookSubmitted.Store(&h)
+	t.Cleanup(func() { testHookSubmitted.Store(nil) })
+	return ch
+}
+
+// waitSubmits waits until n submits were signalled on ch.
+func waitSubmits(t *testing.T, ch <-chan struct{}, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("only %d of %d operations were submitted", i, n)
+		}
+	}
+}
+
+// eventually polls cond until it holds (or fails the test after 10s). For
+// conditions with no event to wait on, such as a counter another goroutine
+// bumps.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

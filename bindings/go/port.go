@@ -1,0 +1,549 @@
+package ovl
+
+/*
+#include "bridge.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Backend selects how a Port does its I/O.
+type Backend uint32
+
+// The backends of ovl.h. BackendAuto picks io_uring where it works and the
+// thread pool elsewhere on Linux (the OVL_BACKEND environment variable
+// overrides Auto), IOCP on Windows.
+const (
+	BackendAuto    = Backend(C.OVL_BACKEND_AUTO)
+	BackendURing   = Backend(C.OVL_BACKEND_URING)
+	BackendThreads = Backend(C.OVL_BACKEND_THREADS)
+	BackendIOCP    = Backend(C.OVL_BACKEND_IOCP)
+)
+
+func (b Backend) String() string {
+	switch b {
+	case BackendAuto:
+		return "auto"
+	case BackendURing:
+		return "uring"
+	case BackendThreads:
+		return "threads"
+	case BackendIOCP:
+		return "iocp"
+	}
+	return fmt.Sprintf("Backend(%d)", uint32(b))
+}
+
+// Limits of ovl.h.
+const (
+	DefaultQueueDepth = int(C.OVL_DEFAULT_QUEUE_DEPTH)
+	MaxQueueDepth     = int(C.OVL_MAX_QUEUE_DEPTH)
+	MaxIOSize         = int(C.OVL_MAX_IO_SIZE)
+)
+
+// Config configures a Port. The zero value is the defaults.
+type Config struct {
+	// QueueDepth bounds the operations in flight on the port (0 means
+	// DefaultQueueDepth; at most MaxQueueDepth). An operation started while
+	// QueueDepth are in flight waits for one to finish (or for its context,
+	// deadline or Close) instead of failing.
+	QueueDepth int
+	// Backend to use; BackendAuto by default.
+	Backend Backend
+	// Threads is the number of worker threads of the threads backend
+	// (0 means the library's default, 4).
+	Threads int
+	// Spin, if positive, lets the completion thread spin this long for
+	// completions before it sleeps (opt-in; costs CPU).
+	Spin time.Duration
+}
+
+// Op kinds.
+const (
+	opRead  = uint32(C.OVL_OP_READ)
+	opWrite = uint32(C.OVL_OP_WRITE)
+	opFsync = uint32(C.OVL_OP_FSYNC)
+)
+
+// offsetCurrent is OVL_OFFSET_CURRENT: stream I/O.
+const offsetCurrent = int64(-1)
+
+// Slot states: free -> submitting (slot taken, submit under way) ->
+// inflight (submit accepted, id known) -> done (completion delivered to the
+// slot's channel) -> free (released by whoever consumed the result).
+const (
+	stFree = iota
+	stSubmitting
+	stInflight
+	stDone
+)
+
+// completion is what the drainer hands a waiting operation.
+type completion struct {
+	res   int64
+	oserr int32
+	cause error // why the binding cancelled it, if it did
+}
+
+// A slot is the per-operation context. Its key, index | generation<<32,
+// is what the C side carries as the op's ctx: an integer, never a Go
+// pointer. A completion whose generation does not match the slot's (stale
+// or duplicated) is counted and ignored.
+type slot struct {
+	mu            sync.Mutex
+	gen           uint32
+	state         uint8
+	cancelPending bool // cancel asked for before the id was known
+	id            uint64
+	file          *File
+	cause         error
+	pin           runtime.Pinner // pins the buffer from submit to completion
+	ch            chan completion
+	// asynchronous operations only
+	async chan Result
+	buf   []byte
+	off   int64
+	kind  uint32
+}
+
+// Port is an ovl completion port: the library's port, its completion thread
+// and the goroutine that turns completions into channel sends. A Port is
+// safe for concurrent use. Close it when done.
+type Port struct {
+	c       *C.ovl_port
+	q       *C.govl_queue
+	backend string
+	depth   int
+
+	slots []slot
+	free  chan uint32 // free slot indices: the queue-depth semaphore
+
+	mu       sync.RWMutex // closed; held shared around each submit
+	closed   bool
+	closing  chan struct{}
+	loopDone chan struct{}
+	waker    waker
+
+	stale     atomic.Uint64 // completions with an unknown slot key
+	queueFull atomic.Uint64 // OVL_EQUEUEFULL retries
+}
+
+// Counters for leak checks (tests assert both are zero at exit).
+var (
+	liveSlots atomic.Int64
+	livePorts atomic.Int64
+)
+
+// NewPort creates a port. Errors are *OpError with Op "port": EINVAL for a
+// bad configuration, EUNAVAIL for a backend this host lacks.
+func NewPort(cfg Config) (*Port, error) {
+	depth := cfg.QueueDepth
+	if depth == 0 {
+		depth = DefaultQueueDepth
+	}
+	if depth < 0 || depth > MaxQueueDepth || cfg.Threads < 0 || cfg.Spin < 0 {
+		return nil, &OpError{Op: "port", Offset: -1, Code: EINVAL}
+	}
+	q := C.govl_queue_new(C.size_t(depth))
+	if q == nil {
+		return nil, &OpError{Op: "port", Offset: -1, Code: ENOMEM}
+	}
+	var cp *C.ovl_port
+	rc := C.govl_create_port(C.uint32_t(depth), C.uint32_t(cfg.Backend), C.uint32_t(cfg.Threads),
+		C.uint32_t(cfg.Spin/time.Microsecond), q, &cp)
+	if rc != 0 {
+		C.govl_queue_free(q)
+		return nil, &OpError{Op: "port", Offset: -1, Code: Errno(rc)}
+	}
+	p := &Port{
+		c:        cp,
+		q:        q,
+		backend:  C.GoString(C.ovl_backend_name(cp)),
+		depth:    depth,
+		slots:    make([]slot, depth),
+		free:     make(chan uint32, depth),
+		closing:  make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	for i := range p.slots {
+		p.slots[i].gen = 1
+		p.slots[i].ch = make(chan completion, 1)
+		p.free <- uint32(i)
+	}
+	if err := p.startWaker(); err != nil {
+		C.ovl_close_port(cp)
+		C.govl_queue_free(q)
+		return nil, err
+	}
+	livePorts.Add(1)
+	go p.loop()
+	return p, nil
+}
+
+// Backend returns the backend's name: "uring", "threads" or "iocp".
+func (p *Port) Backend() string { return p.backend }
+
+// QueueDepth returns the most operations the port keeps in flight.
+func (p *Port) QueueDepth() int { return p.depth }
+
+// Close closes the port: operations in flight are cancelled and fail with
+// an error matching fs.ErrClosed (unless they finished first), later ones
+// fail the same way. It returns once every completion has come back and
+// been delivered. Files opened on the port stay to be closed (which then
+// only closes their descriptors).
+func (p *Port) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return &OpError{Op: "close", Offset: -1, Code: ECLOSED, Err: fs.ErrClosed}
+	}
+	p.closed = true
+	close(p.closing)
+	p.mu.Unlock()
+	// Mark every operation in flight as closed first, so that the
+	// ECANCELED that ovl_close_port gives them reads as fs.ErrClosed.
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.mu.Lock()
+		if (s.state == stSubmitting || s.state == stInflight) && s.cause == nil {
+			s.cause = errClosed
+		}
+		s.mu.Unlock()
+	}
+	rc := C.ovl_close_port(p.c) // every remaining completion is queued now
+	C.govl_stop(p.q)
+	<-p.loopDone
+	p.waker.close()
+	lost := C.govl_lost(p.q)
+	C.govl_queue_free(p.q)
+	p.q = nil
+	livePorts.Add(-1)
+	if rc != 0 {
+		return &OpError{Op: "close", Offset: -1, Code: Errno(rc)}
+	}
+	if lost != 0 {
+		return fmt.Errorf("ovl: %d completions lost (out of memory on the completion thread)", uint64(lost))
+	}
+	return nil
+}
+
+// Stats is a snapshot of a port's counters.
+type Stats struct {
+	Inflight  uint32 // ops submitted whose completion the library has not delivered
+	Submitted uint64 // ops accepted since creation
+	Completed uint64 // completions delivered by the library
+	Cancels   uint64 // cancellation requests accepted
+	Batches   uint64 // callback invocations
+	Stale     uint64 // completions the library ignored as stale
+	Syscalls  uint64 // enter/wait system calls of the backend
+
+	BindingStale     uint64 // completions whose slot key did not match (ignored)
+	QueueFullRetries uint64 // submits retried after OVL_EQUEUEFULL
+	SlotsInUse       int    // slots taken by operations not yet finished
+}
+
+// Stats returns the port's counters; it works after Close too.
+func (p *Port) Stats() Stats {
+	var st C.ovl_stats
+	st.size = C.uint32_t(unsafe.Sizeof(st))
+	C.ovl_port_stats(p.c, &st)
+	return Stats{
+		Inflight:         uint32(st.inflight),
+		Submitted:        uint64(st.submitted),
+		Completed:        uint64(st.completed),
+		Cancels:          uint64(st.cancels),
+		Batches:          uint64(st.batches),
+		Stale:            uint64(st.stale),
+		Syscalls:         uint64(st.syscalls),
+		BindingStale:     p.stale.Load(),
+		QueueFullRetries: p.queueFull.Load(),
+		SlotsInUse:       p.depth - len(p.free),
+	}
+}
+
+// wait is what an operation may give up waiting for.
+type wait struct {
+	ctx context.Context // nil: none
+	dl  <-chan struct{} // closed when the deadline passes; nil: none
+}
+
+func (w wait) done() <-chan struct{} {
+	if w.ctx == nil {
+		return nil
+	}
+	return w.ctx.Done()
+}
+
+// acquire takes a free slot, waiting while QueueDepth ops are in flight.
+func (p *Port) acquire(f *File, w wait) (uint32, error) {
+	select {
+	case idx := <-p.free:
+		liveSlots.Add(1)
+		return idx, nil
+	default:
+	}
+	select {
+	case idx := <-p.free:
+		liveSlots.Add(1)
+		return idx, nil
+	case <-w.done():
+		return 0, w.ctx.Err()
+	case <-w.dl:
+		return 0, os.ErrDeadlineExceeded
+	case <-f.closing:
+		return 0, errClosed
+	case <-p.closing:
+		return 0, errClosed
+	}
+}
+
+// release frees a slot once its result has been consumed.
+func (p *Port) release(idx uint32) {
+	s := &p.slots[idx]
+	s.mu.Lock()
+	s.gen++
+	if s.gen == 0 {
+		s.gen = 1
+	}
+	s.state = stFree
+	s.cancelPending = false
+	s.id = 0
+	s.file = nil
+	s.cause = nil
+	s.async = nil
+	s.buf = nil
+	s.mu.Unlock()
+	liveSlots.Add(-1)
+	p.free <- idx
+}
+
+// start submits one operation of f and returns its slot. async, if not
+// nil, receives the Result instead of the slot's channel.
+func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags uint32, async chan Result) (uint32, *slot, error) {
+	idx, err := p.acquire(f, w)
+	if err != nil {
+		return 0, nil, f.opErr(kind, off, 0, 0, err)
+	}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		p.release(idx)
+		return 0, nil, f.opErr(kind, off, 0, 0, errClosed)
+	}
+	f.wg.Add(1)
+	f.mu.Unlock()
+
+	s := &p.slots[idx]
+	var ptr unsafe.Pointer
+	s.mu.Lock()
+	s.state = stSubmitting
+	s.file = f
+	s.async = async
+	s.kind = kind
+	s.off = off
+	if async != nil {
+		s.buf = b
+	}
+	if len(b) > 0 {
+		ptr = unsafe.Pointer(&b[0])
+		// The kernel (or a worker thread) writes into b after the cgo
+		// call returns: pin it until the completion is delivered.
+		s.pin.Pin(ptr)
+	}
+	key := uint64(idx) | uint64(s.gen)<<32
+	s.mu.Unlock()
+
+	id, rc := p.submit(kind, f.fd, ptr, len(b), off, flags, key)
+	runtime.KeepAlive(b)
+
+	s.mu.Lock()
+	if rc != 0 {
+		s.pin.Unpin()
+		s.mu.Unlock()
+		f.wg.Done()
+		p.release(idx)
+		var cause error
+		if rc == ECLOSED {
+			cause = errClosed
+		}
+		return 0, nil, f.opErr(kind, off, rc, 0, cause)
+	}
+	if s.state == stSubmitting {
+		s.state = stInflight
+		s.id = id
+		if s.cancelPending {
+			C.ovl_cancel(p.c, C.uint64_t(id))
+		}
+	}
+	s.mu.Unlock()
+	if h := testHookSubmitted.Load(); h != nil {
+		(*h)()
+	}
+	return idx, s, nil
+}
+
+// testHookSubmitted, if set (by tests), runs after every accepted submit.
+var testHookSubmitted atomic.Pointer[func()]
+
+// submit calls into the library, retrying while the queue is full (the
+// slot semaphore makes that rare: the library counts an op as in flight
+// until its batch is harvested, a moment after Go may have seen it).
+func (p *Port) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off int64, flags uint32, key uint64) (uint64, Errno) {
+	var id C.uint64_t
+	for try := 0; ; try++ {
+		p.mu.RLock()
+		if p.closed {
+			p.mu.RUnlock()
+			return 0, ECLOSED
+		}
+		var rc C.int32_t
+		switch kind {
+		case opRead:
+			rc = C.govl_submit_read(p.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
+		case opWrite:
+			rc = C.govl_submit_write(p.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
+		case opFsync:
+			rc = C.govl_submit_fsync(p.c, C.ovl_fd(fd), C.uint32_t(flags), C.uint64_t(key), &id)
+		default:
+			rc = C.int32_t(EINVAL)
+		}
+		p.mu.RUnlock()
+		if Errno(rc) != EQUEUEFULL {
+			return uint64(id), Errno(rc)
+		}
+		p.queueFull.Add(1)
+		if try < 16 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(time.Microsecond << min(try-16, 10))
+		}
+	}
+}
+
+// cancel asks for the slot's operation to be cancelled, recording why.
+func (s *slot) cancel(p *Port, cause error) {
+	s.mu.Lock()
+	if s.cause == nil {
+		s.cause = cause
+	}
+	switch s.state {
+	case stSubmitting:
+		s.cancelPending = true
+	case stInflight:
+		C.ovl_cancel(p.c, C.uint64_t(s.id))
+	}
+	s.mu.Unlock()
+}
+
+// await waits for the slot's completion; if the context or the deadline
+// ends first it cancels the op and still waits for its one completion.
+func (p *Port) await(s *slot, w wait) completion {
+	select {
+	case c := <-s.ch:
+		return c
+	case <-w.done():
+		s.cancel(p, w.ctx.Err())
+	case <-w.dl:
+		s.cancel(p, os.ErrDeadlineExceeded)
+	}
+	return <-s.ch
+}
+
+// cancelFile cancels every operation of f in flight (File.Close).
+func (p *Port) cancelFile(f *File) {
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.mu.Lock()
+		if s.file == f && (s.state == stSubmitting || s.state == stInflight) {
+			if s.cause == nil {
+				s.cause = errClosed
+			}
+			if s.state == stSubmitting {
+				s.cancelPending = true
+			} else {
+				C.ovl_cancel(p.c, C.uint64_t(s.id))
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// drain delivers every queued completion, one cgo call per batch. It
+// reports whether the queue was stopped and is empty (the port is closed).
+func (p *Port) drain() bool {
+	for {
+		var items *C.govl_item
+		var stopped C.int
+		n := C.govl_drain(p.q, &items, &stopped)
+		if n == 0 {
+			return stopped != 0
+		}
+		for _, it := range unsafe.Slice(items, int(n)) {
+			p.deliver(uint64(it.ctx), int64(it.result), int32(it.os_error))
+		}
+	}
+}
+
+// deliver hands one completion to its operation.
+func (p *Port) deliver(key uint64, res int64, oserr int32) {
+	idx, gen := uint32(key), uint32(key>>32)
+	if int(idx) >= len(p.slots) {
+		p.stale.Add(1)
+		return
+	}
+	s := &p.slots[idx]
+	s.mu.Lock()
+	if s.gen != gen || (s.state != stSubmitting && s.state != stInflight) {
+		s.mu.Unlock()
+		p.stale.Add(1)
+		return
+	}
+	s.state = stDone
+	s.pin.Unpin()
+	c := completion{res: res, oserr: oserr, cause: s.cause}
+	f, async, buf, off, kind := s.file, s.async, s.buf, s.off, s.kind
+	s.mu.Unlock()
+	if async == nil {
+		s.ch <- c // room for exactly one: never blocks
+		f.wg.Done()
+		return
+	}
+	r := f.asyncResult(kind, buf, off, c)
+	p.release(idx)
+	select {
+	case async <- r:
+	default:
+		// The caller's channel is full: never block the drainer.
+		go func() { async <- r }()
+	}
+	f.wg.Done()
+}
+
+// postKey posts a completion carrying an arbitrary slot key (tests use it
+// to check that stale and duplicated completions are ignored).
+func (p *Port) postKey(key uint64) Errno {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ECLOSED
+	}
+	return Errno(C.govl_post(p.c, 0, C.uint64_t(key), nil))
+}
+
+// slotKey returns the key the next operation using slot idx will carry.
+func (p *Port) slotKey(idx uint32) uint64 {
+	s := &p.slots[idx]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(idx) | uint64(s.gen)<<32
+}
