@@ -222,6 +222,7 @@ static void do_submit(run *R, in *s, uint32_t op)
     r->offset = off;
     r->buf = nullbuf ? NULL : malloc(BUFSZ);
     if (r->buf) memset(r->buf, 0x33, BUFSZ);
+    bool had_buf = r->buf != NULL; /* the callback frees it */
     /* Lengths that fit the buffer, or ones ovl must refuse before use. */
     size_t l = len <= BUFSZ ? (size_t)len : (len > OVL_MAX_IO_SIZE ? (size_t)len : BUFSZ);
     /* Guard the id in the rec before the completion can check it. */
@@ -253,7 +254,7 @@ static void do_submit(run *R, in *s, uint32_t op)
         CHECK(!R->closed);
         CHECK(op == OVL_OP_FSYNC || l <= OVL_MAX_IO_SIZE);
         CHECK(op == OVL_OP_FSYNC || off >= 0 || off == OVL_OFFSET_CURRENT);
-        CHECK(op == OVL_OP_FSYNC || r->buf || l == 0);
+        CHECK(op == OVL_OP_FSYNC || had_buf || l == 0);
     }
     if (R->closed) CHECK(rc == OVL_ECLOSED);
     account(R, r, rc, id);
