@@ -76,6 +76,12 @@
 //
 //	go build -tags ovl_pkgconfig
 //
+// (go's build cache does not see a change of PKG_CONFIG_PATH: after
+// pointing it at another installation, run `go clean -cache` or put the
+// prefix in CGO_CPPFLAGS, e.g. CGO_CPPFLAGS=-I$PREFIX/include, which is
+// part of the cache key.) The command ovlinfo (./cmd/ovlinfo) prints the
+// loaded library's version and the backends this host can run.
+//
 // The cgo flags live in one file, cgo.go. The binding needs a 64-bit
 // platform (the slot key fills a pointer-sized context).
 package ovl

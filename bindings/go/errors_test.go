@@ -75,3 +75,16 @@ func TestOpError(t *testing.T) {
 		t.Errorf("errors.As(%v, *Errno) = %v", c, errno)
 	}
 }
+
+func TestVersionAndBackends(t *testing.T) {
+	if Version() != HeaderVersion() {
+		t.Errorf("loaded library %s, binding built against ovl.h %s", Version(), HeaderVersion())
+	}
+	auto, reason := AutoBackend()
+	if reason == "" || (auto != BackendURing && auto != BackendThreads && auto != BackendIOCP) {
+		t.Errorf("AutoBackend() = %v, %q", auto, reason)
+	}
+	if !Available(auto) {
+		t.Errorf("the auto backend %v is not available", auto)
+	}
+}
