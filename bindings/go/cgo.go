@@ -8,6 +8,9 @@ package ovl
 //
 // with a run-time path on Linux so `go test` needs no LD_LIBRARY_PATH. With
 // the build tag ovl_pkgconfig it uses an installed ovl through pkg-config.
+// A library elsewhere (say a cross-built ovl.dll and its import library)
+// can be added with CGO_LDFLAGS=-L<dir>; on Windows the DLL must sit beside
+// the executable or on PATH.
 
 /*
 #cgo !ovl_pkgconfig CFLAGS: -I${SRCDIR}/../../include

@@ -23,9 +23,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// allBackends are the explicit backends each I/O test runs on; a backend
-// the host lacks (EUNAVAIL) is skipped.
-var allBackends = []Backend{BackendURing, BackendThreads}
 
 // newTestPort opens a port on backend b, or skips if the host lacks it; the
 // cleanup closes it and checks that nothing was left in flight.
