@@ -23,7 +23,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-
 // newTestPort opens a port on backend b, or skips if the host lacks it; the
 // cleanup closes it and checks that nothing was left in flight.
 func newTestPort(t testing.TB, cfg Config) *Port {
