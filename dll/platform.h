@@ -21,11 +21,14 @@ typedef DWORD ovl__tid;
 #define OVL__THREAD_LOCAL __thread
 #define OVL__MUTEX_INITIALIZER SRWLOCK_INIT
 
-/* A value that can never be a HANDLE or SOCKET. */
+/* Rejects values that can never be a HANDLE or SOCKET: 0, INVALID_HANDLE_VALUE,
+ * and anything that is not a sign-extended 32-bit value (64-bit Windows
+ * keeps handles to 32 significant bits for 32/64-bit interop). */
 static inline int ovl__fd_plausible(uint64_t fd)
 {
+    int64_t s = (int64_t)fd;
     return fd != 0 && fd != (uint64_t)(uintptr_t)INVALID_HANDLE_VALUE &&
-           fd != UINT64_MAX;
+           fd != UINT64_MAX && s == (int64_t)(int32_t)s;
 }
 
 static inline int ovl__mutex_init(ovl__mutex *m) { InitializeSRWLock(m); return 0; }
