@@ -169,7 +169,8 @@ int32_t govl_post(ovl_port *port, int64_t value, uint64_t ctx,
 }
 
 int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads,
-                         uint32_t spin_usec, govl_queue *q, ovl_port **out)
+                         uint32_t spin_usec, ovl_callback cb, void *userdata,
+                         ovl_port **out)
 {
     ovl_port_config cfg;
     int32_t rc = ovl_port_config_init(&cfg, (uint32_t)sizeof cfg);
@@ -180,7 +181,7 @@ int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads,
     cfg.backend = backend;
     cfg.threads = threads;
     cfg.spin_usec = spin_usec;
-    cfg.callback = govl_callback;
-    cfg.userdata = q;
+    cfg.callback = cb;
+    cfg.userdata = userdata;
     return ovl_create_port(&cfg, out);
 }

@@ -66,8 +66,10 @@ int32_t govl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
                           uint64_t ctx, uint64_t *out_id);
 int32_t govl_post(ovl_port *port, int64_t value, uint64_t ctx,
                   uint64_t *out_id);
-/* Create a port whose callback is govl_callback with q as userdata. */
+/* Create a port with callback cb and its userdata (govl_callback and the
+ * queue, normally). */
 int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads,
-                         uint32_t spin_usec, govl_queue *q, ovl_port **out);
+                         uint32_t spin_usec, ovl_callback cb, void *userdata,
+                         ovl_port **out);
 
 #endif

@@ -133,6 +133,7 @@ type Port struct {
 	closing  chan struct{}
 	loopDone chan struct{}
 	waker    waker
+	onClose  func()
 
 	stale     atomic.Uint64 // completions with an unknown slot key
 	queueFull atomic.Uint64 // OVL_EQUEUEFULL retries
@@ -147,6 +148,23 @@ var (
 // NewPort creates a port. Errors are *OpError with Op "port": EINVAL for a
 // bad configuration, EUNAVAIL for a backend this host lacks.
 func NewPort(cfg Config) (*Port, error) {
+	return newPort(cfg, true, func(p *Port) bridge {
+		return bridge{cb: C.ovl_callback(C.govl_callback), ud: unsafe.Pointer(p.q)}
+	})
+}
+
+// bridge is how completions get from the port's callback to Go: normally
+// govl_callback and its queue, drained by a goroutine. (Builds with the tag
+// ovl_directcb add the alternatives the benchmarks compare.)
+type bridge struct {
+	cb      C.ovl_callback
+	ud      unsafe.Pointer
+	onClose func() // after the library port is closed
+}
+
+// newPort creates the port; queue says whether it has a completion queue
+// and a drainer goroutine; mk gives the callback to register.
+func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 	depth := cfg.QueueDepth
 	if depth == 0 {
 		depth = DefaultQueueDepth
@@ -154,21 +172,7 @@ func NewPort(cfg Config) (*Port, error) {
 	if depth < 0 || depth > MaxQueueDepth || cfg.Threads < 0 || cfg.Spin < 0 {
 		return nil, &OpError{Op: "port", Offset: -1, Code: EINVAL}
 	}
-	q := C.govl_queue_new(C.size_t(depth))
-	if q == nil {
-		return nil, &OpError{Op: "port", Offset: -1, Code: ENOMEM}
-	}
-	var cp *C.ovl_port
-	rc := C.govl_create_port(C.uint32_t(depth), C.uint32_t(cfg.Backend), C.uint32_t(cfg.Threads),
-		C.uint32_t(cfg.Spin/time.Microsecond), q, &cp)
-	if rc != 0 {
-		C.govl_queue_free(q)
-		return nil, &OpError{Op: "port", Offset: -1, Code: Errno(rc)}
-	}
 	p := &Port{
-		c:        cp,
-		q:        q,
-		backend:  C.GoString(C.ovl_backend_name(cp)),
 		depth:    depth,
 		slots:    make([]slot, depth),
 		free:     make(chan uint32, depth),
@@ -180,13 +184,42 @@ func NewPort(cfg Config) (*Port, error) {
 		p.slots[i].ch = make(chan completion, 1)
 		p.free <- uint32(i)
 	}
-	if err := p.startWaker(); err != nil {
-		C.ovl_close_port(cp)
-		C.govl_queue_free(q)
-		return nil, err
+	if queue {
+		p.q = C.govl_queue_new(C.size_t(depth))
+		if p.q == nil {
+			return nil, &OpError{Op: "port", Offset: -1, Code: ENOMEM}
+		}
+	}
+	br := mk(p)
+	fail := func() {
+		if br.onClose != nil {
+			br.onClose()
+		}
+		if p.q != nil {
+			C.govl_queue_free(p.q)
+		}
+	}
+	var cp *C.ovl_port
+	rc := C.govl_create_port(C.uint32_t(depth), C.uint32_t(cfg.Backend), C.uint32_t(cfg.Threads),
+		C.uint32_t(cfg.Spin/time.Microsecond), br.cb, br.ud, &cp)
+	if rc != 0 {
+		fail()
+		return nil, &OpError{Op: "port", Offset: -1, Code: Errno(rc)}
+	}
+	p.c = cp
+	p.backend = C.GoString(C.ovl_backend_name(cp))
+	p.onClose = br.onClose
+	if p.q != nil {
+		if err := p.startWaker(); err != nil {
+			C.ovl_close_port(cp)
+			fail()
+			return nil, err
+		}
+		go p.loop()
+	} else {
+		close(p.loopDone)
 	}
 	livePorts.Add(1)
-	go p.loop()
 	return p, nil
 }
 
@@ -221,12 +254,18 @@ func (p *Port) Close() error {
 		s.mu.Unlock()
 	}
 	rc := C.ovl_close_port(p.c) // every remaining completion is queued now
-	C.govl_stop(p.q)
-	<-p.loopDone
-	p.waker.close()
-	lost := C.govl_lost(p.q)
-	C.govl_queue_free(p.q)
-	p.q = nil
+	var lost C.uint64_t
+	if p.q != nil {
+		C.govl_stop(p.q)
+		<-p.loopDone
+		p.waker.close()
+		lost = C.govl_lost(p.q)
+		C.govl_queue_free(p.q)
+		p.q = nil
+	}
+	if p.onClose != nil {
+		p.onClose()
+	}
 	livePorts.Add(-1)
 	if rc != 0 {
 		return &OpError{Op: "close", Offset: -1, Code: Errno(rc)}
