@@ -72,6 +72,11 @@ for b in $backends; do
         -fuzztime "$fuzztime" -parallel 1 .
 done
 
+# The benchmark-only bridges (issue 4's direct exported-Go-callback
+# alternative) still build and deliver correctly.
+step "go test -tags ovl_directcb (benchmark bridges)" go test -tags ovl_directcb -race -count=1 \
+    -run 'TestTimedBridges' .
+
 # An installed ovl, found through pkg-config (build tag ovl_pkgconfig). go's
 # build cache keeps the flags pkg-config gave for a package and does not
 # notice a different PKG_CONFIG_PATH, so the prefix also goes into
