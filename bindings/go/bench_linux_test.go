@@ -28,7 +28,7 @@ const (
 
 func benchFile(b *testing.B) string {
 	b.Helper()
-	name := filepath.Join(b.TempDir(), "bench")
+	name := filepath.Join(testDir(b), "bench")
 	if err := os.WriteFile(name, testData(benchSize, 9), 0o600); err != nil {
 		b.Fatal(err)
 	}

@@ -1,14 +1,11 @@
 package ovl_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log"
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	ovl "github.com/ovl-io/ovl/bindings/go"
 )
@@ -54,48 +51,6 @@ func Example() {
 	wg.Wait()
 	fmt.Println(first[0], first[1], first[63])
 	// Output: 0 1 63
-}
-
-// A read deadline on an idle pipe: the read is cancelled in the library
-// and fails with os.ErrDeadlineExceeded.
-func ExampleFile_SetReadDeadline() {
-	port, err := ovl.NewPort(ovl.Config{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer port.Close()
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		log.Fatal(err)
-	}
-	r, _ := port.NewFile(pr)
-	w, _ := port.NewFile(pw)
-	defer r.Close()
-	defer w.Close()
-
-	r.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	_, err = r.Read(make([]byte, 16))
-	fmt.Println(errors.Is(err, os.ErrDeadlineExceeded))
-	// Output: true
-}
-
-// Cancelling a read through its context.
-func ExampleFile_ReadContext() {
-	port, err := ovl.NewPort(ovl.Config{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer port.Close()
-	pr, pw, _ := os.Pipe()
-	r, _ := port.NewFile(pr)
-	defer r.Close()
-	defer pw.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	_, err = r.ReadContext(ctx, make([]byte, 16))
-	fmt.Println(errors.Is(err, context.DeadlineExceeded))
-	// Output: true
 }
 
 // Many reads in flight from one goroutine, their results on one channel.

@@ -24,7 +24,7 @@ func testData(n int, seed int64) []byte {
 // tempFile writes data to a new file in t's temp dir and returns its path.
 func tempFile(t testing.TB, data []byte) string {
 	t.Helper()
-	name := filepath.Join(t.TempDir(), "data")
+	name := filepath.Join(testDir(t), "data")
 	if err := os.WriteFile(name, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestReadAtConcurrent(t *testing.T) {
 
 func TestWriteAtConcurrentThenReadBack(t *testing.T) {
 	forEachBackend(t, Config{}, func(t *testing.T, p *Port) {
-		name := filepath.Join(t.TempDir(), "w")
+		name := filepath.Join(testDir(t), "w")
 		f, err := p.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestWriteAtConcurrentThenReadBack(t *testing.T) {
 
 func TestReadWriteSeekRegularFile(t *testing.T) {
 	forEachBackend(t, Config{}, func(t *testing.T, p *Port) {
-		name := filepath.Join(t.TempDir(), "rw")
+		name := filepath.Join(testDir(t), "rw")
 		f, err := p.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			t.Fatal(err)
@@ -234,7 +234,7 @@ func TestSplitLargeIO(t *testing.T) {
 	defer func() { maxIO = old }()
 	forEachBackend(t, Config{}, func(t *testing.T, p *Port) {
 		data := testData(100, 3)
-		name := filepath.Join(t.TempDir(), "split")
+		name := filepath.Join(testDir(t), "split")
 		f, err := p.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			t.Fatal(err)
@@ -284,7 +284,7 @@ func TestAsync(t *testing.T) {
 			seen[r.Off] = true
 		}
 		// One goroutine, many in flight, results via the channel it gets.
-		out := filepath.Join(t.TempDir(), "out")
+		out := filepath.Join(testDir(t), "out")
 		w, err := p.OpenFile(out, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			t.Fatal(err)

@@ -27,7 +27,7 @@ func FuzzReadWriteAt(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	dir := f.TempDir()
+	dir := testDir(f)
 	init := testData(4096, 7)
 	oname, rname := filepath.Join(dir, "ovl"), filepath.Join(dir, "ref")
 	for _, n := range []string{oname, rname} {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -100,4 +101,32 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// testDir is t.TempDir with a cleanup that also works under wine, where
+// Go 1.26's os.RemoveAll (and so t.TempDir's cleanup) fails with "Invalid
+// function": it falls back to removing entry by entry.
+func testDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ovl-go-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if os.RemoveAll(dir) == nil {
+			return
+		}
+		var paths []string
+		filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
+			paths = append(paths, path)
+			return nil
+		})
+		for i := len(paths) - 1; i >= 0; i-- {
+			os.Remove(paths[i])
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("could not remove %s", dir)
+		}
+	})
+	return dir
 }
