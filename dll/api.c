@@ -196,6 +196,10 @@ static void *completion_thread(void *arg)
             while ((n = deliver_once(p, 0)) == 0 && ovl__now_us() < end)
                 ovl__cpu_relax();
         }
+        /* A close's wake-up consumed while spinning looks like an empty
+         * poll (0): check before sleeping, or we sleep for ever with
+         * nothing left in flight to wake us. */
+        if (n == 0 && p->spin_usec && port_drained(p)) break;
         /* The wait also flushes submits made by the previous batch's
          * callbacks (io_uring: one io_uring_enter submits and waits). */
         if (n == 0) n = deliver_once(p, -1);
