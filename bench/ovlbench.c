@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -411,7 +412,8 @@ static void port_figures(result *out, ovl_port *p, uint64_t ops)
     }
 }
 
-static ovl_port *make_port(uint32_t backend, int depth, ovl_callback cb, void *ud)
+static ovl_port *make_port(uint32_t backend, int depth, uint32_t spin_usec, ovl_callback cb,
+                           void *ud)
 {
     ovl_port_config cfg;
     ovl_port_config_init(&cfg, sizeof cfg);
@@ -419,7 +421,8 @@ static ovl_port *make_port(uint32_t backend, int depth, ovl_callback cb, void *u
     cfg.queue_depth = (uint32_t)depth;
     cfg.callback = cb;
     cfg.userdata = ud;
-    const char *spin = getenv("OVLBENCH_SPIN_USEC");
+    cfg.spin_usec = spin_usec;
+    const char *spin = getenv("OVLBENCH_SPIN_USEC"); /* override, for experiments */
     if (spin) cfg.spin_usec = (uint32_t)atoi(spin);
     ovl_port *p = NULL;
     int32_t rc = ovl_create_port(&cfg, &p);
@@ -437,7 +440,7 @@ static void run_ovl_a(uint32_t backend, int depth, int lat, int nop, result *out
     s->r.s = 0xbf58476d1ce4e5b9ull;
     s->lat = lat;
     s->nop = nop;
-    s->port = make_port(backend, depth, ovla_cb, s);
+    s->port = make_port(backend, depth, 0, ovla_cb, s);
     snap a, b;
     snap_take(&a);
     s->deadline = a.t + (uint64_t)(g_secs * 1e9);
@@ -501,7 +504,7 @@ static void ovlb_cb(const ovl_completion *items, size_t n, void *ud)
     pthread_mutex_unlock(&s->m);
 }
 
-static void run_ovl_b(uint32_t backend, int depth, int lat, result *out)
+static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, result *out)
 {
     ovlb *s = calloc(1, sizeof *s);
     if (!s) die("out of memory");
@@ -509,7 +512,7 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, result *out)
     pthread_cond_init(&s->c, NULL);
     s->lat = lat;
     for (int i = 0; i < depth; i++) s->freeq[s->nfree++] = depth - 1 - i;
-    s->port = make_port(backend, depth, ovlb_cb, s);
+    s->port = make_port(backend, depth, spin, ovlb_cb, s);
     rng r = {0xd6e8feb86659fd93ull};
     ovl_request reqs[MAXD];
     int slots[MAXD];
@@ -558,8 +561,8 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, result *out)
 
 /* ---- the competitors ------------------------------------------------------ */
 
-enum { K_LIBURING, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_T_A, K_OVL_T_B,
-       K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_T, K_N };
+enum { K_LIBURING, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_U_B_SPIN, K_OVL_T_A,
+       K_OVL_T_B, K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_T, K_N };
 
 static const char *const k_name[K_N] = {
     "liburing, 1 thread (ceiling)",
@@ -567,6 +570,7 @@ static const char *const k_name[K_N] = {
     "libuv uv_fs_read (4 pool threads)",
     "ovl uring, resubmit in callback",
     "ovl uring, external submitter",
+    "ovl uring, external submitter, spin_usec=50",
     "ovl threads, resubmit in callback",
     "ovl threads, external submitter",
     "liburing NOP, 1 thread",
@@ -575,14 +579,30 @@ static const char *const k_name[K_N] = {
 };
 static const char *const k_id[K_N] = {
     "liburing", "pread", "libuv", "ovl-uring-cb", "ovl-uring-ext",
-    "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
+    "ovl-uring-ext-spin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
     "nop-ovl-threads",
 };
 
 static int g_enabled[K_N];
 
+/* A run that hangs (a lost wake-up in the library, say) must not hang the
+ * whole bench command: name it and fail. */
+static volatile sig_atomic_t g_cur_k = -1, g_cur_depth;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    char b[160];
+    int n = snprintf(b, sizeof b, "ovlbench: run '%s' at depth %d did not finish in time (hang?)\n",
+                     g_cur_k >= 0 ? k_id[g_cur_k] : "?", (int)g_cur_depth);
+    if (n > 0) (void)!write(2, b, (size_t)n);
+    _exit(3);
+}
+
 static void run_one(int k, int depth, result *out)
 {
+    g_cur_k = k;
+    g_cur_depth = depth;
+    alarm((unsigned)(g_secs * 20) + 30);
     int lat = depth == 1 && k < K_NOP_LIBURING;
     g_nlat = 0;
     memset(out, 0, sizeof *out);
@@ -592,13 +612,15 @@ static void run_one(int k, int depth, result *out)
     case K_PREAD: run_pread(depth, lat, out); break;
     case K_LIBUV: run_libuv(depth, lat, out); break;
     case K_OVL_U_A: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, out); break;
-    case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, out); break;
+    case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, out); break;
+    case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 50, out); break;
     case K_OVL_T_A: run_ovl_a(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
-    case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, out); break;
+    case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
     case K_NOP_LIBURING: run_liburing(depth, 0, 1, out); break;
     case K_NOP_OVL_U: run_ovl_a(OVL_BACKEND_URING, depth, 0, 1, out); break;
     case K_NOP_OVL_T: run_ovl_a(OVL_BACKEND_THREADS, depth, 0, 1, out); break;
     }
+    alarm(0);
 }
 
 /* ---- statistics and tables ----------------------------------------------- */
@@ -733,6 +755,10 @@ static void targets(void)
         if (g_depths[d] < 64 || !g_enabled[K_OVL_U_B] || !g_have[K_OVL_U_B][d]) continue;
         snprintf(b, sizeof b, "ovl uring external submitter / liburing, depth %d", g_depths[d]);
         target_line(b, med_ratio(K_OVL_U_B, d), 0.80);
+        if (g_enabled[K_OVL_U_B_SPIN] && g_have[K_OVL_U_B_SPIN][d]) {
+            snprintf(b, sizeof b, "same, opt-in spin_usec=50, depth %d", g_depths[d]);
+            target_line(b, med_ratio(K_OVL_U_B_SPIN, d), 0.80);
+        }
     }
     for (int d = 0; d < g_ndepths; d++) {
         if (!g_enabled[K_NOP_OVL_U] || !g_have[K_NOP_OVL_U][d] || g_depths[d] < 16) continue;
@@ -822,6 +848,7 @@ int main(int argc, char **argv)
     for (int d = 0; d < g_ndepths; d++)
         if (g_depths[d] < 1 || g_depths[d] > MAXD) usage();
 
+    signal(SIGALRM, on_alarm);
     g_bufs = aligned_alloc(4096, (size_t)MAXD * BLK);
     g_lat = malloc(LAT_CAP * sizeof *g_lat);
     if (!g_bufs || !g_lat) die("out of memory");
