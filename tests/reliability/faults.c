@@ -195,7 +195,8 @@ static int count_fds(void)
 static void setup(void) { faults_install(); }
 static void teardown(void) { faults_remove(); }
 
-TestSuite(faults, .init = setup, .fini = teardown, .timeout = 120);
+/* Every case: wrappers installed before, the real table restored after. */
+#define FTest(name) Test(faults, name, .init = setup, .fini = teardown, .timeout = 120)
 
 /* Submit `k` posts (bystanders: they must be unaffected). */
 static size_t posts(coll *c, uint64_t *ids, size_t at, size_t k)
@@ -210,7 +211,7 @@ static size_t posts(coll *c, uint64_t *ids, size_t at, size_t k)
  * ====================================================================== */
 
 /* EINTR is retried inside the worker: the op completes with its bytes. */
-Test(faults, threads_eintr_retried)
+FTest(threads_eintr_retried)
 {
     only_backend("threads");
     int fd = tmp_file(65536);
@@ -285,14 +286,14 @@ static void one_error(int err, int32_t code, bool write)
     close(fd);
 }
 
-Test(faults, threads_pread_eio) { one_error(EIO, OVL_EIO, false); }
-Test(faults, threads_pread_enomem) { one_error(ENOMEM, OVL_ENOMEM, false); }
+FTest(threads_pread_eio) { one_error(EIO, OVL_EIO, false); }
+FTest(threads_pread_enomem) { one_error(ENOMEM, OVL_ENOMEM, false); }
 /* A positional read has nothing to wait for: EAGAIN is reported as is. */
-Test(faults, threads_pread_eagain) { one_error(EAGAIN, OVL_EAGAIN, false); }
-Test(faults, threads_pwrite_eio) { one_error(EIO, OVL_EIO, true); }
-Test(faults, threads_pwrite_enospc) { one_error(ENOSPC, OVL_ENOSPC, true); }
+FTest(threads_pread_eagain) { one_error(EAGAIN, OVL_EAGAIN, false); }
+FTest(threads_pwrite_eio) { one_error(EIO, OVL_EIO, true); }
+FTest(threads_pwrite_enospc) { one_error(ENOSPC, OVL_ENOSPC, true); }
 
-Test(faults, threads_fsync_eio)
+FTest(threads_fsync_eio)
 {
     only_backend("threads");
     int fd = tmp_file(4096);
@@ -313,7 +314,7 @@ Test(faults, threads_fsync_eio)
 }
 
 /* Short transfers are reported as they happened (guarantee 4). */
-Test(faults, threads_short_read_write)
+FTest(threads_short_read_write)
 {
     only_backend("threads");
     int fd = tmp_file(1 << 16);
@@ -342,7 +343,7 @@ Test(faults, threads_short_read_write)
 /* Stream ops: EAGAIN means "not ready after all" and parks the op again;
  * EINTR is retried; a short pipe write is reported short; poll() EINTR in
  * the readiness thread is harmless. All complete with the right bytes. */
-Test(faults, threads_stream_eagain_eintr_short)
+FTest(threads_stream_eagain_eintr_short)
 {
     only_backend("threads");
     int pa[2], pb[2];
@@ -379,7 +380,7 @@ Test(faults, threads_stream_eagain_eintr_short)
 
 /* A stream read that keeps getting EAGAIN stays parked, and a cancel (or
  * close) completes it exactly once with OVL_ECANCELED. */
-Test(faults, threads_stream_eagain_forever_then_cancel)
+FTest(threads_stream_eagain_forever_then_cancel)
 {
     only_backend("threads");
     int pa[2];
@@ -410,7 +411,7 @@ Test(faults, threads_stream_eagain_forever_then_cancel)
  * poller and each worker (threads), the completion thread (both). Creation
  * fails with OVL_EAGAIN, *out stays NULL, nothing leaks, and a port created
  * afterwards works. */
-Test(faults, thread_start_fails)
+FTest(thread_start_fails)
 {
     const char *b = run_backend();
     const uint32_t workers = 3;
@@ -451,7 +452,7 @@ Test(faults, thread_start_fails)
 }
 
 /* The wake handle (eventfd) cannot be made: creation fails cleanly. */
-Test(faults, wakefd_fails)
+FTest(wakefd_fails)
 {
     const char *b = run_backend();
     for (int manual = 0; manual < 2; manual++) {
@@ -480,7 +481,7 @@ Test(faults, wakefd_fails)
 /* io_uring_setup blocked (EPERM, as seccomp does) before the first probe:
  * AUTO falls back to threads and says why; an explicit uring request gets
  * OVL_EUNAVAIL (no silent substitute). */
-Test(faults, uring_setup_eperm_falls_back)
+FTest(uring_setup_eperm_falls_back)
 {
     only_backend("uring");
     unsetenv("OVL_BACKEND");
@@ -507,7 +508,7 @@ Test(faults, uring_setup_eperm_falls_back)
 }
 
 /* The probe's NOP round trip fails (io_uring_enter blocked): same fallback. */
-Test(faults, uring_enter_blocked_at_probe_falls_back)
+FTest(uring_enter_blocked_at_probe_falls_back)
 {
     only_backend("uring");
     inj_arm(&F.uring_enter, -1, 0, -1, EPERM, 0);
@@ -526,7 +527,7 @@ Test(faults, uring_enter_blocked_at_probe_falls_back)
 /* After a good probe, a port's own ring cannot be set up (ENOMEM: the
  * locked-memory limit) or mapped: ovl_create_port reports the error and
  * leaks nothing; the next port works. */
-Test(faults, uring_setup_and_mmap_fail_at_create)
+FTest(uring_setup_and_mmap_fail_at_create)
 {
     only_backend("uring");
     if (ovl__uring_probe(NULL) != OVL_OK) cr_skip_test("io_uring unavailable");
@@ -586,14 +587,14 @@ static void enter_fails(int err, int times, unsigned mask)
     close(fd);
 }
 
-Test(faults, uring_enter_eintr_submit) { enter_fails(EINTR, 5, ENTER_SUBMIT); }
-Test(faults, uring_enter_eagain_submit) { enter_fails(EAGAIN, 5, ENTER_SUBMIT); }
-Test(faults, uring_enter_ebusy_submit) { enter_fails(EBUSY, 5, ENTER_SUBMIT); }
-Test(faults, uring_enter_eagain_submit_long) { enter_fails(EAGAIN, 200, ENTER_SUBMIT); }
-Test(faults, uring_enter_ebusy_submit_long) { enter_fails(EBUSY, 200, ENTER_SUBMIT); }
-Test(faults, uring_enter_eintr_wait) { enter_fails(EINTR, 20, ENTER_WAIT); }
-Test(faults, uring_enter_ebusy_wait) { enter_fails(EBUSY, 20, ENTER_WAIT); }
-Test(faults, uring_enter_eagain_any) { enter_fails(EAGAIN, 300, ENTER_ANY); }
+FTest(uring_enter_eintr_submit) { enter_fails(EINTR, 5, ENTER_SUBMIT); }
+FTest(uring_enter_eagain_submit) { enter_fails(EAGAIN, 5, ENTER_SUBMIT); }
+FTest(uring_enter_ebusy_submit) { enter_fails(EBUSY, 5, ENTER_SUBMIT); }
+FTest(uring_enter_eagain_submit_long) { enter_fails(EAGAIN, 200, ENTER_SUBMIT); }
+FTest(uring_enter_ebusy_submit_long) { enter_fails(EBUSY, 200, ENTER_SUBMIT); }
+FTest(uring_enter_eintr_wait) { enter_fails(EINTR, 20, ENTER_WAIT); }
+FTest(uring_enter_ebusy_wait) { enter_fails(EBUSY, 20, ENTER_WAIT); }
+FTest(uring_enter_eagain_any) { enter_fails(EAGAIN, 300, ENTER_ANY); }
 
 /* A full submission queue: a tiny ring (2 SQEs) while a callback defers far
  * more submits than fit, and other threads submit at the same time. The
@@ -620,7 +621,7 @@ static void chain_hook(coll *c, const ovl_completion *it, size_t n)
     }
 }
 
-Test(faults, full_submission_queue)
+FTest(full_submission_queue)
 {
     atomic_store(&F.ring_entries, 2);
     coll *c = open_port(run_backend(), 1024, 0);
@@ -672,7 +673,7 @@ static void gate_hook(coll *c, const ovl_completion *it, size_t n)
     pthread_mutex_unlock(&g->mu);
 }
 
-Test(faults, cq_overflow)
+FTest(cq_overflow)
 {
     atomic_store(&F.ring_entries, 2);
     coll *c = open_port(run_backend(), 256, 0);
@@ -728,12 +729,12 @@ static void lone_submit_stall(int err)
     close(fd);
 }
 
-Test(faults, uring_enter_eagain_lone_submit) { lone_submit_stall(EAGAIN); }
-Test(faults, uring_enter_ebusy_lone_submit) { lone_submit_stall(EBUSY); }
+FTest(uring_enter_eagain_lone_submit) { lone_submit_stall(EAGAIN); }
+FTest(uring_enter_ebusy_lone_submit) { lone_submit_stall(EBUSY); }
 
 /* Close with everything faulting at once on the submit side: close still
  * returns and every op completes exactly once. */
-Test(faults, close_while_enter_fails)
+FTest(close_while_enter_fails)
 {
     only_backend("uring");
     int pa[2];
@@ -779,7 +780,7 @@ static void *close_thread(void *arg)
  * spin, and the thread must notice the port closing instead of going to
  * sleep for ever. Close runs on a helper thread so that a hang is reported
  * as a failure (after the failure limit) rather than stalling the suite. */
-Test(faults, close_spinning_idle_port)
+FTest(close_spinning_idle_port)
 {
     const char *b = run_backend();
     for (int round = 0; round < 2; round++) {
