@@ -87,14 +87,15 @@ valgrind_examples() {
     for ex in build-valgrind/ovl_*; do
         [ -x "$ex" ] && [ -f "$ex" ] || continue
         case $(basename "$ex") in ovl_tests* | ovl_stress | ovl_faults | ovl_fuzz*) continue ;; esac
-        for b in threads uring; do
+        # threads only: valgrind 3.19 runs one thread at a time and does not
+        # let go of that lock while a thread sleeps in io_uring_enter, so a
+        # uring port deadlocks under memcheck (seen: completion thread in
+        # io_cqring_wait, main thread waiting for valgrind's lock). The
+        # uring backend's memory safety is covered by the ASan tree.
+        for b in threads; do
             n=$((n + 1))
-            # io_uring fills buffers from the kernel, which memcheck cannot
-            # see: under uring check leaks and invalid accesses, not
-            # definedness (the threads backend gets the full check).
             local undef=yes
-            [ "$b" = uring ] && undef=no
-            OVL_BACKEND=$b valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
+            OVL_BACKEND=$b timeout 600 valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
                 --errors-for-leak-kinds=definite,indirect,possible --undef-value-errors=$undef \
                 --error-exitcode=99 "$ex" >"$logs/valgrind-$(basename "$ex")-$b.log" 2>&1
             local r=$?
