@@ -1,6 +1,9 @@
-/* runner.c - the main() behind the Criterion shim (criterion.h beside it).
+/* runner.c - the main() behind the Criterion shim (criterion.h beside it),
+ * used where Criterion cannot run: the mingw-w64 build (not packaged) and the
+ * ThreadSanitizer build (Criterion's inheritable arena fails under TSan).
  * Without arguments it runs every registered test in a child process of its
- * own (the same .exe with --run suite::name), enforcing each test's timeout,
+ * own (Windows: the same .exe with --run suite::name; POSIX: fork), enforcing
+ * each test's timeout,
  * and prints a Criterion-style line per test and a synthesis. A child's exit
  * code says how its test ended: 0 passed, 2 failed, 3 skipped; anything else
  * (an exception code such as 0xC0000005) is a crash.
@@ -10,12 +13,19 @@
  *   ovl_tests_win.exe --list           list the tests
  *   ovl_tests_win.exe --run S::N       run one test in this process
  * Environment: CRS_TIMEOUT = default per-test timeout in seconds (60). */
-#include "criterion.h"
+#include "criterion/criterion.h"
 
+#ifdef _WIN32
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
 #include <windows.h>
+#else
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#endif
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,7 +38,7 @@
 
 static struct crs_test *tests;
 static size_t ntests;
-static volatile LONG failures; /* non-fatal (cr_expect) failures */
+static volatile long failures; /* non-fatal (cr_expect) failures */
 
 void crs_register(struct crs_test *t)
 {
@@ -62,14 +72,18 @@ const char *crs_fmt_dbl(char *buf, double v)
 
 /* ---- in the child ------------------------------------------------------- */
 
-static void end_now(UINT code)
+static void end_now(int code)
 {
     fflush(stdout);
     fflush(stderr);
     /* Other threads (a port's completion thread) may hold locks: do not run
-     * DLL detach code, just stop. */
-    TerminateProcess(GetCurrentProcess(), code);
-    ExitProcess(code); /* not reached */
+     * exit handlers or DLL detach code, just stop. */
+#ifdef _WIN32
+    TerminateProcess(GetCurrentProcess(), (UINT)code);
+    ExitProcess((UINT)code); /* not reached */
+#else
+    _exit(code);
+#endif
 }
 
 static void report(int fatal, const char *file, int line, const char *expr,
@@ -83,7 +97,7 @@ static void report(int fatal, const char *file, int line, const char *expr,
             expr, values ? " (" : "", values ? values : "", values ? ")" : "");
     if (msg[0]) fprintf(stderr, "[----]   %s\n", msg);
     if (fatal) end_now(EXIT_FAIL);
-    InterlockedIncrement(&failures);
+    __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
 }
 
 void crs_assert_fail(int fatal, const char *file, int line, const char *expr,
@@ -165,6 +179,7 @@ static int cmp_tests(const void *a, const void *b)
     return c ? c : strcmp(x->name, y->name);
 }
 
+#ifdef _WIN32
 static double now_s(void)
 {
     LARGE_INTEGER f, c;
@@ -173,9 +188,10 @@ static double now_s(void)
     return (double)c.QuadPart / (double)f.QuadPart;
 }
 
-/* Run one test in a child; returns its classification. */
+/* Run one test in a child; returns 0 (exit code in *code_out), -1 (could not
+ * start) or -2 (timed out). */
 static int run_child(const char *self, struct crs_test *t, double timeout,
-                     DWORD *code_out)
+                     unsigned long *code_out)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "\"%s\" --run %s::%s", self, t->suite, t->name);
@@ -204,6 +220,42 @@ static int run_child(const char *self, struct crs_test *t, double timeout,
     *code_out = code;
     return timed_out ? -2 : 0;
 }
+#else
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* POSIX: fork; the child runs the test with an alarm as its timeout. A
+ * signal death is reported as 0x100 + the signal number (a crash). */
+static int run_child(const char *self, struct crs_test *t, double timeout,
+                     unsigned long *code_out)
+{
+    (void)self;
+    char full[512];
+    snprintf(full, sizeof full, "%s::%s", t->suite, t->name);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        *code_out = 0;
+        return -1;
+    }
+    if (pid == 0) {
+        alarm((unsigned)(timeout + 0.999));
+        end_now(run_here(full));
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0) {
+    }
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) return -2;
+    *code_out = WIFEXITED(st) ? (unsigned long)WEXITSTATUS(st)
+                              : 0x100ul + (unsigned long)WTERMSIG(st);
+    return 0;
+}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -229,8 +281,10 @@ int main(int argc, char **argv)
     for (struct crs_test *t = tests; t; t = t->next) all[n++] = t;
     qsort(all, n, sizeof *all, cmp_tests);
 
-    char self[MAX_PATH];
+    char self[4096] = "";
+#ifdef _WIN32
     GetModuleFileNameA(NULL, self, sizeof self);
+#endif
     double deflt = 60.0;
     const char *env = getenv("CRS_TIMEOUT");
     if (env && atof(env) > 0) deflt = atof(env);
@@ -248,7 +302,7 @@ int main(int argc, char **argv)
         }
         double timeout = t->data.timeout > 0 ? t->data.timeout : deflt;
         double t0 = now_s();
-        DWORD code;
+        unsigned long code = 0;
         int r = run_child(self, t, timeout, &code);
         double dt = now_s() - t0;
         if (r == -2) {

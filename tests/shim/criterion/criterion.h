@@ -1,8 +1,10 @@
-/* criterion.h - a thin Criterion-compatible shim, used ONLY by the Windows
- * build (tests/windows/CMakeLists.txt puts this directory first on the
- * include path). Criterion is not packaged for mingw-w64; the test files
- * in tests/ use a small subset of it, implemented here so that the very
- * same files build for Windows and run under wine. See tests/windows/README.md.
+/* criterion.h - a thin Criterion-compatible shim for the two builds where
+ * Criterion cannot run: mingw-w64 (not packaged; the Windows suite runs under
+ * wine) and ThreadSanitizer (Criterion's inheritable arena fails to map under
+ * TSan, Snaipe/Criterion#274). Those builds put tests/shim first on the
+ * include path. The test files in tests/ use a small subset of Criterion,
+ * implemented here, so the very same files build everywhere. See
+ * tests/windows/README.md.
  *
  * Supported: Test(suite, name[, .timeout = s, .init = f, .fini = f,
  * .disabled = b, .description = "..."]), cr_assert, cr_assert_not,
