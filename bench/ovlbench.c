@@ -570,7 +570,7 @@ static const char *const k_name[K_N] = {
     "libuv uv_fs_read (4 pool threads)",
     "ovl uring, resubmit in callback",
     "ovl uring, external submitter",
-    "ovl uring, external submitter, spin_usec=50",
+    "ovl uring, external submitter, spin_usec=200",
     "ovl threads, resubmit in callback",
     "ovl threads, external submitter",
     "liburing NOP, 1 thread",
@@ -613,7 +613,7 @@ static void run_one(int k, int depth, result *out)
     case K_LIBUV: run_libuv(depth, lat, out); break;
     case K_OVL_U_A: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, out); break;
     case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, out); break;
-    case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 50, out); break;
+    case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, out); break;
     case K_OVL_T_A: run_ovl_a(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
     case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
     case K_NOP_LIBURING: run_liburing(depth, 0, 1, out); break;
@@ -756,7 +756,7 @@ static void targets(void)
         snprintf(b, sizeof b, "ovl uring external submitter / liburing, depth %d", g_depths[d]);
         target_line(b, med_ratio(K_OVL_U_B, d), 0.80);
         if (g_enabled[K_OVL_U_B_SPIN] && g_have[K_OVL_U_B_SPIN][d]) {
-            snprintf(b, sizeof b, "same, opt-in spin_usec=50, depth %d", g_depths[d]);
+            snprintf(b, sizeof b, "same, opt-in spin_usec=200, depth %d", g_depths[d]);
             target_line(b, med_ratio(K_OVL_U_B_SPIN, d), 0.80);
         }
     }
