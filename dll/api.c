@@ -95,8 +95,10 @@ OVL_API const char *ovl_backend_reason(uint32_t *out_backend)
 
 /* Resolve the requested backend: an explicit one (config, or OVL_BACKEND in
  * the environment when the config says AUTO) must exist; AUTO probes. */
-static int32_t pick_backend(uint32_t want, const ovl__backend **out)
+static int32_t pick_backend(uint32_t want, const ovl__backend **out,
+                            bool *is_auto)
 {
+    *is_auto = false;
     if (want == OVL_BACKEND_AUTO) {
         const char *env = getenv("OVL_BACKEND");
         if (env && *env) {
@@ -107,6 +109,7 @@ static int32_t pick_backend(uint32_t want, const ovl__backend **out)
         }
     }
     if (want == OVL_BACKEND_AUTO) {
+        *is_auto = true;
         ovl_backend_reason(&want);
         *out = backend_by_id(want);
         return *out ? OVL_OK : OVL_EUNAVAIL;
@@ -249,7 +252,8 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     if (c.threads > 1024) return OVL_EINVAL;
 
     const ovl__backend *be = NULL;
-    int32_t rc = pick_backend(c.backend, &be);
+    bool is_auto;
+    int32_t rc = pick_backend(c.backend, &be, &is_auto);
     if (rc != OVL_OK) return rc;
 
     ovl_port *p = calloc(1, sizeof *p);
@@ -277,6 +281,14 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     p->batch = calloc(p->batch_cap, sizeof *p->batch);
     rc = (p->events && p->batch) ? ovl__pool_init(p) : OVL_ENOMEM;
     if (rc == OVL_OK) rc = be->init(p);
+    if ((rc == OVL_ENOMEM || rc == OVL_EUNAVAIL) && is_auto &&
+        be == ovl__backend_uring && ovl__backend_threads) {
+        /* The probe's small ring worked but this port's ring does not (a
+         * locked-memory limit on big rings, say): auto means "what works",
+         * so fall back for this port too. An explicit request does not. */
+        be = p->backend = ovl__backend_threads;
+        rc = be->init(p);
+    }
     if (rc != OVL_OK) goto fail;
 
     if (!(p->flags & OVL_PORT_MANUAL)) {

@@ -212,7 +212,9 @@ OVL_API int32_t ovl_port_config_init(ovl_port_config *out, uint32_t size);
  * Errors: OVL_EINVAL (out NULL, bad size/flags/depth/backend number, or an
  * OVL_BACKEND environment value other than uring|threads|iocp|auto),
  * OVL_EUNAVAIL (an explicitly requested backend the host lacks: no silent
- * substitute), OVL_ENOMEM, OVL_EAGAIN (a thread could not be started),
+ * substitute; under AUTO a port whose own io_uring ring cannot be set up
+ * falls back to threads instead), OVL_ENOMEM, OVL_EAGAIN (a thread could not
+ * be started),
  * OVL_EOS (another OS failure creating the kernel objects).
  * Any thread. No completion. */
 OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out);

@@ -129,6 +129,7 @@ static void only_backend(const char *name)
 
 static uint32_t backend_id(const char *name)
 {
+    if (!strcmp(name, "auto")) return OVL_BACKEND_AUTO;
     return !strcmp(name, "uring") ? OVL_BACKEND_URING : OVL_BACKEND_THREADS;
 }
 
@@ -556,6 +557,32 @@ FTest(uring_setup_and_mmap_fail_at_create)
     posts(c, ids, 0, 4);
     cr_assert(coll_wait(c, 4));
     close_and_check(c, ids, 4);
+}
+
+/* Under AUTO, the same failure after a good probe falls back to threads for
+ * that port (auto means "what works here"); the next port is on uring
+ * again. */
+FTest(uring_setup_fails_at_create_auto_falls_back)
+{
+    only_backend("uring");
+    unsetenv("OVL_BACKEND");
+    if (ovl__uring_probe(NULL) != OVL_OK) cr_skip_test("io_uring unavailable");
+    int before = count_fds();
+    inj_arm(&F.uring_setup, -1, 0, 1, ENOMEM, 0);
+    coll *c = coll_new();
+    cr_assert_eq(try_port(c, "auto", 32, 0, 0), OVL_OK);
+    cr_assert_str_eq(ovl_backend_name(c->port), "threads");
+    uint64_t ids[4];
+    posts(c, ids, 0, 4);
+    cr_assert(coll_wait(c, 4));
+    close_and_check(c, ids, 4);
+    cr_assert_eq(count_fds(), before);
+    coll *d = coll_new();
+    cr_assert_eq(try_port(d, "auto", 32, 0, 0), OVL_OK);
+    cr_assert_str_eq(ovl_backend_name(d->port), "uring");
+    posts(d, ids, 0, 4);
+    cr_assert(coll_wait(d, 4));
+    close_and_check(d, ids, 4);
 }
 
 /* io_uring_enter returns -EINTR / -EAGAIN / -EBUSY to submitters, a few
