@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test.sh - every test of ovl, on a fresh Debian machine (installs what is
-# missing). Steps: build; reliability (ASan+UBSan and TSan suites, stress,
-# fault injection, fuzz, valgrind); Go binding; Rust binding; install and
-# consumer projects; Windows DLL under wine; and last the core Criterion
-# suite on every backend through ctest, whose summary ends the output.
+# missing). Steps: build; the threads backend's poll() variant;
+# reliability (ASan+UBSan and TSan suites, stress, fault injection, fuzz,
+# valgrind); Go binding; Rust binding; install and consumer projects; the
+# Windows DLL and the C, Go and Rust suites under wine; and last the core
+# Criterion suite on every backend through ctest, whose summary ends the
+# output.
 # Each step's full log is kept in build/logs/. Exit status: 0 only if every
 # step passed. OVL_TEST_SKIP="windows go" skips steps by name (for local use).
 set -uo pipefail
@@ -49,6 +51,8 @@ opt go scripts/test-go.sh
 opt rust scripts/test-rust.sh
 opt install scripts/test-install.sh
 opt windows scripts/test-windows.sh
+opt windows-go scripts/test-windows-go.sh
+opt windows-rust scripts/test-windows-rust.sh
 
 echo "== steps passed: ${passed[*]:-none}"
 [ ${#failed[@]} -eq 0 ] || echo "== steps FAILED: ${failed[*]}"
