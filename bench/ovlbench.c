@@ -222,12 +222,20 @@ static void run_pread(int depth, int lat, result *out)
 
 /* ---- competitor: liburing, one thread submits and reaps -------------------- */
 
-static void run_liburing(int depth, int lat, int nop, result *out)
+/* fixed: the file registered with the ring (IOSQE_FIXED_FILE), which ovl
+ * does not do (see bench/notes.md): shows what that would be worth. */
+static void run_liburing(int depth, int lat, int nop, int fixed, result *out)
 {
     struct io_uring ring;
     unsigned entries = depth < 4 ? 4 : (unsigned)depth;
     int e = io_uring_queue_init(entries, &ring, 0);
     if (e < 0) die("io_uring_queue_init: %s", strerror(-e));
+    int rfd = g_fd;
+    if (fixed) {
+        e = io_uring_register_files(&ring, &g_fd, 1);
+        if (e < 0) die("io_uring_register_files: %s", strerror(-e));
+        rfd = 0;
+    }
     rng r = {0x2545f4914f6cdd1dull};
     uint64_t tsub[MAXD];
     snap a, b;
@@ -239,7 +247,8 @@ static void run_liburing(int depth, int lat, int nop, result *out)
     for (int i = 0; i < depth; i++) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
         if (nop) io_uring_prep_nop(sqe);
-        else io_uring_prep_read(sqe, g_fd, buf_of(i), BLK, (uint64_t)rnd_off(&r));
+        else io_uring_prep_read(sqe, rfd, buf_of(i), BLK, (uint64_t)rnd_off(&r));
+        if (fixed) sqe->flags |= IOSQE_FIXED_FILE;
         sqe->user_data = (uint64_t)i;
         if (lat) tsub[i] = now_ns();
         inflight++;
@@ -265,7 +274,8 @@ static void run_liburing(int depth, int lat, int nop, result *out)
             }
             struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
             if (nop) io_uring_prep_nop(sqe);
-            else io_uring_prep_read(sqe, g_fd, buf_of(i), BLK, (uint64_t)rnd_off(&r));
+            else io_uring_prep_read(sqe, rfd, buf_of(i), BLK, (uint64_t)rnd_off(&r));
+            if (fixed) sqe->flags |= IOSQE_FIXED_FILE;
             sqe->user_data = (uint64_t)i;
             if (lat) tsub[i] = t;
         }
@@ -561,11 +571,12 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, resul
 
 /* ---- the competitors ------------------------------------------------------ */
 
-enum { K_LIBURING, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_U_B_SPIN, K_OVL_T_A,
+enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_U_B_SPIN, K_OVL_T_A,
        K_OVL_T_B, K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_T, K_N };
 
 static const char *const k_name[K_N] = {
     "liburing, 1 thread (ceiling)",
+    "liburing, 1 thread, registered file",
     "pread loop, 1 thread (sync)",
     "libuv uv_fs_read (4 pool threads)",
     "ovl uring, resubmit in callback",
@@ -578,7 +589,7 @@ static const char *const k_name[K_N] = {
     "ovl threads ovl_post from callback",
 };
 static const char *const k_id[K_N] = {
-    "liburing", "pread", "libuv", "ovl-uring-cb", "ovl-uring-ext",
+    "liburing", "liburing-fixed", "pread", "libuv", "ovl-uring-cb", "ovl-uring-ext",
     "ovl-uring-ext-spin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
     "nop-ovl-threads",
 };
@@ -608,7 +619,8 @@ static void run_one(int k, int depth, result *out)
     memset(out, 0, sizeof *out);
     if (k < K_NOP_LIBURING) ensure_resident();
     switch (k) {
-    case K_LIBURING: run_liburing(depth, lat, 0, out); break;
+    case K_LIBURING: run_liburing(depth, lat, 0, 0, out); break;
+    case K_LIBURING_FIXED: run_liburing(depth, lat, 0, 1, out); break;
     case K_PREAD: run_pread(depth, lat, out); break;
     case K_LIBUV: run_libuv(depth, lat, out); break;
     case K_OVL_U_A: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, out); break;
@@ -616,7 +628,7 @@ static void run_one(int k, int depth, result *out)
     case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, out); break;
     case K_OVL_T_A: run_ovl_a(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
     case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
-    case K_NOP_LIBURING: run_liburing(depth, 0, 1, out); break;
+    case K_NOP_LIBURING: run_liburing(depth, 0, 1, 0, out); break;
     case K_NOP_OVL_U: run_ovl_a(OVL_BACKEND_URING, depth, 0, 1, out); break;
     case K_NOP_OVL_T: run_ovl_a(OVL_BACKEND_THREADS, depth, 0, 1, out); break;
     }
