@@ -56,12 +56,26 @@ fi
 
 # ---- run ------------------------------------------------------------------
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# Whole-machine CPU time (all processes) over the C run, to show how much
+# of it other work took: busy and total jiffies from /proc/stat.
+cpu_busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+stat_before=$(cpu_busy)
+self_before=$(awk '{print $14+$15+$16+$17}' /proc/$$/stat)
 tmp=$(mktemp)
 trap 'rm -f "$tmp" "$tmp.go" "$tmp.rs"' EXIT
 echo "bench.sh: C benchmark (progress below, about 2-3 minutes)" >&2
 # shellcheck disable=SC2086
 "$build/ovlbench" --file "$build/ovlbench.dat" $args >"$tmp"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+stat_after=$(cpu_busy)
+# The benchmark's own CPU: children of this shell (times of waited-for
+# children are in cutime/cstime of our own /proc entry).
+self_after=$(awk '{print $14+$15+$16+$17}' /proc/$$/stat)
+busy_line=$(echo "$stat_before $stat_after $self_before $self_after" | awk -v n="$(nproc)" '{
+    busy = $3 - $1; tot = $4 - $2; own = $6 - $5;
+    if (tot <= 0) { print "n/a"; exit }
+    printf "%.0f%% of %d vCPU busy during the C run, of which the benchmark itself %.0f%%, other processes %.0f%%",
+        100 * busy / tot, n, 100 * own / tot, (busy > own ? 100 * (busy - own) / tot : 0) }')
 
 # Optional: the bindings' own benchmarks, when present.
 go_done=0
@@ -113,7 +127,8 @@ dirty=""
     echo "## Machine"
     echo
     echo "- $(nproc) vCPU ($cpu), $mem RAM, Linux $(uname -r)"
-    echo "- load average (1/5/15 min) before the run: $load_before; after: $load_after."
+    echo "- load average (1/5/15 min) before the run: $load_before; after: $load_after;"
+    echo "  $busy_line."
     echo "  A load near or above the vCPU count means other work shared the machine and"
     echo "  absolute figures are low and noisy; the ratios are measured within each"
     echo "  repetition and move much less."
