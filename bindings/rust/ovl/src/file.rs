@@ -84,7 +84,11 @@ impl File {
         File::with_keep(port, fd, Some(Arc::new(io)))
     }
 
-    /// Bind an owned socket to `port` (Windows; see [`File::new`]).
+    /// Bind an owned socket (`TcpStream`, ...) to `port`. A socket is a
+    /// `SOCKET`, not a `HANDLE`, so [`File::new`] does not take it; std's
+    /// sockets are created for overlapped I/O and work as they are. The
+    /// same call exists on Unix (where it is [`File::new`]), so portable
+    /// code binds sockets with it.
     #[cfg(windows)]
     pub fn from_socket<T>(port: &Port, io: T) -> Result<File, Error>
     where
@@ -92,6 +96,33 @@ impl File {
     {
         let fd = io.as_raw_socket() as sys::ovl_fd;
         File::with_keep(port, fd, Some(Arc::new(io)))
+    }
+
+    /// Bind an owned socket to `port`. On Unix the same as [`File::new`];
+    /// on Windows, where a socket is a `SOCKET` and not a `HANDLE`, the
+    /// only way. Portable code binds sockets with this.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::{TcpListener, TcpStream};
+    /// let port = ovl::Port::new()?;
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut server, _) = listener.accept()?;
+    /// let client = ovl::File::from_socket(&port, client)?;
+    /// let (n, _) = ovl::block_on(client.write("ping"));
+    /// assert_eq!(n?, 4);
+    /// let mut got = [0u8; 4];
+    /// server.read_exact(&mut got)?;
+    /// assert_eq!(&got, b"ping");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(unix)]
+    pub fn from_socket<T>(port: &Port, io: T) -> Result<File, Error>
+    where
+        T: std::os::unix::io::AsRawFd + Send + Sync + 'static,
+    {
+        File::new(port, io)
     }
 
     /// Open an existing file for reading, bound to `port`.
