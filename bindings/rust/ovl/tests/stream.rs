@@ -1,11 +1,11 @@
-//! Stream I/O (OVL_OFFSET_CURRENT) on pipes and sockets.
-#![cfg(unix)]
+//! Stream I/O (OVL_OFFSET_CURRENT) on pipes and sockets. On Unix plain
+//! pipes and `UnixStream` pairs; on Windows overlapped named pipes and
+//! loopback TCP sockets (see `common::pipe`, `common::socket_pair`).
 mod common;
 
 use common::*;
 use ovl::{block_on, File};
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 
 #[test]
 fn pipe_roundtrip() {
@@ -32,7 +32,7 @@ fn pipe_roundtrip() {
 #[test]
 fn read_on_an_empty_pipe_waits_for_the_writer() {
     let port = port();
-    let (r, mut w) = pipe();
+    let (r, mut w) = pipe_with_blocking_writer();
     let r = File::new(&port, r).unwrap();
     let (waker, wakes) = counting_waker();
     let mut fut = r.read(vec![0u8; 64]);
@@ -50,7 +50,7 @@ fn read_on_an_empty_pipe_waits_for_the_writer() {
 #[test]
 fn pipe_end_of_stream_is_zero() {
     let port = port();
-    let (r, mut w) = pipe();
+    let (r, mut w) = pipe_with_blocking_writer();
     w.write_all(b"last").unwrap();
     drop(w);
     let r = File::new(&port, r).unwrap();
@@ -95,8 +95,8 @@ fn write_to_a_pipe_without_reader_is_broken_pipe() {
 #[test]
 fn socket_pair_echo_between_two_threads() {
     let port = port();
-    let (a, b) = UnixStream::pair().unwrap();
-    let (a, b) = (File::new(&port, a).unwrap(), File::new(&port, b).unwrap());
+    let (a, b) = socket_pair();
+    let (a, b) = (File::from_socket(&port, a).unwrap(), File::from_socket(&port, b).unwrap());
     const ROUNDS: usize = 50;
     let server = std::thread::spawn(move || {
         block_on(async move {
@@ -134,7 +134,7 @@ fn socket_pair_echo_between_two_threads() {
 #[test]
 fn many_stream_reads_in_flight_on_one_pipe_lose_no_byte() {
     let port = port_depth(16);
-    let (r, mut w) = pipe();
+    let (r, mut w) = pipe_with_blocking_writer();
     let r = File::new(&port, r).unwrap();
     let (waker, _) = counting_waker();
     // 16 reads of 100 bytes in flight, then 1600 bytes written in one go.
@@ -167,8 +167,8 @@ fn many_stream_reads_in_flight_on_one_pipe_lose_no_byte() {
 #[test]
 fn std_side_sees_what_ovl_wrote_to_a_socket() {
     let port = port();
-    let (a, mut b) = UnixStream::pair().unwrap();
-    let a = File::new(&port, a).unwrap();
+    let (a, mut b) = socket_pair();
+    let a = File::from_socket(&port, a).unwrap();
     let (n, _) = block_on(a.write("via ovl"));
     assert_eq!(n.unwrap(), 7);
     let mut got = [0u8; 7];

@@ -80,7 +80,10 @@ impl Drop for TempFile {
     }
 }
 
-/// A pipe as (read end, write end).
+/// A pipe as (read end, write end), both ends usable with `ovl::File::new`.
+/// On Windows an overlapped byte-mode named pipe (the read end is the
+/// server, the write end the client), since anonymous pipes cannot do
+/// overlapped I/O.
 #[cfg(unix)]
 pub fn pipe() -> (std::fs::File, std::fs::File) {
     use std::os::unix::io::FromRawFd;
@@ -92,6 +95,107 @@ pub fn pipe() -> (std::fs::File, std::fs::File) {
     unsafe {
         assert_eq!(pipe(fds.as_mut_ptr()), 0);
         (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1]))
+    }
+}
+
+#[cfg(windows)]
+pub fn pipe() -> (std::fs::File, std::fs::File) {
+    win::named_pipe(true)
+}
+
+/// A pipe whose read end is for ovl and whose write end is for std's
+/// blocking `Write`. On Unix the same as [`pipe`]; on Windows the write end
+/// is opened without `FILE_FLAG_OVERLAPPED` (std's synchronous I/O on an
+/// overlapped handle aborts the process when the call pends).
+pub fn pipe_with_blocking_writer() -> (std::fs::File, std::fs::File) {
+    #[cfg(unix)]
+    return pipe();
+    #[cfg(windows)]
+    return win::named_pipe(false);
+}
+
+/// A connected pair of stream sockets, for `ovl::File::from_socket`: a
+/// `UnixStream` pair on Unix, a loopback TCP connection on Windows.
+#[cfg(unix)]
+pub fn socket_pair() -> (std::os::unix::net::UnixStream, std::os::unix::net::UnixStream) {
+    std::os::unix::net::UnixStream::pair().unwrap()
+}
+
+#[cfg(windows)]
+pub fn socket_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (b, _) = l.accept().unwrap();
+    a.set_nodelay(true).unwrap();
+    b.set_nodelay(true).unwrap();
+    (a, b)
+}
+
+#[cfg(windows)]
+mod win {
+    use std::ffi::c_void;
+    use std::os::windows::ffi::OsStrExt;
+    use std::os::windows::fs::OpenOptionsExt;
+    use std::os::windows::io::{FromRawHandle, RawHandle};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const PIPE_ACCESS_INBOUND: u32 = 0x1;
+    const FILE_FLAG_FIRST_PIPE_INSTANCE: u32 = 0x0008_0000;
+    const FILE_FLAG_OVERLAPPED: u32 = 0x4000_0000;
+    const PIPE_TYPE_BYTE_READMODE_BYTE_WAIT: u32 = 0;
+
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn CreateNamedPipeW(
+            name: *const u16,
+            open_mode: u32,
+            pipe_mode: u32,
+            max_instances: u32,
+            out_buffer: u32,
+            in_buffer: u32,
+            default_timeout_ms: u32,
+            security: *mut c_void,
+        ) -> RawHandle;
+    }
+
+    /// (server = read end, overlapped; client = write end, overlapped if
+    /// asked), like tests/windows/compat.h's pipe() for the C suite.
+    pub fn named_pipe(overlapped_writer: bool) -> (std::fs::File, std::fs::File) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            r"\\.\pipe\ovl-rust-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let wide: Vec<u16> = std::ffi::OsStr::new(&name).encode_wide().chain(Some(0)).collect();
+        // SAFETY: `wide` is NUL-terminated; no security attributes.
+        let h = unsafe {
+            CreateNamedPipeW(
+                wide.as_ptr(),
+                PIPE_ACCESS_INBOUND | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                PIPE_TYPE_BYTE_READMODE_BYTE_WAIT,
+                1,
+                65536,
+                65536,
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        assert!(
+            h as isize != -1 && !h.is_null(),
+            "CreateNamedPipeW: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a fresh handle that nothing else owns.
+        let server = unsafe { std::fs::File::from_raw_handle(h) };
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true);
+        if overlapped_writer {
+            opts.custom_flags(FILE_FLAG_OVERLAPPED);
+        }
+        // Opening the client end connects the (only) pipe instance.
+        let client = opts.open(&name).expect("open the pipe's client end");
+        (server, client)
     }
 }
 
