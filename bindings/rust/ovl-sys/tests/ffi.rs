@@ -83,10 +83,13 @@ fn bad_input_is_rejected() {
         assert_eq!(ovl_create_port(ptr::null(), &mut port), OVL_OK);
         // A NULL buffer with a length, a bad negative offset, a huge length,
         // an fd that can never be one: all fail at submit, no completion.
-        assert_eq!(ovl_submit_read(port, 0, ptr::null_mut(), 8, 0, ptr::null_mut(), ptr::null_mut()), OVL_EINVAL);
-        assert_eq!(ovl_submit_read(port, 0, b.as_mut_ptr().cast(), 8, -2, ptr::null_mut(), ptr::null_mut()), OVL_EINVAL);
+        // `fd` is a plausible descriptor / handle value (on Windows 0 is the
+        // NULL handle, itself rejected with OVL_EBADF before the arguments).
+        let fd: ovl_fd = if cfg!(windows) { 4 } else { 0 };
+        assert_eq!(ovl_submit_read(port, fd, ptr::null_mut(), 8, 0, ptr::null_mut(), ptr::null_mut()), OVL_EINVAL);
+        assert_eq!(ovl_submit_read(port, fd, b.as_mut_ptr().cast(), 8, -2, ptr::null_mut(), ptr::null_mut()), OVL_EINVAL);
         assert_eq!(
-            ovl_submit_read(port, 0, b.as_mut_ptr().cast(), OVL_MAX_IO_SIZE as usize + 1, 0, ptr::null_mut(), ptr::null_mut()),
+            ovl_submit_read(port, fd, b.as_mut_ptr().cast(), OVL_MAX_IO_SIZE as usize + 1, 0, ptr::null_mut(), ptr::null_mut()),
             OVL_ETOOBIG
         );
         assert_eq!(ovl_submit_read(port, u64::MAX, b.as_mut_ptr().cast(), 8, 0, ptr::null_mut(), ptr::null_mut()), OVL_EBADF);
