@@ -1,7 +1,8 @@
 //! The hand-written declarations must match `include/ovl.h` exactly: this
-//! test compiles a C program against the header (with the system's `cc`, or
-//! `$CC`) that prints every struct's size, alignment and field offsets and
-//! every constant, and compares each line with what Rust says.
+//! test compiles a C program against the header (`layout_probe.c`, with the
+//! system's `cc`, or `$CC`; or runs the prebuilt `$OVL_LAYOUT_PROBE`) that
+//! prints every struct's size, alignment and field offsets and every
+//! constant, and compares each line with what Rust says.
 use ovl_sys::*;
 use std::collections::BTreeMap;
 use std::mem::{align_of, size_of, MaybeUninit};
@@ -56,49 +57,9 @@ fn rust_side() -> BTreeMap<String, i64> {
     m
 }
 
-const C_PROGRAM: &str = r#"
-#include <ovl.h>
-#include <stdio.h>
-#include <stddef.h>
-#include <stdalign.h>
-
-#define ST(t) printf("sizeof %s %lld\nalignof %s %lld\n", #t, (long long)sizeof(t), #t, (long long)alignof(t))
-#define OFF(t, f) printf("offsetof %s.%s %lld\n", #t, #f, (long long)offsetof(t, f))
-#define K(n) printf("const %s %lld\n", #n, (long long)(n))
-/* Every error code of the X-macro list, so a code added to the header
- * without a Rust constant fails the comparison. */
-#define ERR(name, value, msg) K(OVL_##name);
-
-int main(void) {
-    ST(ovl_completion);
-    OFF(ovl_completion, ctx); OFF(ovl_completion, id); OFF(ovl_completion, result);
-    OFF(ovl_completion, op); OFF(ovl_completion, os_error);
-    ST(ovl_port_config);
-    OFF(ovl_port_config, size); OFF(ovl_port_config, queue_depth);
-    OFF(ovl_port_config, backend); OFF(ovl_port_config, flags);
-    OFF(ovl_port_config, threads); OFF(ovl_port_config, spin_usec);
-    OFF(ovl_port_config, callback); OFF(ovl_port_config, userdata);
-    ST(ovl_request);
-    OFF(ovl_request, op); OFF(ovl_request, flags); OFF(ovl_request, fd);
-    OFF(ovl_request, buf); OFF(ovl_request, len); OFF(ovl_request, offset);
-    OFF(ovl_request, ctx); OFF(ovl_request, id);
-    ST(ovl_stats);
-    OFF(ovl_stats, size); OFF(ovl_stats, inflight); OFF(ovl_stats, submitted);
-    OFF(ovl_stats, completed); OFF(ovl_stats, cancels); OFF(ovl_stats, batches);
-    OFF(ovl_stats, stale); OFF(ovl_stats, syscalls);
-    printf("sizeof ovl_fd %lld\n", (long long)sizeof(ovl_fd));
-    printf("sizeof ovl_callback %lld\n", (long long)sizeof(ovl_callback));
-    OVL_ERRORS(ERR)
-    K(OVL__ERR_LAST);
-    K(OVL_VERSION_MAJOR); K(OVL_VERSION_MINOR); K(OVL_VERSION_PATCH); K(OVL_VERSION_HEX);
-    K(OVL_OFFSET_CURRENT); K(OVL_MAX_IO_SIZE);
-    K(OVL_DEFAULT_QUEUE_DEPTH); K(OVL_MAX_QUEUE_DEPTH);
-    K(OVL_OP_READ); K(OVL_OP_WRITE); K(OVL_OP_FSYNC); K(OVL_OP_POST); K(OVL_FSYNC_DATA);
-    K(OVL_BACKEND_AUTO); K(OVL_BACKEND_URING); K(OVL_BACKEND_THREADS); K(OVL_BACKEND_IOCP);
-    K(OVL_PORT_MANUAL);
-    return 0;
-}
-"#;
+/// The probe's source (also compiled by scripts/test-windows-rust.sh with
+/// the mingw-w64 compiler for the cross-built tests).
+const C_PROGRAM: &str = include_str!("layout_probe.c");
 
 fn include_dir() -> PathBuf {
     match std::env::var_os("OVL_INCLUDE_DIR") {
@@ -107,7 +68,14 @@ fn include_dir() -> PathBuf {
     }
 }
 
-fn c_side() -> BTreeMap<String, i64> {
+/// Build the probe with `$CC` (default `cc`) and return its path. A cross
+/// build (the Windows tests under wine) cannot run the host's compiler: it
+/// sets `OVL_LAYOUT_PROBE` to a probe compiled from `layout_probe.c` by the
+/// target's C compiler, and this test runs that instead.
+fn probe_exe() -> PathBuf {
+    if let Some(p) = std::env::var_os("OVL_LAYOUT_PROBE").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ovl-sys-layout");
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join("layout.c");
@@ -127,8 +95,15 @@ fn c_side() -> BTreeMap<String, i64> {
         "compiling the layout probe failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = Command::new(&exe).output().expect("run layout probe");
-    assert!(run.status.success());
+    exe
+}
+
+fn c_side() -> BTreeMap<String, i64> {
+    let exe = probe_exe();
+    let run = Command::new(&exe)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the layout probe {:?}: {}", exe, e));
+    assert!(run.status.success(), "the layout probe {:?} failed: {:?}", exe, run.status);
     String::from_utf8(run.stdout)
         .unwrap()
         .lines()

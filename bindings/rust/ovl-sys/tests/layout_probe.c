@@ -1,0 +1,45 @@
+/* layout_probe.c - prints every struct's size, alignment and field offsets
+ * and every constant of ovl.h, one "key value" per line. tests/layout.rs
+ * compiles it (or, in a cross build, runs a probe built from it by the test
+ * script: OVL_LAYOUT_PROBE) and compares each line with ovl-sys. */
+#include <ovl.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdalign.h>
+
+#define ST(t) printf("sizeof %s %lld\nalignof %s %lld\n", #t, (long long)sizeof(t), #t, (long long)alignof(t))
+#define OFF(t, f) printf("offsetof %s.%s %lld\n", #t, #f, (long long)offsetof(t, f))
+#define K(n) printf("const %s %lld\n", #n, (long long)(n))
+/* Every error code of the X-macro list, so a code added to the header
+ * without a Rust constant fails the comparison. */
+#define ERR(name, value, msg) K(OVL_##name);
+
+int main(void) {
+    ST(ovl_completion);
+    OFF(ovl_completion, ctx); OFF(ovl_completion, id); OFF(ovl_completion, result);
+    OFF(ovl_completion, op); OFF(ovl_completion, os_error);
+    ST(ovl_port_config);
+    OFF(ovl_port_config, size); OFF(ovl_port_config, queue_depth);
+    OFF(ovl_port_config, backend); OFF(ovl_port_config, flags);
+    OFF(ovl_port_config, threads); OFF(ovl_port_config, spin_usec);
+    OFF(ovl_port_config, callback); OFF(ovl_port_config, userdata);
+    ST(ovl_request);
+    OFF(ovl_request, op); OFF(ovl_request, flags); OFF(ovl_request, fd);
+    OFF(ovl_request, buf); OFF(ovl_request, len); OFF(ovl_request, offset);
+    OFF(ovl_request, ctx); OFF(ovl_request, id);
+    ST(ovl_stats);
+    OFF(ovl_stats, size); OFF(ovl_stats, inflight); OFF(ovl_stats, submitted);
+    OFF(ovl_stats, completed); OFF(ovl_stats, cancels); OFF(ovl_stats, batches);
+    OFF(ovl_stats, stale); OFF(ovl_stats, syscalls);
+    printf("sizeof ovl_fd %lld\n", (long long)sizeof(ovl_fd));
+    printf("sizeof ovl_callback %lld\n", (long long)sizeof(ovl_callback));
+    OVL_ERRORS(ERR)
+    K(OVL__ERR_LAST);
+    K(OVL_VERSION_MAJOR); K(OVL_VERSION_MINOR); K(OVL_VERSION_PATCH); K(OVL_VERSION_HEX);
+    K(OVL_OFFSET_CURRENT); K(OVL_MAX_IO_SIZE);
+    K(OVL_DEFAULT_QUEUE_DEPTH); K(OVL_MAX_QUEUE_DEPTH);
+    K(OVL_OP_READ); K(OVL_OP_WRITE); K(OVL_OP_FSYNC); K(OVL_OP_POST); K(OVL_FSYNC_DATA);
+    K(OVL_BACKEND_AUTO); K(OVL_BACKEND_URING); K(OVL_BACKEND_THREADS); K(OVL_BACKEND_IOCP);
+    K(OVL_PORT_MANUAL);
+    return 0;
+}
