@@ -46,18 +46,15 @@ win_base_packages() {
 }
 
 # win_build TARGET... - configure build-win/ with the mingw-w64 toolchain
-# (once) and build the targets (incremental).
+# and build the targets (both incremental).
 win_build() {
-    if [ ! -f "$build/CMakeCache.txt" ]; then
-        say "configure ($build)"
-        cmake -S "$root" -B "$build" -G Ninja \
-            -DCMAKE_TOOLCHAIN_FILE="$root/cmake/mingw-w64-x86_64.cmake" \
-            -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-            -DOVL_BUILD_TESTS=OFF -DOVL_BUILD_EXAMPLES=OFF >"$build.cmake.log" 2>&1 \
-            || { cat "$build.cmake.log"; return 1; }
-        rm -f "$build.cmake.log"
-    fi
-    say "build $* ($build)"
+    say "configure + build $* ($build)"
+    cmake -S "$root" -B "$build" -G Ninja \
+        -DCMAKE_TOOLCHAIN_FILE="$root/cmake/mingw-w64-x86_64.cmake" \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DOVL_BUILD_TESTS=OFF -DOVL_BUILD_EXAMPLES=OFF >"$build.cmake.log" 2>&1 \
+        || { cat "$build.cmake.log"; return 1; }
+    rm -f "$build.cmake.log"
     cmake --build "$build" -j 2 -- "$@"
 }
 

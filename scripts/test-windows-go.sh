@@ -1,30 +1,30 @@
 #!/usr/bin/env bash
 # test-windows-go.sh - the Go binding's tests for Windows, run under wine:
-# cross-compile the test binary with cgo against build-win/ovl.dll (made by
-# scripts/test-windows.sh) and run it with the DLL beside it. Go >= 1.24
-# needs ProcessPrng from bcryptprimitives.dll, which wine 8.0 lacks: a
-# stand-in (tests/windows/bcryptprimitives.c) goes into the private prefix.
+# cross-compile the test binary with cgo against build-win/ovl.dll (built
+# here as scripts/test-windows.sh builds it) and run it with the DLL beside
+# it. Go >= 1.24 needs ProcessPrng from bcryptprimitives.dll, which wine 8.0
+# lacks: a stand-in (tests/windows/bcryptprimitives.c) goes into the private
+# prefix. Wine rules: scripts/lib-wine.sh.
 # Ends with "windows-go: N passed, M failed" (top-level tests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build-win"
-[ -f "$build/ovl.dll" ] || { echo "run scripts/test-windows.sh first"; echo "windows-go: 0 passed, 1 failed"; exit 1; }
-export WINEPREFIX="$build/wineprefix" WINEARCH=win64 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+. "$root/scripts/lib-wine.sh" # say, win_install, win_build, wine_* ($build)
+need=($(win_base_packages))
+win_install "$root/.apt-win-go.log" "${need[@]}" || { echo "windows-go: 0 passed, 1 failed"; exit 1; }
+win_build ovl || { echo "windows-go: 0 passed, 1 failed"; exit 1; }
 cc=x86_64-w64-mingw32-gcc-win32
 out="$build/go-win"
 mkdir -p "$out"
 $cc -shared -O2 -o "$out/bcryptprimitives.dll" "$root/tests/windows/bcryptprimitives.c" \
     "$root/tests/windows/bcryptprimitives.def" -ladvapi32 -static-libgcc
-trap 'timeout 30 wineserver -k >/dev/null 2>&1 || true' EXIT
-[ -f "$WINEPREFIX/system.reg" ] || timeout 300 wineboot -i </dev/null >/dev/null 2>&1 || true
+wine_start "$build/wineprefix"
 cp "$out/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
-(wineserver -p </dev/null >/dev/null 2>&1 &)
 cp "$build/ovl.dll" "$out/"
 (cd "$root/bindings/go" && GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=$cc \
     CGO_LDFLAGS="-L$build" go test -c -o "$out/ovl_go.test.exe" .)
-timeout 120 wine "$out/ovl_go.test.exe" -test.list . </dev/null >/dev/null 2>&1 || true
+wine_warm "$out/ovl_go.test.exe" -test.list .
 set +e
-(cd "$out" && timeout 600 wine ./ovl_go.test.exe -test.v -test.timeout 500s </dev/null 2>&1) | tee "$out/go.log"
+(cd "$out" && wine_run 600 ./ovl_go.test.exe -test.v -test.timeout 500s) | tee "$out/go.log"
 set -e
 p=$(grep -c '^--- PASS' "$out/go.log" || true)
 f=$(grep -c '^--- FAIL' "$out/go.log" || true)

@@ -9,46 +9,23 @@
 # Installs what is missing (Debian 12, as root: gcc-mingw-w64-x86-64, wine,
 # wine64, cmake, ninja-build). Builds in build-win/, with its own wine
 # prefix in build-win/wineprefix (never ~/.wine). Wine facts this follows
-# (issue 6): the wine server is started first, detached from our output
-# (under ctest or a pipe it would otherwise inherit the pipe and every run
-# would wait for it), one warm-up program runs before the suite, WINEDEBUG=-all,
-# a timeout on every wine run, and `wineserver -k` at the end.
+# (issue 6, in scripts/lib-wine.sh): the wine server is started first,
+# detached from our output (under ctest or a pipe it would otherwise inherit
+# the pipe and every run would wait for it), one warm-up program runs before
+# the suite, WINEDEBUG=-all, a timeout on every wine run, and
+# `wineserver -k` at the end.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build-win"
+. "$root/scripts/lib-wine.sh" # say, win_install, win_build, wine_* ($build)
 cd "$root"
 
-say() { printf '== %s\n' "$*"; }
-
 # ---- tools ------------------------------------------------------------------
-need=()
-command -v x86_64-w64-mingw32-gcc-win32 >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)
-command -v wine >/dev/null 2>&1 || need+=(wine)
-[ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null 2>&1 || need+=(wine64)
-command -v cmake >/dev/null 2>&1 || need+=(cmake)
-command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
-if [ ${#need[@]} -gt 0 ]; then
-    say "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y --no-install-recommends "${need[@]}" >"$root/.apt-win.log" 2>&1; then
-        apt-get update >/dev/null 2>&1 || true
-        apt-get install -y --no-install-recommends "${need[@]}" >"$root/.apt-win.log" 2>&1 || {
-            tail -20 "$root/.apt-win.log"; echo "windows: 0 passed, 1 failed"; exit 1; }
-    fi
-    rm -f "$root/.apt-win.log"
-fi
+need=($(win_base_packages))
+win_install "$root/.apt-win.log" "${need[@]}" || { echo "windows: 0 passed, 1 failed"; exit 1; }
 
 # ---- build ------------------------------------------------------------------
-say "configure + build ($build)"
-cmake -S "$root" -B "$build" -G Ninja \
-    -DCMAKE_TOOLCHAIN_FILE="$root/cmake/mingw-w64-x86_64.cmake" \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DOVL_BUILD_TESTS=OFF -DOVL_BUILD_EXAMPLES=OFF >"$build.cmake.log" 2>&1 \
-    || { cat "$build.cmake.log"; echo "windows: 0 passed, 1 failed"; exit 1; }
-rm -f "$build.cmake.log"
-cmake --build "$build" -j 2 -- ovl ovl_tests_win \
-    || { echo "windows: 0 passed, 1 failed"; exit 1; }
+win_build ovl ovl_tests_win || { echo "windows: 0 passed, 1 failed"; exit 1; }
 
 # ---- exports and imports ------------------------------------------------------
 objdump=x86_64-w64-mingw32-objdump
@@ -80,25 +57,15 @@ for i in $imports; do
 done
 
 # ---- wine ---------------------------------------------------------------------
-export WINEPREFIX="$build/wineprefix" WINEARCH=win64 WINEDEBUG=-all
-export WINEDLLOVERRIDES="mscoree,mshtml=" # no Mono/Gecko install prompts
-stop_wine() { timeout 30 wineserver -k >/dev/null 2>&1 || true; }
-trap stop_wine EXIT
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
-    say "creating the wine prefix (once)"
-    timeout 300 wineboot -i </dev/null >/dev/null 2>&1 || true
-fi
-# The persistent server, detached from our stdout/stderr.
-(wineserver -p </dev/null >/dev/null 2>&1 &)
-# Warm-up: the first program in a prefix pays for wine's start-up.
-timeout 120 wine "$build/ovl_tests_win.exe" --list </dev/null >/dev/null 2>&1 || true
+wine_start "$build/wineprefix"
+wine_warm "$build/ovl_tests_win.exe" --list
 
 say "C suite under wine"
 log="$build/windows-tests.log"
 args=()
 [ -n "${OVL_WIN_FILTER:-}" ] && args=(--filter "$OVL_WIN_FILTER")
 set +e
-timeout 1200 wine "$build/ovl_tests_win.exe" "${args[@]}" </dev/null 2>&1 | tee "$log"
+wine_run 1200 "$build/ovl_tests_win.exe" "${args[@]}" | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 syn=$(grep -a 'Synthesis:' "$log" | tail -1 || true)
