@@ -184,14 +184,12 @@ fn port_options_and_manual_mode_calls() {
     assert_eq!(manual.poll(None).unwrap_err().code(), OVL_ECLOSED);
 }
 
-/// Reproduces a C library bug (reported, not ours to fix here): with
-/// `spin_usec > 0` the completion thread's zero-timeout spin can swallow
-/// the wake-up that ovl_close_port sends, then block in its indefinite
-/// wait, so close never returns (both backends, most runs). Ignored until
-/// the core is fixed; a watchdog turns the hang into a failure:
-/// `cargo test --test errors -- --ignored`.
+/// A C library bug, fixed in the core (001ea92, "completion thread: do not
+/// sleep for ever after a wake-up eaten by the spin"): with `spin_usec > 0`
+/// the completion thread's zero-timeout spin could swallow the wake-up that
+/// ovl_close_port sends, then block in its indefinite wait, so close never
+/// returned. A watchdog turns a regression into a failure, not a hang.
 #[test]
-#[ignore = "ovl_close_port hangs when spin_usec > 0 (C core bug)"]
 fn a_spinning_port_closes() {
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = done.clone();
