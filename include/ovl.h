@@ -265,8 +265,10 @@ OVL_API const char *ovl_backend_reason(uint32_t *out_backend);
  *  - port: OVL_EINVAL if NULL, OVL_ECLOSED if closing or closed.
  *  - fd: values that can never be a handle (a POSIX fd above INT_MAX, a
  *    Windows INVALID_HANDLE_VALUE) fail the submit with OVL_EBADF. Any other
- *    fd the OS rejects (closed, wrong mode) is reported in the COMPLETION,
- *    result OVL_EBADF, on every backend: one place to handle it.
+ *    fd the OS rejects is reported in the COMPLETION, on every backend: one
+ *    place to handle it. A closed or invalid fd gives OVL_EBADF; one opened
+ *    without the access the op needs gives OVL_EBADF on POSIX (EBADF) and
+ *    OVL_EACCES on Windows (ERROR_ACCESS_DENIED).
  *  - buf: borrowed until the completion is delivered. NULL with len > 0 is
  *    OVL_EINVAL (also OVL_EINVAL for a NULL request array).
  *  - len: at most OVL_MAX_IO_SIZE, else OVL_ETOOBIG. len == 0 is allowed and
