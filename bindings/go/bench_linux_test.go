@@ -122,6 +122,25 @@ func runReads(b *testing.B, g int, readAt func([]byte, int64) (int, error)) {
 	b.ReportMetric(float64(stop()), "threads")
 }
 
+// benchPort is one port configuration the benchmarks compare.
+type benchPort struct {
+	name string
+	cfg  Config
+}
+
+// benchPorts: each backend in the default mode (on Linux no completion
+// thread: submitters poll) and with the library's completion thread
+// ("-cthread", the only mode before manual mode became the default).
+func benchPorts() []benchPort {
+	var ps []benchPort
+	for _, be := range allBackends {
+		ps = append(ps,
+			benchPort{fmt.Sprintf("ovl-%v", be), Config{Backend: be, QueueDepth: 64}},
+			benchPort{fmt.Sprintf("ovl-%v-cthread", be), Config{Backend: be, QueueDepth: 64, CompletionThread: true}})
+	}
+	return ps
+}
+
 func BenchmarkReadAt(b *testing.B) {
 	name := benchFile(b)
 	for _, direct := range []bool{false, true} {
@@ -139,11 +158,11 @@ func BenchmarkReadAt(b *testing.B) {
 				warm(b, name)
 				runReads(b, g, f.ReadAt)
 			})
-			for _, be := range allBackends {
-				b.Run(fmt.Sprintf("ovl-%v/%s/g%d", be, mode, g), func(b *testing.B) {
-					p, err := NewPort(Config{Backend: be, QueueDepth: 64})
+			for _, pc := range benchPorts() {
+				b.Run(fmt.Sprintf("%s/%s/g%d", pc.name, mode, g), func(b *testing.B) {
+					p, err := NewPort(pc.cfg)
 					if err != nil {
-						b.Skipf("backend %v: %v", be, err)
+						b.Skipf("%s: %v", pc.name, err)
 					}
 					defer p.Close()
 					f, err := p.OpenFile(name, flags, 0)

@@ -1,6 +1,7 @@
 /* bridge.c - the completion queue between the port's thread and Go: a lock
  * and two arrays (the callback fills one while Go reads the other). The lock
  * and the wake-up are in bridge_linux.c / bridge_windows.c. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,10 @@ struct govl_queue {
     size_t spare_cap;
     int signaled;      /* a wake-up is pending; cleared by govl_drain */
     int stopped;
+    int manual;        /* manual mode: pollers take items, no wake-up */
     uint64_t lost;
+    /* manual mode: 0 nobody polls, 1 a thread polls, 2 it must poll again */
+    atomic_int pstate;
 };
 
 govl_queue *govl_queue_new(size_t cap)
@@ -85,7 +89,7 @@ void govl_callback(const ovl_completion *items, size_t n, void *userdata)
     }
     /* Wake Go at most once per drain: the drainer clears `signaled` when it
      * takes the items, so a callback after that wakes it again. */
-    if (!q->signaled) {
+    if (!q->signaled && !q->manual) {
         q->signaled = 1;
         wake = 1;
     }
@@ -122,6 +126,91 @@ void govl_stop(govl_queue *q)
     q->signaled = 1;
     govl__lock_give(&q->lock);
     govl__wake_signal(&q->wake);
+}
+
+void govl_queue_set_manual(govl_queue *q)
+{
+    govl__lock_take(&q->lock);
+    q->manual = 1;
+    govl__lock_give(&q->lock);
+}
+
+int32_t govl_poll(govl_queue *q, ovl_port *port)
+{
+    int s = atomic_load(&q->pstate);
+    for (;;) {
+        if (s == 0) {
+            if (atomic_compare_exchange_weak(&q->pstate, &s, 1))
+                break;
+        } else if (s == 2) {
+            return 0;
+        } else if (atomic_compare_exchange_weak(&q->pstate, &s, 2)) {
+            /* Someone polls: it polls once more for us before it stops. */
+            return 0;
+        }
+    }
+    int32_t total = 0;
+    for (;;) {
+        int32_t n = ovl_poll(port, 0);
+        if (n < 0) {
+            atomic_store(&q->pstate, 0);
+            return total ? total : n;
+        }
+        total += n;
+        s = 1;
+        if (atomic_compare_exchange_strong(&q->pstate, &s, 0))
+            return total;
+        /* s == 2: another thread came by while we polled; its completion
+         * may have been posted after our ovl_poll looked. */
+        atomic_store(&q->pstate, 1);
+    }
+}
+
+size_t govl_take(govl_queue *q, govl_item *out, size_t cap)
+{
+    govl__lock_take(&q->lock);
+    size_t n = q->len < cap ? q->len : cap;
+    if (n) {
+        memcpy(out, q->fill, n * sizeof *out);
+        q->len -= n;
+        if (q->len)
+            memmove(q->fill, q->fill + n, q->len * sizeof *out);
+    }
+    govl__lock_give(&q->lock);
+    return n;
+}
+
+int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind,
+                         ovl_fd fd, void *buf, size_t len, int64_t offset,
+                         uint32_t flags, uint64_t ctx, uint64_t *out_id,
+                         govl_item *out, size_t cap, size_t *nout)
+{
+    int32_t rc;
+    *nout = 0;
+    switch (kind) {
+    case OVL_OP_READ:
+        rc = govl_submit_read(port, fd, buf, len, offset, ctx, out_id);
+        break;
+    case OVL_OP_WRITE:
+        rc = govl_submit_write(port, fd, buf, len, offset, ctx, out_id);
+        break;
+    case OVL_OP_FSYNC:
+        rc = govl_submit_fsync(port, fd, flags, ctx, out_id);
+        break;
+    default:
+        return OVL_EINVAL;
+    }
+    if (rc != OVL_OK)
+        return rc;
+    (void)govl_poll(q, port);
+    *nout = govl_take(q, out, cap);
+    return OVL_OK;
+}
+
+size_t govl_reap(ovl_port *port, govl_queue *q, govl_item *out, size_t cap)
+{
+    (void)govl_poll(q, port);
+    return govl_take(q, out, cap);
 }
 
 uint64_t govl_lost(govl_queue *q)
@@ -169,8 +258,8 @@ int32_t govl_post(ovl_port *port, int64_t value, uint64_t ctx,
 }
 
 int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads,
-                         uint32_t spin_usec, ovl_callback cb, void *userdata,
-                         ovl_port **out)
+                         uint32_t spin_usec, uint32_t flags, ovl_callback cb,
+                         void *userdata, ovl_port **out)
 {
     ovl_port_config cfg;
     int32_t rc = ovl_port_config_init(&cfg, (uint32_t)sizeof cfg);
@@ -181,6 +270,7 @@ int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads,
     cfg.backend = backend;
     cfg.threads = threads;
     cfg.spin_usec = spin_usec;
+    cfg.flags = flags;
     cfg.callback = cb;
     cfg.userdata = userdata;
     return ovl_create_port(&cfg, out);

@@ -47,6 +47,41 @@ void govl_stop(govl_queue *q);
  * malloc failed on the completion thread). */
 uint64_t govl_lost(govl_queue *q);
 
+/* ---- manual mode (OVL_PORT_MANUAL; Linux) --------------------------------
+ * No completion thread: completions are delivered by ovl_poll(port, 0)
+ * inside the binding's own cgo calls, through govl_callback into the queue
+ * (so the callback still never runs Go code), and Go takes them from the
+ * queue with govl_take. The queue does not signal its wake object in this
+ * mode: whoever polls takes what it delivered. */
+
+/* Switch the queue to manual mode (before the port's first completion). */
+void govl_queue_set_manual(govl_queue *q);
+
+/* Run ovl_poll(port, 0) unless another thread is already polling this
+ * port through the bridge; then that thread is told to poll once more
+ * before it stops, so a completion that arrived meanwhile is not left in
+ * the ring with its wake-up already spent. Returns what ovl_poll returned
+ * (completions delivered, or a negative OVL_E code), or 0 when it left the
+ * poll to the other thread. The library serializes ovl_poll callers anyway;
+ * this avoids convoys of submitters waiting for one another's polls. */
+int32_t govl_poll(govl_queue *q, ovl_port *port);
+
+/* Copy up to cap queued items to out (Go memory: no pointers in it) and
+ * return how many. Any number of takers. */
+size_t govl_take(govl_queue *q, govl_item *out, size_t cap);
+
+/* Submit one operation (kind OVL_OP_READ/WRITE/FSYNC) and, if it was
+ * accepted, poll and take as govl_poll and govl_take do, in one cgo call:
+ * a page-cache read completes inside the submit's io_uring_enter, so its
+ * result is usually among the *nout items returned. */
+int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind,
+                         ovl_fd fd, void *buf, size_t len, int64_t offset,
+                         uint32_t flags, uint64_t ctx, uint64_t *out_id,
+                         govl_item *out, size_t cap, size_t *nout);
+
+/* govl_poll then govl_take, in one cgo call (the drainer goroutine). */
+size_t govl_reap(ovl_port *port, govl_queue *q, govl_item *out, size_t cap);
+
 /* ---- OS part: bridge_linux.c / bridge_windows.c ---- */
 
 /* The wake object: on Linux a nonblocking eventfd that Go waits on through
@@ -67,9 +102,9 @@ int32_t govl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
 int32_t govl_post(ovl_port *port, int64_t value, uint64_t ctx,
                   uint64_t *out_id);
 /* Create a port with callback cb and its userdata (govl_callback and the
- * queue, normally). */
+ * queue, normally); flags are OVL_PORT_* (OVL_PORT_MANUAL). */
 int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads,
-                         uint32_t spin_usec, ovl_callback cb, void *userdata,
-                         ovl_port **out);
+                         uint32_t spin_usec, uint32_t flags, ovl_callback cb,
+                         void *userdata, ovl_port **out);
 
 #endif

@@ -40,6 +40,7 @@ func newTimedPort(cfg Config, direct bool) (*Port, func() CallbackStats, error) 
 	var t *C.govl_timed
 	var h cgo.Handle
 	var st CallbackStats
+	cfg.CompletionThread = true // the bridges compared run on it
 	p, err := newPort(cfg, !direct, func(p *Port) bridge {
 		cb := C.ovl_callback(C.govl_timed_queue_callback)
 		if direct {

@@ -1,7 +1,7 @@
 // Package ovl is the Go binding of ovl, overlapped (completion-based) I/O:
-// reads and writes are submitted to a Port, the library's completion thread
-// reaps them from io_uring (or its thread pool, or IOCP on Windows), and the
-// goroutine that asked is handed the result on a channel.
+// reads and writes are submitted to a Port, the library reaps them from
+// io_uring (or its thread pool, or IOCP on Windows), and the goroutine that
+// asked is handed the result on a channel.
 //
 //	port, err := ovl.NewPort(ovl.Config{})
 //	f, err := port.Open("data.bin")
@@ -15,13 +15,34 @@
 //
 // # How completions reach Go
 //
-// No Go code runs on the port's completion thread. The binding registers a
+// No Go code ever runs on a thread of the library. The binding registers a
 // small C callback that appends each batch of completions to a queue the
-// binding owns (a lock and two arrays in C) and wakes Go at most once per
-// batch: on Linux through an eventfd that one goroutine per port reads
-// through Go's own poller, on Windows through a goroutine blocked in a C
-// wait. That goroutine takes the whole queue in one cgo call and sends each
-// result on the waiting operation's buffered channel.
+// binding owns (a lock and two arrays in C); Go takes them from there and
+// sends each result on the waiting operation's buffered channel. Who runs
+// that callback depends on the mode:
+//
+// On Linux, by default, the port has no completion thread at all
+// (OVL_PORT_MANUAL). The goroutine that submits an operation calls
+// ovl_poll(port, 0) in the same cgo call right after the submit, so the
+// callback runs inside the binding's own cgo call, on the goroutine's
+// thread, and the goroutine takes what it delivered. A read served from the
+// page cache completes inside the submit's io_uring_enter, so the goroutine
+// finds its own result there and nothing is woken: no thread, no other
+// goroutine. (The bridge lets one thread poll at a time; a thread that
+// finds another polling asks it to poll once more and moves on.)
+// Completions that finish later (O_DIRECT, pipes, sockets, cancellations,
+// the threads backend's workers) are delivered by one goroutine per port
+// that waits in Go's poller on the port's eventfd. That eventfd sits in an
+// epoll set of the binding's own with EPOLLONESHOT and is armed only while
+// some goroutine waits for a completion it did not get inline, so reads
+// that complete inline do not wake the thread parked in the poller either.
+//
+// With Config.CompletionThread (or Config.Spin), and always on Windows
+// (whose IOCP backend has no pollable handle), the library's completion
+// thread runs the callback, which wakes Go at most once per batch: on
+// Linux through an eventfd that one goroutine per port reads through Go's
+// poller, on Windows through a goroutine blocked in a C wait. That
+// goroutine takes the whole queue in one cgo call and delivers it.
 //
 // Each operation holds a slot of the port's preallocated slot table; the
 // context ovl carries for it is the integer index | generation<<32, never a

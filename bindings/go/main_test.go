@@ -50,20 +50,39 @@ func newTestPort(t testing.TB, cfg Config) *Port {
 	return p
 }
 
-// forEachBackend runs fn as a subtest on a fresh port of every backend.
+// forEachBackend runs fn as a subtest on a fresh port of every backend,
+// in each delivery mode: the default one and, where that is the manual
+// mode (Linux), with the library's completion thread too ("-cthread").
 func forEachBackend(t *testing.T, cfg Config, fn func(t *testing.T, p *Port)) {
-	for _, b := range allBackends {
-		b := b
-		t.Run(b.String(), func(t *testing.T) {
-			c := cfg
-			c.Backend = b
-			p := newTestPort(t, c)
-			if p.Backend() != b.String() {
-				t.Fatalf("asked for %v, got %q", b, p.Backend())
-			}
-			fn(t, p)
-		})
+	modes := []bool{cfg.CompletionThread}
+	if manualMode(cfg) {
+		modes = append(modes, true)
 	}
+	for _, b := range allBackends {
+		for _, ct := range modes {
+			forBackend(t, cfg, b, ct, fn)
+		}
+	}
+}
+
+func forBackend(t *testing.T, cfg Config, b Backend, cthread bool, fn func(t *testing.T, p *Port)) {
+	name := b.String()
+	if cthread && !cfg.CompletionThread {
+		name += "-cthread"
+	}
+	t.Run(name, func(t *testing.T) {
+		c := cfg
+		c.Backend = b
+		c.CompletionThread = cthread
+		p := newTestPort(t, c)
+		if p.Backend() != b.String() {
+			t.Fatalf("asked for %v, got %q", b, p.Backend())
+		}
+		if p.manual != manualMode(c) {
+			t.Fatalf("CompletionThread %v gave a port with manual = %v", cthread, p.manual)
+		}
+		fn(t, p)
+	})
 }
 
 // onSubmit installs a hook that signals ch after every accepted submit, for

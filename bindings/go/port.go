@@ -64,8 +64,17 @@ type Config struct {
 	// (0 means the library's default, 4).
 	Threads int
 	// Spin, if positive, lets the completion thread spin this long for
-	// completions before it sleeps (opt-in; costs CPU).
+	// completions before it sleeps (opt-in; costs CPU). It implies
+	// CompletionThread.
 	Spin time.Duration
+	// CompletionThread makes the port deliver completions on the library's
+	// completion thread, as on Windows. By default on Linux the port has no
+	// completion thread (OVL_PORT_MANUAL): the goroutine that submits an
+	// operation polls the port in the same cgo call, so a read served from
+	// the page cache comes back without any thread or goroutine being
+	// woken, and a goroutine waiting in Go's poller on the port's eventfd
+	// delivers the rest. See the package documentation.
+	CompletionThread bool
 }
 
 // Op kinds.
@@ -124,6 +133,7 @@ type Port struct {
 	q       *C.govl_queue
 	backend string
 	depth   int
+	manual  bool // OVL_PORT_MANUAL: no completion thread (Linux)
 
 	slots []slot
 	free  chan uint32 // free slot indices: the queue-depth semaphore
@@ -190,6 +200,12 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 			return nil, &OpError{Op: "port", Offset: -1, Code: ENOMEM}
 		}
 	}
+	p.manual = queue && manualMode(cfg)
+	var flags C.uint32_t
+	if p.manual {
+		flags = C.OVL_PORT_MANUAL
+		C.govl_queue_set_manual(p.q)
+	}
 	br := mk(p)
 	fail := func() {
 		if br.onClose != nil {
@@ -201,7 +217,7 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 	}
 	var cp *C.ovl_port
 	rc := C.govl_create_port(C.uint32_t(depth), C.uint32_t(cfg.Backend), C.uint32_t(cfg.Threads),
-		C.uint32_t(cfg.Spin/time.Microsecond), br.cb, br.ud, &cp)
+		C.uint32_t(cfg.Spin/time.Microsecond), flags, br.cb, br.ud, &cp)
 	if rc != 0 {
 		fail()
 		return nil, &OpError{Op: "port", Offset: -1, Code: Errno(rc)}
@@ -256,9 +272,18 @@ func (p *Port) Close() error {
 	rc := C.ovl_close_port(p.c) // every remaining completion is queued now
 	var lost C.uint64_t
 	if p.q != nil {
-		C.govl_stop(p.q)
-		<-p.loopDone
-		p.waker.close()
+		if p.manual {
+			// The drainer waits on the port's eventfd, not on the
+			// queue: closing its file stops it; then what the close
+			// delivered is taken here.
+			p.waker.close()
+			<-p.loopDone
+			p.reap(false)
+		} else {
+			C.govl_stop(p.q)
+			<-p.loopDone
+			p.waker.close()
+		}
 		lost = C.govl_lost(p.q)
 		C.govl_queue_free(p.q)
 		p.q = nil
@@ -402,11 +427,17 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 	key := uint64(idx) | uint64(s.gen)<<32
 	s.mu.Unlock()
 
-	id, rc := p.submit(kind, f.fd, ptr, len(b), off, flags, key)
+	if async != nil {
+		p.waitBegin() // nobody awaits it: the drainer must deliver it
+	}
+	id, rc, reaped := p.submit(kind, f.fd, ptr, len(b), off, flags, key)
 	runtime.KeepAlive(b)
 
 	s.mu.Lock()
 	if rc != 0 {
+		if async != nil {
+			p.waitEnd()
+		}
 		s.pin.Unpin()
 		s.mu.Unlock()
 		f.wg.Done()
@@ -417,7 +448,10 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 		}
 		return 0, nil, f.opErr(kind, off, rc, 0, cause)
 	}
-	if s.state == stSubmitting {
+	// The completion may have been delivered already (by the drainer, or
+	// an asynchronous one released the slot and another operation took
+	// it): only the same generation, still submitting, becomes in flight.
+	if s.state == stSubmitting && s.gen == uint32(key>>32) {
 		s.state = stInflight
 		s.id = id
 		if s.cancelPending {
@@ -425,6 +459,11 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 		}
 	}
 	s.mu.Unlock()
+	if reaped != nil {
+		// Manual mode: what the submit's poll delivered, usually this
+		// operation's own completion among them.
+		p.deliverItems(reaped)
+	}
 	if h := testHookSubmitted.Load(); h != nil {
 		(*h)()
 	}
@@ -436,29 +475,42 @@ var testHookSubmitted atomic.Pointer[func()]
 
 // submit calls into the library, retrying while the queue is full (the
 // slot semaphore makes that rare: the library counts an op as in flight
-// until its batch is harvested, a moment after Go may have seen it).
-func (p *Port) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off int64, flags uint32, key uint64) (uint64, Errno) {
+// until its batch is harvested, a moment after Go may have seen it). In
+// manual mode the same cgo call polls the port and returns the completions
+// it took (reaped, to be delivered by the caller; nil if none).
+func (p *Port) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off int64, flags uint32, key uint64) (uint64, Errno, *reapBuf) {
 	var id C.uint64_t
 	for try := 0; ; try++ {
 		p.mu.RLock()
 		if p.closed {
 			p.mu.RUnlock()
-			return 0, ECLOSED
+			return 0, ECLOSED, nil
 		}
 		var rc C.int32_t
-		switch kind {
-		case opRead:
+		var reaped *reapBuf
+		switch {
+		case p.manual:
+			reaped = reapPool.Get().(*reapBuf)
+			var got C.size_t
+			rc = C.govl_submit_reap(p.c, p.q, C.uint32_t(kind), C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off),
+				C.uint32_t(flags), C.uint64_t(key), &id, &reaped.items[0], C.size_t(len(reaped.items)), &got)
+			reaped.n = int(got)
+		case kind == opRead:
 			rc = C.govl_submit_read(p.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
-		case opWrite:
+		case kind == opWrite:
 			rc = C.govl_submit_write(p.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
-		case opFsync:
+		case kind == opFsync:
 			rc = C.govl_submit_fsync(p.c, C.ovl_fd(fd), C.uint32_t(flags), C.uint64_t(key), &id)
 		default:
 			rc = C.int32_t(EINVAL)
 		}
 		p.mu.RUnlock()
+		if reaped != nil && reaped.n == 0 {
+			reapPool.Put(reaped)
+			reaped = nil
+		}
 		if Errno(rc) != EQUEUEFULL {
-			return uint64(id), Errno(rc)
+			return uint64(id), Errno(rc), reaped
 		}
 		p.queueFull.Add(1)
 		if try < 16 {
@@ -467,6 +519,42 @@ func (p *Port) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off in
 			time.Sleep(time.Microsecond << min(try-16, 10))
 		}
 	}
+}
+
+// reapBuf receives the completions a manual-mode submit or poll takes from
+// the queue: Go memory without pointers, filled by C during the call.
+type reapBuf struct {
+	n     int
+	items [32]C.govl_item
+}
+
+var reapPool = sync.Pool{New: func() any { return new(reapBuf) }}
+
+// deliverItems delivers a reapBuf's completions, then takes and delivers
+// whatever else the queue holds if the buffer was full, and recycles it.
+func (p *Port) deliverItems(r *reapBuf) {
+	for {
+		for _, it := range r.items[:r.n] {
+			p.deliver(uint64(it.ctx), int64(it.result), int32(it.os_error))
+		}
+		if r.n < len(r.items) {
+			break
+		}
+		r.n = int(C.govl_take(p.q, &r.items[0], C.size_t(len(r.items))))
+	}
+	reapPool.Put(r)
+}
+
+// reap polls the port (manual mode) and delivers every completion queued;
+// poll false only takes what is queued (after the port is closed).
+func (p *Port) reap(poll bool) {
+	r := reapPool.Get().(*reapBuf)
+	if poll {
+		r.n = int(C.govl_reap(p.c, p.q, &r.items[0], C.size_t(len(r.items))))
+	} else {
+		r.n = int(C.govl_take(p.q, &r.items[0], C.size_t(len(r.items))))
+	}
+	p.deliverItems(r)
 }
 
 // cancel asks for the slot's operation to be cancelled, recording why.
@@ -487,6 +575,13 @@ func (s *slot) cancel(p *Port, cause error) {
 // await waits for the slot's completion; if the context or the deadline
 // ends first it cancels the op and still waits for its one completion.
 func (p *Port) await(s *slot, w wait) completion {
+	select {
+	case c := <-s.ch:
+		return c // delivered already (inline, in manual mode)
+	default:
+	}
+	p.waitBegin()
+	defer p.waitEnd()
 	select {
 	case c := <-s.ch:
 		return c
@@ -559,6 +654,7 @@ func (p *Port) deliver(key uint64, res int64, oserr int32) {
 	}
 	r := f.asyncResult(kind, buf, off, c)
 	p.release(idx)
+	p.waitEnd()
 	select {
 	case async <- r:
 	default:
@@ -572,11 +668,17 @@ func (p *Port) deliver(key uint64, res int64, oserr int32) {
 // to check that stale and duplicated completions are ignored).
 func (p *Port) postKey(key uint64) Errno {
 	p.mu.RLock()
-	defer p.mu.RUnlock()
 	if p.closed {
+		p.mu.RUnlock()
 		return ECLOSED
 	}
-	return Errno(C.govl_post(p.c, 0, C.uint64_t(key), nil))
+	rc := Errno(C.govl_post(p.c, 0, C.uint64_t(key), nil))
+	p.mu.RUnlock()
+	if rc == 0 && p.manual {
+		// Nobody waits for a post: deliver it (manual mode) now.
+		p.reap(true)
+	}
+	return rc
 }
 
 // slotKey returns the key the next operation using slot idx will carry.

@@ -10,7 +10,15 @@ import "C"
 // callback sets the event.
 type waker struct{}
 
+// manualMode: never on Windows. The IOCP backend has no pollable handle
+// (ovl_port_event returns OVL_ENOTSUP), so completions always come through
+// the completion thread and the queue.
+func manualMode(Config) bool { return false }
+
 func (p *Port) startWaker() error { return nil }
+
+func (p *Port) waitBegin() {}
+func (p *Port) waitEnd()   {}
 
 func (p *Port) loop() {
 	defer close(p.loopDone)
