@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -571,7 +572,8 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, resul
 
 /* ---- the competitors ------------------------------------------------------ */
 
-enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_U_B_SPIN, K_OVL_T_A,
+enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_U_B_SPIN,
+       K_OVL_U_B_PIN, K_OVL_T_A,
        K_OVL_T_B, K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_T, K_N };
 
 static const char *const k_name[K_N] = {
@@ -582,6 +584,7 @@ static const char *const k_name[K_N] = {
     "ovl uring, resubmit in callback",
     "ovl uring, external submitter",
     "ovl uring, external submitter, spin_usec=200",
+    "ovl uring, external submitter, both threads on one CPU",
     "ovl threads, resubmit in callback",
     "ovl threads, external submitter",
     "liburing NOP, 1 thread",
@@ -590,7 +593,7 @@ static const char *const k_name[K_N] = {
 };
 static const char *const k_id[K_N] = {
     "liburing", "liburing-fixed", "pread", "libuv", "ovl-uring-cb", "ovl-uring-ext",
-    "ovl-uring-ext-spin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
+    "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
     "nop-ovl-threads",
 };
 
@@ -626,6 +629,20 @@ static void run_one(int k, int depth, result *out)
     case K_OVL_U_A: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, out); break;
     case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, out); break;
     case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, out); break;
+    case K_OVL_U_B_PIN: {
+        /* The completion thread inherits the creating thread's affinity:
+         * pin this thread to the CPU it is on, create the port, run, and
+         * restore. The hand-off then never crosses CPUs. */
+        cpu_set_t old, one;
+        if (pthread_getaffinity_np(pthread_self(), sizeof old, &old) != 0) die("getaffinity");
+        CPU_ZERO(&one);
+        int cpu = sched_getcpu();
+        CPU_SET(cpu < 0 ? 0 : cpu, &one);
+        if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) die("setaffinity");
+        run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, out);
+        pthread_setaffinity_np(pthread_self(), sizeof old, &old);
+        break;
+    }
     case K_OVL_T_A: run_ovl_a(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
     case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
     case K_NOP_LIBURING: run_liburing(depth, 0, 1, 0, out); break;
@@ -770,6 +787,11 @@ static void targets(void)
         if (g_enabled[K_OVL_U_B_SPIN] && g_have[K_OVL_U_B_SPIN][d]) {
             snprintf(b, sizeof b, "same, opt-in spin_usec=200, depth %d", g_depths[d]);
             target_line(b, med_ratio(K_OVL_U_B_SPIN, d), 0.80);
+        }
+        if (g_enabled[K_OVL_U_B_PIN] && g_have[K_OVL_U_B_PIN][d]) {
+            snprintf(b, sizeof b, "same, submitter and completion thread on one CPU, depth %d",
+                     g_depths[d]);
+            target_line(b, med_ratio(K_OVL_U_B_PIN, d), 0.80);
         }
     }
     for (int d = 0; d < g_ndepths; d++) {
