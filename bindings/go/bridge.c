@@ -207,6 +207,46 @@ int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind,
     return OVL_OK;
 }
 
+void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
+                      govl_item *out, size_t cap, size_t *nout)
+{
+    ovl_request reqs[GOVL_MAX_BATCH];
+    size_t i = 0, accepted = 0;
+    *nout = 0;
+    if (n > GOVL_MAX_BATCH)
+        n = GOVL_MAX_BATCH;
+    for (size_t k = 0; k < n; k++) {
+        reqs[k].op = r[k].kind;
+        reqs[k].flags = r[k].flags;
+        reqs[k].fd = r[k].fd;
+        reqs[k].buf = (void *)(uintptr_t)r[k].buf;
+        reqs[k].len = r[k].len;
+        reqs[k].offset = r[k].offset;
+        reqs[k].ctx = (void *)(uintptr_t)r[k].ctx;
+        reqs[k].id = 0;
+    }
+    while (i < n) {
+        size_t done = 0;
+        int32_t rc = ovl_submit(port, reqs + i, n - i, &done);
+        for (size_t k = i; k < i + done; k++) {
+            r[k].id = reqs[k].id;
+            r[k].rc = OVL_OK;
+        }
+        accepted += done;
+        i += done;
+        if (i < n) {
+            /* ovl_submit stopped at this one: report it, go on after it. */
+            r[i].id = 0;
+            r[i].rc = rc != OVL_OK ? rc : OVL_EINVAL;
+            i++;
+        }
+    }
+    if (accepted) {
+        (void)govl_poll(q, port);
+        *nout = govl_take(q, out, cap);
+    }
+}
+
 size_t govl_reap(ovl_port *port, govl_queue *q, govl_item *out, size_t cap)
 {
     (void)govl_poll(q, port);

@@ -79,6 +79,29 @@ int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind,
                          uint32_t flags, uint64_t ctx, uint64_t *out_id,
                          govl_item *out, size_t cap, size_t *nout);
 
+/* One request of govl_submit_many, all integers (Go fills it; buf is the
+ * address of pinned memory). id and rc are outputs. */
+typedef struct govl_req {
+    uint32_t kind;   /* OVL_OP_READ / WRITE / FSYNC */
+    uint32_t flags;
+    uint64_t fd;
+    uint64_t buf;
+    uint64_t len;
+    int64_t offset;
+    uint64_t ctx;
+    uint64_t id;     /* out: the op id if submitted */
+    int32_t rc;      /* out: OVL_OK or why this one was not submitted */
+    int32_t pad;
+} govl_req;
+
+#define GOVL_MAX_BATCH 64
+
+/* Submit n <= GOVL_MAX_BATCH requests with ovl_submit (one lock, one
+ * io_uring_enter for all), going on past a request that fails; then, if
+ * any was accepted, poll and take as govl_submit_reap does. */
+void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
+                      govl_item *out, size_t cap, size_t *nout);
+
 /* govl_poll then govl_take, in one cgo call (the drainer goroutine). */
 size_t govl_reap(ovl_port *port, govl_queue *q, govl_item *out, size_t cap);
 

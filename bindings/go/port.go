@@ -123,6 +123,13 @@ type slot struct {
 	buf   []byte
 	off   int64
 	kind  uint32
+	// the request, for the batch submit (manual mode)
+	key     uint64
+	fd      uintptr
+	ptr     unsafe.Pointer // the buffer (pinned)
+	n       int
+	flags   uint32
+	counted bool // counted in Port.undelivered (manual mode)
 }
 
 // Port is an ovl completion port: the library's port, its completion thread
@@ -147,6 +154,21 @@ type Port struct {
 
 	stale     atomic.Uint64 // completions with an unknown slot key
 	queueFull atomic.Uint64 // OVL_EQUEUEFULL retries
+
+	// manual mode: blocking operations queued for one batch submit, and
+	// the operations submitted whose completion was not delivered inline
+	// (while there are any, the drainer stays armed).
+	batch       batcher
+	undelivered atomic.Int64
+}
+
+// batcher gathers the blocking operations of many goroutines into one
+// ovl_submit (one lock, one io_uring_enter, one poll for all of them).
+type batcher struct {
+	mu      sync.Mutex
+	pending []uint32 // slot indices
+	spare   []uint32
+	leader  bool // a goroutine will submit pending
 }
 
 // Counters for leak checks (tests assert both are zero at exit).
@@ -386,6 +408,7 @@ func (p *Port) release(idx uint32) {
 	s.cause = nil
 	s.async = nil
 	s.buf = nil
+	s.ptr = nil
 	s.mu.Unlock()
 	liveSlots.Add(-1)
 	p.free <- idx
@@ -425,19 +448,20 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 		s.pin.Pin(ptr)
 	}
 	key := uint64(idx) | uint64(s.gen)<<32
+	s.key, s.fd, s.ptr, s.n, s.flags = key, f.fd, ptr, len(b), flags
 	s.mu.Unlock()
 
-	if async != nil {
-		p.waitBegin() // nobody awaits it: the drainer must deliver it
+	if p.manual && async == nil {
+		// A blocking operation: submitted with those of other goroutines;
+		// a submit error comes back as its completion.
+		p.enqueue(idx)
+		return idx, s, nil
 	}
 	id, rc, reaped := p.submit(kind, f.fd, ptr, len(b), off, flags, key)
 	runtime.KeepAlive(b)
 
 	s.mu.Lock()
 	if rc != 0 {
-		if async != nil {
-			p.waitEnd()
-		}
 		s.pin.Unpin()
 		s.mu.Unlock()
 		f.wg.Done()
@@ -448,26 +472,152 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 		}
 		return 0, nil, f.opErr(kind, off, rc, 0, cause)
 	}
-	// The completion may have been delivered already (by the drainer, or
-	// an asynchronous one released the slot and another operation took
-	// it): only the same generation, still submitting, becomes in flight.
-	if s.state == stSubmitting && s.gen == uint32(key>>32) {
-		s.state = stInflight
-		s.id = id
-		if s.cancelPending {
-			C.ovl_cancel(p.c, C.uint64_t(id))
-		}
-	}
 	s.mu.Unlock()
+	p.submitted(s, key, id)
 	if reaped != nil {
 		// Manual mode: what the submit's poll delivered, usually this
 		// operation's own completion among them.
 		p.deliverItems(reaped)
 	}
+	if p.manual && p.stillInflight(key) {
+		p.armDrainer()
+	}
+	return idx, s, nil
+}
+
+// submitted records that the library accepted the operation of slot s
+// (key) with op id id. Its completion may have been delivered already (by
+// another poller, or an asynchronous one released the slot and another
+// operation took it): only the same generation, still submitting, becomes
+// in flight.
+func (p *Port) submitted(s *slot, key, id uint64) {
+	s.mu.Lock()
+	if s.state == stSubmitting && s.gen == uint32(key>>32) {
+		s.state = stInflight
+		s.id = id
+		if p.manual {
+			s.counted = true
+			p.undelivered.Add(1)
+		}
+		if s.cancelPending {
+			C.ovl_cancel(p.c, C.uint64_t(id))
+		}
+	}
+	s.mu.Unlock()
 	if h := testHookSubmitted.Load(); h != nil {
 		(*h)()
 	}
-	return idx, s, nil
+}
+
+// stillInflight reports whether the operation with this key was submitted
+// and its completion not delivered yet.
+func (p *Port) stillInflight(key uint64) bool {
+	s := &p.slots[uint32(key)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen == uint32(key>>32) && s.state == stInflight
+}
+
+// enqueue queues slot idx's operation for the next batch submit. The first
+// goroutine to queue one leads: it yields once, so that the goroutines
+// runnable on its P (typically the ones its last batch woke) can queue
+// theirs, then submits everything queued in one cgo call. The others park
+// on their channels meanwhile; inline completions come back from the same
+// call. Alone on the port (one slot taken) it does not yield.
+func (p *Port) enqueue(idx uint32) {
+	b := &p.batch
+	b.mu.Lock()
+	b.pending = append(b.pending, idx)
+	if b.leader {
+		b.mu.Unlock()
+		return
+	}
+	b.leader = true
+	b.mu.Unlock()
+	if p.depth-len(p.free) > 1 {
+		runtime.Gosched()
+	}
+	b.mu.Lock()
+	for len(b.pending) > 0 {
+		list := b.pending
+		b.pending, b.spare = b.spare, nil
+		b.mu.Unlock()
+		p.flush(list)
+		b.mu.Lock()
+		if b.spare == nil {
+			b.spare = list[:0]
+		}
+	}
+	b.leader = false
+	b.mu.Unlock()
+}
+
+// reqBuf holds one batch submit's requests (C layout, integers only).
+type reqBuf struct {
+	reqs [C.GOVL_MAX_BATCH]C.govl_req
+}
+
+var reqPool = sync.Pool{New: func() any { return new(reqBuf) }}
+
+// flush submits the queued operations list, GOVL_MAX_BATCH per cgo call,
+// and delivers what the call's poll took.
+func (p *Port) flush(list []uint32) {
+	rb := reqPool.Get().(*reqBuf)
+	defer reqPool.Put(rb)
+	for len(list) > 0 {
+		n := min(len(list), len(rb.reqs))
+		for i, idx := range list[:n] {
+			s := &p.slots[idx] // fields set before enqueue (b.mu orders it)
+			rb.reqs[i] = C.govl_req{kind: C.uint32_t(s.kind), flags: C.uint32_t(s.flags), fd: C.uint64_t(s.fd),
+				buf: C.uint64_t(uintptr(s.ptr)), len: C.uint64_t(s.n), offset: C.int64_t(s.off), ctx: C.uint64_t(s.key)}
+		}
+		reaped := reapPool.Get().(*reapBuf)
+		var got C.size_t
+		p.mu.RLock()
+		if p.closed {
+			for i := range rb.reqs[:n] {
+				rb.reqs[i].rc = C.int32_t(ECLOSED)
+			}
+		} else {
+			C.govl_submit_many(p.c, p.q, &rb.reqs[0], C.size_t(n), &reaped.items[0], C.size_t(len(reaped.items)), &got)
+		}
+		p.mu.RUnlock()
+		reaped.n = int(got)
+		for i, idx := range list[:n] {
+			// Once submitted, an operation may complete, be released and
+			// its slot reused at any moment: from here on only its key
+			// (kept in the request) identifies it.
+			s := &p.slots[idx]
+			key := uint64(rb.reqs[i].ctx)
+			switch rc := Errno(rb.reqs[i].rc); rc {
+			case 0:
+				p.submitted(s, key, uint64(rb.reqs[i].id))
+			case EQUEUEFULL:
+				// Not expected (the library frees an op before Go frees
+				// its slot); the single submit retries until it fits. Not
+				// submitted, the slot is still this operation's.
+				id, rc, more := p.submit(s.kind, s.fd, s.ptr, s.n, s.off, s.flags, key)
+				if rc == 0 {
+					p.submitted(s, key, id)
+				} else {
+					p.deliver(key, int64(rc), 0)
+				}
+				if more != nil {
+					p.deliverItems(more)
+				}
+			default:
+				p.deliver(key, int64(rc), 0) // the waiter gets the error
+			}
+		}
+		p.deliverItems(reaped)
+		for i := range rb.reqs[:n] {
+			if p.stillInflight(uint64(rb.reqs[i].ctx)) {
+				p.armDrainer()
+				break
+			}
+		}
+		list = list[n:]
+	}
 }
 
 // testHookSubmitted, if set (by tests), runs after every accepted submit.
@@ -577,13 +727,6 @@ func (s *slot) cancel(p *Port, cause error) {
 func (p *Port) await(s *slot, w wait) completion {
 	select {
 	case c := <-s.ch:
-		return c // delivered already (inline, in manual mode)
-	default:
-	}
-	p.waitBegin()
-	defer p.waitEnd()
-	select {
-	case c := <-s.ch:
 		return c
 	case <-w.done():
 		s.cancel(p, w.ctx.Err())
@@ -643,6 +786,10 @@ func (p *Port) deliver(key uint64, res int64, oserr int32) {
 		return
 	}
 	s.state = stDone
+	if s.counted {
+		s.counted = false
+		p.undelivered.Add(-1)
+	}
 	s.pin.Unpin()
 	c := completion{res: res, oserr: oserr, cause: s.cause}
 	f, async, buf, off, kind := s.file, s.async, s.buf, s.off, s.kind
@@ -654,7 +801,6 @@ func (p *Port) deliver(key uint64, res int64, oserr int32) {
 	}
 	r := f.asyncResult(kind, buf, off, c)
 	p.release(idx)
-	p.waitEnd()
 	select {
 	case async <- r:
 	default:

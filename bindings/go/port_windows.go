@@ -17,8 +17,7 @@ func manualMode(Config) bool { return false }
 
 func (p *Port) startWaker() error { return nil }
 
-func (p *Port) waitBegin() {}
-func (p *Port) waitEnd()   {}
+func (p *Port) armDrainer() {}
 
 func (p *Port) loop() {
 	defer close(p.loopDone)
