@@ -1,13 +1,11 @@
 package ovl
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,26 +48,29 @@ func alignedBuf(n int) []byte {
 	return raw[off : off+n]
 }
 
-// osThreads returns the process's current number of OS threads.
-func osThreads() int {
-	f, err := os.Open("/proc/self/status")
+// osThreads returns the process's current number of OS threads, and how
+// many of them are io_uring's kernel workers (io-wq, named "iou-wrk-PID":
+// the kernel runs an O_DIRECT read there when the filesystem cannot issue
+// it without blocking).
+func osThreads() (all, iowq int) {
+	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("Threads:")); ok {
-			n, _ := strconv.Atoi(string(bytes.TrimSpace(rest)))
-			return n
+	for _, t := range tasks {
+		all++
+		comm, _ := os.ReadFile("/proc/self/task/" + t.Name() + "/comm")
+		if bytes.HasPrefix(comm, []byte("iou-wrk")) {
+			iowq++
 		}
 	}
-	return 0
+	return all, iowq
 }
 
-// threadSampler records the most OS threads seen until stop is called.
-func threadSampler() (stop func() int) {
-	var peak atomic.Int64
+// threadSampler records the most OS threads (and io-wq workers among
+// them) seen until stop is called.
+func threadSampler() (stop func() (all, iowq int)) {
+	var peak, peakWQ atomic.Int64
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -77,8 +78,12 @@ func threadSampler() (stop func() int) {
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if n := int64(osThreads()); n > peak.Load() {
-				peak.Store(n)
+			n, wq := osThreads()
+			if int64(n) > peak.Load() {
+				peak.Store(int64(n))
+			}
+			if int64(wq) > peakWQ.Load() {
+				peakWQ.Store(int64(wq))
 			}
 			select {
 			case <-done:
@@ -87,10 +92,10 @@ func threadSampler() (stop func() int) {
 			}
 		}
 	}()
-	return func() int {
+	return func() (int, int) {
 		close(done)
 		<-finished
-		return int(peak.Load())
+		return int(peak.Load()), int(peakWQ.Load())
 	}
 }
 
@@ -119,7 +124,9 @@ func runReads(b *testing.B, g int, readAt func([]byte, int64) (int, error)) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(stop()), "threads")
+	all, iowq := stop()
+	b.ReportMetric(float64(all), "threads")
+	b.ReportMetric(float64(iowq), "io-wq")
 }
 
 // benchPort is one port configuration the benchmarks compare.
