@@ -37,6 +37,14 @@
 // some goroutine waits for a completion it did not get inline, so reads
 // that complete inline do not wake the thread parked in the poller either.
 //
+// Blocking operations (ReadAt, Read, WriteAt, ...) of many goroutines are
+// submitted together: the first goroutine to queue one yields once, then
+// submits everything queued with one ovl_submit and one poll. And a manual
+// port on the uring backend is several library ports, one io_uring each
+// (Config.Rings, GOMAXPROCS by default), each operation going to one at
+// random: the kernel issues one ring's submissions one at a time, so with
+// one ring the Ps' submits would take turns.
+//
 // With Config.CompletionThread (or Config.Spin), and always on Windows
 // (whose IOCP backend has no pollable handle), the library's completion
 // thread runs the callback, which wakes Go at most once per batch: on

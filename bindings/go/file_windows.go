@@ -75,5 +75,10 @@ func fileSize(fd uintptr) (int64, error) {
 func closeFD(fd uintptr) error { return syscall.CloseHandle(syscall.Handle(fd)) }
 
 func associate(p *Port, fd uintptr) Errno {
-	return Errno(C.ovl_associate(p.c, C.ovl_fd(fd)))
+	for _, r := range p.rings {
+		if rc := C.ovl_associate(r.c, C.ovl_fd(fd)); rc != 0 {
+			return Errno(rc)
+		}
+	}
+	return 0
 }

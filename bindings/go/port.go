@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"sync"
@@ -67,6 +68,12 @@ type Config struct {
 	// completions before it sleeps (opt-in; costs CPU). It implies
 	// CompletionThread.
 	Spin time.Duration
+	// Rings is how many library ports (io_uring instances) a Port in
+	// manual mode on the uring backend spreads its operations over; 0
+	// means GOMAXPROCS at creation, at most 8. One ring issues its
+	// submissions one at a time in the kernel; with one per P they run in
+	// parallel. Other modes and backends use one.
+	Rings int
 	// CompletionThread makes the port deliver completions on the library's
 	// completion thread, as on Windows. By default on Linux the port has no
 	// completion thread (OVL_PORT_MANUAL): the goroutine that submits an
@@ -129,15 +136,17 @@ type slot struct {
 	ptr     unsafe.Pointer // the buffer (pinned)
 	n       int
 	flags   uint32
-	counted bool // counted in Port.undelivered (manual mode)
+	counted bool  // counted in r.undelivered (manual mode)
+	r       *ring // the ring the operation was submitted to
 }
 
 // Port is an ovl completion port: the library's port, its completion thread
 // and the goroutine that turns completions into channel sends. A Port is
 // safe for concurrent use. Close it when done.
 type Port struct {
-	c       *C.ovl_port
-	q       *C.govl_queue
+	*ring         // the first ring; the only one but in manual mode on uring
+	rings []*ring // operations are spread over these (see Config.Rings)
+
 	backend string
 	depth   int
 	manual  bool // OVL_PORT_MANUAL: no completion thread (Linux)
@@ -145,15 +154,26 @@ type Port struct {
 	slots []slot
 	free  chan uint32 // free slot indices: the queue-depth semaphore
 
-	mu       sync.RWMutex // closed; held shared around each submit
-	closed   bool
-	closing  chan struct{}
-	loopDone chan struct{}
-	waker    waker
-	onClose  func()
+	mu      sync.RWMutex // closed; held shared around each submit
+	closed  bool
+	closing chan struct{}
+	onClose func()
 
 	stale     atomic.Uint64 // completions with an unknown slot key
 	queueFull atomic.Uint64 // OVL_EQUEUEFULL retries
+}
+
+// A ring is one library port (one io_uring) with its completion queue and
+// drainer goroutine. One io_uring issues its submissions one at a time in
+// the kernel (under the ring's uring_lock), so in manual mode on uring a
+// Port spreads its operations over one ring per P: each goroutine uses the
+// ring its P used last (a sync.Pool hint), so the Ps submit in parallel.
+type ring struct {
+	p        *Port
+	c        *C.ovl_port
+	q        *C.govl_queue
+	loopDone chan struct{}
+	waker    waker
 
 	// manual mode: blocking operations queued for one batch submit, and
 	// the operations submitted whose completion was not delivered inline
@@ -201,16 +221,17 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 	if depth == 0 {
 		depth = DefaultQueueDepth
 	}
-	if depth < 0 || depth > MaxQueueDepth || cfg.Threads < 0 || cfg.Spin < 0 {
+	if depth < 0 || depth > MaxQueueDepth || cfg.Threads < 0 || cfg.Spin < 0 || cfg.Rings < 0 {
 		return nil, &OpError{Op: "port", Offset: -1, Code: EINVAL}
 	}
 	p := &Port{
-		depth:    depth,
-		slots:    make([]slot, depth),
-		free:     make(chan uint32, depth),
-		closing:  make(chan struct{}),
-		loopDone: make(chan struct{}),
+		depth:   depth,
+		slots:   make([]slot, depth),
+		free:    make(chan uint32, depth),
+		closing: make(chan struct{}),
 	}
+	p.ring = &ring{p: p, loopDone: make(chan struct{})}
+	p.rings = []*ring{p.ring}
 	for i := range p.slots {
 		p.slots[i].gen = 1
 		p.slots[i].ch = make(chan completion, 1)
@@ -257,8 +278,55 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 	} else {
 		close(p.loopDone)
 	}
+	if p.manual && p.backend == "uring" {
+		n := cfg.Rings
+		if n == 0 {
+			n = min(runtime.GOMAXPROCS(0), 8)
+		}
+		for len(p.rings) < n {
+			r, err := p.addRing(cfg, depth)
+			if err != nil {
+				break // fewer rings: slower, not wrong
+			}
+			p.rings = append(p.rings, r)
+		}
+	}
 	livePorts.Add(1)
 	return p, nil
+}
+
+// addRing creates one more manual-mode ring like the first.
+func (p *Port) addRing(cfg Config, depth int) (*ring, error) {
+	r := &ring{p: p, loopDone: make(chan struct{})}
+	r.q = C.govl_queue_new(C.size_t(depth))
+	if r.q == nil {
+		return nil, &OpError{Op: "port", Offset: -1, Code: ENOMEM}
+	}
+	C.govl_queue_set_manual(r.q)
+	rc := C.govl_create_port(C.uint32_t(depth), C.uint32_t(BackendURing), C.uint32_t(cfg.Threads), 0,
+		C.OVL_PORT_MANUAL, C.ovl_callback(C.govl_callback), unsafe.Pointer(r.q), &r.c)
+	if rc != 0 {
+		C.govl_queue_free(r.q)
+		return nil, &OpError{Op: "port", Offset: -1, Code: Errno(rc)}
+	}
+	if err := r.startWaker(); err != nil {
+		C.ovl_close_port(r.c)
+		C.govl_queue_free(r.q)
+		return nil, err
+	}
+	go r.loop()
+	return r, nil
+}
+
+// pick returns the ring for an operation: one at random. (Measured at 64
+// goroutines: a random ring per operation lets the rings' leaders flush in
+// parallel; a per-P hint through sync.Pool did not, the goroutines a batch
+// wakes all landing on the leader's P and so on its ring.)
+func (p *Port) pick() *ring {
+	if len(p.rings) == 1 {
+		return p.ring
+	}
+	return p.rings[rand.Uint32N(uint32(len(p.rings)))]
 }
 
 // Backend returns the backend's name: "uring", "threads" or "iocp".
@@ -291,24 +359,30 @@ func (p *Port) Close() error {
 		}
 		s.mu.Unlock()
 	}
-	rc := C.ovl_close_port(p.c) // every remaining completion is queued now
+	var rc C.int32_t
 	var lost C.uint64_t
-	if p.q != nil {
+	for _, r := range p.rings {
+		if c := C.ovl_close_port(r.c); c != 0 && rc == 0 { // remaining completions are queued now
+			rc = c
+		}
+		if r.q == nil {
+			continue
+		}
 		if p.manual {
 			// The drainer waits on the port's eventfd, not on the
 			// queue: closing its file stops it; then what the close
 			// delivered is taken here.
-			p.waker.close()
-			<-p.loopDone
-			p.reap(false)
+			r.waker.close()
+			<-r.loopDone
+			r.reap(false)
 		} else {
-			C.govl_stop(p.q)
-			<-p.loopDone
-			p.waker.close()
+			C.govl_stop(r.q)
+			<-r.loopDone
+			r.waker.close()
 		}
-		lost = C.govl_lost(p.q)
-		C.govl_queue_free(p.q)
-		p.q = nil
+		lost += C.govl_lost(r.q)
+		C.govl_queue_free(r.q)
+		r.q = nil
 	}
 	if p.onClose != nil {
 		p.onClose()
@@ -340,21 +414,24 @@ type Stats struct {
 
 // Stats returns the port's counters; it works after Close too.
 func (p *Port) Stats() Stats {
-	var st C.ovl_stats
-	st.size = C.uint32_t(unsafe.Sizeof(st))
-	C.ovl_port_stats(p.c, &st)
-	return Stats{
-		Inflight:         uint32(st.inflight),
-		Submitted:        uint64(st.submitted),
-		Completed:        uint64(st.completed),
-		Cancels:          uint64(st.cancels),
-		Batches:          uint64(st.batches),
-		Stale:            uint64(st.stale),
-		Syscalls:         uint64(st.syscalls),
+	out := Stats{
 		BindingStale:     p.stale.Load(),
 		QueueFullRetries: p.queueFull.Load(),
 		SlotsInUse:       p.depth - len(p.free),
 	}
+	for _, r := range p.rings {
+		var st C.ovl_stats
+		st.size = C.uint32_t(unsafe.Sizeof(st))
+		C.ovl_port_stats(r.c, &st)
+		out.Inflight += uint32(st.inflight)
+		out.Submitted += uint64(st.submitted)
+		out.Completed += uint64(st.completed)
+		out.Cancels += uint64(st.cancels)
+		out.Batches += uint64(st.batches)
+		out.Stale += uint64(st.stale)
+		out.Syscalls += uint64(st.syscalls)
+	}
+	return out
 }
 
 // wait is what an operation may give up waiting for.
@@ -409,6 +486,7 @@ func (p *Port) release(idx uint32) {
 	s.async = nil
 	s.buf = nil
 	s.ptr = nil
+	s.r = nil
 	s.mu.Unlock()
 	liveSlots.Add(-1)
 	p.free <- idx
@@ -449,15 +527,17 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 	}
 	key := uint64(idx) | uint64(s.gen)<<32
 	s.key, s.fd, s.ptr, s.n, s.flags = key, f.fd, ptr, len(b), flags
+	r := p.pick()
+	s.r = r
 	s.mu.Unlock()
 
 	if p.manual && async == nil {
 		// A blocking operation: submitted with those of other goroutines;
 		// a submit error comes back as its completion.
-		p.enqueue(idx)
+		r.enqueue(idx)
 		return idx, s, nil
 	}
-	id, rc, reaped := p.submit(kind, f.fd, ptr, len(b), off, flags, key)
+	id, rc, reaped := r.submit(kind, f.fd, ptr, len(b), off, flags, key)
 	runtime.KeepAlive(b)
 
 	s.mu.Lock()
@@ -477,10 +557,10 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 	if reaped != nil {
 		// Manual mode: what the submit's poll delivered, usually this
 		// operation's own completion among them.
-		p.deliverItems(reaped)
+		r.deliverItems(reaped)
 	}
 	if p.manual && p.stillInflight(key) {
-		p.armDrainer()
+		r.armDrainer()
 	}
 	return idx, s, nil
 }
@@ -497,10 +577,10 @@ func (p *Port) submitted(s *slot, key, id uint64) {
 		s.id = id
 		if p.manual {
 			s.counted = true
-			p.undelivered.Add(1)
+			s.r.undelivered.Add(1)
 		}
 		if s.cancelPending {
-			C.ovl_cancel(p.c, C.uint64_t(id))
+			C.ovl_cancel(s.r.c, C.uint64_t(id))
 		}
 	}
 	s.mu.Unlock()
@@ -524,8 +604,8 @@ func (p *Port) stillInflight(key uint64) bool {
 // theirs, then submits everything queued in one cgo call. The others park
 // on their channels meanwhile; inline completions come back from the same
 // call. Alone on the port (one slot taken) it does not yield.
-func (p *Port) enqueue(idx uint32) {
-	b := &p.batch
+func (r *ring) enqueue(idx uint32) {
+	p, b := r.p, &r.batch
 	b.mu.Lock()
 	b.pending = append(b.pending, idx)
 	if b.leader {
@@ -542,7 +622,7 @@ func (p *Port) enqueue(idx uint32) {
 		list := b.pending
 		b.pending, b.spare = b.spare, nil
 		b.mu.Unlock()
-		p.flush(list)
+		r.flush(list)
 		b.mu.Lock()
 		if b.spare == nil {
 			b.spare = list[:0]
@@ -561,7 +641,8 @@ var reqPool = sync.Pool{New: func() any { return new(reqBuf) }}
 
 // flush submits the queued operations list, GOVL_MAX_BATCH per cgo call,
 // and delivers what the call's poll took.
-func (p *Port) flush(list []uint32) {
+func (r *ring) flush(list []uint32) {
+	p := r.p
 	rb := reqPool.Get().(*reqBuf)
 	defer reqPool.Put(rb)
 	for len(list) > 0 {
@@ -579,7 +660,7 @@ func (p *Port) flush(list []uint32) {
 				rb.reqs[i].rc = C.int32_t(ECLOSED)
 			}
 		} else {
-			C.govl_submit_many(p.c, p.q, &rb.reqs[0], C.size_t(n), &reaped.items[0], C.size_t(len(reaped.items)), &got)
+			C.govl_submit_many(r.c, r.q, &rb.reqs[0], C.size_t(n), &reaped.items[0], C.size_t(len(reaped.items)), &got)
 		}
 		p.mu.RUnlock()
 		reaped.n = int(got)
@@ -596,23 +677,23 @@ func (p *Port) flush(list []uint32) {
 				// Not expected (the library frees an op before Go frees
 				// its slot); the single submit retries until it fits. Not
 				// submitted, the slot is still this operation's.
-				id, rc, more := p.submit(s.kind, s.fd, s.ptr, s.n, s.off, s.flags, key)
+				id, rc, more := r.submit(s.kind, s.fd, s.ptr, s.n, s.off, s.flags, key)
 				if rc == 0 {
 					p.submitted(s, key, id)
 				} else {
 					p.deliver(key, int64(rc), 0)
 				}
 				if more != nil {
-					p.deliverItems(more)
+					r.deliverItems(more)
 				}
 			default:
 				p.deliver(key, int64(rc), 0) // the waiter gets the error
 			}
 		}
-		p.deliverItems(reaped)
+		r.deliverItems(reaped)
 		for i := range rb.reqs[:n] {
 			if p.stillInflight(uint64(rb.reqs[i].ctx)) {
-				p.armDrainer()
+				r.armDrainer()
 				break
 			}
 		}
@@ -628,7 +709,8 @@ var testHookSubmitted atomic.Pointer[func()]
 // until its batch is harvested, a moment after Go may have seen it). In
 // manual mode the same cgo call polls the port and returns the completions
 // it took (reaped, to be delivered by the caller; nil if none).
-func (p *Port) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off int64, flags uint32, key uint64) (uint64, Errno, *reapBuf) {
+func (r *ring) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off int64, flags uint32, key uint64) (uint64, Errno, *reapBuf) {
+	p := r.p
 	var id C.uint64_t
 	for try := 0; ; try++ {
 		p.mu.RLock()
@@ -642,15 +724,15 @@ func (p *Port) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off in
 		case p.manual:
 			reaped = reapPool.Get().(*reapBuf)
 			var got C.size_t
-			rc = C.govl_submit_reap(p.c, p.q, C.uint32_t(kind), C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off),
+			rc = C.govl_submit_reap(r.c, r.q, C.uint32_t(kind), C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off),
 				C.uint32_t(flags), C.uint64_t(key), &id, &reaped.items[0], C.size_t(len(reaped.items)), &got)
 			reaped.n = int(got)
 		case kind == opRead:
-			rc = C.govl_submit_read(p.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
+			rc = C.govl_submit_read(r.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
 		case kind == opWrite:
-			rc = C.govl_submit_write(p.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
+			rc = C.govl_submit_write(r.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
 		case kind == opFsync:
-			rc = C.govl_submit_fsync(p.c, C.ovl_fd(fd), C.uint32_t(flags), C.uint64_t(key), &id)
+			rc = C.govl_submit_fsync(r.c, C.ovl_fd(fd), C.uint32_t(flags), C.uint64_t(key), &id)
 		default:
 			rc = C.int32_t(EINVAL)
 		}
@@ -682,29 +764,29 @@ var reapPool = sync.Pool{New: func() any { return new(reapBuf) }}
 
 // deliverItems delivers a reapBuf's completions, then takes and delivers
 // whatever else the queue holds if the buffer was full, and recycles it.
-func (p *Port) deliverItems(r *reapBuf) {
+func (r *ring) deliverItems(b *reapBuf) {
 	for {
-		for _, it := range r.items[:r.n] {
-			p.deliver(uint64(it.ctx), int64(it.result), int32(it.os_error))
+		for _, it := range b.items[:b.n] {
+			r.p.deliver(uint64(it.ctx), int64(it.result), int32(it.os_error))
 		}
-		if r.n < len(r.items) {
+		if b.n < len(b.items) {
 			break
 		}
-		r.n = int(C.govl_take(p.q, &r.items[0], C.size_t(len(r.items))))
+		b.n = int(C.govl_take(r.q, &b.items[0], C.size_t(len(b.items))))
 	}
-	reapPool.Put(r)
+	reapPool.Put(b)
 }
 
 // reap polls the port (manual mode) and delivers every completion queued;
 // poll false only takes what is queued (after the port is closed).
-func (p *Port) reap(poll bool) {
-	r := reapPool.Get().(*reapBuf)
+func (r *ring) reap(poll bool) {
+	b := reapPool.Get().(*reapBuf)
 	if poll {
-		r.n = int(C.govl_reap(p.c, p.q, &r.items[0], C.size_t(len(r.items))))
+		b.n = int(C.govl_reap(r.c, r.q, &b.items[0], C.size_t(len(b.items))))
 	} else {
-		r.n = int(C.govl_take(p.q, &r.items[0], C.size_t(len(r.items))))
+		b.n = int(C.govl_take(r.q, &b.items[0], C.size_t(len(b.items))))
 	}
-	p.deliverItems(r)
+	r.deliverItems(b)
 }
 
 // cancel asks for the slot's operation to be cancelled, recording why.
@@ -717,7 +799,7 @@ func (s *slot) cancel(p *Port, cause error) {
 	case stSubmitting:
 		s.cancelPending = true
 	case stInflight:
-		C.ovl_cancel(p.c, C.uint64_t(s.id))
+		C.ovl_cancel(s.r.c, C.uint64_t(s.id))
 	}
 	s.mu.Unlock()
 }
@@ -748,7 +830,7 @@ func (p *Port) cancelFile(f *File) {
 			if s.state == stSubmitting {
 				s.cancelPending = true
 			} else {
-				C.ovl_cancel(p.c, C.uint64_t(s.id))
+				C.ovl_cancel(s.r.c, C.uint64_t(s.id))
 			}
 		}
 		s.mu.Unlock()
@@ -757,16 +839,16 @@ func (p *Port) cancelFile(f *File) {
 
 // drain delivers every queued completion, one cgo call per batch. It
 // reports whether the queue was stopped and is empty (the port is closed).
-func (p *Port) drain() bool {
+func (r *ring) drain() bool {
 	for {
 		var items *C.govl_item
 		var stopped C.int
-		n := C.govl_drain(p.q, &items, &stopped)
+		n := C.govl_drain(r.q, &items, &stopped)
 		if n == 0 {
 			return stopped != 0
 		}
 		for _, it := range unsafe.Slice(items, int(n)) {
-			p.deliver(uint64(it.ctx), int64(it.result), int32(it.os_error))
+			r.p.deliver(uint64(it.ctx), int64(it.result), int32(it.os_error))
 		}
 	}
 }
@@ -788,7 +870,7 @@ func (p *Port) deliver(key uint64, res int64, oserr int32) {
 	s.state = stDone
 	if s.counted {
 		s.counted = false
-		p.undelivered.Add(-1)
+		s.r.undelivered.Add(-1)
 	}
 	s.pin.Unpin()
 	c := completion{res: res, oserr: oserr, cause: s.cause}

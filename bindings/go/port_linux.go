@@ -38,10 +38,11 @@ type waker struct {
 	armed atomic.Bool
 }
 
-func (p *Port) startWaker() error {
+func (r *ring) startWaker() error {
+	p := r.p
 	if p.manual {
 		var efd C.ovl_fd
-		if rc := C.ovl_port_event(p.c, &efd); rc != 0 {
+		if rc := C.ovl_port_event(r.c, &efd); rc != 0 {
 			return &OpError{Op: "port", Offset: -1, Code: Errno(rc)}
 		}
 		ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -60,23 +61,23 @@ func (p *Port) startWaker() error {
 			syscall.Close(ep)
 			return &OpError{Op: "port", Offset: -1, Code: EOS, OSErr: errnoOf(err)}
 		}
-		p.waker.efd = int(efd)
-		p.waker.f = os.NewFile(uintptr(ep), "ovl-port-epoll")
-		rc, err := p.waker.f.SyscallConn()
+		r.waker.efd = int(efd)
+		r.waker.f = os.NewFile(uintptr(ep), "ovl-port-epoll")
+		rc, err := r.waker.f.SyscallConn()
 		if err != nil {
-			p.waker.f.Close()
+			r.waker.f.Close()
 			return &OpError{Op: "port", Offset: -1, Code: EOS, Err: err}
 		}
-		p.waker.rc = rc
+		r.waker.rc = rc
 		return nil
 	}
-	fd := C.govl_queue_eventfd(p.q)
+	fd := C.govl_queue_eventfd(r.q)
 	if fd < 0 {
 		return &OpError{Op: "port", Offset: -1, Code: EOS}
 	}
 	// The eventfd is nonblocking, so os.NewFile registers it with the
 	// poller; the *os.File owns it from here on.
-	p.waker.f = os.NewFile(uintptr(fd), "ovl-eventfd")
+	r.waker.f = os.NewFile(uintptr(fd), "ovl-eventfd")
 	return nil
 }
 
@@ -104,21 +105,21 @@ func (w *waker) arm() {
 
 // armDrainer: an operation was submitted whose completion was not there
 // right after the submit: the drainer must be woken when it is.
-func (p *Port) armDrainer() { p.waker.arm() }
+func (r *ring) armDrainer() { r.waker.arm() }
 
 // loop is the drainer: deliver a batch, then sleep on the eventfd.
-func (p *Port) loop() {
-	if p.manual {
-		p.loopManual()
+func (r *ring) loop() {
+	if r.p.manual {
+		r.loopManual()
 		return
 	}
-	defer close(p.loopDone)
+	defer close(r.loopDone)
 	var b [8]byte
 	for {
-		if p.drain() {
+		if r.drain() {
 			return
 		}
-		if _, err := p.waker.f.Read(b[:]); err != nil && !errors.Is(err, syscall.EINTR) {
+		if _, err := r.waker.f.Read(b[:]); err != nil && !errors.Is(err, syscall.EINTR) {
 			// Only closing the eventfd could do this, and only Close
 			// does that, after this goroutine ended.
 			panic("ovl: reading the port's eventfd: " + err.Error())
@@ -132,10 +133,11 @@ func (p *Port) loop() {
 // Submitting goroutines poll too, so this goroutine only delivers what
 // completes asynchronously (O_DIRECT, pipes, sockets, cancellations, the
 // threads backend). It ends when Close closes the epoll set.
-func (p *Port) loopManual() {
-	defer close(p.loopDone)
+func (r *ring) loopManual() {
+	p := r.p
+	defer close(r.loopDone)
 	var evs [1]syscall.EpollEvent
-	err := p.waker.rc.Read(func(ep uintptr) bool {
+	err := r.waker.rc.Read(func(ep uintptr) bool {
 		// Consume the event (the set is level-triggered for Go's poller
 		// while it holds one); the oneshot registration is now disarmed.
 		for {
@@ -144,10 +146,10 @@ func (p *Port) loopManual() {
 				break
 			}
 		}
-		p.waker.armed.Store(false)
-		p.reap(true)
-		if p.undelivered.Load() > 0 {
-			p.waker.arm()
+		r.waker.armed.Store(false)
+		r.reap(true)
+		if r.undelivered.Load() > 0 {
+			r.waker.arm()
 		}
 		return false // wait for the next event
 	})

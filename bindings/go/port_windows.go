@@ -15,17 +15,17 @@ type waker struct{}
 // the completion thread and the queue.
 func manualMode(Config) bool { return false }
 
-func (p *Port) startWaker() error { return nil }
+func (r *ring) startWaker() error { return nil }
 
-func (p *Port) armDrainer() {}
+func (r *ring) armDrainer() {}
 
-func (p *Port) loop() {
-	defer close(p.loopDone)
+func (r *ring) loop() {
+	defer close(r.loopDone)
 	for {
-		if p.drain() {
+		if r.drain() {
 			return
 		}
-		C.govl_wait(p.q)
+		C.govl_wait(r.q)
 	}
 }
 
