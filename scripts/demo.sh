@@ -13,7 +13,7 @@ run() { # run LABEL COMMAND... : show the output, keep the lines that matter
   local out
   if ! out=$("$@" 2>&1); then echo "$out"; echo "demo: $label FAILED"; exit 1; fi
   echo "$out"
-  report+=("$label: $(echo "$out" | grep -m1 -oE 'backend [a-z]+' || echo '?'), $(echo "$out" | grep -m1 -oE '[0-9.]+ (MiB|GiB|k?ops)/s[^,]*' || echo 'ok')")
+  report+=("$label: $(echo "$out" | grep -m1 -oE 'backend [a-z]+' || echo '?'), $(echo "$out" | grep -oE '[0-9.]+ (MiB|GiB)/s' | head -1 || echo 'ok')")
 }
 run "C ovl_copy (256 MiB file, 32 in flight)" "$B"/ovl_copy -s 256M
 run "C ovl_echo (socketpair, callback resubmits)" "$B"/ovl_echo
