@@ -208,6 +208,11 @@ func (f *File) do(ctx context.Context, dl *deadline, kind uint32, b []byte, off 
 	if err != nil {
 		return 0, err
 	}
+	if dl != nil && dl.expired() {
+		// It passed after the check above, maybe before its expiry
+		// could see this operation (see deadline.set).
+		s.cancel(p, os.ErrDeadlineExceeded)
+	}
 	c := p.await(s, w)
 	p.release(idx)
 	if c.res < 0 {
@@ -457,7 +462,7 @@ func (f *File) SetReadDeadline(t time.Time) error {
 	if f.isClosed() {
 		return &OpError{Op: "set deadline", Path: f.name, Offset: -1, Code: ECLOSED, Err: errClosed}
 	}
-	f.rd.set(t)
+	f.rd.set(t, func() { f.port.cancelExpired(f, true) })
 	return nil
 }
 
@@ -466,7 +471,7 @@ func (f *File) SetWriteDeadline(t time.Time) error {
 	if f.isClosed() {
 		return &OpError{Op: "set deadline", Path: f.name, Offset: -1, Code: ECLOSED, Err: errClosed}
 	}
-	f.wd.set(t)
+	f.wd.set(t, func() { f.port.cancelExpired(f, false) })
 	return nil
 }
 
@@ -476,20 +481,24 @@ func (f *File) isClosed() bool {
 	return f.closed
 }
 
-// deadline is one direction's deadline: a channel closed when it passes.
-// Waiting operations select on the channel; a new deadline reuses the
-// channel unless it already fired, so it applies to them too.
+// deadline is one direction's deadline. When it passes, the operations of
+// that direction in flight are cancelled (Port.cancelExpired walks the
+// slots), so a waiting operation needs no timer or channel of its own and
+// waits on its completion channel alone: a select on a channel shared by
+// every goroutine of the file cost a contended lock per operation. An
+// operation started after the deadline passed fails at once; one that
+// starts as it passes checks again once its slot shows it (do).
 type deadline struct {
 	mu    sync.Mutex
 	seq   uint64 // bumped by every set, so a stale timer does nothing
 	timer *time.Timer
-	ch    chan struct{}
+	ch    chan struct{} // closed when it passes (acquire waits on it)
 	fired bool
 }
 
-func (d *deadline) set(t time.Time) {
+// set sets the deadline; expire runs (without d.mu) when it passes.
+func (d *deadline) set(t time.Time, expire func()) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.seq++
 	if d.timer != nil {
 		d.timer.Stop()
@@ -500,28 +509,35 @@ func (d *deadline) set(t time.Time) {
 		d.fired = false
 	}
 	if t.IsZero() {
+		d.mu.Unlock()
 		return
 	}
 	dur := time.Until(t)
 	if dur <= 0 {
 		close(d.ch)
 		d.fired = true
+		d.mu.Unlock()
+		expire()
 		return
 	}
 	seq := d.seq
 	d.timer = time.AfterFunc(dur, func() {
 		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.seq == seq && !d.fired {
-			close(d.ch)
-			d.fired = true
+		if d.seq != seq || d.fired {
+			d.mu.Unlock()
+			return
 		}
+		close(d.ch)
+		d.fired = true
+		d.mu.Unlock()
+		expire()
 	})
+	d.mu.Unlock()
 }
 
 // current returns the channel to wait on and whether the deadline has
 // already passed. The channel exists even with no deadline set, so that a
-// deadline set later reaches the operations already waiting.
+// deadline set later reaches the operations already waiting for a slot.
 func (d *deadline) current() (<-chan struct{}, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -529,6 +545,13 @@ func (d *deadline) current() (<-chan struct{}, bool) {
 		d.ch = make(chan struct{})
 	}
 	return d.ch, d.fired
+}
+
+// expired reports whether the deadline has passed.
+func (d *deadline) expired() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fired
 }
 
 func (d *deadline) stop() {

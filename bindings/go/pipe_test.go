@@ -130,6 +130,39 @@ func TestDeadlineSetWhileWaiting(t *testing.T) {
 	})
 }
 
+// TestDeadlineDirections: a write deadline that passes does not cancel a
+// waiting read of the same File (the deadline cancels the operations of
+// its own direction only); the read then gets its data.
+func TestDeadlineDirections(t *testing.T) {
+	forEachBackend(t, Config{}, func(t *testing.T, p *Port) {
+		r, w := newPipe(t, p)
+		defer r.Close()
+		defer w.Close()
+		submitted := onSubmit(t)
+		res := make(chan error, 1)
+		buf := make([]byte, 1)
+		go func() {
+			_, err := r.Read(buf)
+			res <- err
+		}()
+		waitSubmits(t, submitted, 1)
+		r.SetWriteDeadline(time.Now().Add(-time.Second))
+		if _, err := w.Write([]byte("y")); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		if err := <-res; err != nil || buf[0] != 'y' {
+			t.Fatalf("read under an expired write deadline: %q, %v", buf, err)
+		}
+		r.SetWriteDeadline(time.Time{})
+		if _, err := w.Write([]byte("z")); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		if n, err := r.Read(buf); n != 1 || err != nil || buf[0] != 'z' {
+			t.Fatalf("Read after clearing the write deadline = %d %q %v", n, buf, err)
+		}
+	})
+}
+
 func TestContextCancel(t *testing.T) {
 	forEachBackend(t, Config{}, func(t *testing.T, p *Port) {
 		r, w := newPipe(t, p)

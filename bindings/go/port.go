@@ -804,18 +804,42 @@ func (s *slot) cancel(p *Port, cause error) {
 	s.mu.Unlock()
 }
 
-// await waits for the slot's completion; if the context or the deadline
-// ends first it cancels the op and still waits for its one completion.
+// await waits for the slot's completion; if the context ends first it
+// cancels the op and still waits for its one completion. (A deadline
+// cancels the op itself: cancelExpired.)
 func (p *Port) await(s *slot, w wait) completion {
+	done := w.done()
+	if done == nil {
+		return <-s.ch
+	}
 	select {
 	case c := <-s.ch:
 		return c
-	case <-w.done():
+	case <-done:
 		s.cancel(p, w.ctx.Err())
-	case <-w.dl:
-		s.cancel(p, os.ErrDeadlineExceeded)
 	}
 	return <-s.ch
+}
+
+// cancelExpired cancels f's blocking operations of one direction (reads,
+// or writes and syncs) in flight: their deadline has passed.
+func (p *Port) cancelExpired(f *File, reads bool) {
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.mu.Lock()
+		if s.file == f && s.async == nil && (s.kind == opRead) == reads &&
+			(s.state == stSubmitting || s.state == stInflight) {
+			if s.cause == nil {
+				s.cause = os.ErrDeadlineExceeded
+			}
+			if s.state == stSubmitting {
+				s.cancelPending = true
+			} else {
+				C.ovl_cancel(s.r.c, C.uint64_t(s.id))
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 // cancelFile cancels every operation of f in flight (File.Close).
