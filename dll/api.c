@@ -552,7 +552,13 @@ OVL_API int32_t ovl_poll(ovl_port *p, int32_t timeout_ms)
     if (ovl__in_callback(p)) return OVL_EDEADLK;
     if (atomic_load(&p->state) != OVL__PORT_OPEN) return OVL_ECLOSED;
 
-    ovl__mutex_lock(&p->deliver_lock);
+    if (timeout_ms == 0) {
+        /* "Don't wait" includes not waiting for another thread that is
+         * delivering right now: it will deliver what is ready. */
+        if (!ovl__mutex_trylock(&p->deliver_lock)) return 0;
+    } else {
+        ovl__mutex_lock(&p->deliver_lock);
+    }
     uint64_t deadline = timeout_ms > 0 ? ovl__now_ms() + (uint64_t)timeout_ms : 0;
     size_t total = 0;
     int32_t wait_ms = timeout_ms < 0 ? -1 : timeout_ms;

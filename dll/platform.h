@@ -35,6 +35,7 @@ static inline int ovl__mutex_init(ovl__mutex *m) { InitializeSRWLock(m); return 
 static inline void ovl__mutex_destroy(ovl__mutex *m) { (void)m; }
 static inline void ovl__mutex_lock(ovl__mutex *m) { AcquireSRWLockExclusive(m); }
 static inline void ovl__mutex_unlock(ovl__mutex *m) { ReleaseSRWLockExclusive(m); }
+static inline int ovl__mutex_trylock(ovl__mutex *m) { return TryAcquireSRWLockExclusive(m) != 0; }
 static inline int ovl__cond_init(ovl__cond *c) { InitializeConditionVariable(c); return 0; }
 static inline void ovl__cond_destroy(ovl__cond *c) { (void)c; }
 static inline void ovl__cond_wait(ovl__cond *c, ovl__mutex *m)
@@ -102,6 +103,8 @@ static inline int ovl__mutex_init(ovl__mutex *m) { return pthread_mutex_init(m, 
 static inline void ovl__mutex_destroy(ovl__mutex *m) { pthread_mutex_destroy(m); }
 static inline void ovl__mutex_lock(ovl__mutex *m) { pthread_mutex_lock(m); }
 static inline void ovl__mutex_unlock(ovl__mutex *m) { pthread_mutex_unlock(m); }
+/* 1 when acquired. */
+static inline int ovl__mutex_trylock(ovl__mutex *m) { return pthread_mutex_trylock(m) == 0; }
 static inline int ovl__cond_init(ovl__cond *c)
 {
     pthread_condattr_t a;

@@ -343,8 +343,11 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
  * batches. Returns how many completions were delivered (0 on timeout) or a
  * negative code: OVL_EMODE on a port with a completion thread, OVL_EDEADLK
  * from inside the port's callback, OVL_ECLOSED, OVL_EINVAL. Calls from
- * several threads are serialized (callbacks never overlap). A posted
- * completion wakes a waiting ovl_poll. */
+ * several threads are serialized (callbacks never overlap); with
+ * timeout_ms == 0 a call that finds another thread delivering returns 0 at
+ * once instead of waiting for it (poll again, or wait on ovl_port_event, for
+ * what that thread did not pick up). A posted completion wakes a waiting
+ * ovl_poll. */
 OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms);
 
 /* Manual mode: a handle another event loop can wait on (epoll, kqueue, Go's

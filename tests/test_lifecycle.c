@@ -386,3 +386,43 @@ Test(lifecycle, spinning_port_delivers_and_closes)
     rec_wait(&r, 101);
     close_clean(p, &r);
 }
+
+/* Several threads driving one manual port with ovl_poll(p, 0): a call that
+ * finds another thread delivering returns at once, yet every completion is
+ * delivered exactly once and callbacks never overlap. */
+typedef struct pollers {
+    ovl_port *p;
+    rec *r;
+    size_t want;
+    atomic_int errors;
+} pollers;
+
+static void *poll_loop(void *arg)
+{
+    pollers *a = arg;
+    while (rec_count(a->r) < a->want) {
+        int32_t n = ovl_poll(a->p, 0);
+        if (n < 0) atomic_fetch_add(&a->errors, 1);
+        if (n <= 0) sched_yield();
+    }
+    return NULL;
+}
+
+Test(lifecycle, concurrent_zero_timeout_polls)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 64, OVL_PORT_MANUAL);
+    enum { N = 2000 };
+    pollers a = {p, &r, N, 0};
+    pthread_t th[3];
+    for (int t = 0; t < 3; t++) pthread_create(&th[t], NULL, poll_loop, &a);
+    for (int i = 0; i < N; i++) {
+        int32_t rc;
+        while ((rc = ovl_post(p, i, NULL, NULL)) == OVL_EQUEUEFULL) sched_yield();
+        cr_assert_eq(rc, OVL_OK);
+    }
+    for (int t = 0; t < 3; t++) pthread_join(th[t], NULL);
+    cr_assert_eq(atomic_load(&a.errors), 0);
+    close_clean(p, &r);
+}
