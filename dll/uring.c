@@ -376,10 +376,12 @@ static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
 {
     uring *u = p->be;
     ring *r = &u->r;
-    if (u->efd >= 0) {
+    if (u->efd >= 0 && cq_ready(r) == 0) {
         /* Manual mode: reset the eventfd before reaping; a CQE posted after
          * this point signals it again, so an outside poller never misses
-         * one. */
+         * one. With CQEs already waiting, leave it signalled (at worst one
+         * spurious wake-up of an outside poller) and save the read: most
+         * ovl_poll calls of a busy port find completions. */
         uint64_t v;
         (void)!ovl__sys.read(u->efd, &v, sizeof v);
     }
