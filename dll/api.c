@@ -263,6 +263,7 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     p->flags = c.flags;
     p->depth = c.queue_depth;
     p->nthreads = c.threads ? c.threads : 4;
+    p->threads_cfg = c.threads;
     p->spin_usec = c.spin_usec;
     p->backend = be;
     p->cb = c.callback;

@@ -125,6 +125,7 @@ struct ovl_port {
     uint32_t flags;                 /* OVL_PORT_* */
     uint32_t depth;                 /* pool size */
     uint32_t nthreads;              /* threads backend workers */
+    uint32_t threads_cfg;           /* ovl_port_config.threads as given */
     uint32_t spin_usec;
     const ovl__backend *backend;
     void *be;                       /* backend state */

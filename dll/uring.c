@@ -227,6 +227,14 @@ static int32_t u_init(ovl_port *p)
         free(u);
         return rc == -ENOMEM ? OVL_ENOMEM : OVL_EUNAVAIL;
     }
+    if (p->threads_cfg) {
+        /* Cap io_uring's kernel workers (io-wq: used for I/O that cannot
+         * complete without blocking, O_DIRECT on many filesystems, say) at
+         * the configured thread count, bounded and unbounded alike. Linux
+         * 5.15+; on older kernels the cap is simply not applied. */
+        unsigned max[2] = {p->threads_cfg, p->threads_cfg};
+        (void)ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_IOWQ_MAX_WORKERS, max, 2);
+    }
     if (p->flags & OVL_PORT_MANUAL) {
         int fds[2];
         if (ovl__sys.wakefd(fds) < 0) {

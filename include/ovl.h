@@ -191,8 +191,10 @@ typedef struct ovl_port_config {
                              variable OVL_BACKEND=uring|threads|iocp|auto
                              overrides AUTO (only AUTO). */
     uint32_t flags;       /* OVL_PORT_* */
-    uint32_t threads;     /* worker threads of the threads backend;
-                             0 = 4, at most 1024 */
+    uint32_t threads;     /* worker threads of the threads backend
+                             (0 = 4, at most 1024); on io_uring, when not
+                             0, the cap on the kernel's io-wq workers per
+                             kind (Linux 5.15+; 0 = the kernel default) */
     uint32_t spin_usec;   /* opt-in: spin this long for completions before
                              sleeping (completion thread); 0 = never spin */
     ovl_callback callback;/* may be NULL and set later with ovl_set_callback */

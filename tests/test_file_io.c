@@ -259,3 +259,28 @@ Test(file_io, callback_resubmits_reads)
     close_clean(p, &r);
     close(ch.fd);
 }
+
+Test(file_io, capped_workers_still_do_io)
+{
+    /* cfg.threads: the pool size on threads, the io-wq cap on io_uring.
+     * One worker must still carry many ops. */
+    rec r;
+    rec_init(&r);
+    ovl_port_config cfg;
+    ovl_port_config_init(&cfg, sizeof cfg);
+    cfg.queue_depth = 32;
+    cfg.threads = 1;
+    ovl_port *p = open_port_cfg(&r, &cfg);
+    int fd = temp_file(1 << 18, 16);
+    static uint8_t bufs[32][8192];
+    uint64_t ids[32];
+    for (int i = 0; i < 32; i++)
+        cr_assert_eq(ovl_submit_read(p, fd, bufs[i], 8192, (int64_t)i * 8192, NULL, &ids[i]), OVL_OK);
+    rec_wait(&r, 32);
+    for (int i = 0; i < 32; i++) {
+        cr_assert_eq(rec_one(&r, ids[i]).result, 8192);
+        cr_assert(matches_pattern(bufs[i], 8192, (uint64_t)i * 8192, 16));
+    }
+    close_clean(p, &r);
+    close(fd);
+}
