@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds libovl if needed, then runs the Rust binding's tests (bindings/rust)
 # once per backend the host has (OVL_BACKEND=uring, =threads; one the host
-# lacks is skipped, not failed), then clippy if present, then — if Debian's
-# rustc 1.63 and cargo are installed — a build of the library workspace with
-# them (the MSRV the Windows cross build uses).
+# lacks is skipped, not failed) and its read_concurrent example, then clippy
+# if present, then a build of the library workspace with Debian's rustc 1.63
+# and cargo (installed if missing: the MSRV the Windows cross build uses).
 #
 #   scripts/test-rust.sh            # everything
 #   OVL_LIB_DIR=/opt/ovl/lib scripts/test-rust.sh   # test against another libovl
@@ -21,7 +21,9 @@ if [ -z "${OVL_LIB_DIR:-}" ]; then
     # The in-tree build is what ovl-sys links by default. cmake --build is
     # incremental: a no-op when the library is up to date.
     if [ ! -f "$build/CMakeCache.txt" ]; then
-        cmake -S "$root" -B "$build" -DOVL_BUILD_TESTS=OFF >/dev/null
+        # Ninja, as scripts/build.sh configures build/ (one generator per tree).
+        "$root/scripts/deps.sh" cmake ninja-build
+        cmake -S "$root" -B "$build" -G Ninja -DOVL_BUILD_TESTS=OFF >/dev/null
     fi
     cmake --build "$build" --target ovl -j "$jobs" >/dev/null
 fi
@@ -56,6 +58,8 @@ for backend in uring threads; do
     export OVL_BACKEND=$backend
     run cargo test -j "$jobs" --workspace
     run cargo test -j "$jobs" --manifest-path ovl-tokio-tests/Cargo.toml
+    # The example users start from (issue 9): async reads, contents verified.
+    run cargo run -q -j "$jobs" -p ovl --example read_concurrent
     unset OVL_BACKEND
 done
 
@@ -67,6 +71,9 @@ else
     echo "== clippy not installed: skipped"
 fi
 
+# Debian's Rust 1.63 (the MSRV, and what builds the Windows target): install
+# it beside rustup's toolchain, which stays first on PATH.
+"$root/scripts/deps.sh" rustc cargo || true
 if [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] && /usr/bin/rustc --version | grep -q '^rustc 1\.63\.'; then
     # Debian's toolchain: proves the library crates and their tests still
     # build with Rust 1.63. --offline works because this workspace has no
