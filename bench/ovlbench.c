@@ -756,7 +756,7 @@ static int depth_index(int depth)
 
 static void target_line(const char *what, double got, double want)
 {
-    printf("| %s | %.2f× | ≥ %.2f× | %s |\n", what, got, want,
+    printf("| %s | %.3f× | ≥ %.2f× | %s |\n", what, got, want,
            got >= want ? "met" : "**missed**");
 }
 
