@@ -447,9 +447,15 @@ static int32_t submit_batch(ovl_port *p, ovl_request *reqs, size_t n,
     }
     if (m) p->backend->submit(p, chunk, m);
     p->submitted += done;
-    if (done) atomic_fetch_add(&p->users, 1);
+    /* Inside this port's callback the backend cannot be destroyed under us
+     * (close joins this thread, or holds deliver_lock in manual mode), so
+     * the users count, two atomic RMWs per submit, is only for others. */
+    if (done && !from_cb) atomic_fetch_add(&p->users, 1);
     ovl__mutex_unlock(&p->lock);
-    if (done) kick_unlocked(p, from_cb);
+    if (done) {
+        if (from_cb) p->backend->kick(p, true);
+        else kick_unlocked(p, false);
+    }
 out:
     for (size_t i = done; i < n; i++) reqs[i].id = 0;
     if (out_n) *out_n = done;
@@ -536,10 +542,13 @@ OVL_API int32_t ovl_cancel(ovl_port *p, uint64_t id)
     bool kick = op->kind != OVL_OP_POST;
     if (kick) {
         p->backend->cancel(p, op);
-        atomic_fetch_add(&p->users, 1);
+        if (!from_cb) atomic_fetch_add(&p->users, 1); /* see submit_batch */
     }
     ovl__mutex_unlock(&p->lock);
-    if (kick) kick_unlocked(p, from_cb);
+    if (kick) {
+        if (from_cb) p->backend->kick(p, true);
+        else kick_unlocked(p, false);
+    }
     return OVL_OK;
 }
 

@@ -4,7 +4,6 @@
 #include "ovl_internal.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 int32_t ovl__pool_init(ovl_port *p)
 {
@@ -48,7 +47,7 @@ ovl__op *ovl__op_alloc(ovl_port *p)
     op->result = 0;
     op->os_error = 0;
     op->cancel_req = 0;
-    memset(&op->os, 0, sizeof op->os);
+    /* op->os is the backend's (IOCP zeroes its OVERLAPPED per I/O). */
     p->inflight++;
     return op;
 }
