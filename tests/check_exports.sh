@@ -4,7 +4,7 @@
 set -eu
 lib=$1 map=$2
 want=$(sed -n 's/^ *\(ovl_[a-z_0-9]*\);$/\1/p' "$map" | sort)
-have=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sed 's/@.*//' | grep -v '^OVL_0$' | sort)
+have=$(nm -D --defined-only "$lib" | awk '{print $NF}' | sort)
 if [ "$want" != "$have" ]; then
   echo "export list differs from $map:"; diff <(echo "$want") <(echo "$have") || true
   exit 1
