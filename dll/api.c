@@ -242,7 +242,10 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     ovl_port_config_init(&c, sizeof c);
     if (cfg) {
         if (cfg->size < OVL__CONFIG_V1_SIZE) return OVL_EINVAL;
-        memcpy(&c, cfg, sizeof c); /* fields past our size are ignored */
+        /* Read no more than the caller's struct holds (an older, shorter
+         * version keeps our defaults for the fields it lacks) and ignore
+         * fields past ours (a newer header). */
+        memcpy(&c, cfg, cfg->size < sizeof c ? cfg->size : sizeof c);
         c.size = sizeof c;
     }
     if (c.queue_depth == 0 || c.queue_depth > OVL_MAX_QUEUE_DEPTH)
