@@ -145,6 +145,9 @@ func benchPorts() []benchPort {
 			benchPort{fmt.Sprintf("ovl-%v", be), Config{Backend: be, QueueDepth: 64}},
 			benchPort{fmt.Sprintf("ovl-%v-cthread", be), Config{Backend: be, QueueDepth: 64, CompletionThread: true}})
 	}
+	// Threads caps io_uring's kernel workers (io-wq), which carry the
+	// O_DIRECT reads this filesystem cannot issue without blocking.
+	ps = append(ps, benchPort{"ovl-uring-iowq2", Config{Backend: BackendURing, QueueDepth: 64, Threads: 2}})
 	return ps
 }
 
