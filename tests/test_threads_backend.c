@@ -29,16 +29,24 @@ static ovl_port *threads_port(rec *r, uint32_t workers)
     return open_port_cfg(r, &cfg);
 }
 
-Test(threads_backend, queued_op_is_cancelled_before_it_runs_running_op_completes)
+/* A temp file whose preads block at the gate, and a one-worker port. */
+static int gated_setup(rec *r, ovl_port **p, size_t size, unsigned seed)
 {
     sem_init(&gate, 0, 0);
     sem_init(&entered, 0, 0);
-    int fd = temp_file(8192, 12);
+    int fd = temp_file(size, seed);
     gated_fd = fd;
     ovl__sys.pread = gated_pread;
+    rec_init(r);
+    *p = threads_port(r, 1);
+    return fd;
+}
+
+Test(threads_backend, queued_op_is_cancelled_before_it_runs_running_op_completes)
+{
     rec r;
-    rec_init(&r);
-    ovl_port *p = threads_port(&r, 1);
+    ovl_port *p;
+    int fd = gated_setup(&r, &p, 8192, 12);
     char a[4096], b[4096];
     uint64_t running, queued;
     cr_assert_eq(ovl_submit_read(p, fd, a, sizeof a, 0, NULL, &running), OVL_OK);
@@ -76,14 +84,9 @@ static void *open_gate_after_close_starts(void *arg)
 
 Test(threads_backend, close_waits_for_the_running_op)
 {
-    sem_init(&gate, 0, 0);
-    sem_init(&entered, 0, 0);
-    int fd = temp_file(4096, 13);
-    gated_fd = fd;
-    ovl__sys.pread = gated_pread;
     rec r;
-    rec_init(&r);
-    ovl_port *p = threads_port(&r, 1);
+    ovl_port *p;
+    int fd = gated_setup(&r, &p, 4096, 13);
     char a[4096];
     uint64_t id;
     cr_assert_eq(ovl_submit_read(p, fd, a, sizeof a, 0, NULL, &id), OVL_OK);
