@@ -178,17 +178,26 @@ static void sync_writes(bool skip)
 Test(win, sync_completion_without_skip_mode, .timeout = 60) { sync_writes(false); }
 Test(win, sync_completion_with_skip_on_success, .timeout = 60) { sync_writes(true); }
 
+/* A port, a named-pipe pair with the server end bound to it, and a read
+ * pending on that end (nothing has been written). */
+static ovl_port *port_with_pending_read(rec *r, HANDLE *s, HANDLE *c, char *b,
+                                        size_t n, uint64_t *id)
+{
+    ovl_port *p = iocp_port(r, 8);
+    duplex_pipe(s, c);
+    assoc(p, *s);
+    cr_assert_eq(ovl_submit_read(p, (ovl_fd)(uintptr_t)*s, b, n,
+                                 OVL_OFFSET_CURRENT, NULL, id), OVL_OK);
+    return p;
+}
+
 Test(win, pipe_eof_when_writer_closes, .timeout = 30)
 {
     rec r;
-    ovl_port *p = iocp_port(&r, 8);
     HANDLE s, c;
-    duplex_pipe(&s, &c);
-    assoc(p, s);
     char b[8];
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, (ovl_fd)(uintptr_t)s, b, sizeof b,
-                                 OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
+    ovl_port *p = port_with_pending_read(&r, &s, &c, b, sizeof b, &id);
     CloseHandle(c); /* pending read -> ERROR_BROKEN_PIPE -> EOF */
     ovl_completion x = wait_id(&r, id);
     cr_assert_eq(x.result, 0, "pending read at writer close: %lld (%s), os %d",
@@ -341,14 +350,10 @@ Test(win, handle_rejected_at_submit_completes_with_ebadf, .timeout = 30)
 Test(win, cancel_pending_pipe_read, .timeout = 30)
 {
     rec r;
-    ovl_port *p = iocp_port(&r, 8);
     HANDLE s, c;
-    duplex_pipe(&s, &c);
-    assoc(p, s);
     char b[8];
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, (ovl_fd)(uintptr_t)s, b, sizeof b,
-                                 OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
+    ovl_port *p = port_with_pending_read(&r, &s, &c, b, sizeof b, &id);
     cr_assert_eq(ovl_cancel(p, id), OVL_OK);
     ovl_completion x = wait_id(&r, id);
     cr_assert_eq(x.result, OVL_ECANCELED, "%s", ovl_strerror((int32_t)x.result));
