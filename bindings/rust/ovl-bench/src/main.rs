@@ -1,18 +1,24 @@
 //! 4 KiB random reads from a page-cached file, at 1 and 64 in flight:
 //! ovl futures (under ovl::block_on and under tokio) against tokio::fs::File
-//! and tokio::task::spawn_blocking(pread). Cases are interleaved and
-//! repeated; the median ops/s of each is printed with its ratio to tokio::fs.
+//! and tokio::task::spawn_blocking(pread), and the C core on the same
+//! workload (raw ovl-sys, resubmitting from the callback: what
+//! bench/ovlbench.c's "ovl uring, resubmit in callback" does). Cases are
+//! interleaved and repeated; the median ops/s of each is printed with its
+//! ratios to tokio::fs and to the C core.
 //!
 //!     cargo run --release --manifest-path bindings/rust/ovl-bench/Cargo.toml [-- SECS_PER_RUN REPEATS FILE_MIB]
 //!     cargo bench --manifest-path bindings/rust/ovl-bench/Cargo.toml   # same, defaults
 use std::future::Future;
 use std::os::unix::fs::FileExt;
+use std::os::raw::c_void;
+use std::os::unix::io::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use ovl::sys;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 const BLOCK: u64 = 4096;
@@ -92,6 +98,127 @@ fn ovl_block_on(s: &Setup, workers: usize, d: Duration) -> f64 {
     let secs = t0.elapsed().as_secs_f64();
     t.join().unwrap();
     ops.load(Ordering::Relaxed) as f64 / secs
+}
+
+/// The C core's own pattern, through raw ovl-sys: `workers` reads submitted
+/// with one batch `ovl_submit`, and the callback (on the port's completion
+/// thread) resubmits each finished one in one batch `ovl_submit`, which the
+/// port flushes with one system call after the callback returns. No futures,
+/// no wakers, no cross-thread hand-off: the ceiling for the binding.
+struct Core {
+    port: *mut sys::ovl_port,
+    fd: sys::ovl_fd,
+    blocks: u64,
+    rng: Rng,
+    deadline: Instant,
+    stop: bool,
+    inflight: usize,
+    ops: u64,
+    bufs: Vec<Vec<u8>>,
+    reqs: Vec<sys::ovl_request>,
+    finished: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Core {
+    fn req(&mut self, i: usize) -> sys::ovl_request {
+        sys::ovl_request {
+            op: sys::OVL_OP_READ,
+            flags: 0,
+            fd: self.fd,
+            buf: self.bufs[i].as_mut_ptr() as *mut c_void,
+            len: BLOCK,
+            offset: (self.rng.next(self.blocks) * BLOCK) as i64,
+            ctx: i as *mut c_void,
+            id: 0,
+        }
+    }
+}
+
+unsafe extern "C" fn core_cb(items: *const sys::ovl_completion, n: usize, ud: *mut c_void) {
+    // SAFETY: ud is the Core, touched only by callbacks (which never run
+    // two at once) once the first batch was submitted; items/n is the batch.
+    let s = &mut *(ud as *mut Core);
+    let items = std::slice::from_raw_parts(items, n);
+    if Instant::now() >= s.deadline {
+        s.stop = true;
+    }
+    let mut reqs = std::mem::take(&mut s.reqs);
+    reqs.clear();
+    for c in items {
+        if c.result != BLOCK as i64 {
+            eprintln!("core: read returned {}", c.result);
+            std::process::abort();
+        }
+        s.ops += 1;
+        if s.stop {
+            s.inflight -= 1;
+        } else {
+            reqs.push(s.req(c.ctx as usize));
+        }
+    }
+    if !reqs.is_empty() {
+        let mut done = 0;
+        let rc = sys::ovl_submit(s.port, reqs.as_mut_ptr(), reqs.len(), &mut done);
+        if rc != sys::OVL_OK || done != reqs.len() {
+            eprintln!("core: ovl_submit in callback: {}", rc);
+            std::process::abort();
+        }
+    }
+    s.reqs = reqs;
+    if s.stop && s.inflight == 0 {
+        *s.finished.lock().unwrap() = true;
+        s.cv.notify_one();
+    }
+}
+
+fn c_core(s: &Setup, workers: usize, d: Duration) -> f64 {
+    let f = std::fs::File::open(&s.path).unwrap();
+    let mut core = Box::new(Core {
+        port: std::ptr::null_mut(),
+        fd: f.as_raw_fd() as sys::ovl_fd,
+        blocks: s.blocks,
+        rng: Rng(0x9e37_79b9_7f4a_7c15),
+        deadline: Instant::now() + d,
+        stop: false,
+        inflight: workers,
+        ops: 0,
+        bufs: vec![vec![0u8; BLOCK as usize]; workers],
+        reqs: Vec::with_capacity(workers),
+        finished: Mutex::new(false),
+        cv: Condvar::new(),
+    });
+    let ud = &mut *core as *mut Core;
+    // SAFETY: plain FFI on a port we own; `core` outlives the port (closed
+    // below before it is dropped) and is only touched by the callback
+    // between the first submit and `finished`.
+    unsafe {
+        let mut cfg: sys::ovl_port_config = std::mem::zeroed();
+        sys::ovl_port_config_init(&mut cfg, std::mem::size_of::<sys::ovl_port_config>() as u32);
+        cfg.queue_depth = 256;
+        cfg.callback = Some(core_cb);
+        cfg.userdata = ud as *mut c_void;
+        assert_eq!(sys::ovl_create_port(&cfg, &mut (*ud).port), sys::OVL_OK);
+        let mut init: Vec<sys::ovl_request> = (0..workers).map(|i| (*ud).req(i)).collect();
+        let t0 = Instant::now();
+        (*ud).deadline = t0 + d;
+        let mut done = 0;
+        assert_eq!(sys::ovl_submit((*ud).port, init.as_mut_ptr(), workers, &mut done), sys::OVL_OK);
+        assert_eq!(done, workers);
+        {
+            let fin = &(*ud).finished;
+            let mut g = fin.lock().unwrap();
+            while !*g {
+                g = (*ud).cv.wait(g).unwrap();
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        sys::ovl_close_port((*ud).port);
+        let ops = (*ud).ops;
+        drop(core);
+        drop(f);
+        ops as f64 / secs
+    }
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -214,41 +341,48 @@ fn main() {
     let setup = Setup { path: path.clone(), blocks: (mib << 20) / BLOCK };
     let backend = ovl::Port::new().map(|p| p.backend_name()).unwrap_or("?");
 
-    let cases: [(&str, Case); 4] = [
+    const FS: usize = 2;
+    const CORE: usize = 4;
+    let cases: [(&str, Case); 5] = [
         ("ovl (block_on)", ovl_block_on),
         ("ovl (tokio)", ovl_tokio),
         ("tokio::fs", tokio_fs),
         ("spawn_blocking(pread)", spawn_blocking_pread),
+        ("C core (ovl-sys, cb)", c_core),
     ];
     println!(
-        "4 KiB random reads, {} MiB file in page cache, ovl backend {}, {:.1} s x {} runs each (median)",
+        "4 KiB random reads, {} MiB file in page cache, ovl backend {}, {:.1} s x {} rounds (medians; \
+         ratios are medians of per-round ratios)",
         mib, backend, secs, repeats
     );
-    println!("{:<24} {:>14} {:>9} {:>14} {:>9}", "", "1 in flight", "vs fs", "64 in flight", "vs fs");
-    let mut table = vec![[0.0f64; 2]; cases.len()];
+    println!(
+        "{:<22} {:>13} {:>7} {:>7} {:>13} {:>7} {:>7}",
+        "", "1 in flight", "vs fs", "vs C", "64 in flight", "vs fs", "vs C"
+    );
+    // [case][column] -> (ops/s, vs fs, vs C)
+    let mut table = vec![[(0.0f64, 0.0f64, 0.0f64); 2]; cases.len()];
     for (col, &workers) in [1usize, 64].iter().enumerate() {
         let mut runs: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-        for _ in 0..repeats {
+        for round in 0..repeats {
             // Warm the file before every round: the page cache here is
             // reclaimed after about a minute unused.
             let _ = std::fs::read(&path).unwrap();
-            for (i, (_, case)) in cases.iter().enumerate() {
-                runs[i].push(case(&setup, workers, d));
+            // Rotate the order, so that no case always runs first.
+            for k in 0..cases.len() {
+                let i = (round + k) % cases.len();
+                runs[i].push((cases[i].1)(&setup, workers, d));
             }
         }
-        for (i, r) in runs.into_iter().enumerate() {
-            table[i][col] = median(r);
+        for i in 0..cases.len() {
+            let ratio = |j: usize| median((0..repeats).map(|r| runs[i][r] / runs[j][r]).collect());
+            table[i][col] = (median(runs[i].clone()), ratio(FS), ratio(CORE));
         }
     }
-    let fs = table[2];
     for (i, (name, _)) in cases.iter().enumerate() {
+        let [a, b] = table[i];
         println!(
-            "{:<24} {:>12.0}/s {:>8.2}x {:>12.0}/s {:>8.2}x",
-            name,
-            table[i][0],
-            table[i][0] / fs[0],
-            table[i][1],
-            table[i][1] / fs[1]
+            "{:<22} {:>11.0}/s {:>6.2}x {:>6.2}x {:>11.0}/s {:>6.2}x {:>6.2}x",
+            name, a.0, a.1, a.2, b.0, b.1, b.2
         );
     }
     let _ = std::fs::remove_file(&path);
