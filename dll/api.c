@@ -187,6 +187,37 @@ static bool port_drained(ovl_port *p)
     return done;
 }
 
+/* The completion thread's turn at deliver_lock, which an ovl_poll(p, 0)
+ * caller on another thread may hold for the length of one callback batch.
+ * Spin briefly before sleeping on the mutex: a blocked completion thread
+ * would make that caller's unlock a futex wake-up of another CPU, the very
+ * hand-off ovl_poll(p, 0) is there to avoid. */
+static void ct_deliver_lock(ovl_port *p)
+{
+    for (int i = 0; i < 2048; i++) {
+        if (ovl__mutex_trylock(&p->deliver_lock)) return;
+        if (i < 1024) ovl__cpu_relax();
+        else ovl__yield();
+    }
+    ovl__mutex_lock(&p->deliver_lock);
+}
+
+/* One delivery round of the completion thread, waiting up to timeout_ms
+ * (0 or -1). With a backend that can wait without reaping, the sleep
+ * happens outside deliver_lock (see ovl__backend.wait_ready). */
+static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
+{
+    size_t n;
+    if (timeout_ms != 0 && p->backend->wait_ready) {
+        p->backend->wait_ready(p);
+        timeout_ms = 0;
+    }
+    ct_deliver_lock(p);
+    n = deliver_once(p, timeout_ms);
+    ovl__mutex_unlock(&p->deliver_lock);
+    return n;
+}
+
 static void *completion_thread(void *arg)
 {
     ovl_port *p = arg;
@@ -196,7 +227,7 @@ static void *completion_thread(void *arg)
             /* Opt-in: poll without sleeping for a while first; saves the
              * wake-up latency when completions arrive in a steady stream. */
             uint64_t end = ovl__now_us() + p->spin_usec;
-            while ((n = deliver_once(p, 0)) == 0 && ovl__now_us() < end)
+            while ((n = ct_deliver(p, 0)) == 0 && ovl__now_us() < end)
                 ovl__cpu_relax();
         }
         /* A close's wake-up consumed while spinning looks like an empty
@@ -205,7 +236,7 @@ static void *completion_thread(void *arg)
         if (n == 0 && p->spin_usec && port_drained(p)) break;
         /* The wait also flushes submits made by the previous batch's
          * callbacks (io_uring: one io_uring_enter submits and waits). */
-        if (n == 0) n = deliver_once(p, -1);
+        if (n == 0) n = ct_deliver(p, -1);
         if (atomic_load(&p->state) != OVL__PORT_OPEN && port_drained(p)) break;
     }
     return NULL;
@@ -557,12 +588,40 @@ OVL_API int32_t ovl_cancel(ovl_port *p, uint64_t id)
 
 /* ---- manual mode -------------------------------------------------------- */
 
+/* ovl_poll(p, 0) on a port with a completion thread: deliver what is ready
+ * on the calling thread, unless someone (the completion thread) is
+ * delivering right now. One round only: the callbacks' deferred submits are
+ * flushed at the end and what they produce is the completion thread's, so
+ * a resubmitting callback cannot keep the caller here for ever. */
+static int32_t poll_helping(ovl_port *p)
+{
+    /* `users` keeps close from destroying the backend under us. Close
+     * stores CLOSING before it waits for users to drop to zero, we raise
+     * users before we look at the state: with both seq_cst, at least one
+     * of us sees the other. */
+    atomic_fetch_add(&p->users, 1);
+    int32_t rc = 0;
+    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+        rc = OVL_ECLOSED;
+    } else if (ovl__mutex_trylock(&p->deliver_lock)) {
+        size_t n = deliver_once(p, 0);
+        if (n) p->backend->kick(p, false);
+        ovl__mutex_unlock(&p->deliver_lock);
+        rc = (int32_t)n;
+    }
+    atomic_fetch_sub(&p->users, 1);
+    return rc;
+}
+
 OVL_API int32_t ovl_poll(ovl_port *p, int32_t timeout_ms)
 {
     int32_t rc = port_check(p);
     if (rc) return rc;
-    if (!(p->flags & OVL_PORT_MANUAL)) return OVL_EMODE;
     if (ovl__in_callback(p)) return OVL_EDEADLK;
+    if (!(p->flags & OVL_PORT_MANUAL)) {
+        if (timeout_ms != 0) return OVL_EMODE;
+        return poll_helping(p);
+    }
     if (atomic_load(&p->state) != OVL__PORT_OPEN) return OVL_ECLOSED;
 
     if (timeout_ms == 0) {

@@ -102,6 +102,14 @@ typedef struct ovl__backend {
     size_t (*wait)(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap);
     /* Make a current or future wait() return promptly. Any thread. */
     void (*wake)(ovl_port *p);
+    /* Optional: sleep until events are probably ready (spurious returns are
+     * fine) WITHOUT reaping them, flushing queued submits on the way. With
+     * it the completion thread waits outside deliver_lock and then reaps
+     * under it, so ovl_poll(p, 0) on another thread can take ready events
+     * meanwhile (a backend whose OS queue has one consumer at a time, such
+     * as io_uring's CQ, needs the lock to share it). Without it the
+     * completion thread holds deliver_lock across wait(). */
+    void (*wait_ready)(ovl_port *p);
     /* Optional: bind a handle (IOCP). */
     int32_t (*associate)(ovl_port *p, ovl_fd fd);
     /* Optional: manual-mode pollable handle. */
@@ -139,8 +147,9 @@ struct ovl_port {
     ovl_callback cb;                /* (lock) */
     void *userdata;                 /* (lock) */
 
-    /* Delivery: only the completion thread / the one ovl_poll caller. */
-    ovl__mutex deliver_lock;        /* serializes ovl_poll / manual close */
+    /* Delivery: only the holder of deliver_lock reaps and runs callbacks:
+     * the completion thread, an ovl_poll caller, or close in manual mode. */
+    ovl__mutex deliver_lock;
     ovl__event *events;             /* reap buffer */
     ovl_completion *batch;          /* callback batch */
     size_t batch_cap;

@@ -660,7 +660,7 @@ static int32_t t_event_fd(ovl_port *p, ovl_fd *out)
 
 static const ovl__backend threads_backend = {
     "threads", OVL_BACKEND_THREADS, t_init, t_submit, t_cancel, t_kick,
-    t_wait, t_wake, NULL, t_event_fd, t_destroy,
+    t_wait, t_wake, NULL, NULL, t_event_fd, t_destroy,
 };
 const ovl__backend *const ovl__backend_threads = &threads_backend;
 

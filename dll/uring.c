@@ -344,7 +344,9 @@ static void u_wake(ovl_port *p)
 static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
 {
     ring *r = &u->r;
-    unsigned head = *r->cq_head; /* only we write it */
+    /* Only the holder of deliver_lock writes the head; the completion
+     * thread's wait_ready reads it concurrently, hence the atomic load. */
+    unsigned head = __atomic_load_n(r->cq_head, __ATOMIC_RELAXED);
     /* acquire: the CQE contents written by the kernel are visible once we
      * see its tail move. */
     unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
@@ -373,11 +375,13 @@ static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
     return n;
 }
 
-/* CQEs the kernel has posted that we have not reaped. Completion side. */
+/* CQEs the kernel has posted that nobody has reaped. Any thread. */
 static unsigned cq_ready(const ring *r)
 {
-    /* acquire: pairs with the kernel's release of the CQ tail. */
-    return __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE) - *r->cq_head;
+    /* acquire: pairs with the kernel's release of the CQ tail (and with a
+     * reaper's release of the head). */
+    return __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE) -
+           __atomic_load_n(r->cq_head, __ATOMIC_ACQUIRE);
 }
 
 static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap)
@@ -445,6 +449,26 @@ static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
     }
 }
 
+/* The completion thread's sleep (see ovl__backend.wait_ready): submit what
+ * is queued and wait in the kernel until the CQ holds an entry, but leave
+ * the entries to whoever takes deliver_lock first. A submitter that calls
+ * ovl_poll(p, 0) right after its io_uring_enter completed page-cache reads
+ * inline usually wins, and takes its own completions with no cross-CPU
+ * hand-off; this thread then finds the CQ empty and sleeps again. */
+static void u_wait_ready(ovl_port *p)
+{
+    uring *u = p->be;
+    ring *r = &u->r;
+    for (;;) {
+        if (cq_ready(r)) return;
+        unsigned pend = sq_pending(r);
+        long rc = ring_enter(p, r, pend, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        if (cq_ready(r)) return;
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+            ovl__yield(); /* should not happen with a valid ring */
+    }
+}
+
 static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 {
     uring *u = p->be;
@@ -455,7 +479,7 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 
 static const ovl__backend uring_backend = {
     "uring", OVL_BACKEND_URING, u_init, u_submit, u_cancel, u_kick, u_wait,
-    u_wake, NULL, u_event_fd, u_destroy,
+    u_wake, u_wait_ready, NULL, u_event_fd, u_destroy,
 };
 const ovl__backend *const ovl__backend_uring = &uring_backend;
 

@@ -17,10 +17,13 @@
  *     completion, whether the I/O succeeds, fails, is cancelled or the port
  *     is closed. A submit that returns an error produces none and leaves
  *     nothing behind.
- *  2. Where callbacks run. On the port's completion thread, or inside
- *     ovl_poll() / ovl_close_port() in manual mode; never two at once for one
- *     port. A callback may submit, cancel and post on its own port; closing
- *     or polling its own port from inside a callback returns OVL_EDEADLK.
+ *  2. Where callbacks run. On the port's completion thread, inside
+ *     ovl_poll() / ovl_close_port() in manual mode, or inside an
+ *     ovl_poll(port, 0) that a thread calls on a port with a completion
+ *     thread (it then delivers what is ready on the calling thread); never
+ *     two at once for one port. A callback may submit, cancel and post on
+ *     its own port; closing or polling its own port from inside a callback
+ *     returns OVL_EDEADLK.
  *  3. Ownership. Buffers and contexts belong to the caller and must stay
  *     valid until that op's completion has been delivered (the callback that
  *     carries it has been entered). ovl never touches them afterwards.
@@ -173,8 +176,9 @@ typedef struct ovl_completion {
 /* The registered callback. Receives a batch of n >= 1 completions; `items`
  * is borrowed for the duration of the call only. `userdata` is what was
  * registered with it. Runs on the port's completion thread (or inside
- * ovl_poll / ovl_close_port in manual mode), never concurrently with another
- * callback of the same port. It may submit, post and cancel on its own port;
+ * ovl_poll / ovl_close_port in manual mode, or inside a caller's
+ * ovl_poll(port, 0) on a port with a completion thread), never concurrently
+ * with another callback of the same port. It may submit, post and cancel on its own port;
  * submits made here are flushed together after the batch (one system call).
  * It must not block for long: it holds up every other completion. */
 typedef void (*ovl_callback)(const ovl_completion *items, size_t n,
@@ -339,17 +343,31 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
 
 /* ---- manual mode -------------------------------------------------------- */
 
-/* Manual mode (OVL_PORT_MANUAL): deliver completions on the calling thread.
- * Waits up to timeout_ms (-1 = forever, 0 = don't wait) for at least one
- * completion, then delivers every available one through the callback, in
- * batches. Returns how many completions were delivered (0 on timeout) or a
- * negative code: OVL_EMODE on a port with a completion thread, OVL_EDEADLK
- * from inside the port's callback, OVL_ECLOSED, OVL_EINVAL. Calls from
- * several threads are serialized (callbacks never overlap); with
- * timeout_ms == 0 a call that finds another thread delivering returns 0 at
- * once instead of waiting for it (poll again, or wait on ovl_port_event, for
- * what that thread did not pick up). A posted completion wakes a waiting
- * ovl_poll. */
+/* Deliver completions on the calling thread.
+ *
+ * Manual mode (OVL_PORT_MANUAL): waits up to timeout_ms (-1 = forever, 0 =
+ * don't wait) for at least one completion, then delivers every available
+ * one through the callback, in batches. Calls from several threads are
+ * serialized (callbacks never overlap); with timeout_ms == 0 a call that
+ * finds another thread delivering returns 0 at once instead of waiting for
+ * it (poll again, or wait on ovl_port_event, for what that thread did not
+ * pick up). A posted completion wakes a waiting ovl_poll.
+ *
+ * A port with a completion thread accepts timeout_ms == 0 only: if the
+ * completion thread is not delivering at that moment, the call delivers
+ * one batch of the completions that are ready now on the calling thread,
+ * then flushes the submits its callbacks made; otherwise it returns 0 at
+ * once, and the completion thread delivers them as usual. Call it right
+ * after a submit to take completions that finished inside the submit
+ * itself (io_uring page-cache reads and posts do) without a hand-off to
+ * the completion thread and back: a cross-CPU wake-up, tens of
+ * microseconds on a VM. On the threads and IOCP backends the completion
+ * thread holds delivery while it waits, so the call there mostly returns 0.
+ *
+ * Returns how many completions were delivered (0 on timeout or none) or a
+ * negative code: OVL_EMODE (timeout_ms != 0 on a port with a completion
+ * thread), OVL_EDEADLK from inside the port's callback, OVL_ECLOSED,
+ * OVL_EINVAL. */
 OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms);
 
 /* Manual mode: a handle another event loop can wait on (epoll, kqueue, Go's

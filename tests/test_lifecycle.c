@@ -126,7 +126,8 @@ Test(lifecycle, use_after_close_and_double_close)
     cr_assert_eq(ovl_cancel(p, 0x100000001ull), OVL_ECLOSED);
     cr_assert_eq(ovl_set_callback(p, rec_cb, &r), OVL_ECLOSED);
     cr_assert_eq(ovl_associate(p, 3), OVL_ECLOSED);
-    cr_assert_eq(ovl_poll(p, 0), OVL_EMODE);
+    cr_assert_eq(ovl_poll(p, 0), OVL_ECLOSED);
+    cr_assert_eq(ovl_poll(p, 10), OVL_EMODE);
     ovl_request req = {OVL_OP_READ, 0, 0, buf, 1, 0, NULL, 5};
     size_t done = 9;
     cr_assert_eq(ovl_submit(p, &req, 1, &done), OVL_ECLOSED);
@@ -246,12 +247,14 @@ Test(lifecycle, set_callback_replaces)
 
 /* ---- manual mode ---------------------------------------------------------- */
 
-Test(lifecycle, poll_needs_manual_mode)
+Test(lifecycle, poll_with_completion_thread_only_without_waiting)
 {
     rec r;
     rec_init(&r);
     ovl_port *p = open_port(&r, 4, 0);
-    cr_assert_eq(ovl_poll(p, 0), OVL_EMODE);
+    cr_assert_eq(ovl_poll(p, 0), 0, "nothing in flight, nothing delivered");
+    cr_assert_eq(ovl_poll(p, 10), OVL_EMODE);
+    cr_assert_eq(ovl_poll(p, -1), OVL_EMODE);
     ovl_fd fd;
     cr_assert_eq(ovl_port_event(p, &fd), OVL_EMODE);
     cr_assert_eq(ovl_poll(NULL, 0), OVL_EINVAL);
@@ -424,5 +427,99 @@ Test(lifecycle, concurrent_zero_timeout_polls)
     }
     for (int t = 0; t < 3; t++) pthread_join(th[t], NULL);
     cr_assert_eq(atomic_load(&a.errors), 0);
+    close_clean(p, &r);
+}
+
+/* ---- ovl_poll(p, 0) on a port with a completion thread --------------------- */
+
+static _Thread_local bool tl_poller;
+static atomic_size_t polled_items;
+static atomic_int cb_poll_rc = 1;
+
+static void polled_hook(rec *r, const ovl_completion *c)
+{
+    if (tl_poller) atomic_fetch_add(&polled_items, 1);
+    if (c->result == 0) atomic_store(&cb_poll_rc, ovl_poll(r->port, 0));
+}
+
+typedef struct post_poll_arg {
+    ovl_port *p;
+    int n;
+    atomic_llong polled; /* sum of what ovl_poll returned */
+    atomic_int errors;
+} post_poll_arg;
+
+static void *post_then_poll(void *arg)
+{
+    post_poll_arg *a = arg;
+    tl_poller = true;
+    for (int i = 0; i < a->n; i++) {
+        int32_t rc;
+        while ((rc = ovl_post(a->p, i, NULL, NULL)) == OVL_EQUEUEFULL) sched_yield();
+        if (rc != OVL_OK) atomic_fetch_add(&a->errors, 1);
+        rc = ovl_poll(a->p, 0);
+        if (rc < 0) atomic_fetch_add(&a->errors, 1);
+        else atomic_fetch_add(&a->polled, rc);
+    }
+    return NULL;
+}
+
+/* Submitters that poll right after posting share delivery with the
+ * completion thread: whoever wins, every completion is delivered once,
+ * callbacks never overlap, and exactly the completions an ovl_poll counted
+ * ran on that caller's thread. */
+Test(lifecycle, zero_timeout_poll_shares_delivery_with_the_thread)
+{
+    rec r;
+    rec_init(&r);
+    r.hook = polled_hook;
+    atomic_store(&polled_items, 0);
+    ovl_port *p = open_port(&r, 64, 0);
+    enum { THREADS = 3, EACH = 2000 };
+    post_poll_arg a = {.p = p, .n = EACH};
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++) pthread_create(&th[t], NULL, post_then_poll, &a);
+    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    rec_wait(&r, THREADS * EACH);
+    cr_assert_eq(atomic_load(&a.errors), 0);
+    cr_assert_eq((size_t)atomic_load(&a.polled), atomic_load(&polled_items),
+                 "ovl_poll counted %lld, its callbacks saw %zu",
+                 (long long)atomic_load(&a.polled), atomic_load(&polled_items));
+    cr_assert_eq(atomic_load(&cb_poll_rc), OVL_EDEADLK, "poll from a callback");
+    close_clean(p, &r);
+}
+
+static atomic_int hold_cb, in_hold;
+static void hold_hook(rec *r, const ovl_completion *c)
+{
+    (void)r;
+    if (c->result != 1) return;
+    atomic_store(&in_hold, 1);
+    while (atomic_load(&hold_cb)) sched_yield();
+}
+
+/* While the completion thread is inside a callback, ovl_poll(p, 0) returns
+ * 0 at once rather than wait for it; the thread then delivers the rest. */
+Test(lifecycle, zero_timeout_poll_does_not_wait_for_the_thread)
+{
+    rec r;
+    rec_init(&r);
+    r.hook = hold_hook;
+    atomic_store(&hold_cb, 1);
+    atomic_store(&in_hold, 0);
+    ovl_port *p = open_port(&r, 8, 0);
+    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_OK);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&in_hold)) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        cr_assert_lt(t.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000, "callback never ran");
+        sched_yield();
+    }
+    cr_assert_eq(ovl_post(p, 2, NULL, NULL), OVL_OK);
+    cr_assert_eq(ovl_poll(p, 0), 0);
+    cr_assert_eq(rec_count(&r), 0u);
+    atomic_store(&hold_cb, 0);
+    rec_wait(&r, 2);
     close_clean(p, &r);
 }

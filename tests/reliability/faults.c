@@ -734,6 +734,59 @@ FTest(cq_overflow)
     close_and_check(c, ids, 257);
 }
 
+/* ovl_poll(p, 0) on a port with a completion thread delivers, on the
+ * calling thread, what completed inside the submit (page-cache reads and
+ * posts do, in io_uring_enter). Made deterministic by keeping the
+ * completion thread out of the kernel: its wait is gated, holding no lock. */
+static pthread_t poll_caller;
+static atomic_int poll_elsewhere;
+static void caller_hook(coll *c, const ovl_completion *it, size_t n)
+{
+    (void)c;
+    (void)it;
+    (void)n;
+    if (!pthread_equal(pthread_self(), poll_caller)) atomic_fetch_add(&poll_elsewhere, 1);
+}
+
+FTest(zero_timeout_poll_delivers_on_the_caller)
+{
+    only_backend("uring");
+    int fd = tmp_file(1 << 16);
+    ovl_backend_reason(NULL); /* the probe's own wait, before the gate */
+    atomic_store(&F.wait_gate, 1);
+    coll *c = open_port("uring", 16, 0);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&F.gate_waiting) == 0) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        cr_assert_lt(t.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000,
+                     "the completion thread never went to wait");
+        usleep(100);
+    }
+    poll_caller = pthread_self();
+    atomic_store(&poll_elsewhere, 0);
+    c->hook = caller_hook;
+    static uint8_t rb[2][512];
+    uint64_t ids[3];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)fd, rb[i], 512, (int64_t)i * 4096,
+                                     NULL, &ids[i]), OVL_OK);
+    cr_assert_eq(ovl_post(c->port, 42, NULL, &ids[2]), OVL_OK);
+    cr_assert_eq(ovl_poll(c->port, 0), 3, "the caller takes all three");
+    cr_assert_eq(c->n, 3);
+    cr_assert_eq(atomic_load(&poll_elsewhere), 0, "delivered on the caller's thread");
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(coll_find(c, ids[i])->result, 512);
+        for (int j = 0; j < 512; j++)
+            cr_assert_eq(rb[i][j], pat((uint64_t)i * 4096 + (uint64_t)j));
+    }
+    cr_assert_eq(coll_find(c, ids[2])->result, 42);
+    cr_assert_eq(ovl_poll(c->port, 0), 0, "nothing left");
+    atomic_store(&F.wait_gate, 0);
+    close_and_check(c, ids, 3);
+    close(fd);
+}
+
 /* One submit whose io_uring_enter keeps failing with -EAGAIN for longer
  * than flush() retries, while the completion thread sleeps in the kernel
  * with nothing else to wake it: the SQE must still be submitted. */

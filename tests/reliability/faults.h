@@ -41,6 +41,11 @@ typedef struct faults {
     /* io_uring_enter calls with GETEVENTS made so far (a waiter going to
      * sleep in the kernel), injected or not. */
     _Atomic int enter_waits;
+    /* While wait_gate is set, io_uring_enter calls with GETEVENTS stop
+     * before the kernel (a completion thread kept out of its sleep, not
+     * holding any lock); gate_waiting counts the calls stopped there. */
+    _Atomic int wait_gate;
+    _Atomic int gate_waiting;
 } faults;
 
 extern faults F;

@@ -8,6 +8,7 @@
 #include <linux/io_uring.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 faults F;
 static ovl__syscalls real;
@@ -130,7 +131,14 @@ static long w_uring_enter(int fd, unsigned to_submit, unsigned min_complete,
 {
     unsigned kind = (flags & IORING_ENTER_GETEVENTS) ? ENTER_WAIT
                     : to_submit ? ENTER_SUBMIT : ENTER_OTHER;
-    if (kind == ENTER_WAIT) atomic_fetch_add(&F.enter_waits, 1);
+    if (kind == ENTER_WAIT) {
+        atomic_fetch_add(&F.enter_waits, 1);
+        if (atomic_load(&F.wait_gate)) {
+            atomic_fetch_add(&F.gate_waiting, 1);
+            while (atomic_load(&F.wait_gate)) usleep(200);
+            atomic_fetch_sub(&F.gate_waiting, 1);
+        }
+    }
     if ((atomic_load(&F.uring_enter.mask) & kind) && take(&F.uring_enter, -1))
         return -atomic_load(&F.uring_enter.err);
     return real.io_uring_enter(fd, to_submit, min_complete, flags, arg, argsz);
