@@ -515,7 +515,11 @@ static void ovlb_cb(const ovl_completion *items, size_t n, void *ud)
     pthread_mutex_unlock(&s->m);
 }
 
-static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, result *out)
+/* poll: call ovl_poll(port, 0) after each submit, so the submitter takes
+ * the completions that finished inside its own io_uring_enter (page-cache
+ * reads do) instead of waiting for the completion thread's hand-off. */
+static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int poll,
+                      result *out)
 {
     ovlb *s = calloc(1, sizeof *s);
     if (!s) die("out of memory");
@@ -552,6 +556,7 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, resul
         int32_t rc = ovl_submit(s->port, reqs, (size_t)m, &done);
         if (rc || done != (size_t)m) die("ovl_submit: %s", ovl_strerror(rc));
         submitted += (uint64_t)m;
+        if (poll && (rc = ovl_poll(s->port, 0)) < 0) die("ovl_poll: %s", ovl_strerror(rc));
     }
     /* Drain what is still in flight. */
     pthread_mutex_lock(&s->m);
@@ -572,8 +577,8 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, resul
 
 /* ---- the competitors ------------------------------------------------------ */
 
-enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_U_B_SPIN,
-       K_OVL_U_B_PIN, K_OVL_T_A,
+enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_U_B_POLL,
+       K_OVL_U_B_SPIN, K_OVL_U_B_PIN, K_OVL_T_A,
        K_OVL_T_B, K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_T, K_N };
 
 static const char *const k_name[K_N] = {
@@ -583,6 +588,7 @@ static const char *const k_name[K_N] = {
     "libuv uv_fs_read (4 pool threads)",
     "ovl uring, resubmit in callback",
     "ovl uring, external submitter",
+    "ovl uring, external submitter + ovl_poll(p, 0)",
     "ovl uring, external submitter, spin_usec=200",
     "ovl uring, external submitter, both threads on one CPU",
     "ovl threads, resubmit in callback",
@@ -593,7 +599,7 @@ static const char *const k_name[K_N] = {
 };
 static const char *const k_id[K_N] = {
     "liburing", "liburing-fixed", "pread", "libuv", "ovl-uring-cb", "ovl-uring-ext",
-    "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
+    "ovl-uring-ext-poll", "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
     "nop-ovl-threads",
 };
 
@@ -627,8 +633,9 @@ static void run_one(int k, int depth, result *out)
     case K_PREAD: run_pread(depth, lat, out); break;
     case K_LIBUV: run_libuv(depth, lat, out); break;
     case K_OVL_U_A: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, out); break;
-    case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, out); break;
-    case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, out); break;
+    case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 0, out); break;
+    case K_OVL_U_B_POLL: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 1, out); break;
+    case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, 0, out); break;
     case K_OVL_U_B_PIN: {
         /* The completion thread inherits the creating thread's affinity:
          * pin this thread to the CPU it is on, create the port, run, and
@@ -639,12 +646,12 @@ static void run_one(int k, int depth, result *out)
         int cpu = sched_getcpu();
         CPU_SET(cpu < 0 ? 0 : cpu, &one);
         if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) die("setaffinity");
-        run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, out);
+        run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 0, out);
         pthread_setaffinity_np(pthread_self(), sizeof old, &old);
         break;
     }
     case K_OVL_T_A: run_ovl_a(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
-    case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
+    case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, 0, out); break;
     case K_NOP_LIBURING: run_liburing(depth, 0, 1, 0, out); break;
     case K_NOP_OVL_U: run_ovl_a(OVL_BACKEND_URING, depth, 0, 1, out); break;
     case K_NOP_OVL_T: run_ovl_a(OVL_BACKEND_THREADS, depth, 0, 1, out); break;
@@ -784,6 +791,11 @@ static void targets(void)
         if (g_depths[d] < 64 || !g_enabled[K_OVL_U_B] || !g_have[K_OVL_U_B][d]) continue;
         snprintf(b, sizeof b, "ovl uring external submitter / liburing, depth %d", g_depths[d]);
         target_line(b, med_ratio(K_OVL_U_B, d), 0.80);
+        if (g_enabled[K_OVL_U_B_POLL] && g_have[K_OVL_U_B_POLL][d]) {
+            snprintf(b, sizeof b, "same, submitter calls ovl_poll(p, 0) after each submit, depth %d",
+                     g_depths[d]);
+            target_line(b, med_ratio(K_OVL_U_B_POLL, d), 0.80);
+        }
         if (g_enabled[K_OVL_U_B_SPIN] && g_have[K_OVL_U_B_SPIN][d]) {
             snprintf(b, sizeof b, "same, opt-in spin_usec=200, depth %d", g_depths[d]);
             target_line(b, med_ratio(K_OVL_U_B_SPIN, d), 0.80);
