@@ -8,19 +8,30 @@
 //! wakes the task. If the future was dropped first, that reference is the
 //! last one, so the buffer is freed there and then: never while the kernel
 //! may still write it.
+//!
+//! The fast path: after submitting, the future's poll calls
+//! `ovl_poll(port, 0)`, so a completion that is already there (a read from
+//! the page cache completes inside io_uring_enter) is delivered on this
+//! thread; the callback finds no waker registered yet, wakes nobody, and the
+//! poll returns Ready. When other tasks of the port were just woken (they
+//! are about to submit too), a new op instead joins the port's queue and
+//! wakes its own task; whichever future polls first submits the whole queue
+//! with one `ovl_submit`. Locks are never held across `ovl_submit*`,
+//! `ovl_poll` or a waker.
 use std::any::Any;
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::raw::c_void;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use ovl_sys as sys;
 
-use crate::port::lock;
+use crate::port::{lock, Shared};
 use crate::{Error, Port};
 
 /// Keeps a handle's owner (and so the fd) alive until every op on it has
@@ -28,14 +39,21 @@ use crate::{Error, Port};
 pub(crate) type Keep = Arc<dyn Any + Send + Sync>;
 
 struct Slot {
-    /// (result, os_error) once the completion was delivered.
+    /// (result, os_error) once the completion was delivered (or a queued
+    /// submit was rejected: then (error, 0)).
     done: Option<(i64, i32)>,
     waker: Option<Waker>,
+    /// The callback took `waker` and counted this op in the port's
+    /// `woken`; whoever consumes `done` (the future, or its drop) uncounts.
+    woken: bool,
 }
 
 /// The type-independent head of every op: what the callback touches.
 struct Header {
     slot: Mutex<Slot>,
+    /// The op id once submitted from the port's queue (0 before), written
+    /// under the queue lock.
+    id: AtomicU64,
     /// Drops the reference the library held (knows the buffer type).
     release: unsafe fn(*const Header),
     _keep: Option<Keep>,
@@ -67,12 +85,19 @@ unsafe fn release<B>(p: *const Header) {
 /// # Safety
 /// `ctx` must be a reference handed to the library by a successful submit
 /// whose completion this is (so it is delivered exactly once).
-pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32) {
+pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32, shared: &Shared) {
     let hdr = ctx as *const Header;
     let waker = {
         let mut s = lock(&(*hdr).slot);
         s.done = Some((result, os_error));
-        s.waker.take()
+        let w = s.waker.take();
+        if w.is_some() {
+            // Counted under the slot lock, so the future (which uncounts
+            // under it) never sees its own wake uncounted.
+            s.woken = true;
+            shared.woken_add();
+        }
+        w
     };
     // The library's reference: may free the op (and the buffer) if the
     // future is gone. `hdr` is not used after this.
@@ -80,6 +105,56 @@ pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32) {
     if let Some(w) = waker {
         w.wake();
     }
+}
+
+/// Record the id of a queued op that a flush submitted.
+///
+/// # Safety
+/// `ctx` must be an op reference that is still alive.
+pub(crate) unsafe fn set_id(ctx: *mut c_void, id: u64) {
+    (*(ctx as *const Header)).id.store(id, SeqCst);
+}
+
+/// A queued op whose submit was rejected with `code`: store the error as
+/// its result and take its waker (to be woken by the caller, outside its
+/// locks).
+///
+/// # Safety
+/// `ctx` must be an op reference that is still alive.
+pub(crate) unsafe fn fail(ctx: *mut c_void, code: i32) -> Option<Waker> {
+    let mut s = lock(&(*(ctx as *const Header)).slot);
+    s.done = Some((code as i64, 0));
+    s.waker.take()
+}
+
+/// Drop an op reference that was handed out as a ctx (queued, never
+/// submitted, or rejected).
+///
+/// # Safety
+/// `ctx` must come from a submit's `Arc::into_raw` and not be used again.
+pub(crate) unsafe fn release_ctx(ctx: *mut c_void) {
+    let hdr = ctx as *const Header;
+    ((*hdr).release)(hdr);
+}
+
+/// The result, if it is in; then the wake that delivered it (if any) is
+/// uncounted: the caller resolves the future with it.
+fn consume(shared: &Shared, s: &mut Slot) -> Option<(i64, i32)> {
+    let done = s.done;
+    if done.is_some() && s.woken {
+        s.woken = false;
+        shared.woken_sub();
+    }
+    done
+}
+
+/// Ops resolved in the poll that submitted them, in a row, on this thread.
+/// Such a future never returns Pending, so a task that loops over them
+/// would never yield to the others of its executor; after `BUDGET` of them
+/// the next op goes through the queue (which yields) instead.
+const BUDGET: u32 = 64;
+thread_local! {
+    static STREAK: Cell<u32> = const { Cell::new(0) };
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +167,9 @@ pub(crate) enum Kind {
 enum State<B> {
     /// Not yet accepted by the library (never polled, or the queue was full).
     Unsubmitted(Arc<Op<B>>),
+    /// In the port's queue (the queue holds a reference as the ctx), or
+    /// submitted from it by a flush since (then the header has its id).
+    Queued(Arc<Op<B>>),
     InFlight { op: Arc<Op<B>>, id: u64 },
     /// Rejected before reaching the library.
     Failed(Error, B),
@@ -101,10 +179,20 @@ enum State<B> {
 /// The future of one read or write: resolves to the byte count (or the
 /// error) **and the buffer**, which is yours again.
 ///
-/// The operation is submitted when the future is first polled. Dropping the
-/// future before it resolves cancels the operation (`ovl_cancel`); its
-/// buffer then stays inside the operation until the completion arrives and
-/// is freed there. Works under any executor.
+/// The operation is submitted when the future is first polled — or, when
+/// other tasks of the same port were just woken and are about to submit
+/// theirs, queued at that poll and submitted together with theirs (one
+/// `ovl_submit`) by the first of them to poll, at the latest by this
+/// future's next poll (it wakes its own task at once). Dropping a queued
+/// future just takes its request out of the queue. Dropping the future
+/// once submitted, before it resolves, cancels the operation
+/// (`ovl_cancel`); its buffer then stays inside the operation until the
+/// completion arrives and is freed there. Works under any executor.
+///
+/// On a port with a completion thread, the poll that submits also delivers
+/// the completions that are already there on the calling thread (see
+/// [`Port::inline_delivery`](crate::Port::inline_delivery)), so a page-cache
+/// read usually resolves at once, with no cross-thread wake-up.
 ///
 /// ```
 /// # let path = std::env::temp_dir().join(format!("ovl-doc-op-{}", std::process::id()));
@@ -141,7 +229,8 @@ impl<B: Send + 'static> OpFuture<B> {
     ) -> OpFuture<B> {
         let op = Arc::new(Op {
             hdr: Header {
-                slot: Mutex::new(Slot { done: None, waker: None }),
+                slot: Mutex::new(Slot { done: None, waker: None, woken: false }),
+                id: AtomicU64::new(0),
                 release: release::<B>,
                 _keep: keep,
             },
@@ -155,12 +244,56 @@ impl<B: Send + 'static> OpFuture<B> {
     }
 
     /// The op id, once submitted and until it resolves (for `ovl_cancel` or
-    /// logs); `None` before the first poll.
+    /// logs); `None` before the first poll (and while it waits in the
+    /// port's queue).
     pub fn id(&self) -> Option<u64> {
         match self.state {
             State::InFlight { id, .. } => Some(id),
+            State::Queued(ref op) => Some(op.hdr.id.load(SeqCst)).filter(|&id| id != 0),
             _ => None,
         }
+    }
+
+    /// Put the op in the port's queue (see `Shared::queue`).
+    fn enqueue(&mut self) {
+        let op = match std::mem::replace(&mut self.state, State::Done) {
+            State::Unsubmitted(op) => op,
+            _ => unreachable!("enqueue in a state other than Unsubmitted"),
+        };
+        // SAFETY: the library holds no reference to this op yet, so we are
+        // the only party touching the buffer.
+        let (ptr, len) = match unsafe { (*op.buf.get()).as_mut() } {
+            Some(b) => (self.prep)(b),
+            None => unreachable!("buffer missing before submit"),
+        };
+        let (code, flags, offset) = match self.kind {
+            Kind::Read(off) => (sys::OVL_OP_READ, 0, off),
+            Kind::Write(off) => (sys::OVL_OP_WRITE, 0, off),
+            Kind::Fsync(flags) => (sys::OVL_OP_FSYNC, flags, 0),
+        };
+        let req = sys::ovl_request {
+            op: code,
+            flags,
+            fd: self.fd,
+            buf: ptr as *mut c_void,
+            len: len as u64,
+            offset,
+            ctx: Arc::into_raw(op.clone()) as *mut c_void,
+            id: 0,
+        };
+        self.port.shared().enqueue(req);
+        self.state = State::Queued(op);
+    }
+
+    /// The op's result is in: hand back the buffer.
+    fn finish(&mut self, (res, os_error): (i64, i32)) -> (io::Result<usize>, B) {
+        let op = match std::mem::replace(&mut self.state, State::Done) {
+            State::InFlight { op, .. } | State::Queued(op) => op,
+            _ => unreachable!(),
+        };
+        let buf = Self::take_buf(&op);
+        let res = if res >= 0 { Ok(res as usize) } else { Err(Error::new(res as i32, os_error).into()) };
+        (res, buf)
     }
 
     /// Try to hand the op to the library. Ok(true): in flight; Ok(false):
@@ -230,33 +363,101 @@ impl<B: Send + 'static> Future for OpFuture<B> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // Whether this poll submitted the op: if it then resolves at once,
+        // that counts against the thread's BUDGET.
+        let mut submitted_now = false;
         loop {
             match &this.state {
-                State::Unsubmitted(_) => match this.submit(cx) {
-                    Ok(true) => continue,
-                    Ok(false) => return Poll::Pending,
-                    Err(e) => match std::mem::replace(&mut this.state, State::Done) {
-                        State::Unsubmitted(op) => return Poll::Ready((Err(e.into()), Self::take_buf(&op))),
-                        _ => unreachable!(),
-                    },
-                },
+                State::Unsubmitted(_) => {
+                    let queue = !this.port.is_manual()
+                        && (this.port.shared().should_queue() || STREAK.with(|s| s.get()) >= BUDGET);
+                    if queue {
+                        // Yield: the woken tasks submit theirs meanwhile,
+                        // and the first poll among them (ours at the
+                        // latest) submits them all.
+                        STREAK.with(|s| s.set(0));
+                        this.enqueue();
+                        if let State::Queued(op) = &this.state {
+                            // For a completion delivered by another thread
+                            // after someone else's flush.
+                            lock(&op.hdr.slot).waker = Some(cx.waker().clone());
+                        }
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    match this.submit(cx) {
+                        Ok(true) => {
+                            submitted_now = true;
+                            // Take what is ready on this thread; our own
+                            // completion finds no waker, so no wake-up.
+                            this.port.shared().poll_inline(this.port.as_raw());
+                        }
+                        Ok(false) => {
+                            STREAK.with(|s| s.set(0));
+                            return Poll::Pending;
+                        }
+                        Err(e) => match std::mem::replace(&mut this.state, State::Done) {
+                            State::Unsubmitted(op) => return Poll::Ready((Err(e.into()), Self::take_buf(&op))),
+                            _ => unreachable!(),
+                        },
+                    }
+                }
+                State::Queued(op) => {
+                    let done = consume(this.port.shared(), &mut lock(&op.hdr.slot));
+                    if let Some(done) = done {
+                        return Poll::Ready(this.finish(done));
+                    }
+                    let id = op.hdr.id.load(SeqCst);
+                    if id != 0 {
+                        let op = op.clone();
+                        this.state = State::InFlight { op, id };
+                        continue;
+                    }
+                    // Still queued: submit the queue (ours included).
+                    let shared = this.port.shared();
+                    let gen = shared.generation();
+                    let (rc, n) = shared.flush(this.port.as_raw());
+                    if n > 0 {
+                        shared.poll_inline(this.port.as_raw());
+                    }
+                    if op.hdr.id.load(SeqCst) != 0 || lock(&op.hdr.slot).done.is_some() {
+                        submitted_now = true;
+                        continue;
+                    }
+                    // Left in the queue: it is full (rc OVL_EQUEUEFULL).
+                    debug_assert_eq!(rc, sys::OVL_EQUEUEFULL);
+                    STREAK.with(|s| s.set(0));
+                    if shared.wait_for_room(cx, gen, this.port.queue_depth()) {
+                        continue;
+                    }
+                    // The task may have changed since the op was queued:
+                    // whoever submits (or rejects) it wakes this one.
+                    let old = {
+                        let mut s = lock(&op.hdr.slot);
+                        match &s.waker {
+                            Some(w) if w.will_wake(cx.waker()) => None,
+                            _ => s.waker.replace(cx.waker().clone()),
+                        }
+                    };
+                    drop(old);
+                    return Poll::Pending;
+                }
                 State::InFlight { op, .. } => {
                     let mut s = lock(&op.hdr.slot);
-                    if let Some((res, os_error)) = s.done {
+                    if let Some(done) = consume(this.port.shared(), &mut s) {
                         drop(s);
-                        let buf = Self::take_buf(op);
-                        this.state = State::Done;
-                        let res = if res >= 0 {
-                            Ok(res as usize)
-                        } else {
-                            Err(Error::new(res as i32, os_error).into())
-                        };
-                        return Poll::Ready((res, buf));
+                        if submitted_now {
+                            STREAK.with(|c| c.set(c.get() + 1));
+                        }
+                        return Poll::Ready(this.finish(done));
                     }
-                    match &s.waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => s.waker = Some(cx.waker().clone()),
-                    }
+                    let old = match &s.waker {
+                        Some(w) if w.will_wake(cx.waker()) => None,
+                        _ => s.waker.replace(cx.waker().clone()),
+                    };
+                    drop(s);
+                    drop(old);
+                    STREAK.with(|c| c.set(0));
                     return Poll::Pending;
                 }
                 State::Failed(..) => match std::mem::replace(&mut this.state, State::Done) {
@@ -271,19 +472,37 @@ impl<B: Send + 'static> Future for OpFuture<B> {
 
 impl<B: Send + 'static> Drop for OpFuture<B> {
     fn drop(&mut self) {
-        if let State::InFlight { op, id } = &self.state {
-            let pending = {
-                let mut s = lock(&op.hdr.slot);
-                s.waker = None;
-                s.done.is_none()
-            };
-            if pending {
-                // Its one completion still follows (ECANCELED or the real
-                // result); the library's reference keeps the buffer until
-                // then. ENOENT (it is being delivered right now) is fine.
-                // SAFETY: the port handle is alive (we hold a clone).
-                unsafe { sys::ovl_cancel(self.port.as_raw(), *id) };
+        let (op, id) = match &self.state {
+            State::InFlight { op, id } => (op, *id),
+            State::Queued(op) => {
+                let ctx = Arc::as_ptr(op) as *mut c_void;
+                if self.port.shared().dequeue(ctx) {
+                    // Never submitted: the queue's reference comes back.
+                    // SAFETY: that reference, not used again.
+                    unsafe { release::<B>(ctx as *const Header) };
+                    return;
+                }
+                // Submitted by a flush (the id was stored under the queue
+                // lock, which dequeue took), or rejected (done is set).
+                (op, op.hdr.id.load(SeqCst))
             }
+            _ => return,
+        };
+        let (pending, waker) = {
+            let mut s = lock(&op.hdr.slot);
+            if s.woken {
+                s.woken = false;
+                self.port.shared().woken_sub();
+            }
+            (s.done.is_none(), s.waker.take())
+        };
+        drop(waker);
+        if pending && id != 0 {
+            // Its one completion still follows (ECANCELED or the real
+            // result); the library's reference keeps the buffer until
+            // then. ENOENT (it is being delivered right now) is fine.
+            // SAFETY: the port handle is alive (we hold a clone).
+            unsafe { sys::ovl_cancel(self.port.as_raw(), id) };
         }
     }
 }
@@ -292,6 +511,7 @@ impl<B: Send + 'static> fmt::Debug for OpFuture<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Unsubmitted(_) => "unsubmitted",
+            State::Queued(_) => "queued",
             State::InFlight { .. } => "in flight",
             State::Failed(..) => "failed",
             State::Done => "done",

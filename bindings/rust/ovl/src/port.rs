@@ -3,7 +3,7 @@
 use std::ffi::CStr;
 use std::os::raw::c_void;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 use std::time::Duration;
@@ -146,6 +146,10 @@ impl Builder {
             gen: AtomicU64::new(0),
             inflight: AtomicUsize::new(0),
             waiters: Mutex::new(Vec::new()),
+            woken: AtomicUsize::new(0),
+            queue: Mutex::new(Queue(Vec::new())),
+            queued: AtomicUsize::new(0),
+            inline: AtomicBool::new(false),
         }));
         // SAFETY: zeroed is a valid ovl_port_config (integers, a None
         // callback, a null pointer); init then fills the defaults.
@@ -174,14 +178,34 @@ impl Builder {
             drop(unsafe { Box::from_raw(shared) });
             return Err(Error::new(rc, 0));
         }
+        if !self.manual {
+            // Can this thread take completions itself (ovl_poll(p, 0) on a
+            // port with a completion thread)? Libraries before that change
+            // answer OVL_EMODE; then futures always wait for the completion
+            // thread. Nothing is in flight yet, so this delivers nothing.
+            // SAFETY: raw is the port just created; shared lives as long.
+            unsafe {
+                let ok = sys::ovl_poll(raw, 0) >= 0;
+                (*shared).inline.store(ok, SeqCst);
+            }
+        }
         Ok(Port {
             inner: Arc::new(PortInner { raw, shared, depth: cfg.queue_depth, manual: self.manual }),
         })
     }
 }
 
+/// Requests not yet handed to the library (see `Shared::queue`). Raw
+/// pointers inside: each `ctx` is an op reference (`Arc::into_raw`), each
+/// `buf` points into that op's buffer.
+struct Queue(Vec<sys::ovl_request>);
+// SAFETY: the requests only carry pointers to ops, which are Send + Sync
+// (see op.rs); they are used under the mutex only.
+unsafe impl Send for Queue {}
+
 /// What the completion callback shares with submitters: the count of our
-/// ops in flight and the tasks waiting for room in the queue.
+/// ops in flight, the tasks waiting for room in the queue, the tasks the
+/// callback has woken, and the requests waiting to be submitted together.
 pub(crate) struct Shared {
     /// Bumped after every callback batch.
     gen: AtomicU64,
@@ -190,6 +214,22 @@ pub(crate) struct Shared {
     inflight: AtomicUsize,
     /// Tasks whose submit hit OVL_EQUEUEFULL; all woken after each batch.
     waiters: Mutex<Vec<Waker>>,
+    /// Ops whose completion woke their task and whose future has not yet
+    /// collected it (or been dropped): tasks of this port that are about
+    /// to run. While there are any, a new op joins `queue` instead of being
+    /// submitted alone, so that they go to the library in one batch.
+    woken: AtomicUsize,
+    /// Requests waiting to be submitted in one `ovl_submit` (one system
+    /// call on io_uring). Each waiting future has woken itself, so it is
+    /// polled again and flushes the queue then if nobody did before.
+    /// Lock order: `queue`, then an op's slot; never held across a call
+    /// that can run the callback (`ovl_poll`) or a waker.
+    queue: Mutex<Queue>,
+    /// `queue`'s length, readable without the lock.
+    queued: AtomicUsize,
+    /// `ovl_poll(p, 0)` works on this (threaded) port: a submitter can take
+    /// the completions that are ready on its own thread.
+    inline: AtomicBool,
 }
 
 impl Shared {
@@ -230,6 +270,121 @@ impl Shared {
         self.gen.load(SeqCst) != gen_before
     }
 
+    pub(crate) fn woken_add(&self) {
+        self.woken.fetch_add(1, SeqCst);
+    }
+
+    pub(crate) fn woken_sub(&self) {
+        self.woken.fetch_sub(1, SeqCst);
+    }
+
+    /// Whether a new op should join the queue rather than be submitted on
+    /// its own: other ops are queued (keep their order) or other tasks of
+    /// this port were woken and are about to submit theirs.
+    pub(crate) fn should_queue(&self) -> bool {
+        self.queued.load(SeqCst) != 0 || self.woken.load(SeqCst) != 0
+    }
+
+    pub(crate) fn inline(&self) -> bool {
+        self.inline.load(SeqCst)
+    }
+
+    /// Deliver, on this thread, the completions that are ready now
+    /// (`ovl_poll(p, 0)`), if the port allows it and no other thread is
+    /// delivering. Must be called with no lock held that the callback or a
+    /// waker may take.
+    pub(crate) fn poll_inline(&self, raw: *mut sys::ovl_port) {
+        if !self.inline() {
+            return;
+        }
+        // SAFETY: raw is a live port handle (the caller holds a Port).
+        let rc = unsafe { sys::ovl_poll(raw, 0) };
+        if rc == sys::OVL_EMODE {
+            self.inline.store(false, SeqCst);
+        }
+        // OVL_EDEADLK (polled from inside this port's callback, by a waker
+        // that polls): nothing delivered, the completion thread will.
+        // OVL_ECLOSED: close delivers everything itself.
+    }
+
+    /// Append a request (its ctx an op reference that the queue now owns).
+    pub(crate) fn enqueue(&self, req: sys::ovl_request) {
+        let mut q = lock(&self.queue);
+        q.0.push(req);
+        self.queued.store(q.0.len(), SeqCst);
+    }
+
+    /// Take the request whose ctx is `ctx` out of the queue, if it is still
+    /// there (not submitted, not failed): the caller gets the op reference
+    /// back.
+    pub(crate) fn dequeue(&self, ctx: *mut c_void) -> bool {
+        let mut q = lock(&self.queue);
+        match q.0.iter().position(|r| r.ctx == ctx) {
+            Some(i) => {
+                q.0.remove(i);
+                self.queued.store(q.0.len(), SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Submit every queued request in one `ovl_submit` (in order). Each
+    /// submitted op gets its id; a request the library rejects fails its op
+    /// (result = the error) and is dropped from the queue; on
+    /// OVL_EQUEUEFULL the rest stay queued. Returns the last `ovl_submit`
+    /// code (OVL_OK when the queue was empty) and how many were submitted.
+    pub(crate) fn flush(&self, raw: *mut sys::ovl_port) -> (i32, usize) {
+        if self.queued.load(SeqCst) == 0 {
+            return (sys::OVL_OK, 0);
+        }
+        let mut failed = Vec::new();
+        let mut total = 0;
+        let mut rc = sys::OVL_OK;
+        {
+            let mut q = lock(&self.queue);
+            let q = &mut q.0;
+            let mut start = 0;
+            while start < q.len() {
+                let n = q.len() - start;
+                self.inflight.fetch_add(n, SeqCst);
+                let mut done = 0;
+                // SAFETY: the requests describe live ops and their buffers
+                // (each ctx is a reference the queue owns, handed over to
+                // the library for those that get submitted).
+                rc = unsafe { sys::ovl_submit(raw, q.as_mut_ptr().add(start), n, &mut done) };
+                self.inflight.fetch_sub(n - done, SeqCst);
+                for r in &q[start..start + done] {
+                    // SAFETY: as above; the id is written before the queue
+                    // lock is released, so a drop that finds the request
+                    // gone from the queue sees it.
+                    unsafe { crate::op::set_id(r.ctx, r.id) };
+                }
+                start += done;
+                total += done;
+                if rc == sys::OVL_OK || rc == sys::OVL_EQUEUEFULL || start == q.len() {
+                    break;
+                }
+                // q[start] was rejected (no completion will come for it).
+                let r = q.remove(start);
+                // SAFETY: r.ctx is an op reference owned by the queue.
+                failed.push((r.ctx, unsafe { crate::op::fail(r.ctx, rc) }));
+            }
+            q.drain(..start);
+            self.queued.store(q.len(), SeqCst);
+        }
+        // Outside the lock: dropping a reference may free an op (a user
+        // buffer's Drop), and a waker may run anything.
+        for (ctx, waker) in failed {
+            // SAFETY: the queue's reference, not used again.
+            unsafe { crate::op::release_ctx(ctx) };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+        (rc, total)
+    }
+
     fn after_batch(&self, ours: usize) {
         self.inflight.fetch_sub(ours, SeqCst);
         self.gen.fetch_add(1, SeqCst);
@@ -255,7 +410,7 @@ unsafe extern "C" fn on_batch(items: *const sys::ovl_completion, n: usize, userd
         let mut ours = 0;
         for c in items {
             if c.op != sys::OVL_OP_POST && !c.ctx.is_null() {
-                crate::op::complete(c.ctx, c.result, c.os_error);
+                crate::op::complete(c.ctx, c.result, c.os_error, shared);
                 ours += 1;
             }
         }
@@ -376,6 +531,16 @@ impl Port {
         self.inner.depth
     }
 
+    /// Whether a future's poll can take the completions that are ready on
+    /// its own thread (`ovl_poll(port, 0)` on a port with a completion
+    /// thread): false on manual-mode ports and with an older library that
+    /// answers `OVL_EMODE` there. When true, a read
+    /// served from the page cache usually resolves in the poll that
+    /// submitted it, with no wake-up from the completion thread.
+    pub fn inline_delivery(&self) -> bool {
+        !self.inner.manual && self.shared().inline()
+    }
+
     /// Whether this port was built in manual mode.
     pub fn is_manual(&self) -> bool {
         self.inner.manual
@@ -388,6 +553,9 @@ impl Port {
     /// `OVL_ECLOSED`; calling it from inside a completion (a waker) returns
     /// `OVL_EDEADLK`.
     pub fn close(&self) -> Result<(), Error> {
+        // Ops still waiting in the binding's queue are submitted first, so
+        // that they are cancelled like every other op in flight.
+        self.shared().flush(self.inner.raw);
         // SAFETY: raw is our port.
         Error::check(unsafe { sys::ovl_close_port(self.inner.raw) })
     }

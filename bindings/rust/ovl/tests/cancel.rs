@@ -244,5 +244,10 @@ fn cancel_races_completion_across_threads() {
     finish(&port);
     assert_eq!(tracker.created(), 4 * 300);
     assert_eq!(tracker.live(), 0, "a buffer leaked");
-    assert_eq!(port.stats().submitted, 4 * 300 + 4 * 100);
+    // Each awaited read is submitted; a dropped one may have been waiting
+    // in the port's queue (other tasks had just been woken), and then it
+    // was taken out, never submitted. Either way the accounting balances.
+    let s = port.stats();
+    assert!(s.submitted >= 4 * 100 && s.submitted <= 4 * 300 + 4 * 100, "{:?}", s);
+    assert_eq!((s.inflight, s.completed), (0, s.submitted));
 }
