@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,7 +28,24 @@ const (
 func benchFile(b *testing.B) string {
 	b.Helper()
 	name := filepath.Join(testDir(b), "bench")
-	if err := os.WriteFile(name, testData(benchSize, 9), 0o600); err != nil {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = f.Write(testData(benchSize, 9))
+	if err == nil {
+		// Written back before the O_DIRECT runs: an O_DIRECT read of a
+		// range with dirty pages cannot be issued without blocking (the
+		// kernel writes them back first), so io_uring would hand the
+		// first reads of a fresh file to its io-wq workers, and pread
+		// would wait for the writeback; neither is what an O_DIRECT
+		// workload on settled data measures.
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		b.Fatal(err)
 	}
 	return name
@@ -48,55 +66,117 @@ func alignedBuf(n int) []byte {
 	return raw[off : off+n]
 }
 
-// osThreads returns the process's current number of OS threads, and how
-// many of them are io_uring's kernel workers (io-wq, named "iou-wrk-PID":
-// the kernel runs an O_DIRECT read there when the filesystem cannot issue
-// it without blocking).
-func osThreads() (all, iowq int) {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return 0, 0
-	}
-	for _, t := range tasks {
-		all++
-		comm, _ := os.ReadFile("/proc/self/task/" + t.Name() + "/comm")
-		if bytes.HasPrefix(comm, []byte("iou-wrk")) {
-			iowq++
-		}
-	}
-	return all, iowq
+// threadInfo is what /proc says of one thread of this process.
+type threadInfo struct {
+	iowq bool  // one of io_uring's kernel workers (io-wq, "iou-wrk-PID")
+	ran  int64 // CPU time so far, ns (schedstat); -1 not read
 }
 
-// threadSampler records the most OS threads (and io-wq workers among
-// them) seen until stop is called.
-func threadSampler() (stop func() (all, iowq int)) {
-	var peak, peakWQ atomic.Int64
+// osThreads returns the threads of this process now, by thread id, with
+// their CPU time if withTime. io_uring runs an operation on an io-wq worker
+// when it cannot issue it without blocking (an O_DIRECT read of a range
+// with dirty pages, say); the other threads are Go's (Ms) and, with a
+// completion thread, the library's. known saves reading a known thread's
+// name again.
+func osThreads(known map[string]threadInfo, withTime bool) map[string]threadInfo {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil
+	}
+	now := make(map[string]threadInfo, len(tasks))
+	for _, t := range tasks {
+		id := t.Name()
+		ti, ok := known[id]
+		if !ok {
+			comm, _ := os.ReadFile("/proc/self/task/" + id + "/comm")
+			ti.iowq = bytes.HasPrefix(comm, []byte("iou-wrk"))
+		}
+		ti.ran = -1
+		if withTime {
+			if st, err := os.ReadFile("/proc/self/task/" + id + "/schedstat"); err == nil {
+				if f := bytes.Fields(st); len(f) > 0 {
+					ti.ran, _ = strconv.ParseInt(string(f[0]), 10, 64)
+				}
+			}
+		}
+		now[id] = ti
+	}
+	return now
+}
+
+// threadStats: threads is the most threads the process had at once during
+// the run, iowq the most io-wq workers at once; ran and iowqRan count the
+// threads (all, and io-wq workers) that got CPU time during the run. The
+// peaks count every thread of the process, idle ones too (Go keeps the Ms
+// an earlier sub-benchmark made, blocked in pread, say); the ran counts
+// see only the threads this run used, so they stay meaningful when several
+// sub-benchmarks share a process.
+type threadStats struct{ threads, iowq, ran, iowqRan int }
+
+// threadSampler lists the process's threads every 20 ms (their CPU time
+// only at the start and the end, to keep its own cost small) until stop is
+// called.
+func threadSampler() (stop func() threadStats) {
+	var st threadStats
+	start := osThreads(nil, true)
+	seen := map[string]threadInfo{}
+	sample := func(withTime bool) {
+		now := osThreads(seen, withTime)
+		wq := 0
+		for id, ti := range now {
+			if ti.iowq {
+				wq++
+			}
+			seen[id] = ti
+		}
+		st.threads = max(st.threads, len(now))
+		st.iowq = max(st.iowq, wq)
+	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(10 * time.Millisecond)
+		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
-			n, wq := osThreads()
-			if int64(n) > peak.Load() {
-				peak.Store(int64(n))
-			}
-			if int64(wq) > peakWQ.Load() {
-				peakWQ.Store(int64(wq))
-			}
 			select {
 			case <-done:
+				sample(true)
 				return
 			case <-t.C:
+				sample(false)
 			}
 		}
 	}()
-	return func() (int, int) {
+	return func() threadStats {
 		close(done)
 		<-finished
-		return int(peak.Load()), int(peakWQ.Load())
+		for id, ti := range seen {
+			// A thread gone by the end (ran -1) or new since the start
+			// ran during the run; one there throughout, if its CPU time
+			// grew.
+			before, old := start[id]
+			if ti.ran < 0 || !old || ti.ran > before.ran {
+				st.ran++
+				if ti.iowq {
+					st.iowqRan++
+				}
+			}
+		}
+		return st
 	}
+}
+
+// cpuTime returns the CPU time the process has used (user and system, all
+// threads). On a shared machine the CPU time per read is steadier than
+// ns/op, which other processes' load inflates; when both CPUs are busy
+// reading, the two tell the same story.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // runReads does b.N random block reads spread over g goroutines.
@@ -105,6 +185,7 @@ func runReads(b *testing.B, g int, readAt func([]byte, int64) (int, error)) {
 	var next atomic.Int64
 	b.SetBytes(benchBlock)
 	stop := threadSampler()
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for i := 0; i < g; i++ {
@@ -124,9 +205,13 @@ func runReads(b *testing.B, g int, readAt func([]byte, int64) (int, error)) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	all, iowq := stop()
-	b.ReportMetric(float64(all), "threads")
-	b.ReportMetric(float64(iowq), "io-wq")
+	cpu := cpuTime() - cpu0
+	st := stop()
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(st.threads), "threads")
+	b.ReportMetric(float64(st.iowq), "io-wq")
+	b.ReportMetric(float64(st.ran), "threads-ran")
+	b.ReportMetric(float64(st.iowqRan), "io-wq-ran")
 }
 
 // benchPort is one port configuration the benchmarks compare.
