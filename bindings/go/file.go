@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -26,10 +27,12 @@ type File struct {
 	append bool
 	owner  *os.File // set when the File was made from an *os.File
 
-	mu      sync.Mutex
-	closed  bool
+	// ops is 2 × the operations whose completion has not come back, | 1
+	// once Close began (one atomic per operation each way, no lock: every
+	// goroutine reading the File touches it).
+	ops     atomic.Int64
+	drained chan struct{} // gets a value when ops drops to 1 (closed, none left)
 	closing chan struct{}
-	wg      sync.WaitGroup // operations whose completion has not come back
 
 	posMu sync.Mutex // serializes Read/Write/Seek on regular files
 	pos   int64
@@ -118,6 +121,7 @@ func (p *Port) newFile(fd uintptr, name string, owner *os.File, appendMode bool)
 		stream:  stream,
 		append:  appendMode,
 		owner:   owner,
+		drained: make(chan struct{}, 1),
 		closing: make(chan struct{}),
 	}, nil
 }
@@ -190,13 +194,9 @@ func (f *File) asyncResult(kind uint32, buf []byte, off int64, c completion) Res
 
 // do runs one operation to its completion.
 func (f *File) do(ctx context.Context, dl *deadline, kind uint32, b []byte, off int64, flags uint32) (int, error) {
-	w := wait{ctx: ctx}
-	if dl != nil {
-		ch, expired := dl.current()
-		if expired {
-			return 0, f.opErr(kind, off, 0, 0, os.ErrDeadlineExceeded)
-		}
-		w.dl = ch
+	w := wait{ctx: ctx, dl: dl}
+	if dl != nil && dl.fired.Load() {
+		return 0, f.opErr(kind, off, 0, 0, os.ErrDeadlineExceeded)
 	}
 	if ctx != nil {
 		if err := ctx.Err(); err != nil {
@@ -208,7 +208,7 @@ func (f *File) do(ctx context.Context, dl *deadline, kind uint32, b []byte, off 
 	if err != nil {
 		return 0, err
 	}
-	if dl != nil && dl.expired() {
+	if dl != nil && dl.fired.Load() {
 		// It passed after the check above, maybe before its expiry
 		// could see this operation (see deadline.set).
 		s.cancel(p, os.ErrDeadlineExceeded)
@@ -425,16 +425,21 @@ func (f *File) async(kind uint32, b []byte, off int64, done chan Result) chan Re
 // error matching fs.ErrClosed, unless an operation finished first), waits
 // until every completion has come back, then closes the descriptor.
 func (f *File) Close() error {
-	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
-		return &OpError{Op: "close", Path: f.name, Offset: -1, Code: ECLOSED, Err: errClosed}
+	var v int64
+	for {
+		v = f.ops.Load()
+		if v&1 != 0 {
+			return &OpError{Op: "close", Path: f.name, Offset: -1, Code: ECLOSED, Err: errClosed}
+		}
+		if f.ops.CompareAndSwap(v, v|1) {
+			break
+		}
 	}
-	f.closed = true
 	close(f.closing)
-	f.mu.Unlock()
 	f.port.cancelFile(f)
-	f.wg.Wait()
+	if v != 0 {
+		<-f.drained // the last operation's end saw ops drop to 1
+	}
 	f.rd.stop()
 	f.wd.stop()
 	if f.owner != nil {
@@ -475,10 +480,29 @@ func (f *File) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-func (f *File) isClosed() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.closed
+func (f *File) isClosed() bool { return f.ops.Load()&1 != 0 }
+
+// begin counts an operation of f that is starting; it fails once Close
+// began. Each successful begin is matched by one end, after the
+// operation's completion has come back.
+func (f *File) begin() bool {
+	if f.ops.Add(2)&1 == 0 {
+		return true
+	}
+	f.end()
+	return false
+}
+
+// end: an operation's completion came back. The one that leaves a closed
+// File with none in flight wakes Close (a begin refused after Close gets
+// here too, finding none: its value in drained, if any, is never read).
+func (f *File) end() {
+	if f.ops.Add(-2) == 1 {
+		select {
+		case f.drained <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // deadline is one direction's deadline. When it passes, the operations of
@@ -493,7 +517,7 @@ type deadline struct {
 	seq   uint64 // bumped by every set, so a stale timer does nothing
 	timer *time.Timer
 	ch    chan struct{} // closed when it passes (acquire waits on it)
-	fired bool
+	fired atomic.Bool   // it has passed (written under mu, read without)
 }
 
 // set sets the deadline; expire runs (without d.mu) when it passes.
@@ -504,9 +528,9 @@ func (d *deadline) set(t time.Time, expire func()) {
 		d.timer.Stop()
 		d.timer = nil
 	}
-	if d.ch == nil || d.fired {
+	if d.ch == nil || d.fired.Load() {
 		d.ch = make(chan struct{})
-		d.fired = false
+		d.fired.Store(false)
 	}
 	if t.IsZero() {
 		d.mu.Unlock()
@@ -515,7 +539,7 @@ func (d *deadline) set(t time.Time, expire func()) {
 	dur := time.Until(t)
 	if dur <= 0 {
 		close(d.ch)
-		d.fired = true
+		d.fired.Store(true)
 		d.mu.Unlock()
 		expire()
 		return
@@ -523,35 +547,30 @@ func (d *deadline) set(t time.Time, expire func()) {
 	seq := d.seq
 	d.timer = time.AfterFunc(dur, func() {
 		d.mu.Lock()
-		if d.seq != seq || d.fired {
+		if d.seq != seq || d.fired.Load() {
 			d.mu.Unlock()
 			return
 		}
 		close(d.ch)
-		d.fired = true
+		d.fired.Store(true)
 		d.mu.Unlock()
 		expire()
 	})
 	d.mu.Unlock()
 }
 
-// current returns the channel to wait on and whether the deadline has
-// already passed. The channel exists even with no deadline set, so that a
-// deadline set later reaches the operations already waiting for a slot.
-func (d *deadline) current() (<-chan struct{}, bool) {
+// current returns the channel to wait on (an operation waiting for a
+// slot). The channel exists even with no deadline set, so that a deadline
+// set later reaches the operations already waiting. Operations check
+// fired (an atomic) instead on their fast path: a lock shared by every
+// goroutine of the File cost a contended lock per operation.
+func (d *deadline) current() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ch == nil {
 		d.ch = make(chan struct{})
 	}
-	return d.ch, d.fired
-}
-
-// expired reports whether the deadline has passed.
-func (d *deadline) expired() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.fired
+	return d.ch
 }
 
 func (d *deadline) stop() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -12,8 +13,21 @@ import (
 // TestMain fails the run if any slot (a pinned buffer, a waiter) or port is
 // still live when every test has finished.
 func TestMain(m *testing.M) {
+	var ports []*Port
+	var mu sync.Mutex
+	testHookNewPort = func(p *Port) {
+		mu.Lock()
+		ports = append(ports, p)
+		mu.Unlock()
+	}
 	code := m.Run()
-	if n := liveSlots.Load(); n != 0 {
+	n := 0
+	mu.Lock()
+	for _, p := range ports {
+		n += p.Stats().SlotsInUse
+	}
+	mu.Unlock()
+	if n != 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: %d slots still in use at exit\n", n)
 		code = 1
 	}

@@ -152,7 +152,11 @@ type Port struct {
 	manual  bool // OVL_PORT_MANUAL: no completion thread (Linux)
 
 	slots []slot
-	free  chan uint32 // free slot indices: the queue-depth semaphore
+	free  freeList // free slot indices: the queue-depth semaphore
+	// Goroutines waiting for a free slot, and their wake-up (one token:
+	// each woken waiter passes it on while slots and waiters remain).
+	slotWaiters atomic.Int32
+	slotFreed   chan struct{}
 
 	mu      sync.RWMutex // closed; held shared around each submit
 	closed  bool
@@ -191,11 +195,53 @@ type batcher struct {
 	leader  bool // a goroutine will submit pending
 }
 
-// Counters for leak checks (tests assert both are zero at exit).
-var (
-	liveSlots atomic.Int64
-	livePorts atomic.Int64
-)
+// livePorts counts the ports not closed (tests assert it is zero at exit).
+var livePorts atomic.Int64
+
+// testHookNewPort, if set (by TestMain, before any port exists), is called
+// with every port created, so that the tests can check at exit that no
+// slot is still in use.
+var testHookNewPort func(*Port)
+
+// freeList is a lock-free stack of slot indices: an operation takes a slot
+// and gives it back with one compare-and-swap each (a channel cost a lock
+// and a copy each way, on a line every goroutine of the port touches).
+// head packs the top index+1 (0: empty) in bits 0-15, the number of free
+// slots in bits 16-31 and a tag bumped by every change in bits 32-63, so a
+// stale head never compares equal (ABA). Indices are < MaxQueueDepth.
+type freeList struct {
+	head atomic.Uint64
+	next []atomic.Uint32 // next[i]: the index+1 below slot i on the stack
+}
+
+func (l *freeList) pop() (uint32, bool) {
+	for {
+		h := l.head.Load()
+		top := uint32(h & 0xffff)
+		if top == 0 {
+			return 0, false
+		}
+		below := l.next[top-1].Load() // stale if h is: the CAS fails then
+		nh := (h>>32+1)<<32 | (h>>16&0xffff-1)<<16 | uint64(below)
+		if l.head.CompareAndSwap(h, nh) {
+			return top - 1, true
+		}
+	}
+}
+
+func (l *freeList) push(idx uint32) {
+	for {
+		h := l.head.Load()
+		l.next[idx].Store(uint32(h & 0xffff))
+		nh := (h>>32+1)<<32 | (h>>16&0xffff+1)<<16 | uint64(idx+1)
+		if l.head.CompareAndSwap(h, nh) {
+			return
+		}
+	}
+}
+
+// len returns how many slots are free.
+func (l *freeList) len() int { return int(l.head.Load() >> 16 & 0xffff) }
 
 // NewPort creates a port. Errors are *OpError with Op "port": EINVAL for a
 // bad configuration, EUNAVAIL for a backend this host lacks.
@@ -225,17 +271,20 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 		return nil, &OpError{Op: "port", Offset: -1, Code: EINVAL}
 	}
 	p := &Port{
-		depth:   depth,
-		slots:   make([]slot, depth),
-		free:    make(chan uint32, depth),
-		closing: make(chan struct{}),
+		depth:     depth,
+		slots:     make([]slot, depth),
+		free:      freeList{next: make([]atomic.Uint32, depth)},
+		slotFreed: make(chan struct{}, 1),
+		closing:   make(chan struct{}),
 	}
 	p.ring = &ring{p: p, loopDone: make(chan struct{})}
 	p.rings = []*ring{p.ring}
 	for i := range p.slots {
 		p.slots[i].gen = 1
 		p.slots[i].ch = make(chan completion, 1)
-		p.free <- uint32(i)
+	}
+	for i := depth - 1; i >= 0; i-- {
+		p.free.push(uint32(i))
 	}
 	if queue {
 		p.q = C.govl_queue_new(C.size_t(depth))
@@ -292,6 +341,9 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 		}
 	}
 	livePorts.Add(1)
+	if testHookNewPort != nil {
+		testHookNewPort(p)
+	}
 	return p, nil
 }
 
@@ -417,7 +469,7 @@ func (p *Port) Stats() Stats {
 	out := Stats{
 		BindingStale:     p.stale.Load(),
 		QueueFullRetries: p.queueFull.Load(),
-		SlotsInUse:       p.depth - len(p.free),
+		SlotsInUse:       p.depth - p.free.len(),
 	}
 	for _, r := range p.rings {
 		var st C.ovl_stats
@@ -437,7 +489,7 @@ func (p *Port) Stats() Stats {
 // wait is what an operation may give up waiting for.
 type wait struct {
 	ctx context.Context // nil: none
-	dl  <-chan struct{} // closed when the deadline passes; nil: none
+	dl  *deadline       // nil: none
 }
 
 func (w wait) done() <-chan struct{} {
@@ -449,24 +501,56 @@ func (w wait) done() <-chan struct{} {
 
 // acquire takes a free slot, waiting while QueueDepth ops are in flight.
 func (p *Port) acquire(f *File, w wait) (uint32, error) {
-	select {
-	case idx := <-p.free:
-		liveSlots.Add(1)
+	if idx, ok := p.free.pop(); ok {
 		return idx, nil
-	default:
 	}
+	var dl <-chan struct{}
+	if w.dl != nil {
+		dl = w.dl.current()
+	}
+	// Counted as a waiter before looking again, so that a release after
+	// that look sees us and sends the token (release pushes, then looks).
+	p.slotWaiters.Add(1)
+	defer func() {
+		// Pass the token on if this waiter may have taken the one meant
+		// for another (it got a slot another release freed, or gave up).
+		if p.slotWaiters.Add(-1) > 0 && p.free.len() > 0 {
+			p.wakeSlotWaiter()
+		}
+	}()
+	for {
+		if idx, ok := p.free.pop(); ok {
+			return idx, nil
+		}
+		if err := p.awaitSlot(f, w, dl); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// awaitSlot waits for a released slot's token, or for what the operation
+// may give up for.
+func (p *Port) awaitSlot(f *File, w wait, dl <-chan struct{}) error {
 	select {
-	case idx := <-p.free:
-		liveSlots.Add(1)
-		return idx, nil
+	case <-p.slotFreed:
+		return nil
 	case <-w.done():
-		return 0, w.ctx.Err()
-	case <-w.dl:
-		return 0, os.ErrDeadlineExceeded
+		return w.ctx.Err()
+	case <-dl:
+		return os.ErrDeadlineExceeded
 	case <-f.closing:
-		return 0, errClosed
+		return errClosed
 	case <-p.closing:
-		return 0, errClosed
+		return errClosed
+	}
+}
+
+// wakeSlotWaiter leaves the token for a goroutine waiting for a slot (a
+// token already there will do).
+func (p *Port) wakeSlotWaiter() {
+	select {
+	case p.slotFreed <- struct{}{}:
+	default:
 	}
 }
 
@@ -488,8 +572,10 @@ func (p *Port) release(idx uint32) {
 	s.ptr = nil
 	s.r = nil
 	s.mu.Unlock()
-	liveSlots.Add(-1)
-	p.free <- idx
+	p.free.push(idx)
+	if p.slotWaiters.Load() > 0 {
+		p.wakeSlotWaiter()
+	}
 }
 
 // start submits one operation of f and returns its slot. async, if not
@@ -499,14 +585,10 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 	if err != nil {
 		return 0, nil, f.opErr(kind, off, 0, 0, err)
 	}
-	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
+	if !f.begin() {
 		p.release(idx)
 		return 0, nil, f.opErr(kind, off, 0, 0, errClosed)
 	}
-	f.wg.Add(1)
-	f.mu.Unlock()
 
 	s := &p.slots[idx]
 	var ptr unsafe.Pointer
@@ -544,7 +626,7 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 	if rc != 0 {
 		s.pin.Unpin()
 		s.mu.Unlock()
-		f.wg.Done()
+		f.end()
 		p.release(idx)
 		var cause error
 		if rc == ECLOSED {
@@ -614,7 +696,7 @@ func (r *ring) enqueue(idx uint32) {
 	}
 	b.leader = true
 	b.mu.Unlock()
-	if p.depth-len(p.free) > 1 {
+	if p.free.len() < p.depth-1 {
 		runtime.Gosched()
 	}
 	b.mu.Lock()
@@ -653,17 +735,16 @@ func (r *ring) flush(list []uint32) {
 				buf: C.uint64_t(uintptr(s.ptr)), len: C.uint64_t(s.n), offset: C.int64_t(s.off), ctx: C.uint64_t(s.key)}
 		}
 		reaped := reapPool.Get().(*reapBuf)
-		var got C.size_t
 		p.mu.RLock()
 		if p.closed {
 			for i := range rb.reqs[:n] {
 				rb.reqs[i].rc = C.int32_t(ECLOSED)
 			}
 		} else {
-			C.govl_submit_many(r.c, r.q, &rb.reqs[0], C.size_t(n), &reaped.items[0], C.size_t(len(reaped.items)), &got)
+			C.govl_submit_many(r.c, r.q, &rb.reqs[0], C.size_t(n), &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got)
 		}
 		p.mu.RUnlock()
-		reaped.n = int(got)
+		reaped.n = int(reaped.got)
 		for i, idx := range list[:n] {
 			// Once submitted, an operation may complete, be released and
 			// its slot reused at any moment: from here on only its key
@@ -691,11 +772,10 @@ func (r *ring) flush(list []uint32) {
 			}
 		}
 		r.deliverItems(reaped)
-		for i := range rb.reqs[:n] {
-			if p.stillInflight(uint64(rb.reqs[i].ctx)) {
-				r.armDrainer()
-				break
-			}
+		// Some operation of this ring (maybe of this batch) is still in
+		// flight: the drainer must be woken when it completes.
+		if r.undelivered.Load() > 0 {
+			r.armDrainer()
 		}
 		list = list[n:]
 	}
@@ -711,7 +791,6 @@ var testHookSubmitted atomic.Pointer[func()]
 // it took (reaped, to be delivered by the caller; nil if none).
 func (r *ring) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off int64, flags uint32, key uint64) (uint64, Errno, *reapBuf) {
 	p := r.p
-	var id C.uint64_t
 	for try := 0; ; try++ {
 		p.mu.RLock()
 		if p.closed {
@@ -719,30 +798,32 @@ func (r *ring) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off in
 			return 0, ECLOSED, nil
 		}
 		var rc C.int32_t
-		var reaped *reapBuf
+		// The call's outputs live in the pooled buffer (a local whose
+		// address goes to C would be a heap allocation per call).
+		reaped := reapPool.Get().(*reapBuf)
+		reaped.n, reaped.id = 0, 0
 		switch {
 		case p.manual:
-			reaped = reapPool.Get().(*reapBuf)
-			var got C.size_t
 			rc = C.govl_submit_reap(r.c, r.q, C.uint32_t(kind), C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off),
-				C.uint32_t(flags), C.uint64_t(key), &id, &reaped.items[0], C.size_t(len(reaped.items)), &got)
-			reaped.n = int(got)
+				C.uint32_t(flags), C.uint64_t(key), &reaped.id, &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got)
+			reaped.n = int(reaped.got)
 		case kind == opRead:
-			rc = C.govl_submit_read(r.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
+			rc = C.govl_submit_read(r.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &reaped.id)
 		case kind == opWrite:
-			rc = C.govl_submit_write(r.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &id)
+			rc = C.govl_submit_write(r.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &reaped.id)
 		case kind == opFsync:
-			rc = C.govl_submit_fsync(r.c, C.ovl_fd(fd), C.uint32_t(flags), C.uint64_t(key), &id)
+			rc = C.govl_submit_fsync(r.c, C.ovl_fd(fd), C.uint32_t(flags), C.uint64_t(key), &reaped.id)
 		default:
 			rc = C.int32_t(EINVAL)
 		}
 		p.mu.RUnlock()
-		if reaped != nil && reaped.n == 0 {
+		id := uint64(reaped.id)
+		if reaped.n == 0 {
 			reapPool.Put(reaped)
 			reaped = nil
 		}
 		if Errno(rc) != EQUEUEFULL {
-			return uint64(id), Errno(rc), reaped
+			return id, Errno(rc), reaped
 		}
 		p.queueFull.Add(1)
 		if try < 16 {
@@ -757,6 +838,8 @@ func (r *ring) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off in
 // the queue: Go memory without pointers, filled by C during the call.
 type reapBuf struct {
 	n     int
+	got   C.size_t   // out-parameters of the cgo call
+	id    C.uint64_t //
 	items [32]C.govl_item
 }
 
@@ -902,7 +985,7 @@ func (p *Port) deliver(key uint64, res int64, oserr int32) {
 	s.mu.Unlock()
 	if async == nil {
 		s.ch <- c // room for exactly one: never blocks
-		f.wg.Done()
+		f.end()
 		return
 	}
 	r := f.asyncResult(kind, buf, off, c)
@@ -913,7 +996,7 @@ func (p *Port) deliver(key uint64, res int64, oserr int32) {
 		// The caller's channel is full: never block the drainer.
 		go func() { async <- r }()
 	}
-	f.wg.Done()
+	f.end()
 }
 
 // postKey posts a completion carrying an arbitrary slot key (tests use it
