@@ -432,17 +432,34 @@ static int32_t check_request(const ovl_request *r)
         if (r->flags & ~(uint32_t)OVL_FSYNC_DATA) return OVL_EINVAL;
         if (!ovl__fd_plausible(r->fd)) return OVL_EBADF;
         return OVL_OK;
+    case OVL_OP_POST: /* the value travels in offset; nothing else is used */
+        if (r->flags || r->fd || r->buf || r->len) return OVL_EINVAL;
+        return OVL_OK;
     default:
-        return OVL_EINVAL; /* posts go through ovl_post */
+        return OVL_EINVAL;
     }
+}
+
+/* Fill a FREE->INFLIGHT op from a checked request. */
+static inline void op_fill(ovl__op *op, const ovl_request *r)
+{
+    op->kind = r->op;
+    op->flags = r->flags;
+    op->fd = r->fd;
+    op->buf = r->buf;
+    op->len = r->len;
+    op->offset = r->offset;
+    op->ctx = r->ctx;
+    if (r->op == OVL_OP_POST) op->result = r->offset; /* the posted value */
 }
 
 #define OVL__SUBMIT_CHUNK 64
 
-/* The one submit path: one lock for the whole batch, the backend's submit
- * in chunks, then one kick (io_uring: one io_uring_enter) after unlock. */
+/* The batch submit path: one lock for the whole batch, the backend's submit
+ * in chunks, then one kick (io_uring: one io_uring_enter) after unlock.
+ * Requests are checked here, under the lock, one by one. */
 static int32_t submit_batch(ovl_port *p, ovl_request *reqs, size_t n,
-                            size_t *out_n, bool is_post)
+                            size_t *out_n)
 {
     size_t done = 0;
     int32_t rc = OVL_OK;
@@ -458,20 +475,13 @@ static int32_t submit_batch(ovl_port *p, ovl_request *reqs, size_t n,
     }
     for (; done < n; done++) {
         ovl_request *r = &reqs[done];
-        if (!is_post && (rc = check_request(r)) != OVL_OK) break;
+        if ((rc = check_request(r)) != OVL_OK) break;
         ovl__op *op = ovl__op_alloc(p);
         if (!op) {
             rc = OVL_EQUEUEFULL;
             break;
         }
-        op->kind = is_post ? OVL_OP_POST : r->op;
-        op->flags = r->flags;
-        op->fd = r->fd;
-        op->buf = r->buf;
-        op->len = r->len;
-        op->offset = r->offset;
-        op->ctx = r->ctx;
-        if (is_post) op->result = r->offset; /* the posted value */
+        op_fill(op, r);
         r->id = ovl__op_token(op);
         chunk[m++] = op;
         if (m == OVL__SUBMIT_CHUNK) {
@@ -504,28 +514,44 @@ OVL_API int32_t ovl_submit(ovl_port *p, ovl_request *reqs, size_t n,
     if (rc) return rc;
     if (n == 0) return OVL_OK;
     if (!reqs) return OVL_EINVAL;
-    return submit_batch(p, reqs, n, out_submitted, false);
+    return submit_batch(p, reqs, n, out_submitted);
 }
 
-static int32_t submit_one(ovl_port *p, uint32_t op, ovl_fd fd, void *buf,
+/* The single-op path of ovl_submit_read/_write/_fsync and ovl_post: the
+ * same steps as submit_batch for one request, without the loop, the chunk
+ * array or the request copy (posts from callbacks are the hottest caller). */
+static int32_t submit_one(ovl_port *p, uint32_t kind, ovl_fd fd, void *buf,
                           size_t len, int64_t offset, uint32_t flags,
                           void *ctx, uint64_t *out_id)
 {
     if (out_id) *out_id = 0;
     int32_t rc = port_check(p);
     if (rc) return rc;
-    ovl_request r;
-    r.op = op;
-    r.flags = flags;
-    r.fd = fd;
-    r.buf = buf;
-    r.len = (uint64_t)len;
-    r.offset = offset;
-    r.ctx = ctx;
-    r.id = 0;
-    rc = submit_batch(p, &r, 1, NULL, op == OVL_OP_POST);
-    if (out_id) *out_id = r.id;
-    return rc;
+    const ovl_request r = {kind, flags, fd, buf, (uint64_t)len, offset, ctx, 0};
+    bool from_cb = ovl__in_callback(p);
+    ovl__mutex_lock(&p->lock);
+    /* The same order of checks as submit_batch: closed, then arguments. */
+    if (atomic_load(&p->state) != OVL__PORT_OPEN) rc = OVL_ECLOSED;
+    else if (kind != OVL_OP_POST) rc = check_request(&r);
+    if (rc != OVL_OK) {
+        ovl__mutex_unlock(&p->lock);
+        return rc;
+    }
+    ovl__op *op = ovl__op_alloc(p);
+    if (!op) {
+        ovl__mutex_unlock(&p->lock);
+        return OVL_EQUEUEFULL;
+    }
+    op_fill(op, &r);
+    uint64_t id = ovl__op_token(op);
+    p->backend->submit(p, &op, 1);
+    p->submitted++;
+    if (!from_cb) atomic_fetch_add(&p->users, 1); /* see submit_batch */
+    ovl__mutex_unlock(&p->lock);
+    if (from_cb) p->backend->kick(p, true);
+    else kick_unlocked(p, false);
+    if (out_id) *out_id = id;
+    return OVL_OK;
 }
 
 OVL_API int32_t ovl_submit_read(ovl_port *p, ovl_fd fd, void *buf, size_t len,

@@ -178,9 +178,10 @@ typedef struct ovl_completion {
  * registered with it. Runs on the port's completion thread (or inside
  * ovl_poll / ovl_close_port in manual mode, or inside a caller's
  * ovl_poll(port, 0) on a port with a completion thread), never concurrently
- * with another callback of the same port. It may submit, post and cancel on its own port;
- * submits made here are flushed together after the batch (one system call).
- * It must not block for long: it holds up every other completion. */
+ * with another callback of the same port. It may submit, post and cancel on
+ * its own port; submits made here are flushed together after the batch (one
+ * system call). It must not block for long: it holds up every other
+ * completion. */
 typedef void (*ovl_callback)(const ovl_completion *items, size_t n,
                              void *userdata);
 
@@ -307,12 +308,15 @@ OVL_API int32_t ovl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
 
 /* One request of a batch submit. 56 bytes on 64-bit. */
 typedef struct ovl_request {
-    uint32_t op;      /* OVL_OP_READ, OVL_OP_WRITE or OVL_OP_FSYNC */
+    uint32_t op;      /* OVL_OP_READ, _WRITE, _FSYNC or _POST */
     uint32_t flags;   /* OVL_FSYNC_DATA for fsync; 0 otherwise */
-    ovl_fd fd;
-    void *buf;        /* read target / write source (const for writes) */
-    uint64_t len;
-    int64_t offset;   /* >= 0 or OVL_OFFSET_CURRENT */
+    ovl_fd fd;        /* 0 for a post */
+    void *buf;        /* read target / write source (const for writes);
+                         NULL for a post */
+    uint64_t len;     /* 0 for a post */
+    int64_t offset;   /* >= 0 or OVL_OFFSET_CURRENT; for OVL_OP_POST the
+                         value to deliver as the result (any value), the
+                         batch form of ovl_post */
     void *ctx;
     uint64_t id;      /* out: the op id once submitted, 0 if not */
 } ovl_request;

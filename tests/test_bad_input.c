@@ -110,7 +110,7 @@ Test(bad_input, bad_requests_in_a_batch)
     cr_assert_eq(ovl_submit(f.p, &q, 1, &done), OVL_EINVAL, "unknown op");
     cr_assert_eq(done, 0u);
     q.op = OVL_OP_POST;
-    cr_assert_eq(ovl_submit(f.p, &q, 1, &done), OVL_EINVAL, "posts go through ovl_post");
+    cr_assert_eq(ovl_submit(f.p, &q, 1, &done), OVL_EINVAL, "a post with an fd, buffer and length");
     q.op = OVL_OP_READ;
     q.flags = 1;
     cr_assert_eq(ovl_submit(f.p, &q, 1, &done), OVL_EINVAL, "flags on a read");

@@ -184,6 +184,52 @@ Test(lifecycle, callbacks_run_on_the_port_thread_serialized)
     close_clean(p, &r);
 }
 
+/* Posts through the batch call: the value travels in offset, a post with
+ * any other field set is refused, and the call stops there. */
+Test(lifecycle, batch_posts_through_ovl_submit)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, 0);
+    ovl_request q[4];
+    int64_t vals[4] = {-5, INT64_MAX, INT64_MIN, 0};
+    for (int i = 0; i < 4; i++) {
+        memset(&q[i], 0, sizeof q[i]);
+        q[i].op = OVL_OP_POST;
+        q[i].offset = vals[i];
+        q[i].ctx = (void *)(uintptr_t)(i + 1);
+    }
+    q[2].len = 1;
+    size_t done = 9;
+    cr_assert_eq(ovl_submit(p, q, 4, &done), OVL_EINVAL);
+    cr_assert_eq(done, 2u);
+    cr_assert_eq(q[2].id, 0u);
+    cr_assert_eq(q[3].id, 0u);
+    rec_wait(&r, 2);
+    for (int i = 0; i < 2; i++) {
+        ovl_completion c = rec_one(&r, q[i].id);
+        cr_assert_eq(c.op, OVL_OP_POST);
+        cr_assert_eq(c.result, vals[i]);
+        cr_assert_eq(c.ctx, q[i].ctx);
+        cr_assert_eq(c.os_error, 0);
+    }
+    ovl_request bad[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&bad[i], 0, sizeof bad[i]);
+        bad[i].op = OVL_OP_POST;
+    }
+    bad[0].fd = 3;
+    bad[1].buf = q;
+    bad[2].flags = 1;
+    for (int i = 0; i < 3; i++) cr_assert_eq(ovl_submit(p, &bad[i], 1, NULL), OVL_EINVAL);
+    q[2].len = 0;
+    cr_assert_eq(ovl_submit(p, &q[2], 2, &done), OVL_OK);
+    cr_assert_eq(done, 2u);
+    rec_wait(&r, 4);
+    for (int i = 2; i < 4; i++) cr_assert_eq(rec_one(&r, q[i].id).result, vals[i]);
+    close_clean(p, &r);
+}
+
 /* A callback that submits more: a chain of posts, each made from the
  * previous one's callback, until 100. */
 static void chain_hook(rec *r, const ovl_completion *c)

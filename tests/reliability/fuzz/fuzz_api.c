@@ -270,7 +270,7 @@ static void do_batch(run *R, in *s)
         rec *r = new_rec(R);
         if (!r) break;
         bool stream;
-        uint32_t op = 1 + u8(s) % 5; /* includes POST and 5: invalid here */
+        uint32_t op = 1 + u8(s) % 5; /* includes POST, and 5: invalid */
         ovl_fd fd = pick_fd(s, &stream);
         if (op != OVL_OP_READ && fd == (ovl_fd)data_fd) fd = (ovl_fd)write_fd;
         uint64_t len = pick_len(s);
@@ -283,6 +283,11 @@ static void do_batch(run *R, in *s)
         rs[m] = r;
         q[m] = (ovl_request){op, u8(s) % 3 == 0 ? u8(s) : 0, fd, r->buf, len,
                              r->offset, r, 0xdead};
+        if (op == OVL_OP_POST && (u8(s) & 1)) {
+            /* A well-formed batch post: the value travels in offset. */
+            r->post_value = r->offset;
+            q[m] = (ovl_request){op, 0, 0, NULL, 0, r->offset, r, 0xdead};
+        }
     }
     if (!m) return;
     size_t done = 12345;
@@ -295,7 +300,8 @@ static void do_batch(run *R, in *s)
     for (size_t i = 0; i < m; i++) {
         if (i < done) {
             CHECK(rs[i]->op == OVL_OP_READ || rs[i]->op == OVL_OP_WRITE ||
-                  rs[i]->op == OVL_OP_FSYNC);
+                  rs[i]->op == OVL_OP_FSYNC ||
+                  (rs[i]->op == OVL_OP_POST && q[i].buf == NULL));
             account(R, rs[i], OVL_OK, q[i].id);
         } else {
             CHECK(q[i].id == 0);
