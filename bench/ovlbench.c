@@ -387,7 +387,13 @@ static void ovla_cb(const ovl_completion *items, size_t n, void *ud)
             continue;
         }
         s->tsub[i] = t;
-        if (s->nop) {
+        if (s->nop == 2) {
+            /* Posts through the batch call: the value travels in offset. */
+            ovl_request *q = &s->reqs[m++];
+            memset(q, 0, sizeof *q);
+            q->op = OVL_OP_POST;
+            q->ctx = (void *)(uintptr_t)i;
+        } else if (s->nop) {
             int32_t rc = ovl_post(s->port, 0, (void *)(uintptr_t)i, NULL);
             if (rc) die("ovl_post: %s", ovl_strerror(rc));
         } else {
@@ -579,7 +585,7 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int p
 
 enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_U_B_POLL,
        K_OVL_U_B_SPIN, K_OVL_U_B_PIN, K_OVL_T_A,
-       K_OVL_T_B, K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_T, K_N };
+       K_OVL_T_B, K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_U_BATCH, K_NOP_OVL_T, K_N };
 
 static const char *const k_name[K_N] = {
     "liburing, 1 thread (ceiling)",
@@ -595,12 +601,13 @@ static const char *const k_name[K_N] = {
     "ovl threads, external submitter",
     "liburing NOP, 1 thread",
     "ovl uring ovl_post from callback",
+    "ovl uring posts from callback, one ovl_submit per batch",
     "ovl threads ovl_post from callback",
 };
 static const char *const k_id[K_N] = {
     "liburing", "liburing-fixed", "pread", "libuv", "ovl-uring-cb", "ovl-uring-ext",
     "ovl-uring-ext-poll", "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
-    "nop-ovl-threads",
+    "nop-ovl-uring-batch", "nop-ovl-threads",
 };
 
 static int g_enabled[K_N];
@@ -654,6 +661,7 @@ static void run_one(int k, int depth, result *out)
     case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, 0, out); break;
     case K_NOP_LIBURING: run_liburing(depth, 0, 1, 0, out); break;
     case K_NOP_OVL_U: run_ovl_a(OVL_BACKEND_URING, depth, 0, 1, out); break;
+    case K_NOP_OVL_U_BATCH: run_ovl_a(OVL_BACKEND_URING, depth, 0, 2, out); break;
     case K_NOP_OVL_T: run_ovl_a(OVL_BACKEND_THREADS, depth, 0, 1, out); break;
     }
     alarm(0);
@@ -810,6 +818,10 @@ static void targets(void)
         if (!g_enabled[K_NOP_OVL_U] || !g_have[K_NOP_OVL_U][d] || g_depths[d] < 16) continue;
         snprintf(b, sizeof b, "ovl_post (uring) / liburing NOP, depth %d", g_depths[d]);
         target_line(b, med_ratio(K_NOP_OVL_U, d), 0.80);
+        if (g_enabled[K_NOP_OVL_U_BATCH] && g_have[K_NOP_OVL_U_BATCH][d]) {
+            snprintf(b, sizeof b, "same, posts batched through ovl_submit, depth %d", g_depths[d]);
+            target_line(b, med_ratio(K_NOP_OVL_U_BATCH, d), 0.80);
+        }
     }
     int d1 = depth_index(1), d64 = depth_index(64);
     if (g_enabled[K_LIBUV] && g_enabled[K_OVL_U_A]) {
