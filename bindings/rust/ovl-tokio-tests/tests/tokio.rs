@@ -133,6 +133,40 @@ fn concurrent_reads_multi_thread() {
     multi_thread().block_on(many_spawned_readers());
 }
 
+/// A task whose reads all resolve in their first poll (page cache, taken on
+/// the polling thread) still yields now and then: on a current-thread
+/// runtime a task spawned after it runs long before it has finished.
+#[test]
+fn always_ready_reads_let_other_tasks_run() {
+    let data = pattern(1 << 20, 12);
+    let tmp = TempFile::new("yield", &data);
+    let port = Port::new().unwrap();
+    let file = File::new(&port, std::fs::File::open(&tmp.0).unwrap()).unwrap();
+    let flag = Arc::new(AtomicUsize::new(0));
+    let seen_at = current_thread().block_on(async {
+        let (f2, file2) = (flag.clone(), file.clone());
+        let reader = tokio::spawn(async move {
+            let mut seen_at = None;
+            for i in 0..2000usize {
+                if seen_at.is_none() && f2.load(Ordering::SeqCst) == 1 {
+                    seen_at = Some(i);
+                }
+                let (n, _) = file2.read_at(vec![0u8; 512], ((i * 4096) % (1 << 20)) as u64).await;
+                assert_eq!(n.unwrap(), 512);
+            }
+            seen_at
+        });
+        let f3 = flag.clone();
+        let other = tokio::spawn(async move { f3.store(1, Ordering::SeqCst) });
+        other.await.unwrap();
+        reader.await.unwrap()
+    });
+    let at = seen_at.expect("the other task ran only after 2000 reads");
+    assert!(at <= 200, "the other task waited for {} reads", at);
+    drop(file);
+    finish(&port);
+}
+
 /// Two tasks talk over a pipe pair: ping on one, pong on the other.
 async fn ping_pong() {
     let port = Port::new().unwrap();

@@ -135,7 +135,8 @@ fn dropping_half_of_many_in_flight_reads() {
     let mut results = Vec::new();
     for i in 0..64usize {
         let mut f = file.read_at(tracker.buf(4096, i), (i * 4096) as u64);
-        // Submitted, maybe already complete: either way dropping is safe.
+        // Submitted (maybe already complete) or queued: either way
+        // dropping is safe.
         let first = poll_once(&mut f, &waker);
         if i % 2 == 0 {
             drop(f);
@@ -158,7 +159,11 @@ fn dropping_half_of_many_in_flight_reads() {
     finish(&port);
     assert_eq!(tracker.live(), 0);
     assert_eq!(tracker.created(), 64);
-    assert_eq!(port.stats().submitted, 64);
+    // A dropped read may have been waiting in the port's queue (tasks woken
+    // by earlier completions were about to run): then it was taken out,
+    // never submitted. Every kept one was.
+    let submitted = port.stats().submitted;
+    assert!((32..=64).contains(&submitted), "{} submitted", submitted);
 }
 
 /// A future never polled submits nothing; dropping it just frees the buffer.

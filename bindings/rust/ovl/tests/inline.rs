@@ -1,0 +1,281 @@
+//! The fast paths of the futures on a port with a completion thread:
+//! completions taken on the polling thread (`ovl_poll(port, 0)` right after
+//! the submit), the port's queue of requests submitted in one batch, a
+//! future dropped from inside a delivery on the polling thread, and the
+//! budget that makes a task of always-ready reads yield. Every assertion is
+//! about behaviour, none about time; where the completion thread may win a
+//! race, both outcomes are checked.
+mod common;
+
+use common::*;
+use ovl::{block_on, File, OpFuture, Port};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Wake, Waker};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Where the fast path must show on this host: io_uring with a library
+/// that lets a submitter take its own completions.
+fn expect_inline(port: &Port) -> bool {
+    port.backend_name() == "uring" && port.inline_delivery()
+}
+
+/// A pipe read whose completion has woken its task, not polled since.
+/// While it lives, the port has a woken task that is about to run, so new
+/// ops join the port's queue instead of being submitted one by one.
+struct Woken {
+    fut: OpFuture<Vec<u8>>,
+    _w: std::fs::File,
+    _r: File,
+}
+
+fn woken_but_not_polled(port: &Port) -> Woken {
+    let (r, mut w) = pipe();
+    let r = File::new(port, r).unwrap();
+    let (waker, wakes) = counting_waker();
+    let mut fut = r.read(vec![0u8; 1]);
+    assert!(poll_once(&mut fut, &waker).is_pending(), "an empty pipe");
+    w.write_all(b"x").unwrap();
+    let t0 = Instant::now();
+    while wakes.count() == 0 {
+        assert!(t0.elapsed() < WAIT, "the pipe read never completed");
+        thread::sleep(Duration::from_millis(1));
+    }
+    Woken { fut, _w: w, _r: r }
+}
+
+impl Woken {
+    fn collect(self) {
+        let (n, buf) = block_on(self.fut);
+        assert_eq!((n.unwrap(), buf), (1, b"x".to_vec()));
+    }
+}
+
+/// A read from the page cache is usually complete when its submit returns;
+/// the poll that submitted it then takes the completion itself: Ready at
+/// once, and the task is never woken (its waker was not even registered).
+#[test]
+fn ready_completions_resolve_in_the_submitting_poll_without_a_wake() {
+    let data = pattern(256 * 1024, 31);
+    let tmp = TempFile::new("inline", &data);
+    let port = port();
+    let file = tmp.open(&port);
+    let (waker, wakes) = counting_waker();
+    let (mut at_once, mut later) = (0, 0);
+    for i in 0..300usize {
+        let off = (i * 4096 * 7) % (256 * 1024 - 4096);
+        let mut f = file.read_at(vec![0u8; 4096], off as u64);
+        let before = wakes.count();
+        let (n, buf) = match poll_once(&mut f, &waker) {
+            Poll::Ready(r) => {
+                at_once += 1;
+                assert_eq!(wakes.count(), before, "resolved at once, yet its task was woken");
+                r
+            }
+            Poll::Pending => {
+                later += 1;
+                block_on(f)
+            }
+        };
+        assert_eq!(n.unwrap(), 4096);
+        assert!(buf == data[off..off + 4096]);
+    }
+    println!("{}: {} resolved in their first poll, {} later", port.backend_name(), at_once, later);
+    if expect_inline(&port) {
+        assert!(at_once > 0, "no read was ever taken by the submitting thread");
+    }
+    drop(file);
+    finish(&port);
+}
+
+/// While another task of the port is woken and about to run, new ops wait
+/// in the port's queue (each wakes its own task), nothing is submitted; the
+/// next poll of any of them submits them all in one `ovl_submit`. A queued
+/// future that is dropped was never submitted: its buffer goes at once.
+#[test]
+fn queued_ops_are_submitted_together_by_the_first_poll() {
+    let data = pattern(64 * 4096, 32);
+    let tmp = TempFile::new("queue", &data);
+    let port = port();
+    let file = tmp.open(&port);
+    let woken = woken_but_not_polled(&port);
+    let before = port.stats().submitted;
+    let (tracker, rx) = Tracker::new();
+    let (waker, wakes) = counting_waker();
+    let mut futs: Vec<_> = (0..16usize)
+        .map(|i| (i, file.read_at(tracker.buf(4096, i), (i * 4096) as u64)))
+        .collect();
+    for (_, f) in futs.iter_mut() {
+        assert!(poll_once(f, &waker).is_pending(), "queued behind the woken task");
+        assert_eq!(f.id(), None, "not submitted yet");
+    }
+    assert_eq!(port.stats().submitted, before, "a queued op reached the library");
+    assert_eq!(wakes.count(), 16, "each queued future wakes its own task");
+
+    let (_, dropped) = futs.remove(3);
+    drop(dropped);
+    assert_eq!(rx.recv_timeout(WAIT), Ok(3));
+    assert_eq!(tracker.live(), 15, "a queued future's buffer is freed by its drop");
+
+    let first = poll_once(&mut futs[0].1, &waker);
+    assert_eq!(port.stats().submitted, before + 15, "one poll submitted the whole queue");
+    for (_, f) in futs.iter().skip(1) {
+        assert!(f.id().is_some(), "submitted by the first poll");
+    }
+    let mut results = Vec::new();
+    let mut futs = futs.into_iter();
+    let (i0, f0) = futs.next().unwrap();
+    results.push((i0, if let Poll::Ready(r) = first { r } else { block_on(f0) }));
+    for (i, f) in futs {
+        results.push((i, block_on(f)));
+    }
+    for (i, (n, buf)) in results {
+        assert_eq!(n.unwrap(), 4096);
+        assert_eq!(buf.tag, i);
+        assert!(buf.data == data[i * 4096..(i + 1) * 4096]);
+    }
+    woken.collect();
+    drop(file);
+    finish(&port);
+    assert_eq!((tracker.live(), tracker.created()), (0, 16));
+    assert_eq!(port.stats().submitted, before + 15);
+}
+
+/// A waker that, once armed, records the thread it ran on and drops a
+/// future: the drop then happens inside the port's callback, on whichever
+/// thread delivered the completion.
+struct DropOnWake {
+    armed: AtomicBool,
+    victim: Mutex<Option<OpFuture<Tracked>>>,
+    ran_on: Mutex<Option<ThreadId>>,
+    wakes: AtomicUsize,
+}
+
+impl Wake for DropOnWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.armed.load(Ordering::SeqCst) {
+            *self.ran_on.lock().unwrap() = Some(thread::current().id());
+            self.wakes.fetch_add(1, Ordering::SeqCst);
+            drop(self.victim.lock().unwrap().take());
+        }
+    }
+}
+
+/// A queued read is delivered inside the poll that submits the queue, on
+/// the polling thread: its waker (registered when it was queued) runs
+/// there, inside the callback, and drops another future whose pipe read
+/// is in flight. That drop cancels the read; its buffer stays alive until
+/// the cancellation's completion and is freed exactly once; nothing
+/// deadlocks. Repeated until the delivery happened on the polling thread
+/// at least once (the completion thread may win the race; then the same
+/// checks hold there).
+#[test]
+fn future_dropped_inside_a_delivery_on_the_polling_thread() {
+    let data = pattern(64 * 4096, 33);
+    let tmp = TempFile::new("dropinline", &data);
+    let port = port();
+    let file = tmp.open(&port);
+    let (pr, _pw) = pipe();
+    let pr = File::new(&port, pr).unwrap();
+    let woken = woken_but_not_polled(&port);
+    let (tracker, rx) = Tracker::new();
+    let (vwaker, _) = counting_waker();
+    let me = thread::current().id();
+    let mut on_this_thread = 0;
+    let mut rounds = 0;
+    while rounds < 200 && on_this_thread == 0 {
+        rounds += 1;
+        let mut victim = pr.read(tracker.buf(8, rounds));
+        assert!(poll_once(&mut victim, &vwaker).is_pending());
+        let dow = Arc::new(DropOnWake {
+            armed: AtomicBool::new(false),
+            victim: Mutex::new(Some(victim)),
+            ran_on: Mutex::new(None),
+            wakes: AtomicUsize::new(0),
+        });
+        let waker = Waker::from(dow.clone());
+        let off = (rounds * 4096) % (60 * 4096);
+        let mut f = file.read_at(vec![0u8; 4096], off as u64);
+        assert!(poll_once(&mut f, &waker).is_pending(), "queued behind the woken task");
+        dow.armed.store(true, Ordering::SeqCst);
+        // Submits the queue (the victim's read and ours) and takes what is
+        // ready: our read, whose waker drops the victim.
+        // Polled with the same waker until it resolves (not block_on,
+        // whose waker would replace ours): it is woken exactly once, by
+        // the delivery of its completion, wherever that happens; possibly
+        // just after the poll that already saw the result.
+        let t0 = Instant::now();
+        let (n, buf) = loop {
+            if let Poll::Ready(r) = poll_once(&mut f, &waker) {
+                break r;
+            }
+            while dow.wakes.load(Ordering::SeqCst) == 0 {
+                assert!(t0.elapsed() < WAIT, "the read's task was never woken");
+                thread::sleep(Duration::from_millis(1));
+            }
+        };
+        assert_eq!(n.unwrap(), 4096);
+        assert!(buf == data[off..off + 4096]);
+        while dow.wakes.load(Ordering::SeqCst) == 0 {
+            assert!(t0.elapsed() < WAIT, "the read's task was never woken");
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(dow.wakes.load(Ordering::SeqCst), 1, "woken once");
+        assert!(dow.victim.lock().unwrap().is_none(), "the waker dropped the victim");
+        if *dow.ran_on.lock().unwrap() == Some(me) {
+            on_this_thread += 1;
+        }
+        // The cancelled read's completion frees its buffer, exactly once.
+        assert_eq!(rx.recv_timeout(WAIT), Ok(rounds));
+        assert_eq!(tracker.live(), 0);
+    }
+    println!("{}: {} of {} round(s) delivered on the polling thread", port.backend_name(), on_this_thread, rounds);
+    if expect_inline(&port) {
+        assert!(on_this_thread > 0, "never delivered on the polling thread in {} rounds", rounds);
+    }
+    woken.collect();
+    drop((file, pr));
+    finish(&port);
+    assert_eq!(tracker.created(), rounds);
+}
+
+/// Reads that always resolve in their first poll would never let their
+/// task yield; after a run of them one goes through the queue and returns
+/// Pending once (waking its own task). So among 300 reads at most 64 in a
+/// row resolve at once.
+#[test]
+fn a_task_of_always_ready_reads_still_yields() {
+    let data = pattern(64 * 1024, 34);
+    let tmp = TempFile::new("budget", &data);
+    let port = port();
+    let file = tmp.open(&port);
+    let (waker, _) = counting_waker();
+    let (mut run, mut longest) = (0, 0);
+    for i in 0..300usize {
+        let off = (i * 512) % (64 * 1024 - 512);
+        let mut f = file.read_at(vec![0u8; 512], off as u64);
+        let (n, buf) = match poll_once(&mut f, &waker) {
+            Poll::Ready(r) => {
+                run += 1;
+                r
+            }
+            Poll::Pending => {
+                run = 0;
+                block_on(f)
+            }
+        };
+        longest = longest.max(run);
+        assert_eq!(n.unwrap(), 512);
+        assert!(buf == data[off..off + 512]);
+    }
+    assert!(longest <= 64, "{} reads in a row without a yield", longest);
+    drop(file);
+    finish(&port);
+}
