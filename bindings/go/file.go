@@ -192,7 +192,12 @@ func (f *File) asyncResult(kind uint32, buf []byte, off int64, c completion) Res
 	return r
 }
 
-// do runs one operation to its completion.
+// noContext is what the methods without a context pass on: nil, which do
+// and await read as "nothing to watch" (no Err and Done calls per
+// operation, as context.Background would cost).
+var noContext context.Context
+
+// do runs one operation to its completion; ctx may be nil.
 func (f *File) do(ctx context.Context, dl *deadline, kind uint32, b []byte, off int64, flags uint32) (int, error) {
 	w := wait{ctx: ctx, dl: dl}
 	if dl != nil && dl.fired.Load() {
@@ -224,7 +229,7 @@ func (f *File) do(ctx context.Context, dl *deadline, kind uint32, b []byte, off 
 // ReadAt reads len(b) bytes at offset off (io.ReaderAt): it loops over
 // short reads and returns io.EOF if the file ends first.
 func (f *File) ReadAt(b []byte, off int64) (int, error) {
-	return f.ReadAtContext(context.Background(), b, off)
+	return f.ReadAtContext(noContext, b, off)
 }
 
 // ReadAtContext is ReadAt that gives up when ctx is done: the operation in
@@ -255,7 +260,7 @@ func (f *File) ReadAtContext(ctx context.Context, b []byte, off int64) (int, err
 // WriteAt writes len(b) bytes at offset off (io.WriterAt), looping over
 // short writes.
 func (f *File) WriteAt(b []byte, off int64) (int, error) {
-	return f.WriteAtContext(context.Background(), b, off)
+	return f.WriteAtContext(noContext, b, off)
 }
 
 // WriteAtContext is WriteAt that gives up when ctx is done.
@@ -296,7 +301,7 @@ func (f *File) writeAll(ctx context.Context, b []byte, off int64) (int, error) {
 // Read reads up to len(b) bytes (io.Reader). At end of file (or when the
 // pipe's writer closed) it returns 0, io.EOF.
 func (f *File) Read(b []byte) (int, error) {
-	return f.ReadContext(context.Background(), b)
+	return f.ReadContext(noContext, b)
 }
 
 // ReadContext is Read that gives up when ctx is done.
@@ -324,7 +329,7 @@ func (f *File) ReadContext(ctx context.Context, b []byte) (int, error) {
 
 // Write writes all of b (io.Writer), looping over short writes.
 func (f *File) Write(b []byte) (int, error) {
-	return f.WriteContext(context.Background(), b)
+	return f.WriteContext(noContext, b)
 }
 
 // WriteContext is Write that gives up when ctx is done; the count says how
@@ -370,7 +375,7 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 }
 
 // Sync flushes the file's data and metadata to storage.
-func (f *File) Sync() error { return f.SyncContext(context.Background()) }
+func (f *File) Sync() error { return f.SyncContext(noContext) }
 
 // SyncContext is Sync that gives up waiting when ctx is done.
 func (f *File) SyncContext(ctx context.Context) error {

@@ -745,6 +745,10 @@ func (r *ring) flush(list []uint32) {
 		}
 		p.mu.RUnlock()
 		reaped.n = int(reaped.got)
+		// Deliver first what completed inside the call: those operations
+		// go from submitting to done directly, never counted as in flight
+		// (submitted then finds them done and leaves them).
+		r.deliverItems(reaped)
 		for i, idx := range list[:n] {
 			// Once submitted, an operation may complete, be released and
 			// its slot reused at any moment: from here on only its key
@@ -771,7 +775,6 @@ func (r *ring) flush(list []uint32) {
 				p.deliver(key, int64(rc), 0) // the waiter gets the error
 			}
 		}
-		r.deliverItems(reaped)
 		// Some operation of this ring (maybe of this batch) is still in
 		// flight: the drainer must be woken when it completes.
 		if r.undelivered.Load() > 0 {
@@ -838,9 +841,9 @@ func (r *ring) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off in
 // the queue: Go memory without pointers, filled by C during the call.
 type reapBuf struct {
 	n     int
-	got   C.size_t   // out-parameters of the cgo call
-	id    C.uint64_t //
-	items [32]C.govl_item
+	got   C.size_t                      // out-parameters of the cgo call
+	id    C.uint64_t                    //
+	items [C.GOVL_MAX_BATCH]C.govl_item // a whole batch's completions in one call
 }
 
 var reapPool = sync.Pool{New: func() any { return new(reapBuf) }}
