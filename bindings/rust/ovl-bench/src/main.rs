@@ -1,7 +1,8 @@
 //! 4 KiB random reads from a page-cached file, at 1 and 64 in flight:
-//! ovl futures (under ovl::block_on and under tokio) against tokio::fs::File
-//! and tokio::task::spawn_blocking(pread), and the C core on the same
-//! workload (raw ovl-sys, resubmitting from the callback: what
+//! ovl futures (under ovl::block_on and under tokio on a port with a
+//! completion thread, and under Port::block_on on a manual-mode port)
+//! against tokio::fs::File and tokio::task::spawn_blocking(pread), and the
+//! C core on the same workload (raw ovl-sys, resubmitting from the callback: what
 //! bench/ovlbench.c's "ovl uring, resubmit in callback" does). Cases are
 //! interleaved and repeated; the median ops/s of each is printed with its
 //! ratios to tokio::fs and to the C core.
@@ -221,6 +222,24 @@ fn c_core(s: &Setup, workers: usize, d: Duration) -> f64 {
     }
 }
 
+/// The same futures on a manual-mode port under `Port::block_on`: one
+/// thread submits, delivers the completions and polls; no completion
+/// thread.
+fn ovl_manual(s: &Setup, workers: usize, d: Duration) -> f64 {
+    let port = ovl::Port::builder().queue_depth(256).manual(true).build().unwrap();
+    let file = ovl::File::open(&port, &s.path).unwrap();
+    let (stop, ops) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let t0 = Instant::now();
+    let t = timer(&stop, d);
+    let futs = (0..workers)
+        .map(|w| Some(Box::pin(ovl_loop(file.clone(), s.blocks, w as u64 * 7919 + 1, stop.clone(), ops.clone()))))
+        .collect();
+    port.block_on(JoinAll(futs));
+    let secs = t0.elapsed().as_secs_f64();
+    t.join().unwrap();
+    ops.load(Ordering::Relaxed) as f64 / secs
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
@@ -341,11 +360,12 @@ fn main() {
     let setup = Setup { path: path.clone(), blocks: (mib << 20) / BLOCK };
     let backend = ovl::Port::new().map(|p| p.backend_name()).unwrap_or("?");
 
-    const FS: usize = 2;
-    const CORE: usize = 4;
-    let cases: [(&str, Case); 5] = [
+    const FS: usize = 3;
+    const CORE: usize = 5;
+    let cases: [(&str, Case); 6] = [
         ("ovl (block_on)", ovl_block_on),
         ("ovl (tokio)", ovl_tokio),
+        ("ovl (manual port)", ovl_manual),
         ("tokio::fs", tokio_fs),
         ("spawn_blocking(pread)", spawn_blocking_pread),
         ("C core (ovl-sys, cb)", c_core),

@@ -1,10 +1,17 @@
-//! A minimal executor: run one future to completion on the current thread.
+//! Minimal executors: run one future to completion on the current thread
+//! (`block_on`), or do so while delivering a manual-mode port's completions
+//! on that same thread (`Port::block_on`).
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::Duration;
+
+use ovl_sys as sys;
+
+use crate::Port;
 
 struct ThreadWaker {
     thread: Thread,
@@ -44,6 +51,91 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         // that came before we parked.
         while !tw.woken.swap(false, Ordering::Acquire) {
             thread::park();
+        }
+    }
+}
+
+/// The waker of `Port::block_on` on a manual-mode port: the runner waits
+/// inside `ovl_poll`, so a wake from another thread posts a completion to
+/// end that wait (a wake from the runner's own thread, i.e. from a callback
+/// it is running, needs nothing: it checks the flag next).
+struct PortWaker {
+    port: Port,
+    thread: Thread,
+    woken: AtomicBool,
+    /// The runner is (about to be) waiting inside ovl_poll.
+    in_poll: AtomicBool,
+}
+
+impl Wake for PortWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        if self.in_poll.load(Ordering::SeqCst) && thread::current().id() != self.thread.id() {
+            // A post with no ctx: the port's callback ignores it. If it
+            // fails (the queue is full: completions are coming anyway, or
+            // the port is closed) the runner's bounded wait ends the wait.
+            // SAFETY: the port handle is alive (we hold a clone).
+            unsafe { sys::ovl_post(self.port.as_raw(), 0, std::ptr::null_mut(), std::ptr::null_mut()) };
+        }
+        self.thread.unpark();
+    }
+}
+
+/// The longest a manual-mode `Port::block_on` waits inside `ovl_poll`
+/// before it looks at its wake flag again: bounds the delay of a wake whose
+/// post could not be queued.
+const MAX_WAIT_MS: i32 = 50;
+
+pub(crate) fn block_on_port<F: Future>(port: &Port, fut: F) -> F::Output {
+    if !port.is_manual() {
+        // The completion thread delivers (and the futures take what is
+        // ready on this thread themselves).
+        return block_on(fut);
+    }
+    let pw = Arc::new(PortWaker {
+        port: port.clone(),
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+        in_poll: AtomicBool::new(false),
+    });
+    let waker = Waker::from(pw.clone());
+    let mut cx = Context::from_waker(&waker);
+    let raw = port.as_raw();
+    let mut fut = fut;
+    // SAFETY: `fut` is shadowed and never moved again.
+    let mut fut = unsafe { Pin::new_unchecked(&mut fut) };
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        // Deliver completions here until one of them (or anyone) woke us.
+        loop {
+            if pw.woken.swap(false, Ordering::SeqCst) {
+                break;
+            }
+            // SAFETY: raw is the port's handle, alive while `port` is.
+            if unsafe { sys::ovl_poll(raw, 0) } > 0 {
+                continue;
+            }
+            pw.in_poll.store(true, Ordering::SeqCst);
+            if pw.woken.load(Ordering::SeqCst) {
+                pw.in_poll.store(false, Ordering::SeqCst);
+                continue;
+            }
+            // SAFETY: as above.
+            let rc = unsafe { sys::ovl_poll(raw, MAX_WAIT_MS) };
+            pw.in_poll.store(false, Ordering::SeqCst);
+            if rc < 0 {
+                // Closed (close delivered everything) or called from inside
+                // this port's callback: plain parking, woken by unpark.
+                if !pw.woken.load(Ordering::SeqCst) {
+                    thread::park_timeout(Duration::from_millis(MAX_WAIT_MS as u64));
+                }
+            }
         }
     }
 }

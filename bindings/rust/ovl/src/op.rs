@@ -369,8 +369,7 @@ impl<B: Send + 'static> Future for OpFuture<B> {
         loop {
             match &this.state {
                 State::Unsubmitted(_) => {
-                    let queue = !this.port.is_manual()
-                        && (this.port.shared().should_queue() || STREAK.with(|s| s.get()) >= BUDGET);
+                    let queue = this.port.shared().should_queue() || STREAK.with(|s| s.get()) >= BUDGET;
                     if queue {
                         // Yield: the woken tasks submit theirs meanwhile,
                         // and the first poll among them (ours at the

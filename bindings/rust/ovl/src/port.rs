@@ -560,6 +560,29 @@ impl Port {
         Error::check(unsafe { sys::ovl_close_port(self.inner.raw) })
     }
 
+    /// Run `fut` to completion on this thread. On a manual-mode port the
+    /// port's completions are delivered here too, while the future waits:
+    /// one thread does everything, as a C program resubmitting from its
+    /// callback does, with no completion thread and no cross-thread
+    /// wake-up (a wake from another thread posts to the port to end the
+    /// wait). On a port with a completion thread this is
+    /// [`ovl::block_on`](crate::block_on). Futures of other ports (or
+    /// anything else) may be awaited inside; they wake it as usual.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("ovl-doc-port-block-on-{}", std::process::id()));
+    /// # std::fs::write(&path, b"0123456789").unwrap();
+    /// let port = ovl::Port::builder().manual(true).build()?;
+    /// let file = ovl::File::open(&port, &path)?;
+    /// let (n, buf) = port.block_on(file.read_at(vec![0u8; 4], 3));
+    /// assert_eq!((n?, &buf[..]), (4, &b"3456"[..]));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        crate::block_on::block_on_port(self, fut)
+    }
+
     /// Manual mode: wait up to `timeout` (`None` = forever) for completions,
     /// deliver all that are ready (waking their tasks) and return how many.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<usize, Error> {
