@@ -637,7 +637,12 @@ static size_t t_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
         }
     }
     t->woken = false;
+    /* Manual mode: the handle was drained above; if completions are left
+     * (more than cap, or ovl_poll stopped early), make it readable again so
+     * an outside event loop comes back for them. */
+    bool more = (p->flags & OVL_PORT_MANUAL) && t->done.head;
     ovl__mutex_unlock(&p->lock);
+    if (more) signal_fd(t->efd);
     return n;
 }
 

@@ -350,8 +350,11 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
 /* Deliver completions on the calling thread.
  *
  * Manual mode (OVL_PORT_MANUAL): waits up to timeout_ms (-1 = forever, 0 =
- * don't wait) for at least one completion, then delivers every available
- * one through the callback, in batches. Calls from several threads are
+ * don't wait) for at least one completion, then delivers the available ones
+ * through the callback, in batches, up to about queue_depth per call (so a
+ * callback that submits again for every completion, whose reads may
+ * complete at once, cannot keep one call going for ever: call ovl_poll in
+ * a loop). Calls from several threads are
  * serialized (callbacks never overlap); with timeout_ms == 0 a call that
  * finds another thread delivering returns 0 at once instead of waiting for
  * it (poll again, or wait on ovl_port_event, for what that thread did not

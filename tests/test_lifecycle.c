@@ -377,6 +377,36 @@ Test(lifecycle, poll_from_callback_is_edeadlk)
     close_clean(p, &r);
 }
 
+/* A manual port whose callback answers every completion with a post (the
+ * event-loop pattern): each ovl_poll must still return, after about one
+ * queue's worth, and not run the loop for ever on the caller's thread. */
+static atomic_int forever_stop;
+static void forever_hook(rec *r, const ovl_completion *c)
+{
+    (void)c;
+    if (!atomic_load(&forever_stop)) cr_assert_eq(ovl_post(r->port, 0, NULL, NULL), OVL_OK);
+}
+
+Test(lifecycle, manual_poll_returns_while_callbacks_resubmit)
+{
+    rec r;
+    rec_init(&r);
+    r.hook = forever_hook;
+    atomic_store(&forever_stop, 0);
+    enum { DEPTH = 8 };
+    ovl_port *p = open_port(&r, DEPTH, OVL_PORT_MANUAL);
+    for (int i = 0; i < DEPTH; i++) cr_assert_eq(ovl_post(p, i, NULL, NULL), OVL_OK);
+    for (int round = 0; round < 3; round++) {
+        int32_t n = ovl_poll(p, round == 0 ? 0 : WAIT_LIMIT_MS);
+        cr_assert_gt(n, 0);
+        cr_assert_leq(n, 2 * DEPTH, "one poll delivered %d", n);
+    }
+    atomic_store(&forever_stop, 1);
+    while (ovl_poll(p, 0) > 0) {
+    }
+    close_clean(p, &r);
+}
+
 Test(lifecycle, manual_close_delivers_remaining)
 {
     rec r;
