@@ -27,11 +27,11 @@ type File struct {
 	append bool
 	owner  *os.File // set when the File was made from an *os.File
 
-	// ops is 2 × the operations whose completion has not come back, | 1
-	// once Close began (one atomic per operation each way, no lock: every
-	// goroutine reading the File touches it).
+	// ops is 2 × the asynchronous operations whose Result has not been
+	// sent, | 1 once Close began. Blocking operations are not counted:
+	// Close finds them by their slots (Port.blockingInFlight).
 	ops     atomic.Int64
-	drained chan struct{} // gets a value when ops drops to 1 (closed, none left)
+	drained chan struct{} // a token: look again (an operation of a closed File ended)
 	closing chan struct{}
 
 	posMu sync.Mutex // serializes Read/Write/Seek on regular files
@@ -442,8 +442,10 @@ func (f *File) Close() error {
 	}
 	close(f.closing)
 	f.port.cancelFile(f)
-	if v != 0 {
-		<-f.drained // the last operation's end saw ops drop to 1
+	// Every operation of f that ends from now on leaves a token, so a
+	// look that finds one still in flight is followed by a wake-up.
+	for f.ops.Load() != 1 || f.port.blockingInFlight(f) {
+		<-f.drained
 	}
 	f.rd.stop()
 	f.wd.stop()
@@ -487,9 +489,9 @@ func (f *File) SetWriteDeadline(t time.Time) error {
 
 func (f *File) isClosed() bool { return f.ops.Load()&1 != 0 }
 
-// begin counts an operation of f that is starting; it fails once Close
-// began. Each successful begin is matched by one end, after the
-// operation's completion has come back.
+// begin counts an asynchronous operation of f that is starting; it fails
+// once Close began. Each successful begin is matched by one end, after
+// the operation's Result has been sent.
 func (f *File) begin() bool {
 	if f.ops.Add(2)&1 == 0 {
 		return true
@@ -498,15 +500,20 @@ func (f *File) begin() bool {
 	return false
 }
 
-// end: an operation's completion came back. The one that leaves a closed
-// File with none in flight wakes Close (a begin refused after Close gets
-// here too, finding none: its value in drained, if any, is never read).
+// end: an asynchronous operation's Result was sent. The one that leaves a
+// closed File with none counted wakes Close (a begin refused after Close
+// gets here too: a spare token only makes Close look once more).
 func (f *File) end() {
 	if f.ops.Add(-2) == 1 {
-		select {
-		case f.drained <- struct{}{}:
-		default:
-		}
+		f.wakeClose()
+	}
+}
+
+// wakeClose leaves Close a token to look again (one is enough).
+func (f *File) wakeClose() {
+	select {
+	case f.drained <- struct{}{}:
+	default:
 	}
 }
 

@@ -62,7 +62,15 @@ type Config struct {
 	// Backend to use; BackendAuto by default.
 	Backend Backend
 	// Threads is the number of worker threads of the threads backend
-	// (0 means the library's default, 4).
+	// (0 means the library's default, 4). On the uring backend, when not
+	// 0, it caps io_uring's kernel workers (io-wq, threads named
+	// "iou-wrk-PID"; Linux 5.15+), which carry the operations the kernel
+	// cannot issue without blocking: an O_DIRECT read of a range whose
+	// pages are still dirty in the page cache, fsync, some buffered
+	// writes. The cap holds for each thread that submits (each Go M has
+	// its own io-wq), so Threads: 1 bounds them by the number of Ms. 0
+	// leaves the kernel's default (up to 4 per CPU per submitting thread
+	// for file I/O).
 	Threads int
 	// Spin, if positive, lets the completion thread spin this long for
 	// completions before it sleeps (opt-in; costs CPU). It implies
@@ -131,13 +139,14 @@ type slot struct {
 	off   int64
 	kind  uint32
 	// the request, for the batch submit (manual mode)
-	key     uint64
-	fd      uintptr
-	ptr     unsafe.Pointer // the buffer (pinned)
-	n       int
-	flags   uint32
-	counted bool  // counted in r.undelivered (manual mode)
-	r       *ring // the ring the operation was submitted to
+	key      uint64
+	fd       uintptr
+	ptr      unsafe.Pointer // the buffer (pinned)
+	n        int
+	flags    uint32
+	counted  bool   // counted in r.undelivered (manual mode)
+	pendNext uint32 // queued for a batch: the slot index+1 queued before it
+	r        *ring  // the ring the operation was submitted to
 }
 
 // Port is an ovl completion port: the library's port, its completion thread
@@ -188,11 +197,31 @@ type ring struct {
 
 // batcher gathers the blocking operations of many goroutines into one
 // ovl_submit (one lock, one io_uring_enter, one poll for all of them).
+//
+// The queue is a lock-free stack of slot indices linked through the slots
+// (slot.pendNext): head holds the top index+1 (0: empty) in its low 32
+// bits and, in leaderBit, "a leader will submit what is queued". A
+// goroutine that pushes onto an empty stack without a leader becomes the
+// leader; the leader takes the whole stack with one swap, and gives up
+// the role only with a compare-and-swap that finds the stack still empty.
+// (A mutex here was a contended lock per operation between the Ps.)
 type batcher struct {
-	mu      sync.Mutex
-	pending []uint32 // slot indices
-	spare   []uint32
-	leader  bool // a goroutine will submit pending
+	head atomic.Uint64
+	list []uint32 // the leader's: the operations it is submitting
+}
+
+const leaderBit = 1 << 32
+
+// push queues slot idx and reports whether the caller is now the leader.
+func (b *batcher) push(p *Port, idx uint32) bool {
+	s := &p.slots[idx]
+	for {
+		h := b.head.Load()
+		s.pendNext = uint32(h) // read by the leader after its swap
+		if b.head.CompareAndSwap(h, uint64(idx+1)|leaderBit) {
+			return h&leaderBit == 0
+		}
+	}
 }
 
 // livePorts counts the ports not closed (tests assert it is zero at exit).
@@ -585,7 +614,11 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 	if err != nil {
 		return 0, nil, f.opErr(kind, off, 0, 0, err)
 	}
-	if !f.begin() {
+	// An asynchronous operation is counted in f.ops (Close waits for its
+	// Result to be sent); a blocking one only by its slot (Close scans
+	// them), which saves every blocking operation two atomics on a line
+	// all the File's goroutines share.
+	if async != nil && !f.begin() {
 		p.release(idx)
 		return 0, nil, f.opErr(kind, off, 0, 0, errClosed)
 	}
@@ -612,6 +645,16 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 	r := p.pick()
 	s.r = r
 	s.mu.Unlock()
+	if async == nil && f.isClosed() {
+		// Close began: it either saw this slot (and now waits for it to
+		// be free) or set the flag before we published it.
+		s.mu.Lock()
+		s.pin.Unpin()
+		s.mu.Unlock()
+		p.release(idx)
+		f.wakeClose()
+		return 0, nil, f.opErr(kind, off, 0, 0, errClosed)
+	}
 
 	if p.manual && async == nil {
 		// A blocking operation: submitted with those of other goroutines;
@@ -626,8 +669,12 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 	if rc != 0 {
 		s.pin.Unpin()
 		s.mu.Unlock()
-		f.end()
 		p.release(idx)
+		if async != nil {
+			f.end()
+		} else {
+			f.wakeClose()
+		}
 		var cause error
 		if rc == ECLOSED {
 			cause = errClosed
@@ -688,30 +735,31 @@ func (p *Port) stillInflight(key uint64) bool {
 // call. Alone on the port (one slot taken) it does not yield.
 func (r *ring) enqueue(idx uint32) {
 	p, b := r.p, &r.batch
-	b.mu.Lock()
-	b.pending = append(b.pending, idx)
-	if b.leader {
-		b.mu.Unlock()
+	if !b.push(p, idx) {
 		return
 	}
-	b.leader = true
-	b.mu.Unlock()
 	if p.free.len() < p.depth-1 {
 		runtime.Gosched()
 	}
-	b.mu.Lock()
-	for len(b.pending) > 0 {
-		list := b.pending
-		b.pending, b.spare = b.spare, nil
-		b.mu.Unlock()
-		r.flush(list)
-		b.mu.Lock()
-		if b.spare == nil {
-			b.spare = list[:0]
+	for {
+		h := b.head.Swap(leaderBit) // take them all, still leading
+		if uint32(h) == 0 {
+			if b.head.CompareAndSwap(leaderBit, 0) {
+				return
+			}
+			continue // some came in meanwhile
 		}
+		list := b.list[:0]
+		for top := uint32(h); top != 0; top = p.slots[top-1].pendNext {
+			list = append(list, top-1)
+		}
+		// Oldest first (the stack gives them newest first).
+		for i, j := 0, len(list)-1; i < j; i, j = i+1, j-1 {
+			list[i], list[j] = list[j], list[i]
+		}
+		b.list = list
+		r.flush(list)
 	}
-	b.leader = false
-	b.mu.Unlock()
 }
 
 // reqBuf holds one batch submit's requests (C layout, integers only).
@@ -928,6 +976,21 @@ func (p *Port) cancelExpired(f *File, reads bool) {
 	}
 }
 
+// blockingInFlight reports whether a blocking operation of f is still
+// waiting for its completion (File.Close waits until none is).
+func (p *Port) blockingInFlight(f *File) bool {
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.mu.Lock()
+		busy := s.file == f && s.async == nil && (s.state == stSubmitting || s.state == stInflight)
+		s.mu.Unlock()
+		if busy {
+			return true
+		}
+	}
+	return false
+}
+
 // cancelFile cancels every operation of f in flight (File.Close).
 func (p *Port) cancelFile(f *File) {
 	for i := range p.slots {
@@ -988,7 +1051,9 @@ func (p *Port) deliver(key uint64, res int64, oserr int32) {
 	s.mu.Unlock()
 	if async == nil {
 		s.ch <- c // room for exactly one: never blocks
-		f.end()
+		if f.isClosed() {
+			f.wakeClose() // Close may be waiting for this one
+		}
 		return
 	}
 	r := f.asyncResult(kind, buf, off, c)
