@@ -534,9 +534,11 @@ impl Port {
     /// Whether a future's poll can take the completions that are ready on
     /// its own thread (`ovl_poll(port, 0)` on a port with a completion
     /// thread): false on manual-mode ports and with an older library that
-    /// answers `OVL_EMODE` there. When true, a read
-    /// served from the page cache usually resolves in the poll that
-    /// submitted it, with no wake-up from the completion thread.
+    /// answers `OVL_EMODE` there. When true, on io_uring a read served
+    /// from the page cache usually resolves in the poll that submitted it,
+    /// with no wake-up from the completion thread. (On the threads and
+    /// IOCP backends the completion thread holds delivery while it waits,
+    /// so there the call mostly finds nothing to do: correct, no faster.)
     pub fn inline_delivery(&self) -> bool {
         !self.inner.manual && self.shared().inline()
     }
