@@ -387,6 +387,64 @@ OVL_API int32_t ovl_associate(ovl_port *p, ovl_fd fd)
     return rc;
 }
 
+OVL_API int32_t ovl_register_fd(ovl_port *p, ovl_fd fd)
+{
+    int32_t rc = port_check(p);
+    if (rc) return rc;
+    if (!ovl__fd_plausible(fd)) return OVL_EBADF;
+    ovl__mutex_lock(&p->lock);
+    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+        rc = OVL_ECLOSED;
+        goto out;
+    }
+    for (uint32_t i = 0; i < p->nreg; i++)
+        if (p->reg[i].fd == fd) {
+            rc = OVL_EINVAL;
+            goto out;
+        }
+    if (p->nreg == OVL_MAX_REGISTERED_FDS) {
+        rc = OVL_ENOSPC;
+        goto out;
+    }
+    uint32_t slot = 0;
+    while (p->reg_slots & (1ull << slot)) slot++;
+    if (p->backend->register_fd && (rc = p->backend->register_fd(p, slot, fd)) != OVL_OK)
+        goto out;
+    p->reg_slots |= 1ull << slot;
+    p->reg[p->nreg].fd = fd;
+    p->reg[p->nreg].slot = slot;
+    p->nreg++;
+out:
+    ovl__mutex_unlock(&p->lock);
+    return rc;
+}
+
+OVL_API int32_t ovl_unregister_fd(ovl_port *p, ovl_fd fd)
+{
+    int32_t rc = port_check(p);
+    if (rc) return rc;
+    ovl__mutex_lock(&p->lock);
+    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+        rc = OVL_ECLOSED;
+        goto out;
+    }
+    rc = OVL_ENOENT;
+    for (uint32_t i = 0; i < p->nreg; i++) {
+        if (p->reg[i].fd != fd) continue;
+        uint32_t slot = p->reg[i].slot;
+        /* Ops in flight hold their own reference to the file: emptying the
+         * slot does not disturb them. */
+        if (p->backend->register_fd) (void)p->backend->register_fd(p, slot, OVL__NO_FD);
+        p->reg_slots &= ~(1ull << slot);
+        p->reg[i] = p->reg[--p->nreg];
+        rc = OVL_OK;
+        break;
+    }
+out:
+    ovl__mutex_unlock(&p->lock);
+    return rc;
+}
+
 OVL_API const char *ovl_backend_name(const ovl_port *p)
 {
     if (port_check(p)) return "invalid";

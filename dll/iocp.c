@@ -373,8 +373,9 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
 }
 
 static const ovl__backend iocp_backend = {
-    "iocp", OVL_BACKEND_IOCP, w_init, w_submit, w_cancel, w_kick, w_wait,
-    w_wake, NULL, w_associate, NULL, w_destroy,
+    .name = "iocp", .id = OVL_BACKEND_IOCP, .init = w_init,
+    .submit = w_submit, .cancel = w_cancel, .kick = w_kick, .wait = w_wait,
+    .wake = w_wake, .associate = w_associate, .destroy = w_destroy,
 };
 const ovl__backend *const ovl__backend_iocp = &iocp_backend;
 

@@ -114,6 +114,9 @@ typedef struct ovl__backend {
     int32_t (*associate)(ovl_port *p, ovl_fd fd);
     /* Optional: manual-mode pollable handle. */
     int32_t (*event_fd)(ovl_port *p, ovl_fd *out);
+    /* Optional: put fd into registered-file slot `slot` (OVL__NO_FD: empty
+     * the slot). Lock held. Without it, ovl_register_fd only records it. */
+    int32_t (*register_fd)(ovl_port *p, uint32_t slot, ovl_fd fd);
     /* Free everything. No op is in flight any more. */
     void (*destroy)(ovl_port *p);
 } ovl__backend;
@@ -126,6 +129,7 @@ enum { OVL__PORT_OPEN = 0, OVL__PORT_CLOSING = 1, OVL__PORT_CLOSED = 2 };
 #define OVL__PORT_MAGIC 0x4f564c50u /* "OVLP" */
 #define OVL__BATCH_MAX 256u
 #define OVL__TOKEN_INTERNAL (1ull << 63) /* never an op's token */
+#define OVL__NO_FD UINT64_MAX /* never a plausible fd */
 
 struct ovl_port {
     uint32_t magic;
@@ -143,6 +147,12 @@ struct ovl_port {
     ovl__op *ops;                   /* the pool: depth ops */
     ovl__op *free_list;
     uint32_t inflight;              /* INFLIGHT ops (lock) */
+
+    /* Registered fds (lock): reg[0..nreg) maps an fd to its slot in the
+     * backend's file table; reg_slots has a bit set per slot in use. */
+    struct { ovl_fd fd; uint32_t slot; } reg[OVL_MAX_REGISTERED_FDS];
+    uint32_t nreg;
+    uint64_t reg_slots;
 
     ovl_callback cb;                /* (lock) */
     void *userdata;                 /* (lock) */

@@ -664,8 +664,9 @@ static int32_t t_event_fd(ovl_port *p, ovl_fd *out)
 }
 
 static const ovl__backend threads_backend = {
-    "threads", OVL_BACKEND_THREADS, t_init, t_submit, t_cancel, t_kick,
-    t_wait, t_wake, NULL, NULL, t_event_fd, t_destroy,
+    .name = "threads", .id = OVL_BACKEND_THREADS, .init = t_init,
+    .submit = t_submit, .cancel = t_cancel, .kick = t_kick, .wait = t_wait,
+    .wake = t_wake, .event_fd = t_event_fd, .destroy = t_destroy,
 };
 const ovl__backend *const ovl__backend_threads = &threads_backend;
 

@@ -48,6 +48,7 @@ typedef struct ring {
 
 typedef struct uring {
     ring r;
+    bool fixed;                    /* a sparse registered-file table exists */
     int efd;                       /* manual mode: registered eventfd */
     _Atomic int wake_pending;      /* one wake NOP at a time */
     ovl_port *port;
@@ -253,8 +254,31 @@ static int32_t u_init(ovl_port *p)
             return ovl__errno_to_code((int)-r);
         }
     }
+    /* An empty (sparse) table for ovl_register_fd, registered now while
+     * nothing can be in flight (older kernels quiesce the ring for this
+     * call). Without it registered fds are only recorded. */
+    int empty[OVL_MAX_REGISTERED_FDS];
+    for (unsigned i = 0; i < OVL_MAX_REGISTERED_FDS; i++) empty[i] = -1;
+    u->fixed = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES, empty,
+                                          OVL_MAX_REGISTERED_FDS) >= 0;
     p->be = u;
     return OVL_OK;
+}
+
+/* Lock held. IORING_REGISTER_FILES_UPDATE needs no quiescing: ops in
+ * flight keep the file they were issued with. */
+static int32_t u_register_fd(ovl_port *p, uint32_t slot, ovl_fd fd)
+{
+    uring *u = p->be;
+    if (!u->fixed) return OVL_OK;
+    int f = fd == OVL__NO_FD ? -1 : (int)fd;
+    struct io_uring_files_update up;
+    memset(&up, 0, sizeof up);
+    up.offset = slot;
+    up.fds = (uint64_t)(uintptr_t)&f;
+    long rc = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES_UPDATE, &up, 1);
+    if (rc < 0) return ovl__errno_to_code((int)-rc);
+    return rc == 1 ? OVL_OK : OVL_EOS;
 }
 
 static void u_destroy(ovl_port *p)
@@ -266,17 +290,31 @@ static void u_destroy(ovl_port *p)
     free(u);
 }
 
+/* The registered-file slot of fd, or -1. Lock held. */
+static inline int fixed_slot(const ovl_port *p, ovl_fd fd)
+{
+    for (uint32_t i = 0; i < p->nreg; i++)
+        if (p->reg[i].fd == fd) return (int)p->reg[i].slot;
+    return -1;
+}
+
 static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     uring *u = p->be;
     ring *r = &u->r;
+    bool fixed = u->fixed && p->nreg;
     for (size_t i = 0; i < n; i++) {
         ovl__op *op = ops[i];
         struct io_uring_sqe *sqe = sqe_get(p, r);
         sqe->fd = (int)op->fd;
+        int slot;
         switch (op->kind) {
         case OVL_OP_READ:
         case OVL_OP_WRITE:
+            if (fixed && (slot = fixed_slot(p, op->fd)) >= 0) {
+                sqe->fd = slot;
+                sqe->flags |= IOSQE_FIXED_FILE;
+            }
             sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
             sqe->addr = (uint64_t)(uintptr_t)op->buf;
             sqe->len = (uint32_t)op->len;
@@ -478,8 +516,10 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 }
 
 static const ovl__backend uring_backend = {
-    "uring", OVL_BACKEND_URING, u_init, u_submit, u_cancel, u_kick, u_wait,
-    u_wake, u_wait_ready, NULL, u_event_fd, u_destroy,
+    .name = "uring", .id = OVL_BACKEND_URING, .init = u_init,
+    .submit = u_submit, .cancel = u_cancel, .kick = u_kick, .wait = u_wait,
+    .wake = u_wake, .wait_ready = u_wait_ready, .event_fd = u_event_fd,
+    .register_fd = u_register_fd, .destroy = u_destroy,
 };
 const ovl__backend *const ovl__backend_uring = &uring_backend;
 

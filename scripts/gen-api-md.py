@@ -62,6 +62,15 @@ FACTS = {
         "any", "`fd` stays the caller's; it must not be closed while ops on "
         "it are in flight", "no",
         "`OVL_EINVAL`, `OVL_EBADF`, `OVL_ECLOSED`"),
+    "ovl_register_fd": (
+        "any, including the port's callback",
+        "the port holds its own reference to the open file until "
+        "`ovl_unregister_fd` or close: unregister before closing the fd", "no",
+        "`OVL_EINVAL` (NULL, already registered), `OVL_EBADF`, `OVL_ENOSPC` "
+        "(table full), `OVL_ECLOSED`, `OVL_EOS`"),
+    "ovl_unregister_fd": (
+        "any, including the port's callback", "drops the port's reference",
+        "no", "`OVL_EINVAL`, `OVL_ENOENT` (not registered), `OVL_ECLOSED`"),
     "ovl_close_port": (
         "any except the port's own callback",
         "releases the port; the handle stays safe to pass afterwards "
@@ -107,12 +116,13 @@ FACTS = {
         "`OVL_ENOENT` (unknown or already delivered id), `OVL_ECLOSED`, "
         "`OVL_EINVAL`"),
     "ovl_poll": (
-        "any (manual mode; calls are serialized), not the port's callback",
+        "any (calls are serialized), not the port's callback",
         "nothing", "delivers completions through the callback, on the "
-        "calling thread",
-        "returns the number delivered (0 on timeout) or `OVL_EMODE` (port "
-        "has a completion thread), `OVL_EDEADLK`, `OVL_ECLOSED`, "
-        "`OVL_EINVAL`"),
+        "calling thread (with a completion thread: `timeout_ms == 0` only, "
+        "what is ready, when that thread is not delivering)",
+        "returns the number delivered (0 on timeout) or `OVL_EMODE` "
+        "(a timeout on a port with a completion thread), `OVL_EDEADLK`, "
+        "`OVL_ECLOSED`, `OVL_EINVAL`"),
     "ovl_port_event": (
         "any", "the handle in `*out` is the port's, valid until "
         "`ovl_close_port`; do not close or read it", "no",

@@ -54,6 +54,8 @@ Test(bad_input, null_port)
     cr_assert_eq(ovl_set_callback(NULL, NULL, NULL), OVL_EINVAL);
     cr_assert_eq(ovl_poll(NULL, 0), OVL_EINVAL);
     cr_assert_eq(ovl_port_event(NULL, &efd), OVL_EINVAL);
+    cr_assert_eq(ovl_register_fd(NULL, 3), OVL_EINVAL);
+    cr_assert_eq(ovl_unregister_fd(NULL, 3), OVL_EINVAL);
 }
 
 Test(bad_input, null_buffer_with_length)
@@ -76,6 +78,9 @@ Test(bad_input, impossible_fd)
     cr_assert_eq(ovl_submit_read(f.p, (ovl_fd)1 << 40, b, 4, 0, NULL, NULL), OVL_EBADF);
     cr_assert_eq(ovl_submit_fsync(f.p, (ovl_fd)-1, 0, NULL, NULL), OVL_EBADF);
     cr_assert_eq(ovl_associate(f.p, (ovl_fd)-1), OVL_EBADF);
+    cr_assert_eq(ovl_register_fd(f.p, (ovl_fd)-1), OVL_EBADF);
+    cr_assert_eq(ovl_register_fd(f.p, (ovl_fd)1 << 40), OVL_EBADF);
+    cr_assert_eq(ovl_unregister_fd(f.p, (ovl_fd)-1), OVL_ENOENT);
     finish_fixture(&f);
 }
 

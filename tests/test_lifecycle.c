@@ -126,6 +126,8 @@ Test(lifecycle, use_after_close_and_double_close)
     cr_assert_eq(ovl_cancel(p, 0x100000001ull), OVL_ECLOSED);
     cr_assert_eq(ovl_set_callback(p, rec_cb, &r), OVL_ECLOSED);
     cr_assert_eq(ovl_associate(p, 3), OVL_ECLOSED);
+    cr_assert_eq(ovl_register_fd(p, 3), OVL_ECLOSED);
+    cr_assert_eq(ovl_unregister_fd(p, 3), OVL_ECLOSED);
     cr_assert_eq(ovl_poll(p, 0), OVL_ECLOSED);
     cr_assert_eq(ovl_poll(p, 10), OVL_EMODE);
     ovl_request req = {OVL_OP_READ, 0, 0, buf, 1, 0, NULL, 5};
