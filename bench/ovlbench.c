@@ -448,7 +448,8 @@ static ovl_port *make_port(uint32_t backend, int depth, uint32_t spin_usec, ovl_
     return p;
 }
 
-static void run_ovl_a(uint32_t backend, int depth, int lat, int nop, result *out)
+/* fixed: register the file with the port first (ovl_register_fd). */
+static void run_ovl_a(uint32_t backend, int depth, int lat, int nop, int fixed, result *out)
 {
     ovla *s = calloc(1, sizeof *s);
     if (!s) die("out of memory");
@@ -458,6 +459,7 @@ static void run_ovl_a(uint32_t backend, int depth, int lat, int nop, result *out
     s->lat = lat;
     s->nop = nop;
     s->port = make_port(backend, depth, 0, ovla_cb, s);
+    if (fixed && ovl_register_fd(s->port, (ovl_fd)g_fd) != OVL_OK) die("ovl_register_fd");
     snap a, b;
     snap_take(&a);
     s->deadline = a.t + (uint64_t)(g_secs * 1e9);
@@ -583,7 +585,7 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int p
 
 /* ---- the competitors ------------------------------------------------------ */
 
-enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_B, K_OVL_U_B_POLL,
+enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_A_FIXED, K_OVL_U_B, K_OVL_U_B_POLL,
        K_OVL_U_B_SPIN, K_OVL_U_B_PIN, K_OVL_T_A,
        K_OVL_T_B, K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_U_BATCH, K_NOP_OVL_T, K_N };
 
@@ -593,6 +595,7 @@ static const char *const k_name[K_N] = {
     "pread loop, 1 thread (sync)",
     "libuv uv_fs_read (4 pool threads)",
     "ovl uring, resubmit in callback",
+    "ovl uring, resubmit in callback, registered file",
     "ovl uring, external submitter",
     "ovl uring, external submitter + ovl_poll(p, 0)",
     "ovl uring, external submitter, spin_usec=200",
@@ -605,7 +608,7 @@ static const char *const k_name[K_N] = {
     "ovl threads ovl_post from callback",
 };
 static const char *const k_id[K_N] = {
-    "liburing", "liburing-fixed", "pread", "libuv", "ovl-uring-cb", "ovl-uring-ext",
+    "liburing", "liburing-fixed", "pread", "libuv", "ovl-uring-cb", "ovl-uring-cb-fixed", "ovl-uring-ext",
     "ovl-uring-ext-poll", "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
     "nop-ovl-uring-batch", "nop-ovl-threads",
 };
@@ -639,7 +642,8 @@ static void run_one(int k, int depth, result *out)
     case K_LIBURING_FIXED: run_liburing(depth, lat, 0, 1, out); break;
     case K_PREAD: run_pread(depth, lat, out); break;
     case K_LIBUV: run_libuv(depth, lat, out); break;
-    case K_OVL_U_A: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, out); break;
+    case K_OVL_U_A: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, 0, out); break;
+    case K_OVL_U_A_FIXED: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, 1, out); break;
     case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 0, out); break;
     case K_OVL_U_B_POLL: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 1, out); break;
     case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, 0, out); break;
@@ -657,12 +661,12 @@ static void run_one(int k, int depth, result *out)
         pthread_setaffinity_np(pthread_self(), sizeof old, &old);
         break;
     }
-    case K_OVL_T_A: run_ovl_a(OVL_BACKEND_THREADS, depth, lat, 0, out); break;
+    case K_OVL_T_A: run_ovl_a(OVL_BACKEND_THREADS, depth, lat, 0, 0, out); break;
     case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, 0, out); break;
     case K_NOP_LIBURING: run_liburing(depth, 0, 1, 0, out); break;
-    case K_NOP_OVL_U: run_ovl_a(OVL_BACKEND_URING, depth, 0, 1, out); break;
-    case K_NOP_OVL_U_BATCH: run_ovl_a(OVL_BACKEND_URING, depth, 0, 2, out); break;
-    case K_NOP_OVL_T: run_ovl_a(OVL_BACKEND_THREADS, depth, 0, 1, out); break;
+    case K_NOP_OVL_U: run_ovl_a(OVL_BACKEND_URING, depth, 0, 1, 0, out); break;
+    case K_NOP_OVL_U_BATCH: run_ovl_a(OVL_BACKEND_URING, depth, 0, 2, 0, out); break;
+    case K_NOP_OVL_T: run_ovl_a(OVL_BACKEND_THREADS, depth, 0, 1, 0, out); break;
     }
     alarm(0);
 }
@@ -793,6 +797,10 @@ static void targets(void)
         if (g_enabled[K_OVL_U_A] && g_have[K_OVL_U_A][d] && g_enabled[K_LIBURING]) {
             snprintf(b, sizeof b, "ovl uring resubmit-in-callback / liburing, depth %d", depth);
             target_line(b, med_ratio(K_OVL_U_A, d), depth == 1 ? 0.90 : 0.95);
+        }
+        if (g_enabled[K_OVL_U_A_FIXED] && g_have[K_OVL_U_A_FIXED][d] && g_enabled[K_LIBURING_FIXED]) {
+            snprintf(b, sizeof b, "same, both with a registered file, depth %d", depth);
+            target_line(b, med_vs(K_OVL_U_A_FIXED, K_LIBURING_FIXED, d), depth == 1 ? 0.90 : 0.95);
         }
     }
     for (int d = 0; d < g_ndepths; d++) {
