@@ -396,8 +396,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 11: {
             bool st;
             ovl_fd fd = pick_fd(&s, &st);
-            rc = ovl_associate(R->port, fd);
-            CHECK(rc == OVL_OK || rc == OVL_EBADF || rc == OVL_ECLOSED);
+            switch (u8(&s) % 3) {
+            case 0:
+                rc = ovl_associate(R->port, fd);
+                CHECK(rc == OVL_OK || rc == OVL_EBADF || rc == OVL_ECLOSED);
+                break;
+            case 1: /* the fuzzer's fds stay open for the whole run */
+                rc = ovl_register_fd(R->port, fd);
+                CHECK(rc == OVL_OK || rc == OVL_EBADF || rc == OVL_EINVAL ||
+                      rc == OVL_ENOSPC || rc == OVL_ECLOSED);
+                break;
+            default:
+                rc = ovl_unregister_fd(R->port, fd);
+                CHECK(rc == OVL_OK || rc == OVL_ENOENT || rc == OVL_ECLOSED);
+                break;
+            }
             break;
         }
         case 12: {
