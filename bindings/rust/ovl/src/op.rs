@@ -151,7 +151,8 @@ fn consume(shared: &Shared, s: &mut Slot) -> Option<(i64, i32)> {
 /// Ops resolved in the poll that submitted them, in a row, on this thread.
 /// Such a future never returns Pending, so a task that loops over them
 /// would never yield to the others of its executor; after `BUDGET` of them
-/// the next op goes through the queue (which yields) instead.
+/// the next op yields once (wakes its task, returns Pending) before it is
+/// submitted.
 const BUDGET: u32 = 64;
 thread_local! {
     static STREAK: Cell<u32> = const { Cell::new(0) };
@@ -369,8 +370,13 @@ impl<B: Send + 'static> Future for OpFuture<B> {
         loop {
             match &this.state {
                 State::Unsubmitted(_) => {
-                    let queue = this.port.shared().should_queue() || STREAK.with(|s| s.get()) >= BUDGET;
-                    if queue {
+                    if STREAK.with(|s| s.get()) >= BUDGET {
+                        // Yield before submitting; the next poll submits.
+                        STREAK.with(|s| s.set(0));
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    if this.port.shared().should_queue() {
                         // Yield: the woken tasks submit theirs meanwhile,
                         // and the first poll among them (ours at the
                         // latest) submits them all.

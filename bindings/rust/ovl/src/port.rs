@@ -150,6 +150,7 @@ impl Builder {
             queue: Mutex::new(Queue(Vec::new())),
             queued: AtomicUsize::new(0),
             inline: AtomicBool::new(false),
+            batch: AtomicBool::new(false),
         }));
         // SAFETY: zeroed is a valid ovl_port_config (integers, a None
         // callback, a null pointer); init then fills the defaults.
@@ -178,11 +179,20 @@ impl Builder {
             drop(unsafe { Box::from_raw(shared) });
             return Err(Error::new(rc, 0));
         }
-        if !self.manual {
+        // SAFETY: raw is the port just created (a static string back).
+        let uring = unsafe { CStr::from_ptr(sys::ovl_backend_name(raw)) }.to_bytes() == b"uring";
+        // Batching saves system calls on io_uring only (one io_uring_enter
+        // for the batch); on the threads backend the delay before a queued
+        // op is submitted costs more than the lock it saves.
+        // SAFETY: shared lives as long as the port.
+        unsafe { (*shared).batch.store(uring, SeqCst) };
+        if !self.manual && uring {
             // Can this thread take completions itself (ovl_poll(p, 0) on a
             // port with a completion thread)? Libraries before that change
             // answer OVL_EMODE; then futures always wait for the completion
             // thread. Nothing is in flight yet, so this delivers nothing.
+            // (The threads and IOCP completion threads hold delivery while
+            // they wait: there the call would only ever find it busy.)
             // SAFETY: raw is the port just created; shared lives as long.
             unsafe {
                 let ok = sys::ovl_poll(raw, 0) >= 0;
@@ -227,9 +237,11 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     /// `queue`'s length, readable without the lock.
     queued: AtomicUsize,
-    /// `ovl_poll(p, 0)` works on this (threaded) port: a submitter can take
-    /// the completions that are ready on its own thread.
+    /// `ovl_poll(p, 0)` works on this (threaded, io_uring) port: a
+    /// submitter can take the completions that are ready on its own thread.
     inline: AtomicBool,
+    /// New ops may wait in `queue` to be submitted together (io_uring).
+    batch: AtomicBool,
 }
 
 impl Shared {
@@ -282,7 +294,7 @@ impl Shared {
     /// its own: other ops are queued (keep their order) or other tasks of
     /// this port were woken and are about to submit theirs.
     pub(crate) fn should_queue(&self) -> bool {
-        self.queued.load(SeqCst) != 0 || self.woken.load(SeqCst) != 0
+        self.batch.load(SeqCst) && (self.queued.load(SeqCst) != 0 || self.woken.load(SeqCst) != 0)
     }
 
     pub(crate) fn inline(&self) -> bool {
@@ -533,12 +545,12 @@ impl Port {
 
     /// Whether a future's poll can take the completions that are ready on
     /// its own thread (`ovl_poll(port, 0)` on a port with a completion
-    /// thread): false on manual-mode ports and with an older library that
-    /// answers `OVL_EMODE` there. When true, on io_uring a read served
-    /// from the page cache usually resolves in the poll that submitted it,
-    /// with no wake-up from the completion thread. (On the threads and
-    /// IOCP backends the completion thread holds delivery while it waits,
-    /// so there the call mostly finds nothing to do: correct, no faster.)
+    /// thread): io_uring only, and false on manual-mode ports and with an
+    /// older library that answers `OVL_EMODE` there. When true, a read
+    /// served from the page cache usually resolves in the poll that
+    /// submitted it, with no wake-up from the completion thread. (The
+    /// threads and IOCP completion threads hold delivery while they wait,
+    /// so there the call would mostly find it busy: it is not made.)
     pub fn inline_delivery(&self) -> bool {
         !self.inner.manual && self.shared().inline()
     }
