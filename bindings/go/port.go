@@ -124,6 +124,16 @@ type completion struct {
 // pointer. A completion whose generation does not match the slot's (stale
 // or duplicated) is counted and ignored.
 type slot struct {
+	slotData
+	// Whole cache lines per slot: the slots of two goroutines running on
+	// different CPUs must not share a line.
+	_ [cacheLine - unsafe.Sizeof(slotData{})%cacheLine]byte
+}
+
+// cacheLine is the size the hot shared words are padded to.
+const cacheLine = 64
+
+type slotData struct {
 	mu            sync.Mutex
 	gen           uint32
 	state         uint8
@@ -206,7 +216,9 @@ type ring struct {
 // the role only with a compare-and-swap that finds the stack still empty.
 // (A mutex here was a contended lock per operation between the Ps.)
 type batcher struct {
+	_    [cacheLine]byte // every queued operation writes head: its own line
 	head atomic.Uint64
+	_    [cacheLine - 8]byte
 	list []uint32 // the leader's: the operations it is submitting
 }
 
@@ -239,8 +251,10 @@ var testHookNewPort func(*Port)
 // slots in bits 16-31 and a tag bumped by every change in bits 32-63, so a
 // stale head never compares equal (ABA). Indices are < MaxQueueDepth.
 type freeList struct {
+	_    [cacheLine]byte // every operation writes head: a line of its own
 	head atomic.Uint64
 	next []atomic.Uint32 // next[i]: the index+1 below slot i on the stack
+	_    [cacheLine - 32]byte
 }
 
 func (l *freeList) pop() (uint32, bool) {
