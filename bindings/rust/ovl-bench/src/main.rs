@@ -105,7 +105,8 @@ fn ovl_block_on(s: &Setup, workers: usize, d: Duration) -> f64 {
 /// with one batch `ovl_submit`, and the callback (on the port's completion
 /// thread) resubmits each finished one in one batch `ovl_submit`, which the
 /// port flushes with one system call after the callback returns. No futures,
-/// no wakers, no cross-thread hand-off: the ceiling for the binding.
+/// no wakers, no cross-thread hand-off: the ceiling for the binding. The
+/// file is registered with the port on io_uring, as `ovl::File` does.
 struct Core {
     port: *mut sys::ovl_port,
     fd: sys::ovl_fd,
@@ -200,6 +201,10 @@ fn c_core(s: &Setup, workers: usize, d: Duration) -> f64 {
         cfg.callback = Some(core_cb);
         cfg.userdata = ud as *mut c_void;
         assert_eq!(sys::ovl_create_port(&cfg, &mut (*ud).port), sys::OVL_OK);
+        // As ovl::File does with a handle it owns: a fixed file on io_uring.
+        if std::ffi::CStr::from_ptr(sys::ovl_backend_name((*ud).port)).to_bytes() == b"uring" {
+            assert_eq!(sys::ovl_register_fd((*ud).port, (*ud).fd), sys::OVL_OK);
+        }
         let mut init: Vec<sys::ovl_request> = (0..workers).map(|i| (*ud).req(i)).collect();
         let t0 = Instant::now();
         (*ud).deadline = t0 + d;

@@ -108,6 +108,8 @@ pub const OVL_MAX_IO_SIZE: u32 = 0x7fff_f000;
 pub const OVL_DEFAULT_QUEUE_DEPTH: u32 = 256;
 /// Largest queue depth.
 pub const OVL_MAX_QUEUE_DEPTH: u32 = 16384;
+/// Most fds one port can have registered at a time ([`ovl_register_fd`]).
+pub const OVL_MAX_REGISTERED_FDS: u32 = 64;
 
 /// Op kind: read.
 pub const OVL_OP_READ: u32 = 1;
@@ -250,6 +252,11 @@ extern "C" {
     pub fn ovl_set_callback(port: *mut ovl_port, cb: ovl_callback, userdata: *mut c_void) -> i32;
     /// Bind a handle to the port (required on Windows, harmless elsewhere).
     pub fn ovl_associate(port: *mut ovl_port, fd: ovl_fd) -> i32;
+    /// Register an fd for speed (io_uring fixed file). The port holds its
+    /// own reference to the open file: unregister BEFORE closing the fd.
+    pub fn ovl_register_fd(port: *mut ovl_port, fd: ovl_fd) -> i32;
+    /// Undo [`ovl_register_fd`].
+    pub fn ovl_unregister_fd(port: *mut ovl_port, fd: ovl_fd) -> i32;
     /// Stop the port, deliver every remaining completion, free everything.
     pub fn ovl_close_port(port: *mut ovl_port) -> i32;
     /// `"uring"`, `"threads"` or `"iocp"`; `"invalid"` for NULL.

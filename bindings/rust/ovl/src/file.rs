@@ -50,6 +50,32 @@ pub struct File {
     keep: Option<Keep>,
 }
 
+/// A port handle that outlives the port: after close the library keeps a
+/// tombstone that answers `OVL_ECLOSED`, so the pointer stays valid.
+struct RawPort(*mut sys::ovl_port);
+// SAFETY: the C port is thread-safe, and only used for ovl_unregister_fd.
+unsafe impl Send for RawPort {}
+unsafe impl Sync for RawPort {}
+
+/// An owned handle registered with its port (`ovl_register_fd`). It is the
+/// `keep` of the `File` and of every op on it, so it goes when the last of
+/// them does: then the fd is unregistered first and closed after (the
+/// order `ovl.h` requires; closing the port unregisters it too, and a
+/// later unregister answers `OVL_ECLOSED`). It holds no `Port`, so ops in
+/// flight do not keep the port open.
+struct Registered {
+    port: RawPort,
+    fd: sys::ovl_fd,
+    owner: Keep,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        // SAFETY: see RawPort. `owner` (the handle) is dropped after this.
+        unsafe { sys::ovl_unregister_fd(self.port.0, self.fd) };
+    }
+}
+
 fn read_prep<B: IoBufMut>(b: &mut B) -> (*mut u8, usize) {
     (b.stable_mut_ptr(), b.bytes_init())
 }
@@ -200,6 +226,17 @@ impl File {
     fn with_keep(port: &Port, fd: sys::ovl_fd, keep: Option<Keep>) -> Result<File, Error> {
         // SAFETY: the port handle is alive; the fd is borrowed by the call.
         Error::check(unsafe { sys::ovl_associate(port.as_raw(), fd) })?;
+        let keep = match keep {
+            // An owned handle on io_uring: register it (a fixed file, no
+            // per-op file lookup in the kernel), as long as the port has a
+            // free slot. Borrowed handles are not: we could not tell when
+            // they are closed.
+            // SAFETY: as above.
+            Some(owner) if port.is_uring() && unsafe { sys::ovl_register_fd(port.as_raw(), fd) } == sys::OVL_OK => {
+                Some(Arc::new(Registered { port: RawPort(port.as_raw()), fd, owner }) as Keep)
+            }
+            other => other,
+        };
         Ok(File { port: port.clone(), fd, keep })
     }
 
@@ -222,7 +259,11 @@ impl File {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn get_ref<T: Any>(&self) -> Option<&T> {
-        self.keep.as_ref().and_then(|k| k.downcast_ref::<T>())
+        let k = self.keep.as_ref()?;
+        match k.downcast_ref::<Registered>() {
+            Some(r) => r.owner.downcast_ref::<T>(),
+            None => k.downcast_ref::<T>(),
+        }
     }
 
     fn positional(offset: u64) -> Result<i64, Error> {

@@ -297,6 +297,10 @@ impl Shared {
         self.batch.load(SeqCst) && (self.queued.load(SeqCst) != 0 || self.woken.load(SeqCst) != 0)
     }
 
+    pub(crate) fn batching(&self) -> bool {
+        self.batch.load(SeqCst)
+    }
+
     pub(crate) fn inline(&self) -> bool {
         self.inline.load(SeqCst)
     }
@@ -553,6 +557,12 @@ impl Port {
     /// so there the call would mostly find it busy: it is not made.)
     pub fn inline_delivery(&self) -> bool {
         !self.inner.manual && self.shared().inline()
+    }
+
+    /// Whether the port runs on io_uring (it batches submits and, with a
+    /// completion thread, takes completions on the polling thread).
+    pub(crate) fn is_uring(&self) -> bool {
+        self.shared().batching()
     }
 
     /// Whether this port was built in manual mode.

@@ -182,3 +182,45 @@ fn futures_are_send_and_static() {
     drop(file);
     finish(&port);
 }
+
+/// On io_uring an owned handle is registered with the port (a fixed file)
+/// while its `File` or any op on it lives, and unregistered before it is
+/// closed: a file opened afterwards under the same number is read, not the
+/// old one (what a registration left behind would make the kernel do).
+#[cfg(unix)]
+#[test]
+fn owned_handles_are_registered_until_closed() {
+    use ovl::sys::{ovl_register_fd, ovl_unregister_fd, OVL_EINVAL, OVL_ENOENT, OVL_OK};
+    let a = TempFile::new("rega", &pattern(8192, 41));
+    let b = TempFile::new("regb", &pattern(8192, 42));
+    let port = port();
+    let file = a.open(&port);
+    let fd = file.as_raw();
+    let (n, buf) = block_on(file.read_at(vec![0u8; 4096], 4096));
+    assert_eq!(n.unwrap(), 4096);
+    assert!(buf == pattern(8192, 41)[4096..]);
+    // SAFETY: plain calls on a live port; they only change the fd's slot.
+    let rc = unsafe { ovl_register_fd(port.as_raw(), fd) };
+    if port.backend_name() == "uring" {
+        assert_eq!(rc, OVL_EINVAL, "already registered by File::open");
+    } else {
+        // Not registered by the binding elsewhere; undo ours.
+        assert_eq!(rc, OVL_OK);
+        assert_eq!(unsafe { ovl_unregister_fd(port.as_raw(), fd) }, OVL_OK);
+    }
+    assert!(file.get_ref::<std::fs::File>().is_some(), "the owner is still reachable");
+    drop(file);
+    assert_eq!(unsafe { ovl_unregister_fd(port.as_raw(), fd) }, OVL_ENOENT, "unregistered with the File");
+    // The lowest free number: usually the one just closed.
+    let f = std::fs::File::open(&b.path).unwrap();
+    use std::os::unix::io::AsRawFd;
+    if f.as_raw_fd() as u64 == fd {
+        // SAFETY: `f` outlives the port's use of it (finish below).
+        let raw = unsafe { File::from_raw(&port, fd).unwrap() };
+        let (n, buf) = block_on(raw.read_at(vec![0u8; 4096], 0));
+        assert_eq!(n.unwrap(), 4096);
+        assert!(buf == pattern(8192, 42)[..4096], "read the old file through a stale registration");
+    }
+    finish(&port);
+    drop(f);
+}
