@@ -152,7 +152,8 @@ fn consume(shared: &Shared, s: &mut Slot) -> Option<(i64, i32)> {
 /// Such a future never returns Pending, so a task that loops over them
 /// would never yield to the others of its executor; after `BUDGET` of them
 /// the next op yields once (wakes its task, returns Pending) before it is
-/// submitted.
+/// submitted: on io_uring by joining the port's queue, which also switches
+/// tasks that each did op after op alone to submitting together.
 const BUDGET: u32 = 64;
 thread_local! {
     static STREAK: Cell<u32> = const { Cell::new(0) };
@@ -370,13 +371,19 @@ impl<B: Send + 'static> Future for OpFuture<B> {
         loop {
             match &this.state {
                 State::Unsubmitted(_) => {
-                    if STREAK.with(|s| s.get()) >= BUDGET {
+                    let shared = this.port.shared();
+                    let over_budget = STREAK.with(|s| s.get()) >= BUDGET;
+                    if over_budget && !shared.batching() {
                         // Yield before submitting; the next poll submits.
                         STREAK.with(|s| s.set(0));
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    if this.port.shared().should_queue() {
+                    // Over budget on io_uring, yield through the queue:
+                    // when several tasks each resolve op after op at once
+                    // (their completions taken inline, nobody ever woken),
+                    // this is what lets them meet in one batch.
+                    if over_budget || shared.should_queue() {
                         // Yield: the woken tasks submit theirs meanwhile,
                         // and the first poll among them (ours at the
                         // latest) submits them all.
