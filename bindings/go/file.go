@@ -26,6 +26,10 @@ type File struct {
 	stream bool
 	append bool
 	owner  *os.File // set when the File was made from an *os.File
+	// registered: the descriptor is registered with the port's rings
+	// (ovl_register_fd, io_uring's fixed files): unregister it before
+	// closing it.
+	registered bool
 
 	// ops is 2 × the asynchronous operations whose Result has not been
 	// sent, | 1 once Close began. Blocking operations are not counted:
@@ -115,14 +119,15 @@ func (p *Port) newFile(fd uintptr, name string, owner *os.File, appendMode bool)
 		return nil, &OpError{Op: "open", Path: name, Offset: -1, Code: rc}
 	}
 	return &File{
-		port:    p,
-		fd:      fd,
-		name:    name,
-		stream:  stream,
-		append:  appendMode,
-		owner:   owner,
-		drained: make(chan struct{}, 1),
-		closing: make(chan struct{}),
+		port:       p,
+		fd:         fd,
+		name:       name,
+		stream:     stream,
+		append:     appendMode,
+		owner:      owner,
+		registered: !stream && registerFD(p, fd),
+		drained:    make(chan struct{}, 1),
+		closing:    make(chan struct{}),
 	}, nil
 }
 
@@ -449,6 +454,12 @@ func (f *File) Close() error {
 	}
 	f.rd.stop()
 	f.wd.stop()
+	if f.registered {
+		// Before the close: a ring keeps its own reference to the open
+		// file, and a file opened later under this number must not be
+		// taken for this one.
+		unregisterFD(f.port, f.fd)
+	}
 	if f.owner != nil {
 		return f.owner.Close()
 	}

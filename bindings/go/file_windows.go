@@ -74,6 +74,12 @@ func fileSize(fd uintptr) (int64, error) {
 
 func closeFD(fd uintptr) error { return syscall.CloseHandle(syscall.Handle(fd)) }
 
+// registerFD: fixed files are io_uring's; on IOCP the library would only
+// record the handle.
+func registerFD(p *Port, fd uintptr) bool { return false }
+
+func unregisterFD(p *Port, fd uintptr) {}
+
 func associate(p *Port, fd uintptr) Errno {
 	for _, r := range p.rings {
 		if rc := C.ovl_associate(r.c, C.ovl_fd(fd)); rc != 0 {
