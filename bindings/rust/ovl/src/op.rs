@@ -417,6 +417,12 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                 State::Queued(op) => {
                     let done = consume(this.port.shared(), &mut lock(&op.hdr.slot));
                     if let Some(done) = done {
+                        // A flush on another thread may have submitted the
+                        // op, seen it completed and still be recording the
+                        // batch's ids, ours included; finish may free the
+                        // op. That flush holds the queue lock until it no
+                        // longer touches the op: wait for it.
+                        this.port.shared().wait_for_flush();
                         return Poll::Ready(this.finish(done));
                     }
                     let id = op.hdr.id.load(SeqCst);

@@ -323,6 +323,14 @@ impl Shared {
         // OVL_ECLOSED: close delivers everything itself.
     }
 
+    /// Return once no flush is running: a flush writes the id of every op
+    /// it submitted under the queue lock, and by then the library may have
+    /// delivered an op's completion, so whoever frees a queued op after
+    /// its result came in (rather than after seeing its id) waits here.
+    pub(crate) fn wait_for_flush(&self) {
+        drop(lock(&self.queue));
+    }
+
     /// Append a request (its ctx an op reference that the queue now owns).
     pub(crate) fn enqueue(&self, req: sys::ovl_request) {
         let mut q = lock(&self.queue);
@@ -371,9 +379,13 @@ impl Shared {
                 rc = unsafe { sys::ovl_submit(raw, q.as_mut_ptr().add(start), n, &mut done) };
                 self.inflight.fetch_sub(n - done, SeqCst);
                 for r in &q[start..start + done] {
-                    // SAFETY: as above; the id is written before the queue
-                    // lock is released, so a drop that finds the request
-                    // gone from the queue sees it.
+                    // SAFETY: the reference now belongs to the library,
+                    // which may already have delivered the completion and
+                    // dropped it; but the op's future still holds one, and
+                    // it lets go of it (finish, or drop) only after taking
+                    // this lock (wait_for_flush, dequeue) or after seeing
+                    // the id written here. So the op is alive. A drop that
+                    // finds the request gone from the queue sees the id.
                     unsafe { crate::op::set_id(r.ctx, r.id) };
                 }
                 start += done;
