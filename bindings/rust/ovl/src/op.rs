@@ -191,10 +191,11 @@ enum State<B> {
 /// (`ovl_cancel`); its buffer then stays inside the operation until the
 /// completion arrives and is freed there. Works under any executor.
 ///
-/// On a port with a completion thread, the poll that submits also delivers
-/// the completions that are already there on the calling thread (see
-/// [`Port::inline_delivery`](crate::Port::inline_delivery)), so a page-cache
-/// read usually resolves at once, with no cross-thread wake-up.
+/// On an io_uring port with a completion thread, the poll that submits also
+/// delivers the completions that are already there on the calling thread
+/// (see [`Port::inline_delivery`](crate::Port::inline_delivery)), so a
+/// page-cache read usually resolves at once, with no cross-thread wake-up.
+/// The port queue is used on io_uring ports only.
 ///
 /// ```
 /// # let path = std::env::temp_dir().join(format!("ovl-doc-op-{}", std::process::id()));
