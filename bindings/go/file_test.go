@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // testData returns n deterministic pseudo-random bytes.
@@ -358,6 +359,60 @@ func TestBackPressureWaitHonoursContext(t *testing.T) {
 		r.Close()
 		if err := <-blocked; !errors.Is(err, fs.ErrClosed) {
 			t.Fatalf("blocked read after Close: %v", err)
+		}
+	})
+}
+
+// TestCloseRacesReads closes a File while goroutines keep reading it,
+// blocking and asynchronously: every read either returns the file's bytes
+// or fails with fs.ErrClosed, Close returns with nothing of the File in
+// flight, and every slot comes back.
+func TestCloseRacesReads(t *testing.T) {
+	data := testData(64<<10, 23)
+	name := tempFile(t, data)
+	forEachBackend(t, Config{QueueDepth: 8}, func(t *testing.T, p *Port) {
+		for round := 0; round < 20; round++ {
+			f, err := p.Open(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for g := 0; g < 12; g++ {
+				wg.Add(1)
+				go func(g int) {
+					defer wg.Done()
+					buf := make([]byte, 1024)
+					for i := 0; ; i++ {
+						off := int64((g*7 + i) % 64 * 1024)
+						var n int
+						var err error
+						if g%3 == 0 {
+							r := <-f.ReadAtAsync(buf, off, nil)
+							n, err = r.N, r.Err
+						} else {
+							n, err = f.ReadAt(buf, off)
+						}
+						if errors.Is(err, fs.ErrClosed) {
+							return
+						}
+						if err != nil || n != len(buf) || !bytes.Equal(buf, data[off:off+1024]) {
+							t.Errorf("read at %d: %d, %v (or wrong bytes)", off, n, err)
+							return
+						}
+					}
+				}(g)
+			}
+			time.Sleep(time.Duration(round%4) * time.Millisecond)
+			if err := f.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if st := p.Stats(); st.Inflight != 0 {
+				t.Fatalf("%d operations in flight after Close returned", st.Inflight)
+			}
+			wg.Wait()
+			if st := p.Stats(); st.SlotsInUse != 0 {
+				t.Fatalf("%d slots in use after every reader returned", st.SlotsInUse)
+			}
 		}
 	})
 }
