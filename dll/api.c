@@ -48,6 +48,7 @@ __attribute__((destructor)) static void tomb_free_all(void)
         tombs = p->tomb_next;
         ovl__mutex_destroy(&p->lock);
         ovl__mutex_destroy(&p->deliver_lock);
+        ovl__cond_destroy(&p->park_cv);
         free(p);
     }
     ovl__mutex_unlock(&tomb_lock);
@@ -218,11 +219,41 @@ static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
     return n;
 }
 
+/* OVL_PORT_INLINE: with nothing in flight, wait here rather than in the
+ * kernel (see ovl_port.parking). Returns when ops are in flight or the port
+ * is closing. */
+static void ct_park(ovl_port *p)
+{
+    ovl__mutex_lock(&p->lock);
+    while (p->inflight == 0 && atomic_load(&p->state) == OVL__PORT_OPEN) {
+        p->ct_parked = true;
+        ovl__cond_wait(&p->park_cv, &p->lock);
+    }
+    p->ct_parked = false;
+    ovl__mutex_unlock(&p->lock);
+}
+
+/* Called by a thread that may have left ops in flight (a submit on an
+ * OVL_PORT_INLINE port, after delivering what completed inside it): if the
+ * completion thread is parked, it must watch them now. Since the thread
+ * parks only after seeing inflight == 0 under the lock, and this runs after
+ * the caller's last change to inflight, no op is ever left unwatched. */
+static void ct_unpark(ovl_port *p)
+{
+    ovl__mutex_lock(&p->lock);
+    if (p->ct_parked && p->inflight) {
+        p->ct_parked = false;
+        ovl__cond_signal(&p->park_cv);
+    }
+    ovl__mutex_unlock(&p->lock);
+}
+
 static void *completion_thread(void *arg)
 {
     ovl_port *p = arg;
     for (;;) {
         size_t n = 0;
+        if (p->parking) ct_park(p);
         if (p->spin_usec) {
             /* Opt-in: poll without sleeping for a while first; saves the
              * wake-up latency when completions arrive in a steady stream. */
@@ -282,7 +313,9 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     if (c.queue_depth == 0 || c.queue_depth > OVL_MAX_QUEUE_DEPTH)
         return OVL_EINVAL;
     if (c.backend > OVL_BACKEND_IOCP) return OVL_EINVAL;
-    if (c.flags & ~(uint32_t)OVL_PORT_MANUAL) return OVL_EINVAL;
+    if (c.flags & ~(uint32_t)(OVL_PORT_MANUAL | OVL_PORT_INLINE)) return OVL_EINVAL;
+    if ((c.flags & OVL_PORT_MANUAL) && (c.flags & OVL_PORT_INLINE))
+        return OVL_EINVAL; /* manual mode delivers on the caller already */
     if (c.threads > 1024) return OVL_EINVAL;
 
     const ovl__backend *be = NULL;
@@ -312,6 +345,12 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
         free(p);
         return OVL_ENOMEM;
     }
+    if (ovl__cond_init(&p->park_cv) != 0) {
+        ovl__mutex_destroy(&p->deliver_lock);
+        ovl__mutex_destroy(&p->lock);
+        free(p);
+        return OVL_ENOMEM;
+    }
     p->events = calloc(p->batch_cap, sizeof *p->events);
     p->batch = calloc(p->batch_cap, sizeof *p->batch);
     rc = (p->events && p->batch) ? ovl__pool_init(p) : OVL_ENOMEM;
@@ -325,6 +364,7 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
         rc = be->init(p);
     }
     if (rc != OVL_OK) goto fail;
+    p->parking = (p->flags & OVL_PORT_INLINE) && be->wait_ready;
 
     if (!(p->flags & OVL_PORT_MANUAL)) {
         if (ovl__thread_create(&p->thread, completion_thread, p) != 0) {
@@ -341,6 +381,7 @@ fail:
     port_free_resources(p);
     ovl__mutex_destroy(&p->lock);
     ovl__mutex_destroy(&p->deliver_lock);
+    ovl__cond_destroy(&p->park_cv);
     free(p);
     return rc;
 }
@@ -358,6 +399,16 @@ static void kick_unlocked(ovl_port *p, bool from_cb)
 {
     p->backend->kick(p, from_cb);
     atomic_fetch_sub(&p->users, 1);
+}
+
+static int32_t poll_helping(ovl_port *p);
+
+/* OVL_PORT_INLINE: after a submit from outside a callback, deliver on this
+ * thread what completed inside it (and let the completion thread watch
+ * what did not). */
+static inline void after_submit(ovl_port *p, bool from_cb)
+{
+    if ((p->flags & OVL_PORT_INLINE) && !from_cb) (void)poll_helping(p);
 }
 
 OVL_API int32_t ovl_set_callback(ovl_port *p, ovl_callback cb, void *userdata)
@@ -557,6 +608,7 @@ static int32_t submit_batch(ovl_port *p, ovl_request *reqs, size_t n,
     if (done) {
         if (from_cb) p->backend->kick(p, true);
         else kick_unlocked(p, false);
+        after_submit(p, from_cb);
     }
 out:
     for (size_t i = done; i < n; i++) reqs[i].id = 0;
@@ -608,7 +660,9 @@ static int32_t submit_one(ovl_port *p, uint32_t kind, ovl_fd fd, void *buf,
     ovl__mutex_unlock(&p->lock);
     if (from_cb) p->backend->kick(p, true);
     else kick_unlocked(p, false);
+    /* The id first: the op may be delivered (and its id reused) below. */
     if (out_id) *out_id = id;
+    after_submit(p, from_cb);
     return OVL_OK;
 }
 
@@ -687,11 +741,14 @@ static int32_t poll_helping(ovl_port *p)
     int32_t rc = 0;
     if (atomic_load(&p->state) != OVL__PORT_OPEN) {
         rc = OVL_ECLOSED;
-    } else if (ovl__mutex_trylock(&p->deliver_lock)) {
-        size_t n = deliver_once(p, 0);
-        if (n) p->backend->kick(p, false);
-        ovl__mutex_unlock(&p->deliver_lock);
-        rc = (int32_t)n;
+    } else {
+        if (ovl__mutex_trylock(&p->deliver_lock)) {
+            size_t n = deliver_once(p, 0);
+            if (n) p->backend->kick(p, false);
+            ovl__mutex_unlock(&p->deliver_lock);
+            rc = (int32_t)n;
+        }
+        if (p->parking) ct_unpark(p);
     }
     atomic_fetch_sub(&p->users, 1);
     return rc;
@@ -779,6 +836,7 @@ OVL_API int32_t ovl_close_port(ovl_port *p)
     }
     /* From here every submit, cancel and post fails with OVL_ECLOSED. */
     atomic_store(&p->state, OVL__PORT_CLOSING);
+    ovl__cond_broadcast(&p->park_cv); /* a parked completion thread */
     for (uint32_t i = 0; i < p->depth; i++) {
         ovl__op *op = &p->ops[i];
         if (op->state == OVL__OP_INFLIGHT && op->kind != OVL_OP_POST) {

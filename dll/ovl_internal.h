@@ -168,6 +168,15 @@ struct ovl_port {
     bool has_thread;
     ovl__thread thread;
 
+    /* OVL_PORT_INLINE on a backend with wait_ready: with nothing in flight
+     * the completion thread parks on park_cv (lock) instead of sleeping in
+     * the kernel, where every completion of a submit, even one the
+     * submitter delivers itself, would wake it. Whoever leaves ops in
+     * flight wakes it (ct_unpark). */
+    bool parking;
+    bool ct_parked;                 /* (lock) */
+    ovl__cond park_cv;
+
     /* Counters (lock, except the _Atomic ones). */
     uint64_t submitted;
     uint64_t completed;

@@ -497,14 +497,13 @@ static void u_wait_ready(ovl_port *p)
 {
     uring *u = p->be;
     ring *r = &u->r;
-    for (;;) {
-        if (cq_ready(r)) return;
-        unsigned pend = sq_pending(r);
-        long rc = ring_enter(p, r, pend, 1, IORING_ENTER_GETEVENTS, NULL, 0);
-        if (cq_ready(r)) return;
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-            ovl__yield(); /* should not happen with a valid ring */
-    }
+    if (cq_ready(r)) return;
+    unsigned pend = sq_pending(r);
+    long rc = ring_enter(p, r, pend, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+    /* Return after one wake-up even if a polling caller took the entries
+     * meanwhile: the completion thread then re-checks whether to park. */
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && !cq_ready(r))
+        ovl__yield(); /* should not happen with a valid ring */
 }
 
 static int32_t u_event_fd(ovl_port *p, ovl_fd *out)

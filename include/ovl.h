@@ -18,10 +18,11 @@
  *     is closed. A submit that returns an error produces none and leaves
  *     nothing behind.
  *  2. Where callbacks run. On the port's completion thread, inside
- *     ovl_poll() / ovl_close_port() in manual mode, or inside an
+ *     ovl_poll() / ovl_close_port() in manual mode, inside an
  *     ovl_poll(port, 0) that a thread calls on a port with a completion
- *     thread (it then delivers what is ready on the calling thread); never
- *     two at once for one port. A callback may submit, cancel and post on
+ *     thread (it then delivers what is ready on the calling thread), or, on
+ *     an OVL_PORT_INLINE port, inside the submit call whose work completed
+ *     at once; never two at once for one port. A callback may submit, cancel and post on
  *     its own port; closing or polling its own port from inside a callback
  *     returns OVL_EDEADLK.
  *  3. Ownership. Buffers and contexts belong to the caller and must stay
@@ -159,6 +160,22 @@ typedef uint64_t ovl_fd;
 /* ovl_port_config.flags */
 #define OVL_PORT_MANUAL 1u /* no completion thread: the caller drives
                               completions with ovl_poll() */
+#define OVL_PORT_INLINE 2u /* submitting threads deliver what completes
+                              inside their own submit call (see below) */
+/* OVL_PORT_INLINE (not with OVL_PORT_MANUAL): every submit or post made
+ * outside a callback ends with ovl_poll(port, 0), so what completed inside
+ * the call (io_uring page-cache reads and posts do) is delivered by the
+ * callback on the submitting thread before the call returns, unless the
+ * completion thread is delivering at that moment; the completion thread
+ * delivers the rest. On io_uring the completion thread then waits for work
+ * outside the kernel while nothing is in flight, so a submit whose work
+ * completes at once wakes no other thread at all: a thread that keeps one
+ * read in flight runs close to single-thread liburing. The price: the
+ * callback may run inside your submit call, so do not submit while holding
+ * a lock the callback takes, and expect the callback (and its ctx's
+ * completion) before the submit returns; posts, too, may be delivered on
+ * the posting thread. On other backends only the ovl_poll(port, 0) part
+ * applies. */
 
 /* An opaque port. Created by ovl_create_port, released by ovl_close_port. */
 typedef struct ovl_port ovl_port;

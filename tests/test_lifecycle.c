@@ -601,3 +601,30 @@ Test(lifecycle, zero_timeout_poll_does_not_wait_for_the_thread)
     rec_wait(&r, 2);
     close_clean(p, &r);
 }
+
+/* OVL_PORT_INLINE: not with manual mode; submitters on several threads and
+ * the completion thread share delivery: every completion once, callbacks
+ * never overlap, and at least the ones ovl_poll counted ran on pollers. */
+Test(lifecycle, inline_port_shares_delivery)
+{
+    ovl_port_config cfg;
+    ovl_port *bad = NULL;
+    ovl_port_config_init(&cfg, sizeof cfg);
+    cfg.flags = OVL_PORT_INLINE | OVL_PORT_MANUAL;
+    cr_assert_eq(ovl_create_port(&cfg, &bad), OVL_EINVAL);
+    cr_assert_null(bad);
+    rec r;
+    rec_init(&r);
+    r.hook = polled_hook;
+    atomic_store(&polled_items, 0);
+    ovl_port *p = open_port(&r, 64, OVL_PORT_INLINE);
+    enum { THREADS = 3, EACH = 2000 };
+    post_poll_arg a = {.p = p, .n = EACH};
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++) pthread_create(&th[t], NULL, post_then_poll, &a);
+    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    rec_wait(&r, THREADS * EACH);
+    cr_assert_eq(atomic_load(&a.errors), 0);
+    cr_assert_geq(atomic_load(&polled_items), (size_t)atomic_load(&a.polled));
+    close_clean(p, &r);
+}

@@ -11,6 +11,7 @@
 #include <ovl.h>
 
 #include "faults.h"
+#include "ovl_internal.h" /* white box: is the completion thread parked? */
 
 #include <sched.h>
 
@@ -785,6 +786,64 @@ FTest(zero_timeout_poll_delivers_on_the_caller)
     atomic_store(&F.wait_gate, 0);
     close_and_check(c, ids, 3);
     close(fd);
+}
+
+/* OVL_PORT_INLINE on io_uring: with nothing in flight the completion thread
+ * parks outside the kernel, so a post (a NOP: it always completes inside
+ * io_uring_enter) is delivered inside ovl_post, on the caller's thread,
+ * and no other thread goes near the ring (no GETEVENTS enter at all). A
+ * read that cannot complete at once (an empty pipe) unparks the thread,
+ * which delivers it when data comes. */
+static bool ct_parked(ovl_port *p)
+{
+    ovl__mutex_lock(&p->lock);
+    bool parked = p->ct_parked;
+    ovl__mutex_unlock(&p->lock);
+    return parked;
+}
+
+static void wait_parked(ovl_port *p)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!ct_parked(p)) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        cr_assert_lt(t.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000, "the completion thread never parked");
+        usleep(100);
+    }
+}
+
+FTest(inline_port_parks_and_delivers_on_the_submitter)
+{
+    only_backend("uring");
+    coll *c = open_port("uring", 16, OVL_PORT_INLINE);
+    poll_caller = pthread_self();
+    atomic_store(&poll_elsewhere, 0);
+    c->hook = caller_hook;
+    uint64_t ids[3];
+    for (int i = 0; i < 2; i++) {
+        wait_parked(c->port);
+        int waits = atomic_load(&F.enter_waits);
+        cr_assert_eq(ovl_post(c->port, 40 + i, NULL, &ids[i]), OVL_OK);
+        cr_assert_eq(c->n, (size_t)i + 1, "delivered before ovl_post returned");
+        cr_assert_eq(atomic_load(&F.enter_waits), waits, "no thread waited in the kernel");
+        cr_assert(ct_parked(c->port), "the completion thread was not woken");
+    }
+    cr_assert_eq(atomic_load(&poll_elsewhere), 0);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    static uint8_t rb[8];
+    cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)pfd[0], rb, sizeof rb, OVL_OFFSET_CURRENT,
+                                 NULL, &ids[2]), OVL_OK);
+    cr_assert_eq(c->n, 2u, "an empty pipe completes later");
+    cr_assert_eq(write(pfd[1], "abc", 3), 3);
+    cr_assert(coll_wait(c, 3), "the unparked completion thread delivers the pipe read");
+    cr_assert_eq(coll_find(c, ids[2])->result, 3);
+    cr_assert_gt(atomic_load(&poll_elsewhere), 0, "that one on the completion thread");
+    cr_assert_eq(coll_find(c, ids[0])->result, 40);
+    close_and_check(c, ids, 3);
+    close(pfd[0]);
+    close(pfd[1]);
 }
 
 /* One submit whose io_uring_enter keeps failing with -EAGAIN for longer

@@ -532,7 +532,8 @@ static void run_round(uint64_t seed, size_t budget, uint32_t depth, bool manual,
     ovl_port_config cfg;
     ovl_port_config_init(&cfg, sizeof cfg);
     cfg.queue_depth = depth;
-    cfg.flags = manual ? OVL_PORT_MANUAL : 0;
+    /* Every other threaded port delivers inline on its submitters. */
+    cfg.flags = manual ? OVL_PORT_MANUAL : (seed & 1) ? OVL_PORT_INLINE : 0;
     cfg.callback = callback;
     cfg.userdata = R;
     cfg.threads = 2 + (uint32_t)(seed % 4);
