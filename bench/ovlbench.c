@@ -429,11 +429,14 @@ static void port_figures(result *out, ovl_port *p, uint64_t ops)
     }
 }
 
+static uint32_t g_port_flags; /* OVL_PORT_* for the next make_port */
+
 static ovl_port *make_port(uint32_t backend, int depth, uint32_t spin_usec, ovl_callback cb,
                            void *ud)
 {
     ovl_port_config cfg;
     ovl_port_config_init(&cfg, sizeof cfg);
+    cfg.flags = g_port_flags;
     cfg.backend = backend;
     cfg.queue_depth = (uint32_t)depth;
     cfg.callback = cb;
@@ -585,7 +588,7 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int p
 
 /* ---- the competitors ------------------------------------------------------ */
 
-enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_A_FIXED, K_OVL_U_B, K_OVL_U_B_POLL,
+enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_A_FIXED, K_OVL_U_B, K_OVL_U_B_POLL, K_OVL_U_B_INLINE,
        K_OVL_U_B_SPIN, K_OVL_U_B_PIN, K_OVL_T_A,
        K_OVL_T_B, K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_U_BATCH, K_NOP_OVL_T, K_N };
 
@@ -598,6 +601,7 @@ static const char *const k_name[K_N] = {
     "ovl uring, resubmit in callback, registered file",
     "ovl uring, external submitter",
     "ovl uring, external submitter + ovl_poll(p, 0)",
+    "ovl uring, external submitter, OVL_PORT_INLINE",
     "ovl uring, external submitter, spin_usec=200",
     "ovl uring, external submitter, both threads on one CPU",
     "ovl threads, resubmit in callback",
@@ -609,7 +613,7 @@ static const char *const k_name[K_N] = {
 };
 static const char *const k_id[K_N] = {
     "liburing", "liburing-fixed", "pread", "libuv", "ovl-uring-cb", "ovl-uring-cb-fixed", "ovl-uring-ext",
-    "ovl-uring-ext-poll", "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
+    "ovl-uring-ext-poll", "ovl-uring-ext-inline", "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
     "nop-ovl-uring-batch", "nop-ovl-threads",
 };
 
@@ -646,6 +650,12 @@ static void run_one(int k, int depth, result *out)
     case K_OVL_U_A_FIXED: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, 1, out); break;
     case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 0, out); break;
     case K_OVL_U_B_POLL: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 1, out); break;
+    case K_OVL_U_B_INLINE:
+        /* The port itself delivers inside each ovl_submit: no ovl_poll. */
+        g_port_flags = OVL_PORT_INLINE;
+        run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 0, out);
+        g_port_flags = 0;
+        break;
     case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, 0, out); break;
     case K_OVL_U_B_PIN: {
         /* The completion thread inherits the creating thread's affinity:
@@ -811,6 +821,10 @@ static void targets(void)
             snprintf(b, sizeof b, "same, submitter calls ovl_poll(p, 0) after each submit, depth %d",
                      g_depths[d]);
             target_line(b, med_ratio(K_OVL_U_B_POLL, d), 0.80);
+        }
+        if (g_enabled[K_OVL_U_B_INLINE] && g_have[K_OVL_U_B_INLINE][d]) {
+            snprintf(b, sizeof b, "same, port created with OVL_PORT_INLINE, depth %d", g_depths[d]);
+            target_line(b, med_ratio(K_OVL_U_B_INLINE, d), 0.80);
         }
         if (g_enabled[K_OVL_U_B_SPIN] && g_have[K_OVL_U_B_SPIN][d]) {
             snprintf(b, sizeof b, "same, opt-in spin_usec=200, depth %d", g_depths[d]);
