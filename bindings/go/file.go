@@ -19,6 +19,12 @@ import (
 // For a regular file, Read, Write and Seek use a position kept by the File
 // (the I/O itself is positional); for a stream (pipe, socket, character
 // device) Read and Write are stream I/O and ReadAt/WriteAt are refused.
+//
+// On io_uring the descriptor of a regular file is registered with the
+// port's rings (fixed files: the kernel skips its per-operation file
+// lookup) from the File's creation to its Close, which unregisters it
+// before closing it; the File owns its descriptor, so close it only
+// through Close.
 type File struct {
 	port   *Port
 	fd     uintptr
