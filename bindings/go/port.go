@@ -172,10 +172,9 @@ type Port struct {
 
 	slots []slot
 	free  freeList // free slot indices: the queue-depth semaphore
-	// Goroutines waiting for a free slot, and their wake-up (one token:
-	// each woken waiter passes it on while slots and waiters remain).
-	slotWaiters atomic.Int32
-	slotFreed   chan struct{}
+	// The wake-up of goroutines waiting for a free slot (one token: each
+	// woken waiter passes it on while slots and waiters remain).
+	slotFreed chan struct{}
 
 	mu      sync.RWMutex // closed; held shared around each submit
 	closed  bool
@@ -254,7 +253,11 @@ type freeList struct {
 	_    [cacheLine]byte // every operation writes head: a line of its own
 	head atomic.Uint64
 	next []atomic.Uint32 // next[i]: the index+1 below slot i on the stack
-	_    [cacheLine - 32]byte
+	// waiters counts the goroutines waiting for a free slot. Every
+	// release reads it: here it shares the line release has just
+	// written, not one that other writes (the Port's RWMutex) move.
+	waiters atomic.Int32
+	_       [cacheLine - 36]byte
 }
 
 func (l *freeList) pop() (uint32, bool) {
@@ -553,11 +556,11 @@ func (p *Port) acquire(f *File, w wait) (uint32, error) {
 	}
 	// Counted as a waiter before looking again, so that a release after
 	// that look sees us and sends the token (release pushes, then looks).
-	p.slotWaiters.Add(1)
+	p.free.waiters.Add(1)
 	defer func() {
 		// Pass the token on if this waiter may have taken the one meant
 		// for another (it got a slot another release freed, or gave up).
-		if p.slotWaiters.Add(-1) > 0 && p.free.len() > 0 {
+		if p.free.waiters.Add(-1) > 0 && p.free.len() > 0 {
 			p.wakeSlotWaiter()
 		}
 	}()
@@ -616,7 +619,7 @@ func (p *Port) release(idx uint32) {
 	s.r = nil
 	s.mu.Unlock()
 	p.free.push(idx)
-	if p.slotWaiters.Load() > 0 {
+	if p.free.waiters.Load() > 0 {
 		p.wakeSlotWaiter()
 	}
 }
