@@ -783,13 +783,18 @@ OVL_API int32_t ovl_poll(ovl_port *p, int32_t timeout_ms)
         size_t n = deliver_once(p, wait_ms);
         if (n) {
             total += n;
-            /* Deliver whatever else is ready now, without waiting, up to
-             * about one queue's worth: everything that was ready when the
-             * call began, but no more, or a callback that answers every
-             * completion with a submit (whose reads and posts complete as
-             * soon as they are flushed) would keep this call going for
-             * ever on the caller's thread. */
-            while (total < p->depth && (n = deliver_once(p, 0)) > 0)
+            /* A full batch may have left more behind: deliver whatever
+             * else is ready now, without waiting, up to about one queue's
+             * worth (everything that was ready when the call began, but no
+             * more, or a callback that answers every completion with a
+             * submit, whose reads and posts complete as soon as they are
+             * flushed, would keep this call going for ever). After a
+             * partial batch the CQ was empty: another round would only
+             * cost the manual-mode eventfd's reset, one read() per call,
+             * and leaving it signalled costs an outside poller at most one
+             * spurious wake-up. */
+            while (n == p->batch_cap && total < p->depth &&
+                   (n = deliver_once(p, 0)) > 0)
                 total += n;
             break;
         }

@@ -418,7 +418,11 @@ OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms);
 
 /* Manual mode: a handle another event loop can wait on (epoll, kqueue, Go's
  * poller, tokio's AsyncFd): it becomes readable when completions may be
- * ready; then call ovl_poll(port, 0). On Linux an eventfd. Borrowed: valid
+ * ready; then call ovl_poll(port, 0). Readable is a hint, never a loss: it
+ * is always readable while completions wait, but an ovl_poll that
+ * delivered some may leave it readable (resetting it would cost a system
+ * call on every call of the fast path); the ovl_poll that then finds
+ * nothing resets it. On Linux an eventfd. Borrowed: valid
  * until ovl_close_port; do not close it or read from it.
  * Errors: OVL_EINVAL, OVL_EMODE (not manual), OVL_ECLOSED, OVL_ENOTSUP
  * (backend without one: IOCP in this version). */
