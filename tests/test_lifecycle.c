@@ -552,23 +552,32 @@ static void *post_then_poll(void *arg)
  * completion thread: whoever wins, every completion is delivered once,
  * callbacks never overlap, and exactly the completions an ovl_poll counted
  * ran on that caller's thread. */
-Test(lifecycle, zero_timeout_poll_shares_delivery_with_the_thread)
+/* Three threads post and then poll on a port with `flags`; returns the
+ * sum of what their ovl_poll calls reported. */
+static long long post_poll_threads(rec *r, ovl_port **out, uint32_t flags)
 {
-    rec r;
-    rec_init(&r);
-    r.hook = polled_hook;
+    r->hook = polled_hook;
     atomic_store(&polled_items, 0);
-    ovl_port *p = open_port(&r, 64, 0);
+    ovl_port *p = *out = open_port(r, 64, flags);
     enum { THREADS = 3, EACH = 2000 };
     post_poll_arg a = {.p = p, .n = EACH};
     pthread_t th[THREADS];
     for (int t = 0; t < THREADS; t++) pthread_create(&th[t], NULL, post_then_poll, &a);
     for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
-    rec_wait(&r, THREADS * EACH);
+    rec_wait(r, THREADS * EACH);
     cr_assert_eq(atomic_load(&a.errors), 0);
-    cr_assert_eq((size_t)atomic_load(&a.polled), atomic_load(&polled_items),
-                 "ovl_poll counted %lld, its callbacks saw %zu",
-                 (long long)atomic_load(&a.polled), atomic_load(&polled_items));
+    return atomic_load(&a.polled);
+}
+
+Test(lifecycle, zero_timeout_poll_shares_delivery_with_the_thread)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p;
+    long long polled = post_poll_threads(&r, &p, 0);
+    cr_assert_eq((size_t)polled, atomic_load(&polled_items),
+                 "ovl_poll counted %lld, its callbacks saw %zu", polled,
+                 atomic_load(&polled_items));
     cr_assert_eq(atomic_load(&cb_poll_rc), OVL_EDEADLK, "poll from a callback");
     close_clean(p, &r);
 }
@@ -621,16 +630,8 @@ Test(lifecycle, inline_port_shares_delivery)
     cr_assert_null(bad);
     rec r;
     rec_init(&r);
-    r.hook = polled_hook;
-    atomic_store(&polled_items, 0);
-    ovl_port *p = open_port(&r, 64, OVL_PORT_INLINE);
-    enum { THREADS = 3, EACH = 2000 };
-    post_poll_arg a = {.p = p, .n = EACH};
-    pthread_t th[THREADS];
-    for (int t = 0; t < THREADS; t++) pthread_create(&th[t], NULL, post_then_poll, &a);
-    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
-    rec_wait(&r, THREADS * EACH);
-    cr_assert_eq(atomic_load(&a.errors), 0);
-    cr_assert_geq(atomic_load(&polled_items), (size_t)atomic_load(&a.polled));
+    ovl_port *p;
+    long long polled = post_poll_threads(&r, &p, OVL_PORT_INLINE);
+    cr_assert_geq(atomic_load(&polled_items), (size_t)polled);
     close_clean(p, &r);
 }
