@@ -9,11 +9,14 @@
 //! last one, so the buffer is freed there and then: never while the kernel
 //! may still write it.
 //!
-//! The fast path: after submitting, the future's poll calls
-//! `ovl_poll(port, 0)`, so a completion that is already there (a read from
-//! the page cache completes inside io_uring_enter) is delivered on this
-//! thread; the callback finds no waker registered yet, wakes nobody, and the
-//! poll returns Ready. When other tasks of the port were just woken (they
+//! The fast path: a completion that is already there when the submit
+//! returns (a read from the page cache completes inside io_uring_enter) is
+//! delivered on this thread: inside the submit itself on an
+//! `OVL_PORT_INLINE` port, else by the `ovl_poll(port, 0)` the future's poll
+//! makes right after it. The callback finds no waker registered yet, wakes
+//! nobody, and the poll returns Ready. So the op may be complete (and the
+//! library's reference to it gone) before the code after a submit runs:
+//! nothing after a submit assumes the op is still in flight. When other tasks of the port were just woken (they
 //! are about to submit too), a new op instead joins the port's queue and
 //! wakes its own task; whichever future polls first submits the whole queue
 //! with one `ovl_submit`. Locks are never held across `ovl_submit*`,
@@ -25,7 +28,7 @@ use std::future::Future;
 use std::io;
 use std::os::raw::c_void;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -52,8 +55,11 @@ struct Slot {
 struct Header {
     slot: Mutex<Slot>,
     /// The op id once submitted from the port's queue (0 before), written
-    /// under the queue lock.
+    /// by the flush that submitted it.
     id: AtomicU64,
+    /// The future was dropped while its request was in a flush's hands:
+    /// that flush does not submit it, or cancels it once it has the id.
+    dropped: AtomicBool,
     /// Drops the reference the library held (knows the buffer type).
     release: unsafe fn(*const Header),
     _keep: Option<Keep>,
@@ -107,12 +113,32 @@ pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32, shar
     }
 }
 
-/// Record the id of a queued op that a flush submitted.
+/// Record the id of a queued op that a flush submitted; true if its future
+/// was dropped meanwhile (perhaps before it could see the id: the caller
+/// cancels the op).
 ///
 /// # Safety
 /// `ctx` must be an op reference that is still alive.
-pub(crate) unsafe fn set_id(ctx: *mut c_void, id: u64) {
-    (*(ctx as *const Header)).id.store(id, SeqCst);
+pub(crate) unsafe fn set_id(ctx: *mut c_void, id: u64) -> bool {
+    let hdr = &*(ctx as *const Header);
+    hdr.id.store(id, SeqCst);
+    hdr.dropped.load(SeqCst)
+}
+
+/// A clone of a queued op's waker, if any.
+///
+/// # Safety
+/// `ctx` must be an op reference that is still alive.
+pub(crate) unsafe fn waker_of(ctx: *mut c_void) -> Option<Waker> {
+    lock(&(*(ctx as *const Header)).slot).waker.clone()
+}
+
+/// Whether the future of a queued op was dropped (not to be submitted).
+///
+/// # Safety
+/// `ctx` must be an op reference that is still alive.
+pub(crate) unsafe fn is_dropped(ctx: *mut c_void) -> bool {
+    (*(ctx as *const Header)).dropped.load(SeqCst)
 }
 
 /// A queued op whose submit was rejected with `code`: store the error as
@@ -193,6 +219,7 @@ enum State<B> {
 ///
 /// On an io_uring port with a completion thread, the poll that submits also
 /// delivers the completions that are already there on the calling thread
+/// (inside the submit, on an `OVL_PORT_INLINE` port)
 /// (see [`Port::inline_delivery`](crate::Port::inline_delivery)), so a
 /// page-cache read usually resolves at once, with no cross-thread wake-up.
 /// The port queue is used on io_uring ports only.
@@ -234,6 +261,7 @@ impl<B: Send + 'static> OpFuture<B> {
             hdr: Header {
                 slot: Mutex::new(Slot { done: None, waker: None, woken: false }),
                 id: AtomicU64::new(0),
+                dropped: AtomicBool::new(false),
                 release: release::<B>,
                 _keep: keep,
             },
@@ -284,7 +312,7 @@ impl<B: Send + 'static> OpFuture<B> {
             ctx: Arc::into_raw(op.clone()) as *mut c_void,
             id: 0,
         };
-        self.port.shared().enqueue(req);
+        self.port.shared().enqueue(req, op.clone());
         self.state = State::Queued(op);
     }
 
@@ -418,12 +446,9 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                 State::Queued(op) => {
                     let done = consume(this.port.shared(), &mut lock(&op.hdr.slot));
                     if let Some(done) = done {
-                        // A flush on another thread may have submitted the
-                        // op, seen it completed and still be recording the
-                        // batch's ids, ours included; finish may free the
-                        // op. That flush holds the queue lock until it no
-                        // longer touches the op: wait for it.
-                        this.port.shared().wait_for_flush();
+                        // A flush (perhaps on another thread) that is still
+                        // recording the batch's ids holds its own reference
+                        // to the op: finishing cannot free it under it.
                         return Poll::Ready(this.finish(done));
                     }
                     let id = op.hdr.id.load(SeqCst);
@@ -435,7 +460,28 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                     // Still queued: submit the queue (ours included).
                     let shared = this.port.shared();
                     let gen = shared.generation();
-                    let (rc, n) = shared.flush(this.port.as_raw());
+                    let (rc, n) = match shared.flush(this.port.as_raw()) {
+                        Some(r) => r,
+                        None => {
+                            // Another thread is flushing, perhaps our
+                            // request with its own; it submits ours before
+                            // it ends, and its completion (or rejection)
+                            // wakes us; if there is no room, it wakes us.
+                            STREAK.with(|s| s.set(0));
+                            let old = {
+                                let mut s = lock(&op.hdr.slot);
+                                if s.done.is_some() {
+                                    continue;
+                                }
+                                match &s.waker {
+                                    Some(w) if w.will_wake(cx.waker()) => None,
+                                    _ => s.waker.replace(cx.waker().clone()),
+                                }
+                            };
+                            drop(old);
+                            return Poll::Pending;
+                        }
+                    };
                     if n > 0 {
                         shared.poll_inline(this.port.as_raw());
                     }
@@ -495,14 +541,17 @@ impl<B: Send + 'static> Drop for OpFuture<B> {
             State::InFlight { op, id } => (op, *id),
             State::Queued(op) => {
                 let ctx = Arc::as_ptr(op) as *mut c_void;
-                if self.port.shared().dequeue(ctx) {
+                if let Some(guard) = self.port.shared().dequeue(ctx) {
                     // Never submitted: the queue's reference comes back.
                     // SAFETY: that reference, not used again.
                     unsafe { release::<B>(ctx as *const Header) };
+                    drop(guard);
                     return;
                 }
-                // Submitted by a flush (the id was stored under the queue
-                // lock, which dequeue took), or rejected (done is set).
+                // A flush took it: submitted (then the id is here, or the
+                // flush, seeing the mark, cancels it once it has it), left
+                // unsubmitted (the mark keeps it so), or rejected (done).
+                op.hdr.dropped.store(true, SeqCst);
                 (op, op.hdr.id.load(SeqCst))
             }
             _ => return,

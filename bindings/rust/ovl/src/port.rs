@@ -103,6 +103,7 @@ pub struct Builder {
     threads: u32,
     spin_usec: u32,
     manual: bool,
+    inline: bool,
 }
 
 impl Builder {
@@ -140,6 +141,23 @@ impl Builder {
         self
     }
 
+    /// On io_uring, create a port with a completion thread with
+    /// `OVL_PORT_INLINE` (default: yes; ignored for manual-mode ports and
+    /// on other backends). Then every submit ends by delivering, on the
+    /// submitting thread, what completed inside it, and the completion
+    /// thread waits outside the kernel while nothing is in flight: a
+    /// future whose read is served from the page cache resolves in the
+    /// poll that submitted it and no other thread is woken at all. The
+    /// futures need no care from you either way (their wakers may run on
+    /// the polling thread, as they already may with
+    /// [`Port::inline_delivery`]); `false` gives the port of older
+    /// versions, whose completion thread sleeps in the kernel and is woken
+    /// for every completion.
+    pub fn inline(mut self, yes: bool) -> Builder {
+        self.inline = yes;
+        self
+    }
+
     /// Create the port.
     pub fn build(self) -> Result<Port, Error> {
         let shared = Box::into_raw(Box::new(Shared {
@@ -147,40 +165,72 @@ impl Builder {
             inflight: AtomicUsize::new(0),
             waiters: Mutex::new(Vec::new()),
             woken: AtomicUsize::new(0),
-            queue: Mutex::new(Queue(Vec::new())),
+            queue: Mutex::new(Queue(Vec::new(), Vec::new())),
             queued: AtomicUsize::new(0),
+            flushing: AtomicBool::new(false),
             inline: AtomicBool::new(false),
+            core_inline: AtomicBool::new(false),
             batch: AtomicBool::new(false),
         }));
-        // SAFETY: zeroed is a valid ovl_port_config (integers, a None
-        // callback, a null pointer); init then fills the defaults.
-        let mut cfg: sys::ovl_port_config = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<sys::ovl_port_config>() as u32;
-        let mut raw = ptr::null_mut();
-        // SAFETY: cfg and raw are valid out-pointers; `shared` outlives the
-        // port: it is freed only after ovl_close_port returned.
-        let rc = unsafe {
-            let rc = sys::ovl_port_config_init(&mut cfg, size);
-            if rc == sys::OVL_OK {
-                cfg.queue_depth = self.queue_depth;
-                cfg.backend = self.backend.raw();
-                cfg.threads = self.threads;
-                cfg.spin_usec = self.spin_usec;
-                cfg.flags = if self.manual { sys::OVL_PORT_MANUAL } else { 0 };
-                cfg.callback = Some(on_batch);
-                cfg.userdata = shared as *mut c_void;
-                sys::ovl_create_port(&cfg, &mut raw)
-            } else {
-                rc
-            }
+        let create = |flags: u32| -> (i32, *mut sys::ovl_port, u32) {
+            // SAFETY: zeroed is a valid ovl_port_config (integers, a None
+            // callback, a null pointer); init then fills the defaults.
+            let mut cfg: sys::ovl_port_config = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<sys::ovl_port_config>() as u32;
+            let mut raw = ptr::null_mut();
+            // SAFETY: cfg and raw are valid out-pointers; `shared` outlives
+            // the port: it is freed only after ovl_close_port returned.
+            let rc = unsafe {
+                let rc = sys::ovl_port_config_init(&mut cfg, size);
+                if rc == sys::OVL_OK {
+                    cfg.queue_depth = self.queue_depth;
+                    cfg.backend = self.backend.raw();
+                    cfg.threads = self.threads;
+                    cfg.spin_usec = self.spin_usec;
+                    cfg.flags = flags;
+                    cfg.callback = Some(on_batch);
+                    cfg.userdata = shared as *mut c_void;
+                    sys::ovl_create_port(&cfg, &mut raw)
+                } else {
+                    rc
+                }
+            };
+            (rc, raw, cfg.queue_depth)
         };
+        let is_uring = |raw: *mut sys::ovl_port| {
+            // SAFETY: raw is a live port (a static string back).
+            unsafe { CStr::from_ptr(sys::ovl_backend_name(raw)) }.to_bytes() == b"uring"
+        };
+        // (A port that asks for the threads or IOCP backend by name never
+        // gets the flag; Auto resolves to io_uring where it can.)
+        let want_inline = self.inline
+            && !self.manual
+            && matches!(self.backend, Backend::Auto | Backend::Uring);
+        let (mut rc, mut raw, mut depth) =
+            create(if self.manual { sys::OVL_PORT_MANUAL } else if want_inline { sys::OVL_PORT_INLINE } else { 0 });
+        let mut core_inline = want_inline && rc == sys::OVL_OK;
+        if core_inline && !is_uring(raw) {
+            // OVL_PORT_INLINE pays on io_uring only (elsewhere the
+            // completion thread holds delivery while it waits, so the
+            // submitter's ovl_poll would mostly find it busy). The backend
+            // is known only now (OVL_BACKEND, the host): start again
+            // without. Nothing was submitted, so no callback can run.
+            // SAFETY: our port, unused.
+            unsafe { sys::ovl_close_port(raw) };
+            core_inline = false;
+            (rc, raw, depth) = create(0);
+        } else if want_inline && rc == sys::OVL_EINVAL {
+            // A library before OVL_PORT_INLINE refuses the flag.
+            (rc, raw, depth) = create(0);
+        }
         if rc != sys::OVL_OK {
             // SAFETY: no port was created, so nothing else refers to it.
             drop(unsafe { Box::from_raw(shared) });
             return Err(Error::new(rc, 0));
         }
-        // SAFETY: raw is the port just created (a static string back).
-        let uring = unsafe { CStr::from_ptr(sys::ovl_backend_name(raw)) }.to_bytes() == b"uring";
+        let uring = is_uring(raw);
+        // SAFETY: shared lives as long as the port.
+        unsafe { (*shared).core_inline.store(core_inline, SeqCst) };
         // Batching saves system calls on io_uring only (one io_uring_enter
         // for the batch); on the threads backend the delay before a queued
         // op is submitted costs more than the lock it saves.
@@ -200,18 +250,35 @@ impl Builder {
             }
         }
         Ok(Port {
-            inner: Arc::new(PortInner { raw, shared, depth: cfg.queue_depth, manual: self.manual }),
+            inner: Arc::new(PortInner { raw, shared, depth, manual: self.manual }),
         })
     }
 }
 
-/// Requests not yet handed to the library (see `Shared::queue`). Raw
-/// pointers inside: each `ctx` is an op reference (`Arc::into_raw`), each
-/// `buf` points into that op's buffer.
-struct Queue(Vec<sys::ovl_request>);
+/// Another reference to a queued op, held beside its request so that the
+/// op outlives the flush that submits it (see `Shared::flush`).
+pub(crate) type Guard = Arc<dyn std::any::Any + Send + Sync>;
+
+/// Requests not yet handed to the library (see `Shared::queue`), and a
+/// guard for each. Raw pointers inside: each `ctx` is an op reference
+/// (`Arc::into_raw`), each `buf` points into that op's buffer.
+struct Queue(Vec<sys::ovl_request>, Vec<Guard>);
 // SAFETY: the requests only carry pointers to ops, which are Send + Sync
-// (see op.rs); they are used under the mutex only.
+// (see op.rs); they are used by one thread at a time (under the mutex, or
+// taken out of it by the one flush running).
 unsafe impl Send for Queue {}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // Requests never submitted (a flush that lost a race with close):
+        // the references they hold. The queue dies with its port, after
+        // close, so no flush runs any more.
+        for r in &self.0 {
+            // SAFETY: an op reference owned by the queue.
+            unsafe { crate::op::release_ctx(r.ctx) };
+        }
+    }
+}
 
 /// What the completion callback shares with submitters: the count of our
 /// ops in flight, the tasks waiting for room in the queue, the tasks the
@@ -232,11 +299,18 @@ pub(crate) struct Shared {
     /// Requests waiting to be submitted in one `ovl_submit` (one system
     /// call on io_uring). Each waiting future has woken itself, so it is
     /// polled again and flushes the queue then if nobody did before.
-    /// Lock order: `queue`, then an op's slot; never held across a call
-    /// that can run the callback (`ovl_poll`) or a waker.
+    /// Held only briefly: never across a call that can run the callback
+    /// (`ovl_poll`, or any submit on an `OVL_PORT_INLINE` port), a waker
+    /// or a drop of an op.
     queue: Mutex<Queue>,
     /// `queue`'s length, readable without the lock.
     queued: AtomicUsize,
+    /// A flush is running (one at a time, so the queue's order is the
+    /// submission order).
+    flushing: AtomicBool,
+    /// The port was created with `OVL_PORT_INLINE`: the library itself
+    /// delivers what completed inside a submit, on the submitting thread.
+    core_inline: AtomicBool,
     /// `ovl_poll(p, 0)` works on this (threaded, io_uring) port: a
     /// submitter can take the completions that are ready on its own thread.
     inline: AtomicBool,
@@ -305,12 +379,13 @@ impl Shared {
         self.inline.load(SeqCst)
     }
 
-    /// Deliver, on this thread, the completions that are ready now
-    /// (`ovl_poll(p, 0)`), if the port allows it and no other thread is
-    /// delivering. Must be called with no lock held that the callback or a
-    /// waker may take.
+    /// After a submit: deliver, on this thread, the completions that are
+    /// ready now (`ovl_poll(p, 0)`), if the port allows it, the library
+    /// did not just do so inside the submit (`OVL_PORT_INLINE`), and no
+    /// other thread is delivering. Must be called with no lock held that
+    /// the callback or a waker may take.
     pub(crate) fn poll_inline(&self, raw: *mut sys::ovl_port) {
-        if !self.inline() {
+        if !self.inline() || self.core_inline.load(SeqCst) {
             return;
         }
         // SAFETY: raw is a live port handle (the caller holds a Port).
@@ -323,89 +398,164 @@ impl Shared {
         // OVL_ECLOSED: close delivers everything itself.
     }
 
-    /// Return once no flush is running: a flush writes the id of every op
-    /// it submitted under the queue lock, and by then the library may have
-    /// delivered an op's completion, so whoever frees a queued op after
-    /// its result came in (rather than after seeing its id) waits here.
-    pub(crate) fn wait_for_flush(&self) {
-        drop(lock(&self.queue));
-    }
-
-    /// Append a request (its ctx an op reference that the queue now owns).
-    pub(crate) fn enqueue(&self, req: sys::ovl_request) {
+    /// Append a request (its ctx an op reference that the queue now owns;
+    /// `guard` another reference to the same op).
+    pub(crate) fn enqueue(&self, req: sys::ovl_request, guard: Guard) {
         let mut q = lock(&self.queue);
         q.0.push(req);
+        q.1.push(guard);
         self.queued.store(q.0.len(), SeqCst);
     }
 
     /// Take the request whose ctx is `ctx` out of the queue, if it is still
-    /// there (not submitted, not failed): the caller gets the op reference
-    /// back.
-    pub(crate) fn dequeue(&self, ctx: *mut c_void) -> bool {
+    /// there (not taken by a flush): the caller gets the op reference back
+    /// (and its guard, to drop outside the lock).
+    pub(crate) fn dequeue(&self, ctx: *mut c_void) -> Option<Guard> {
         let mut q = lock(&self.queue);
         match q.0.iter().position(|r| r.ctx == ctx) {
             Some(i) => {
                 q.0.remove(i);
+                let g = q.1.remove(i);
                 self.queued.store(q.0.len(), SeqCst);
-                true
+                Some(g)
             }
-            None => false,
+            None => None,
         }
     }
 
     /// Submit every queued request in one `ovl_submit` (in order). Each
     /// submitted op gets its id; a request the library rejects fails its op
-    /// (result = the error) and is dropped from the queue; on
-    /// OVL_EQUEUEFULL the rest stay queued. Returns the last `ovl_submit`
-    /// code (OVL_OK when the queue was empty) and how many were submitted.
-    pub(crate) fn flush(&self, raw: *mut sys::ovl_port) -> (i32, usize) {
+    /// (result = the error); on OVL_EQUEUEFULL the rest go back to the
+    /// front of the queue. Returns the last `ovl_submit` code (OVL_OK when
+    /// the queue was empty) and how many were submitted, or `None` if
+    /// another flush is running: that one submits what is queued before it
+    /// ends (or, if the library's queue is full, wakes the tasks of what
+    /// it leaves queued), so the caller waits for its op's waker.
+    ///
+    /// The requests are taken out of the queue and submitted without any
+    /// lock held: on an `OVL_PORT_INLINE` port the callback runs inside
+    /// `ovl_submit`, and it wakes tasks and drops ops (user buffers, and
+    /// through a waker possibly whole tasks whose futures dequeue theirs).
+    /// The library may deliver an op's completion, and its future finish
+    /// and let go of the op, before `ovl_submit` returns; the guards keep
+    /// every op alive until its id is written. A future dropped meanwhile
+    /// marks its op (it found no request to take back and, perhaps, no id
+    /// to cancel): a marked op is not submitted, or is cancelled here once
+    /// its id is known.
+    pub(crate) fn flush(&self, raw: *mut sys::ovl_port) -> Option<(i32, usize)> {
         if self.queued.load(SeqCst) == 0 {
-            return (sys::OVL_OK, 0);
+            // Perhaps because a running flush took the requests: ours may
+            // be among them, not submitted yet.
+            return if self.flushing.load(SeqCst) { None } else { Some((sys::OVL_OK, 0)) };
+        }
+        if self.flushing.swap(true, SeqCst) {
+            return None;
+        }
+        let mut rc;
+        let mut total = 0;
+        loop {
+            let (r, n) = self.flush_once(raw);
+            rc = r;
+            total += n;
+            // A flush that found us busy left its request for us: if the
+            // queue is not empty now, it may hold such requests, whose
+            // futures wait for their wakers.
+            self.flushing.store(false, SeqCst);
+            if self.queued.load(SeqCst) == 0 {
+                break;
+            }
+            if rc == sys::OVL_EQUEUEFULL {
+                // No room: wake them all; each retries and, still finding
+                // no room, waits for a completion batch (wait_for_room).
+                let wakers: Vec<Waker> = {
+                    let q = lock(&self.queue);
+                    // SAFETY: each ctx is an op reference owned by the queue.
+                    q.0.iter().filter_map(|r| unsafe { crate::op::waker_of(r.ctx) }).collect()
+                };
+                for w in wakers {
+                    w.wake();
+                }
+                break;
+            }
+            if self.flushing.swap(true, SeqCst) {
+                break; // someone else took over
+            }
+        }
+        Some((rc, total))
+    }
+
+    /// One round of `flush`, by the thread that set `flushing`.
+    fn flush_once(&self, raw: *mut sys::ovl_port) -> (i32, usize) {
+        let (mut reqs, mut guards) = {
+            let mut q = lock(&self.queue);
+            self.queued.store(0, SeqCst);
+            (std::mem::take(&mut q.0), std::mem::take(&mut q.1))
+        };
+        let mut dead = Vec::new();
+        let mut i = 0;
+        while i < reqs.len() {
+            // SAFETY: each ctx is an op reference owned by `reqs`.
+            if unsafe { crate::op::is_dropped(reqs[i].ctx) } {
+                dead.push(reqs.remove(i).ctx);
+                guards.remove(i);
+            } else {
+                i += 1;
+            }
         }
         let mut failed = Vec::new();
         let mut total = 0;
         let mut rc = sys::OVL_OK;
-        {
-            let mut q = lock(&self.queue);
-            let q = &mut q.0;
-            let mut start = 0;
-            while start < q.len() {
-                let n = q.len() - start;
-                self.inflight.fetch_add(n, SeqCst);
-                let mut done = 0;
-                // SAFETY: the requests describe live ops and their buffers
-                // (each ctx is a reference the queue owns, handed over to
-                // the library for those that get submitted).
-                rc = unsafe { sys::ovl_submit(raw, q.as_mut_ptr().add(start), n, &mut done) };
-                self.inflight.fetch_sub(n - done, SeqCst);
-                for r in &q[start..start + done] {
-                    // SAFETY: the reference now belongs to the library,
-                    // which may already have delivered the completion and
-                    // dropped it; but the op's future still holds one, and
-                    // it lets go of it (finish, or drop) only after taking
-                    // this lock (wait_for_flush, dequeue) or after seeing
-                    // the id written here. So the op is alive. A drop that
-                    // finds the request gone from the queue sees the id.
-                    unsafe { crate::op::set_id(r.ctx, r.id) };
+        let mut start = 0;
+        while start < reqs.len() {
+            let n = reqs.len() - start;
+            self.inflight.fetch_add(n, SeqCst);
+            let mut done = 0;
+            // SAFETY: the requests describe live ops and their buffers (each
+            // ctx is a reference `reqs` owns, handed over to the library for
+            // those that get submitted).
+            rc = unsafe { sys::ovl_submit(raw, reqs.as_mut_ptr().add(start), n, &mut done) };
+            self.inflight.fetch_sub(n - done, SeqCst);
+            for r in &reqs[start..start + done] {
+                // SAFETY: the reference now belongs to the library, which
+                // may already have delivered the completion and dropped it,
+                // and the future may have finished or been dropped; the
+                // guard still holds the op.
+                if unsafe { crate::op::set_id(r.ctx, r.id) } {
+                    // Its future was dropped before it saw this id.
+                    // SAFETY: raw is a live port; ENOENT if already done.
+                    unsafe { sys::ovl_cancel(raw, r.id) };
                 }
-                start += done;
-                total += done;
-                if rc == sys::OVL_OK || rc == sys::OVL_EQUEUEFULL || start == q.len() {
-                    break;
-                }
-                // q[start] was rejected (no completion will come for it).
-                let r = q.remove(start);
-                // SAFETY: r.ctx is an op reference owned by the queue.
-                failed.push((r.ctx, unsafe { crate::op::fail(r.ctx, rc) }));
             }
-            q.drain(..start);
-            self.queued.store(q.len(), SeqCst);
+            start += done;
+            total += done;
+            if rc == sys::OVL_OK || rc == sys::OVL_EQUEUEFULL || start == reqs.len() {
+                break;
+            }
+            // reqs[start] was rejected (no completion will come for it).
+            let r = reqs.remove(start);
+            let g = guards.remove(start);
+            // SAFETY: r.ctx is an op reference owned by `reqs`.
+            failed.push((r.ctx, unsafe { crate::op::fail(r.ctx, rc) }, g));
         }
-        // Outside the lock: dropping a reference may free an op (a user
-        // buffer's Drop), and a waker may run anything.
-        for (ctx, waker) in failed {
+        if start < reqs.len() {
+            // Queue full: the rest go back, ahead of what was queued since.
+            let mut q = lock(&self.queue);
+            let q = &mut *q;
+            q.0.splice(0..0, reqs.drain(start..));
+            q.1.splice(0..0, guards.drain(start..));
+            self.queued.store(q.0.len(), SeqCst);
+        }
+        // Dropping a guard or a reference may free an op (a user buffer's
+        // Drop), and a waker may run anything: after the flush is over.
+        drop(guards);
+        for ctx in dead {
+            // SAFETY: the queue's reference to a dropped future's op.
+            unsafe { crate::op::release_ctx(ctx) };
+        }
+        for (ctx, waker, guard) in failed {
             // SAFETY: the queue's reference, not used again.
             unsafe { crate::op::release_ctx(ctx) };
+            drop(guard);
             if let Some(w) = waker {
                 w.wake();
             }
@@ -532,6 +682,7 @@ impl Port {
             threads: 0,
             spin_usec: 0,
             manual: false,
+            inline: true,
         }
     }
 
@@ -560,9 +711,11 @@ impl Port {
     }
 
     /// Whether a future's poll can take the completions that are ready on
-    /// its own thread (`ovl_poll(port, 0)` on a port with a completion
-    /// thread): io_uring only, and false on manual-mode ports and with an
-    /// older library that answers `OVL_EMODE` there. When true, a read
+    /// its own thread (the port was created with `OVL_PORT_INLINE`, which
+    /// delivers them inside the submit, or `ovl_poll(port, 0)` works on a
+    /// port with a completion thread): io_uring only, and false on
+    /// manual-mode ports and with an older library that answers
+    /// `OVL_EMODE` there. When true, a read
     /// served from the page cache usually resolves in the poll that
     /// submitted it, with no wake-up from the completion thread. (The
     /// threads and IOCP completion threads hold delivery while they wait,

@@ -262,6 +262,142 @@ fn future_dropped_inside_a_delivery_on_the_polling_thread() {
     assert_eq!(tracker.created(), rounds);
 }
 
+/// On an io_uring port (created with `OVL_PORT_INLINE` by default) the
+/// library delivers what completed inside a submit on the submitting
+/// thread before the submit returns, and its completion thread waits
+/// outside the kernel while nothing is in flight, so it cannot take the
+/// completion first. A post completes inside `ovl_post`: delivered before
+/// the call returns, every time. A read of cached data completes inside
+/// io_uring_enter nearly always: its future resolves in its first poll and
+/// its task is never woken.
+#[test]
+fn inline_port_delivers_inside_the_submit() {
+    let port = port();
+    if !expect_inline(&port) {
+        println!("{}: no inline delivery, nothing to test", port.backend_name());
+        return;
+    }
+    for i in 0..200i64 {
+        let before = port.stats().completed;
+        // SAFETY: a post with no ctx (the port's callback ignores it).
+        let rc = unsafe { ovl_sys::ovl_post(port.as_raw(), i, std::ptr::null_mut(), std::ptr::null_mut()) };
+        assert_eq!(rc, ovl_sys::OVL_OK);
+        assert_eq!(port.stats().completed, before + 1, "post {} not delivered inside ovl_post", i);
+    }
+    let data = pattern(256 * 1024, 35);
+    let tmp = TempFile::new("inlineport", &data);
+    let file = tmp.open(&port);
+    let (waker, wakes) = counting_waker();
+    let (mut at_once, mut later, mut yields) = (0, 0, 0);
+    for i in 0..200usize {
+        let off = (i * 4096 * 11) % (256 * 1024 - 4096);
+        let mut f = file.read_at(vec![0u8; 4096], off as u64);
+        let mut r = poll_once(&mut f, &waker);
+        if r.is_pending() && f.id().is_none() {
+            // The yield budget (64 ready ops in a row): not submitted yet.
+            yields += 1;
+            r = poll_once(&mut f, &waker);
+        }
+        let before = wakes.count();
+        let (n, buf) = match r {
+            Poll::Ready(r) => {
+                at_once += 1;
+                assert_eq!(wakes.count(), before, "resolved at once, yet its task was woken");
+                r
+            }
+            Poll::Pending => {
+                later += 1;
+                block_on(f)
+            }
+        };
+        assert_eq!(n.unwrap(), 4096);
+        assert!(buf == data[off..off + 4096]);
+    }
+    println!("uring INLINE: {} of 200 reads resolved in the poll that submitted them, {} later, {} budget yields", at_once, later, yields);
+    assert!(at_once >= 190, "only {} of 200 cached reads resolved in their submitting poll", at_once);
+    drop(file);
+    finish(&port);
+}
+
+/// A queued future dropped while a flush has its request in hand: on an
+/// io_uring port, the flush submits the queue and the library delivers a
+/// cached read inside that very `ovl_submit`, on this thread; that read's
+/// waker drops the other queued future, a pipe read now submitted but
+/// whose id the flush has not recorded yet. The drop must not deadlock
+/// (the flush holds no lock across the submit), the flush cancels the
+/// read once it has the id, and the buffer is freed exactly once, by the
+/// cancellation's completion.
+#[test]
+fn queued_future_dropped_inside_its_own_flush() {
+    let data = pattern(64 * 4096, 36);
+    let tmp = TempFile::new("dropflush", &data);
+    let port = port();
+    if !batches(&port) {
+        println!("{}: no port queue, nothing to test", port.backend_name());
+        return;
+    }
+    let file = tmp.open(&port);
+    let (pr, _pw) = pipe();
+    let pr = File::new(&port, pr).unwrap();
+    let woken = woken_but_not_polled(&port);
+    let (tracker, rx) = Tracker::new();
+    let (vwaker, _) = counting_waker();
+    let me = thread::current().id();
+    let cancels = port.stats().cancels;
+    let mut on_this_thread = 0;
+    let mut rounds = 0;
+    while rounds < 50 && (on_this_thread == 0 || rounds < 5) {
+        rounds += 1;
+        let dow = Arc::new(DropOnWake {
+            armed: AtomicBool::new(false),
+            victim: Mutex::new(None),
+            ran_on: Mutex::new(None),
+            wakes: AtomicUsize::new(0),
+        });
+        let waker = Waker::from(dow.clone());
+        let off = (rounds * 4096) % (60 * 4096);
+        let mut f = file.read_at(vec![0u8; 4096], off as u64);
+        assert!(poll_once(&mut f, &waker).is_pending(), "queued behind the woken task");
+        let mut victim = pr.read(tracker.buf(8, rounds));
+        assert!(poll_once(&mut victim, &vwaker).is_pending(), "queued behind the woken task");
+        assert_eq!(victim.id(), None);
+        *dow.victim.lock().unwrap() = Some(victim);
+        dow.armed.store(true, Ordering::SeqCst);
+        let t0 = Instant::now();
+        let (n, buf) = loop {
+            if let Poll::Ready(r) = poll_once(&mut f, &waker) {
+                break r;
+            }
+            while dow.wakes.load(Ordering::SeqCst) == 0 {
+                assert!(t0.elapsed() < WAIT, "the read's task was never woken");
+                thread::sleep(Duration::from_millis(1));
+            }
+        };
+        assert_eq!(n.unwrap(), 4096);
+        assert!(buf == data[off..off + 4096]);
+        while dow.wakes.load(Ordering::SeqCst) == 0 {
+            assert!(t0.elapsed() < WAIT, "the read's task was never woken");
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(dow.victim.lock().unwrap().is_none(), "the waker dropped the victim");
+        if *dow.ran_on.lock().unwrap() == Some(me) {
+            on_this_thread += 1;
+        }
+        // The pipe stays empty: only a cancel ends the victim's read.
+        assert_eq!(rx.recv_timeout(WAIT), Ok(rounds), "the dropped read was never cancelled");
+        assert_eq!(tracker.live(), 0);
+    }
+    println!("{}: {} of {} round(s) dropped inside the flush on this thread", port.backend_name(), on_this_thread, rounds);
+    if expect_inline(&port) {
+        assert!(on_this_thread > 0, "never delivered inside the flush in {} rounds", rounds);
+    }
+    assert!(port.stats().cancels >= cancels + rounds as u64);
+    woken.collect();
+    drop((file, pr));
+    finish(&port);
+    assert_eq!(tracker.created(), rounds);
+}
+
 /// Reads that always resolve in their first poll would never let their
 /// task yield; after a run of them one returns Pending once (waking its
 /// own task) before it is submitted. So among 300 reads at most 64 in a
