@@ -1,6 +1,7 @@
 //! 4 KiB random reads from a page-cached file, at 1 and 64 in flight:
 //! ovl futures (under ovl::block_on and under tokio on a port with a
-//! completion thread, and under Port::block_on on a manual-mode port)
+//! completion thread, and under Port::block_on on a manual-mode port; the
+//! first two also on a port without OVL_PORT_INLINE, rows "-INLINE")
 //! against tokio::fs::File and tokio::task::spawn_blocking(pread), and the
 //! C core on the same workload (raw ovl-sys, resubmitting from the callback: what
 //! bench/ovlbench.c's "ovl uring, resubmit in callback" does). Cases are
@@ -86,8 +87,33 @@ fn timer(stop: &Arc<AtomicBool>, d: Duration) -> std::thread::JoinHandle<()> {
     })
 }
 
+/// The "-INLINE" rows: the same cases on a port created without
+/// `OVL_PORT_INLINE` (`Builder::inline(false)`), as before the binding used
+/// it: the futures call ovl_poll(port, 0) after the submit themselves, and
+/// the completion thread sleeps in the kernel.
+static NO_INLINE: AtomicBool = AtomicBool::new(false);
+
+fn threaded_port() -> ovl::Port {
+    ovl::Port::builder().queue_depth(256).inline(!NO_INLINE.load(Ordering::Relaxed)).build().unwrap()
+}
+
+fn without_inline(case: Case, s: &Setup, workers: usize, d: Duration) -> f64 {
+    NO_INLINE.store(true, Ordering::Relaxed);
+    let r = case(s, workers, d);
+    NO_INLINE.store(false, Ordering::Relaxed);
+    r
+}
+
+fn ovl_block_on_no_inline(s: &Setup, workers: usize, d: Duration) -> f64 {
+    without_inline(ovl_block_on, s, workers, d)
+}
+
+fn ovl_tokio_no_inline(s: &Setup, workers: usize, d: Duration) -> f64 {
+    without_inline(ovl_tokio, s, workers, d)
+}
+
 fn ovl_block_on(s: &Setup, workers: usize, d: Duration) -> f64 {
-    let port = ovl::Port::builder().queue_depth(256).build().unwrap();
+    let port = threaded_port();
     let file = ovl::File::open(&port, &s.path).unwrap();
     let (stop, ops) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let t0 = Instant::now();
@@ -251,7 +277,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 fn ovl_tokio(s: &Setup, workers: usize, d: Duration) -> f64 {
     let rt = rt();
-    let port = ovl::Port::builder().queue_depth(256).build().unwrap();
+    let port = threaded_port();
     let file = ovl::File::open(&port, &s.path).unwrap();
     let (stop, ops) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let t0 = Instant::now();
@@ -365,12 +391,14 @@ fn main() {
     let setup = Setup { path: path.clone(), blocks: (mib << 20) / BLOCK };
     let backend = ovl::Port::new().map(|p| p.backend_name()).unwrap_or("?");
 
-    const FS: usize = 3;
-    const CORE: usize = 5;
-    let cases: [(&str, Case); 6] = [
+    const FS: usize = 5;
+    const CORE: usize = 7;
+    let cases: [(&str, Case); 8] = [
         ("ovl (block_on)", ovl_block_on),
         ("ovl (tokio)", ovl_tokio),
         ("ovl (manual port)", ovl_manual),
+        ("ovl (block_on) -INLINE", ovl_block_on_no_inline),
+        ("ovl (tokio) -INLINE", ovl_tokio_no_inline),
         ("tokio::fs", tokio_fs),
         ("spawn_blocking(pread)", spawn_blocking_pread),
         ("C core (ovl-sys, cb)", c_core),
