@@ -186,6 +186,29 @@ impl Wake for DropOnWake {
 /// deadlocks. Repeated until the delivery happened on the polling thread
 /// at least once (the completion thread may win the race; then the same
 /// checks hold there).
+/// Polls `f` with `waker` until it resolves (it is woken exactly once, by
+/// the delivery of its completion, wherever that happens; possibly just
+/// after the poll that already saw the result), checks that it read
+/// `want`, then waits for that one wake-up.
+fn finish_read(f: &mut OpFuture<Vec<u8>>, waker: &Waker, dow: &DropOnWake, want: &[u8]) {
+    let t0 = Instant::now();
+    let wait_woken = || {
+        while dow.wakes.load(Ordering::SeqCst) == 0 {
+            assert!(t0.elapsed() < WAIT, "the read's task was never woken");
+            thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let (n, buf) = loop {
+        if let Poll::Ready(r) = poll_once(f, waker) {
+            break r;
+        }
+        wait_woken();
+    };
+    assert_eq!(n.unwrap(), want.len());
+    assert!(buf == want);
+    wait_woken();
+}
+
 #[test]
 fn future_dropped_inside_a_delivery_on_the_polling_thread() {
     let data = pattern(64 * 4096, 33);
@@ -224,25 +247,8 @@ fn future_dropped_inside_a_delivery_on_the_polling_thread() {
         // Submits the queue (the victim's read and ours) and takes what is
         // ready: our read, whose waker drops the victim.
         // Polled with the same waker until it resolves (not block_on,
-        // whose waker would replace ours): it is woken exactly once, by
-        // the delivery of its completion, wherever that happens; possibly
-        // just after the poll that already saw the result.
-        let t0 = Instant::now();
-        let (n, buf) = loop {
-            if let Poll::Ready(r) = poll_once(&mut f, &waker) {
-                break r;
-            }
-            while dow.wakes.load(Ordering::SeqCst) == 0 {
-                assert!(t0.elapsed() < WAIT, "the read's task was never woken");
-                thread::sleep(Duration::from_millis(1));
-            }
-        };
-        assert_eq!(n.unwrap(), 4096);
-        assert!(buf == data[off..off + 4096]);
-        while dow.wakes.load(Ordering::SeqCst) == 0 {
-            assert!(t0.elapsed() < WAIT, "the read's task was never woken");
-            thread::sleep(Duration::from_millis(1));
-        }
+        // whose waker would replace ours).
+        finish_read(&mut f, &waker, &dow, &data[off..off + 4096]);
         assert_eq!(dow.wakes.load(Ordering::SeqCst), 1, "woken once");
         assert!(dow.victim.lock().unwrap().is_none(), "the waker dropped the victim");
         if *dow.ran_on.lock().unwrap() == Some(me) {
@@ -363,22 +369,7 @@ fn queued_future_dropped_inside_its_own_flush() {
         assert_eq!(victim.id(), None);
         *dow.victim.lock().unwrap() = Some(victim);
         dow.armed.store(true, Ordering::SeqCst);
-        let t0 = Instant::now();
-        let (n, buf) = loop {
-            if let Poll::Ready(r) = poll_once(&mut f, &waker) {
-                break r;
-            }
-            while dow.wakes.load(Ordering::SeqCst) == 0 {
-                assert!(t0.elapsed() < WAIT, "the read's task was never woken");
-                thread::sleep(Duration::from_millis(1));
-            }
-        };
-        assert_eq!(n.unwrap(), 4096);
-        assert!(buf == data[off..off + 4096]);
-        while dow.wakes.load(Ordering::SeqCst) == 0 {
-            assert!(t0.elapsed() < WAIT, "the read's task was never woken");
-            thread::sleep(Duration::from_millis(1));
-        }
+        finish_read(&mut f, &waker, &dow, &data[off..off + 4096]);
         assert!(dow.victim.lock().unwrap().is_none(), "the waker dropped the victim");
         if *dow.ran_on.lock().unwrap() == Some(me) {
             on_this_thread += 1;
