@@ -86,6 +86,11 @@ typedef struct ovl__event {
 typedef struct ovl__backend {
     const char *name;
     uint32_t id; /* OVL_BACKEND_* */
+    /* The OS cancels an op when the thread that issued it exits (io_uring
+     * ties a request to the task whose io_uring_enter issued it, which with
+     * a shared SQ need not be the thread that submitted it): an
+     * OVL_ECANCELED nobody asked for is then issued again (deliver_once). */
+    bool resubmit_orphans;
     /* Create the backend state (p->be). Return OVL_OK or an OVL_E code. */
     int32_t (*init)(ovl_port *p);
     /* Start ops[0..n) (each INFLIGHT, fields filled). Must accept all of

@@ -515,7 +515,8 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 }
 
 static const ovl__backend uring_backend = {
-    .name = "uring", .id = OVL_BACKEND_URING, .init = u_init,
+    .name = "uring", .id = OVL_BACKEND_URING, .resubmit_orphans = true,
+    .init = u_init,
     .submit = u_submit, .cancel = u_cancel, .kick = u_kick, .wait = u_wait,
     .wake = u_wake, .wait_ready = u_wait_ready, .event_fd = u_event_fd,
     .register_fd = u_register_fd, .destroy = u_destroy,

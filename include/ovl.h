@@ -16,7 +16,10 @@
  *  1. Exactly once. Every submit that returns OVL_OK produces exactly one
  *     completion, whether the I/O succeeds, fails, is cancelled or the port
  *     is closed. A submit that returns an error produces none and leaves
- *     nothing behind.
+ *     nothing behind. A thread that exits does not take its I/O with it:
+ *     where the OS cancels an op at the exit of the thread that issued it
+ *     (io_uring), ovl issues it again, and it completes as if nothing
+ *     happened; OVL_ECANCELED only ever answers ovl_cancel or close.
  *  2. Where callbacks run. On the port's completion thread, inside
  *     ovl_poll() / ovl_close_port() in manual mode, inside an
  *     ovl_poll(port, 0) that a thread calls on a port with a completion

@@ -635,3 +635,71 @@ Test(lifecycle, inline_port_shares_delivery)
     cr_assert_geq(atomic_load(&polled_items), (size_t)polled);
     close_clean(p, &r);
 }
+
+#ifndef _WIN32
+/* OVL_PORT_INLINE: while submit calls are active the completion thread may
+ * leave their completions to them; an op that nobody's submit call will
+ * take (a pipe read whose data comes later) must still be delivered while
+ * another thread keeps posting without pause, and after it stops. */
+typedef struct busy_poster {
+    ovl_port *p;
+    atomic_int stop;
+    atomic_long posted;
+} busy_poster;
+
+static void *post_until_stopped(void *arg)
+{
+    busy_poster *b = arg;
+    while (!atomic_load(&b->stop)) {
+        int32_t rc = ovl_post(b->p, 1, NULL, NULL);
+        if (rc == OVL_OK) atomic_fetch_add(&b->posted, 1);
+        else if (rc != OVL_EQUEUEFULL) break;
+    }
+    return NULL;
+}
+
+Test(lifecycle, inline_port_delivers_late_completions_while_others_submit)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 64, OVL_PORT_INLINE);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    busy_poster b = {.p = p};
+    pthread_t th;
+    pthread_create(&th, NULL, post_until_stopped, &b);
+    while (atomic_load(&b.posted) < 100) sched_yield(); /* it is posting */
+    static uint8_t rb[2][8];
+    uint64_t ids[2];
+    for (int i = 0; i < 2; i++) {
+        int32_t rc;
+        while ((rc = ovl_submit_read(p, (ovl_fd)pfd[0], rb[i], 4, OVL_OFFSET_CURRENT, rb[i],
+                                     &ids[i])) == OVL_EQUEUEFULL)
+            sched_yield(); /* the poster fills the queue at times */
+        cr_assert_eq(rc, OVL_OK);
+        if (i == 1) {
+            atomic_store(&b.stop, 1);
+            pthread_join(th, NULL);
+        }
+        cr_assert_eq(write(pfd[1], "wxyz", 4), 4);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int count = 0;
+        while (rec_find(&r, ids[i], &count), count == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            cr_assert_lt(t.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000,
+                         "pipe read %d never delivered (%s)", i,
+                         i ? "after the poster stopped" : "while another thread posts");
+            sched_yield();
+        }
+        ovl_completion c = rec_one(&r, ids[i]);
+        cr_assert_eq(c.result, 4, "read %d: %lld (%s)", i, (long long)c.result,
+                     c.result < 0 ? ovl_error_name((int32_t)c.result) : "bytes");
+        cr_assert_eq(memcmp(rb[i], "wxyz", 4), 0);
+    }
+    rec_wait(&r, 2 + (size_t)atomic_load(&b.posted));
+    close_clean(p, &r);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+#endif

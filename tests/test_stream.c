@@ -198,3 +198,57 @@ Test(stream, many_sequential_reads_keep_order_of_bytes)
     close(fds[1]);
 }
 
+
+#ifndef _WIN32
+/* io_uring cancels a request when the thread whose io_uring_enter issued it
+ * exits. A thread that submits a read on an empty pipe and then ends must
+ * not take the read with it: the library issues it again, and it completes
+ * with the data that comes later (never an OVL_ECANCELED nobody asked for).
+ * Both port kinds: with a completion thread, and OVL_PORT_INLINE. */
+typedef struct exiting_submitter {
+    ovl_port *p;
+    int fd;
+    uint8_t *buf;
+    uint64_t id;
+    int32_t rc;
+} exiting_submitter;
+
+static void *submit_and_exit(void *arg)
+{
+    exiting_submitter *e = arg;
+    e->rc = ovl_submit_read(e->p, (ovl_fd)e->fd, e->buf, 5, OVL_OFFSET_CURRENT, NULL, &e->id);
+    return NULL;
+}
+
+static void read_outlives_its_thread(uint32_t flags)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 8, flags);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    static uint8_t buf[8];
+    exiting_submitter e = {p, pfd[0], buf, 0, 1};
+    pthread_t th;
+    pthread_create(&th, NULL, submit_and_exit, &e);
+    pthread_join(th, NULL); /* the submitting thread is gone */
+    cr_assert_eq(e.rc, OVL_OK);
+    /* A post round trip: the port has seen the exit's cancellation, if any. */
+    round_trip(p, &r);
+    cr_assert_eq(write(pfd[1], "hello", 5), 5);
+    rec_wait(&r, 2);
+    ovl_completion c = rec_one(&r, e.id);
+    cr_assert_eq(c.result, 5, "%lld (%s)", (long long)c.result,
+                 c.result < 0 ? ovl_error_name((int32_t)c.result) : "bytes");
+    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+    close_clean(p, &r);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+Test(stream, read_outlives_the_thread_that_submitted_it) { read_outlives_its_thread(0); }
+Test(stream, read_outlives_the_thread_that_submitted_it_inline)
+{
+    read_outlives_its_thread(OVL_PORT_INLINE);
+}
+#endif
