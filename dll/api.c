@@ -232,49 +232,29 @@ static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
     return n;
 }
 
-/* OVL_PORT_INLINE: wait here rather than in the kernel (see
- * ovl_port.parking) while nothing is in flight, or while submit calls are
- * active (each of them delivers what is ready when it ends, and the last
- * one to end wakes us if ops are left in flight). In the second case wake
- * up every millisecond anyway and return true: the caller then delivers
- * without sleeping in the kernel, which bounds what a submitter stuck in
- * the kernel (a full CQ) or descheduled can hold up. Returns false when
- * ops are in flight with nobody else about, or the port is closing. */
-static bool ct_park(ovl_port *p)
+/* OVL_PORT_INLINE: with nothing in flight, wait here rather than in the
+ * kernel (see ovl_port.parking). Returns when ops are in flight or the port
+ * is closing. */
+static void ct_park(ovl_port *p)
 {
-    bool timed_out = false;
     ovl__mutex_lock(&p->lock);
-    while (atomic_load(&p->state) == OVL__PORT_OPEN) {
-        if (p->inflight == 0) {
-            p->ct_parked = true;
-            ovl__cond_wait(&p->park_cv, &p->lock);
-        } else if (p->active) {
-            p->ct_parked = true;
-            if (ovl__cond_timedwait_ms(&p->park_cv, &p->lock, 1)) {
-                timed_out = true;
-                break;
-            }
-        } else {
-            break;
-        }
+    while (p->inflight == 0 && atomic_load(&p->state) == OVL__PORT_OPEN) {
+        p->ct_parked = true;
+        ovl__cond_wait(&p->park_cv, &p->lock);
     }
     p->ct_parked = false;
     ovl__mutex_unlock(&p->lock);
-    return timed_out;
 }
 
-/* Called at the end of a submit call on an OVL_PORT_INLINE port, after it
- * delivered what completed inside it (was_active: it counted itself in
- * `active`), and at the end of ovl_poll(p, 0): if ops are left in flight and
- * no other submit call is active to deliver them, the parked completion
- * thread must watch them now. The thread parks only after seeing, under
- * the lock, nothing in flight or an active call, and this runs under the
- * same lock after the caller's last change to both: no op goes unwatched. */
-static void ct_unpark(ovl_port *p, bool was_active)
+/* Called by a thread that may have left ops in flight (a submit on an
+ * OVL_PORT_INLINE port, after delivering what completed inside it): if the
+ * completion thread is parked, it must watch them now. Since the thread
+ * parks only after seeing inflight == 0 under the lock, and this runs after
+ * the caller's last change to inflight, no op is ever left unwatched. */
+static void ct_unpark(ovl_port *p)
 {
     ovl__mutex_lock(&p->lock);
-    if (was_active) p->active--;
-    if (p->ct_parked && p->inflight && !p->active) {
+    if (p->ct_parked && p->inflight) {
         p->ct_parked = false;
         ovl__cond_signal(&p->park_cv);
     }
@@ -286,11 +266,7 @@ static void *completion_thread(void *arg)
     ovl_port *p = arg;
     for (;;) {
         size_t n = 0;
-        if (p->parking && ct_park(p)) {
-            /* Submit calls are active: deliver what is there, no sleep. */
-            ct_deliver(p, 0);
-            continue;
-        }
+        if (p->parking) ct_park(p);
         if (p->spin_usec) {
             /* Opt-in: poll without sleeping for a while first; saves the
              * wake-up latency when completions arrive in a steady stream. */
@@ -438,15 +414,14 @@ static void kick_unlocked(ovl_port *p, bool from_cb)
     atomic_fetch_sub(&p->users, 1);
 }
 
-static int32_t poll_helping(ovl_port *p, bool was_active);
+static int32_t poll_helping(ovl_port *p);
 
 /* OVL_PORT_INLINE: after a submit from outside a callback, deliver on this
  * thread what completed inside it (and let the completion thread watch
- * what did not). The call counted itself in `active` under the lock when
- * it took its ops (see ct_park); poll_helping uncounts it. */
+ * what did not). */
 static inline void after_submit(ovl_port *p, bool from_cb)
 {
-    if ((p->flags & OVL_PORT_INLINE) && !from_cb) (void)poll_helping(p, p->parking);
+    if ((p->flags & OVL_PORT_INLINE) && !from_cb) (void)poll_helping(p);
 }
 
 OVL_API int32_t ovl_set_callback(ovl_port *p, ovl_callback cb, void *userdata)
@@ -642,7 +617,6 @@ static int32_t submit_batch(ovl_port *p, ovl_request *reqs, size_t n,
      * (close joins this thread, or holds deliver_lock in manual mode), so
      * the users count, two atomic RMWs per submit, is only for others. */
     if (done && !from_cb) atomic_fetch_add(&p->users, 1);
-    if (done && !from_cb && p->parking) p->active++; /* see after_submit */
     ovl__mutex_unlock(&p->lock);
     if (done) {
         if (from_cb) p->backend->kick(p, true);
@@ -696,7 +670,6 @@ static int32_t submit_one(ovl_port *p, uint32_t kind, ovl_fd fd, void *buf,
     p->backend->submit(p, &op, 1);
     p->submitted++;
     if (!from_cb) atomic_fetch_add(&p->users, 1); /* see submit_batch */
-    if (!from_cb && p->parking) p->active++; /* see after_submit */
     ovl__mutex_unlock(&p->lock);
     if (from_cb) p->backend->kick(p, true);
     else kick_unlocked(p, false);
@@ -771,7 +744,7 @@ OVL_API int32_t ovl_cancel(ovl_port *p, uint64_t id)
  * delivering right now. One round only: the callbacks' deferred submits are
  * flushed at the end and what they produce is the completion thread's, so
  * a resubmitting callback cannot keep the caller here for ever. */
-static int32_t poll_helping(ovl_port *p, bool was_active)
+static int32_t poll_helping(ovl_port *p)
 {
     /* `users` keeps close from destroying the backend under us. Close
      * stores CLOSING before it waits for users to drop to zero, we raise
@@ -788,8 +761,8 @@ static int32_t poll_helping(ovl_port *p, bool was_active)
             ovl__mutex_unlock(&p->deliver_lock);
             rc = (int32_t)n;
         }
+        if (p->parking) ct_unpark(p);
     }
-    if (p->parking) ct_unpark(p, was_active);
     atomic_fetch_sub(&p->users, 1);
     return rc;
 }
@@ -801,7 +774,7 @@ OVL_API int32_t ovl_poll(ovl_port *p, int32_t timeout_ms)
     if (ovl__in_callback(p)) return OVL_EDEADLK;
     if (!(p->flags & OVL_PORT_MANUAL)) {
         if (timeout_ms != 0) return OVL_EMODE;
-        return poll_helping(p, false);
+        return poll_helping(p);
     }
     if (atomic_load(&p->state) != OVL__PORT_OPEN) return OVL_ECLOSED;
 

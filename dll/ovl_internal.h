@@ -180,8 +180,6 @@ struct ovl_port {
      * flight wakes it (ct_unpark). */
     bool parking;
     bool ct_parked;                 /* (lock) */
-    uint32_t active;                /* submit calls between their kick and
-                                       the end of their own delivery (lock) */
     ovl__cond park_cv;
 
     /* Counters (lock, except the _Atomic ones). */
