@@ -461,11 +461,10 @@ OVL_API int32_t ovl_register_fd(ovl_port *p, ovl_fd fd)
         rc = OVL_ECLOSED;
         goto out;
     }
-    for (uint32_t i = 0; i < p->nreg; i++)
-        if (p->reg[i].fd == fd) {
-            rc = OVL_EINVAL;
-            goto out;
-        }
+    if (ovl__reg_find(p, fd) >= 0) {
+        rc = OVL_EINVAL;
+        goto out;
+    }
     if (p->nreg == OVL_MAX_REGISTERED_FDS) {
         rc = OVL_ENOSPC;
         goto out;
@@ -492,18 +491,17 @@ OVL_API int32_t ovl_unregister_fd(ovl_port *p, ovl_fd fd)
         rc = OVL_ECLOSED;
         goto out;
     }
-    rc = OVL_ENOENT;
-    for (uint32_t i = 0; i < p->nreg; i++) {
-        if (p->reg[i].fd != fd) continue;
-        uint32_t slot = p->reg[i].slot;
-        /* Ops in flight hold their own reference to the file: emptying the
-         * slot does not disturb them. */
-        if (p->backend->register_fd) (void)p->backend->register_fd(p, slot, OVL__NO_FD);
-        p->reg_slots &= ~(1ull << slot);
-        p->reg[i] = p->reg[--p->nreg];
-        rc = OVL_OK;
-        break;
+    int i = ovl__reg_find(p, fd);
+    if (i < 0) {
+        rc = OVL_ENOENT;
+        goto out;
     }
+    uint32_t slot = p->reg[i].slot;
+    /* Ops in flight hold their own reference to the file: emptying the
+     * slot does not disturb them. */
+    if (p->backend->register_fd) (void)p->backend->register_fd(p, slot, OVL__NO_FD);
+    p->reg_slots &= ~(1ull << slot);
+    p->reg[i] = p->reg[--p->nreg];
 out:
     ovl__mutex_unlock(&p->lock);
     return rc;

@@ -196,6 +196,14 @@ struct ovl_port {
 /* The port whose callback is running on this thread (NULL if none). */
 extern OVL__THREAD_LOCAL ovl_port *ovl__tls_cb_port;
 
+/* The index in p->reg of registered fd `fd`, or -1. Lock held. */
+static inline int ovl__reg_find(const ovl_port *p, ovl_fd fd)
+{
+    for (uint32_t i = 0; i < p->nreg; i++)
+        if (p->reg[i].fd == fd) return (int)i;
+    return -1;
+}
+
 static inline bool ovl__in_callback(const ovl_port *p)
 {
     return ovl__tls_cb_port == p;

@@ -290,14 +290,6 @@ static void u_destroy(ovl_port *p)
     free(u);
 }
 
-/* The registered-file slot of fd, or -1. Lock held. */
-static inline int fixed_slot(const ovl_port *p, ovl_fd fd)
-{
-    for (uint32_t i = 0; i < p->nreg; i++)
-        if (p->reg[i].fd == fd) return (int)p->reg[i].slot;
-    return -1;
-}
-
 static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     uring *u = p->be;
@@ -311,8 +303,8 @@ static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
         switch (op->kind) {
         case OVL_OP_READ:
         case OVL_OP_WRITE:
-            if (fixed && (slot = fixed_slot(p, op->fd)) >= 0) {
-                sqe->fd = slot;
+            if (fixed && (slot = ovl__reg_find(p, op->fd)) >= 0) {
+                sqe->fd = (int)p->reg[slot].slot;
                 sqe->flags |= IOSQE_FIXED_FILE;
             }
             sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
