@@ -804,12 +804,8 @@ OVL_API int32_t ovl_poll(ovl_port *p, int32_t timeout_ms)
              * cost the manual-mode eventfd's reset, one read() per call,
              * and leaving it signalled costs an outside poller at most one
              * spurious wake-up. */
-            /* (io_uring only: the threads backend, whose handle is drained
-             * by every wait, keeps going round until nothing is ready;
-             * the Go binding's threads-backend fuzz run stalled now and
-             * then without that, cause not yet understood.) */
-            bool more = n == p->batch_cap || p->backend->id != OVL_BACKEND_URING;
-            while (more && total < p->depth && (n = deliver_once(p, 0)) > 0)
+            while (n == p->batch_cap && total < p->depth &&
+                   (n = deliver_once(p, 0)) > 0)
                 total += n;
             break;
         }
