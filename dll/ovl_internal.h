@@ -209,6 +209,23 @@ static inline bool ovl__in_callback(const ovl_port *p)
     return ovl__tls_cb_port == p;
 }
 
+/* A handle the API was given: OVL_EINVAL unless it names a port. */
+static inline int32_t ovl__port_check(const ovl_port *p)
+{
+    if (!p || p->magic != OVL__PORT_MAGIC) return OVL_EINVAL;
+    return OVL_OK;
+}
+
+/* backend.c: resolve the requested backend (config, then OVL_BACKEND for
+ * AUTO); *is_auto tells whether the probe chose. */
+int32_t ovl__pick_backend(uint32_t want, const ovl__backend **out, bool *is_auto);
+
+/* deliver.c: the delivery side (see that file). */
+size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms);
+bool ovl__port_drained(ovl_port *p);
+void *ovl__completion_thread(void *arg);
+int32_t ovl__poll_helping(ovl_port *p);
+
 /* op.c: the pool. Lock held for all. */
 int32_t ovl__pool_init(ovl_port *p);
 void ovl__pool_free(ovl_port *p);

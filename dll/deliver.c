@@ -1,0 +1,257 @@
+/* deliver.c - delivery: reaping the backend's events into callback batches
+ * and running the callback, on the completion thread, inside ovl_poll, or
+ * inside a submit on an OVL_PORT_INLINE port. */
+#include "ovl_internal.h"
+#include "sys.h"
+
+OVL__THREAD_LOCAL ovl_port *ovl__tls_cb_port;
+
+/* ---- delivery ------------------------------------------------------------ */
+
+/* Reap once (waiting up to timeout_ms), turn the events into one callback
+ * batch and deliver it. Only one thread at a time: the completion thread, or
+ * the holder of deliver_lock in manual mode. Returns completions delivered. */
+size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
+{
+    size_t n = p->backend->wait(p, timeout_ms, p->events, p->batch_cap);
+    if (n == 0) return 0;
+
+    ovl__mutex_lock(&p->lock);
+    size_t k = 0, orphans = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ovl__event *ev = &p->events[i];
+        ovl__op *op = ovl__op_from_token(p, ev->token);
+        if (!op) {
+            /* Unknown or stale token: never deliver it twice. */
+            p->stale++;
+            continue;
+        }
+        if (ev->result == OVL_ECANCELED && !op->cancel_req && op->kind != OVL_OP_POST &&
+            p->backend->resubmit_orphans && atomic_load(&p->state) == OVL__PORT_OPEN) {
+            /* Cancelled by the exit of the thread that issued it, not by
+             * anyone's request (see resubmit_orphans): nothing was
+             * transferred, so issue it again from this (living) thread. */
+            op->bstate = 0;
+            p->backend->submit(p, &op, 1);
+            orphans++;
+            continue;
+        }
+        ovl_completion *c = &p->batch[k++];
+        c->ctx = op->ctx;
+        c->id = ev->token;
+        c->op = op->kind;
+        if (op->kind == OVL_OP_POST) {
+            c->result = op->result;
+            c->os_error = 0;
+        } else if (ev->result == OVL_EINTR && op->cancel_req) {
+            /* A worker interrupted on our request: that is a cancel. */
+            c->result = OVL_ECANCELED;
+            c->os_error = ev->os_error;
+        } else {
+            c->result = ev->result;
+            c->os_error = ev->result < 0 ? ev->os_error : 0;
+        }
+        /* The op is free again before the callback runs, so a callback
+         * that resubmits always finds a slot (depth ops in flight, each
+         * completion resubmitting one: the event-loop pattern). */
+        ovl__op_release(p, op);
+    }
+    p->completed += k;
+    if (k) p->batches++;
+    ovl_callback cb = p->cb;
+    void *ud = p->userdata;
+    ovl__mutex_unlock(&p->lock);
+    /* We hold delivery, so the backend outlives this call (close joins
+     * the completion thread or waits for deliver_lock / users). */
+    if (orphans) p->backend->kick(p, false);
+
+    if (k && cb) {
+        ovl_port *prev = ovl__tls_cb_port;
+        ovl__tls_cb_port = p;
+        cb(p->batch, k, ud);
+        ovl__tls_cb_port = prev;
+    }
+    return k;
+}
+
+bool ovl__port_drained(ovl_port *p)
+{
+    ovl__mutex_lock(&p->lock);
+    bool done = atomic_load(&p->state) != OVL__PORT_OPEN && p->inflight == 0;
+    ovl__mutex_unlock(&p->lock);
+    return done;
+}
+
+/* The completion thread's turn at deliver_lock, which an ovl_poll(p, 0)
+ * caller on another thread may hold for the length of one callback batch.
+ * Spin briefly before sleeping on the mutex: a blocked completion thread
+ * would make that caller's unlock a futex wake-up of another CPU, the very
+ * hand-off ovl_poll(p, 0) is there to avoid. */
+static void ct_deliver_lock(ovl_port *p)
+{
+    for (int i = 0; i < 2048; i++) {
+        if (ovl__mutex_trylock(&p->deliver_lock)) return;
+        if (i < 1024) ovl__cpu_relax();
+        else ovl__yield();
+    }
+    ovl__mutex_lock(&p->deliver_lock);
+}
+
+/* One delivery round of the completion thread, waiting up to timeout_ms
+ * (0 or -1). With a backend that can wait without reaping, the sleep
+ * happens outside deliver_lock (see ovl__backend.wait_ready). */
+static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
+{
+    size_t n;
+    if (timeout_ms != 0 && p->backend->wait_ready) {
+        p->backend->wait_ready(p);
+        timeout_ms = 0;
+    }
+    ct_deliver_lock(p);
+    n = ovl__deliver_once(p, timeout_ms);
+    ovl__mutex_unlock(&p->deliver_lock);
+    return n;
+}
+
+/* OVL_PORT_INLINE: with nothing in flight, wait here rather than in the
+ * kernel (see ovl_port.parking). Returns when ops are in flight or the port
+ * is closing. */
+static void ct_park(ovl_port *p)
+{
+    ovl__mutex_lock(&p->lock);
+    while (p->inflight == 0 && atomic_load(&p->state) == OVL__PORT_OPEN) {
+        p->ct_parked = true;
+        ovl__cond_wait(&p->park_cv, &p->lock);
+    }
+    p->ct_parked = false;
+    ovl__mutex_unlock(&p->lock);
+}
+
+/* Called by a thread that may have left ops in flight (a submit on an
+ * OVL_PORT_INLINE port, after delivering what completed inside it): if the
+ * completion thread is parked, it must watch them now. Since the thread
+ * parks only after seeing inflight == 0 under the lock, and this runs after
+ * the caller's last change to inflight, no op is ever left unwatched. */
+static void ct_unpark(ovl_port *p)
+{
+    ovl__mutex_lock(&p->lock);
+    if (p->ct_parked && p->inflight) {
+        p->ct_parked = false;
+        ovl__cond_signal(&p->park_cv);
+    }
+    ovl__mutex_unlock(&p->lock);
+}
+
+void *ovl__completion_thread(void *arg)
+{
+    ovl_port *p = arg;
+    for (;;) {
+        size_t n = 0;
+        if (p->parking) ct_park(p);
+        if (p->spin_usec) {
+            /* Opt-in: poll without sleeping for a while first; saves the
+             * wake-up latency when completions arrive in a steady stream. */
+            uint64_t end = ovl__now_us() + p->spin_usec;
+            while ((n = ct_deliver(p, 0)) == 0 && ovl__now_us() < end)
+                ovl__cpu_relax();
+        }
+        /* A close's wake-up consumed while spinning looks like an empty
+         * poll (0): check before sleeping, or we sleep for ever with
+         * nothing left in flight to wake us. */
+        if (n == 0 && p->spin_usec && ovl__port_drained(p)) break;
+        /* The wait also flushes submits made by the previous batch's
+         * callbacks (io_uring: one io_uring_enter submits and waits). */
+        if (n == 0) n = ct_deliver(p, -1);
+        if (atomic_load(&p->state) != OVL__PORT_OPEN && ovl__port_drained(p)) break;
+    }
+    return NULL;
+}
+
+/* ---- manual mode -------------------------------------------------------- */
+
+/* ovl_poll(p, 0) on a port with a completion thread: deliver what is ready
+ * on the calling thread, unless someone (the completion thread) is
+ * delivering right now. One round only: the callbacks' deferred submits are
+ * flushed at the end and what they produce is the completion thread's, so
+ * a resubmitting callback cannot keep the caller here for ever. */
+int32_t ovl__poll_helping(ovl_port *p)
+{
+    /* `users` keeps close from destroying the backend under us. Close
+     * stores CLOSING before it waits for users to drop to zero, we raise
+     * users before we look at the state: with both seq_cst, at least one
+     * of us sees the other. */
+    atomic_fetch_add(&p->users, 1);
+    int32_t rc = 0;
+    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+        rc = OVL_ECLOSED;
+    } else {
+        if (ovl__mutex_trylock(&p->deliver_lock)) {
+            size_t n = ovl__deliver_once(p, 0);
+            if (n) p->backend->kick(p, false);
+            ovl__mutex_unlock(&p->deliver_lock);
+            rc = (int32_t)n;
+        }
+        if (p->parking) ct_unpark(p);
+    }
+    atomic_fetch_sub(&p->users, 1);
+    return rc;
+}
+
+OVL_API int32_t ovl_poll(ovl_port *p, int32_t timeout_ms)
+{
+    int32_t rc = ovl__port_check(p);
+    if (rc) return rc;
+    if (ovl__in_callback(p)) return OVL_EDEADLK;
+    if (!(p->flags & OVL_PORT_MANUAL)) {
+        if (timeout_ms != 0) return OVL_EMODE;
+        return ovl__poll_helping(p);
+    }
+    if (atomic_load(&p->state) != OVL__PORT_OPEN) return OVL_ECLOSED;
+
+    if (timeout_ms == 0) {
+        /* "Don't wait" includes not waiting for another thread that is
+         * delivering right now: it will deliver what is ready. */
+        if (!ovl__mutex_trylock(&p->deliver_lock)) return 0;
+    } else {
+        ovl__mutex_lock(&p->deliver_lock);
+    }
+    uint64_t deadline = timeout_ms > 0 ? ovl__now_ms() + (uint64_t)timeout_ms : 0;
+    size_t total = 0;
+    int32_t wait_ms = timeout_ms < 0 ? -1 : timeout_ms;
+    for (;;) {
+        if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+            if (!total) rc = OVL_ECLOSED;
+            break;
+        }
+        size_t n = ovl__deliver_once(p, wait_ms);
+        if (n) {
+            total += n;
+            /* A full batch may have left more behind: deliver whatever
+             * else is ready now, without waiting, up to about one queue's
+             * worth (everything that was ready when the call began, but no
+             * more, or a callback that answers every completion with a
+             * submit, whose reads and posts complete as soon as they are
+             * flushed, would keep this call going for ever). After a
+             * partial batch the CQ was empty: another round would only
+             * cost the manual-mode eventfd's reset, one read() per call,
+             * and leaving it signalled costs an outside poller at most one
+             * spurious wake-up. */
+            while (n == p->batch_cap && total < p->depth &&
+                   (n = ovl__deliver_once(p, 0)) > 0)
+                total += n;
+            break;
+        }
+        if (timeout_ms == 0) break;
+        if (timeout_ms > 0) {
+            uint64_t now = ovl__now_ms();
+            if (now >= deadline) break;
+            wait_ms = (int32_t)(deadline - now);
+        }
+    }
+    /* Submits made by the callbacks above were deferred; nobody else will
+     * flush them before the next ovl_poll, so do it now. */
+    if (total) p->backend->kick(p, false);
+    ovl__mutex_unlock(&p->deliver_lock);
+    return rc ? rc : (int32_t)total;
+}
+
