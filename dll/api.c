@@ -35,17 +35,18 @@ static void kick_unlocked(ovl_port *p, bool from_cb)
 /* OVL_PORT_INLINE: after a submit from outside a callback, deliver on this
  * thread what completed inside it (and let the completion thread watch
  * what did not). */
-static inline void after_submit(ovl_port *p, bool from_cb)
+static inline void after_submit(ovl_port *p, const ovl_port *h, bool from_cb)
 {
-    if ((p->flags & OVL_PORT_INLINE) && !from_cb) (void)ovl__poll_helping(p);
+    if ((p->flags & OVL_PORT_INLINE) && !from_cb) (void)ovl__poll_helping(p, h);
 }
 
-OVL_API int32_t ovl_set_callback(ovl_port *p, ovl_callback cb, void *userdata)
+OVL_API int32_t ovl_set_callback(ovl_port *port, ovl_callback cb, void *userdata)
 {
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
     ovl__mutex_lock(&p->lock);
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+    if (!ovl__port_open(p, port)) {
         rc = OVL_ECLOSED;
     } else {
         p->cb = cb;
@@ -55,25 +56,27 @@ OVL_API int32_t ovl_set_callback(ovl_port *p, ovl_callback cb, void *userdata)
     return rc;
 }
 
-OVL_API int32_t ovl_associate(ovl_port *p, ovl_fd fd)
+OVL_API int32_t ovl_associate(ovl_port *port, ovl_fd fd)
 {
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
     if (!ovl__fd_plausible(fd)) return OVL_EBADF;
     ovl__mutex_lock(&p->lock);
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) rc = OVL_ECLOSED;
+    if (!ovl__port_open(p, port)) rc = OVL_ECLOSED;
     else if (p->backend->associate) rc = p->backend->associate(p, fd);
     ovl__mutex_unlock(&p->lock);
     return rc;
 }
 
-OVL_API int32_t ovl_register_fd(ovl_port *p, ovl_fd fd)
+OVL_API int32_t ovl_register_fd(ovl_port *port, ovl_fd fd)
 {
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
     if (!ovl__fd_plausible(fd)) return OVL_EBADF;
     ovl__mutex_lock(&p->lock);
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+    if (!ovl__port_open(p, port)) {
         rc = OVL_ECLOSED;
         goto out;
     }
@@ -98,12 +101,13 @@ out:
     return rc;
 }
 
-OVL_API int32_t ovl_unregister_fd(ovl_port *p, ovl_fd fd)
+OVL_API int32_t ovl_unregister_fd(ovl_port *port, ovl_fd fd)
 {
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
     ovl__mutex_lock(&p->lock);
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+    if (!ovl__port_open(p, port)) {
         rc = OVL_ECLOSED;
         goto out;
     }
@@ -123,21 +127,31 @@ out:
     return rc;
 }
 
-OVL_API const char *ovl_backend_name(const ovl_port *p)
+OVL_API const char *ovl_backend_name(const ovl_port *port)
 {
-    if (ovl__port_check(p)) return "invalid";
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    /* A closed port's struct keeps its backend until it is reused. */
+    if (!p) return rc == OVL_EINVAL ? "invalid" : "closed";
     return p->backend->name;
 }
 
-OVL_API int32_t ovl_port_stats(const ovl_port *cp, ovl_stats *out)
+/* The counters of a closed port stay readable until its struct serves a
+ * newer port (OVL_ECLOSED then). */
+OVL_API int32_t ovl_port_stats(const ovl_port *port, ovl_stats *out)
 {
-    if (ovl__port_check(cp) || !out || out->size < sizeof(ovl_stats))
-        return OVL_EINVAL;
-    ovl_port *p = (ovl_port *)cp; /* the lock is not part of the value */
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
+    if (!out || out->size < sizeof(ovl_stats)) return OVL_EINVAL;
     ovl_stats s;
     memset(&s, 0, sizeof s);
     s.size = sizeof s;
     ovl__mutex_lock(&p->lock);
+    if (atomic_load(&p->handle) != (uintptr_t)port) {
+        ovl__mutex_unlock(&p->lock);
+        return OVL_ECLOSED; /* reused since the lookup */
+    }
     s.inflight = p->inflight;
     s.submitted = p->submitted;
     s.completed = p->completed;
@@ -194,8 +208,8 @@ static inline void op_fill(ovl__op *op, const ovl_request *r)
 /* The batch submit path: one lock for the whole batch, the backend's submit
  * in chunks, then one kick (io_uring: one io_uring_enter) after unlock.
  * Requests are checked here, under the lock, one by one. */
-static int32_t submit_batch(ovl_port *p, ovl_request *reqs, size_t n,
-                            size_t *out_n)
+static int32_t submit_batch(ovl_port *p, const ovl_port *port,
+                            ovl_request *reqs, size_t n, size_t *out_n)
 {
     size_t done = 0;
     int32_t rc = OVL_OK;
@@ -204,7 +218,7 @@ static int32_t submit_batch(ovl_port *p, ovl_request *reqs, size_t n,
     size_t m = 0;
 
     ovl__mutex_lock(&p->lock);
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+    if (!ovl__port_open(p, port)) {
         ovl__mutex_unlock(&p->lock);
         rc = OVL_ECLOSED;
         goto out;
@@ -235,7 +249,7 @@ static int32_t submit_batch(ovl_port *p, ovl_request *reqs, size_t n,
     if (done) {
         if (from_cb) p->backend->kick(p, true);
         else kick_unlocked(p, false);
-        after_submit(p, from_cb);
+        after_submit(p, port, from_cb);
     }
 out:
     for (size_t i = done; i < n; i++) reqs[i].id = 0;
@@ -243,32 +257,34 @@ out:
     return rc;
 }
 
-OVL_API int32_t ovl_submit(ovl_port *p, ovl_request *reqs, size_t n,
+OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
                            size_t *out_submitted)
 {
     if (out_submitted) *out_submitted = 0;
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
     if (n == 0) return OVL_OK;
     if (!reqs) return OVL_EINVAL;
-    return submit_batch(p, reqs, n, out_submitted);
+    return submit_batch(p, port, reqs, n, out_submitted);
 }
 
 /* The single-op path of ovl_submit_read/_write/_fsync and ovl_post: the
  * same steps as submit_batch for one request, without the loop, the chunk
  * array or the request copy (posts from callbacks are the hottest caller). */
-static int32_t submit_one(ovl_port *p, uint32_t kind, ovl_fd fd, void *buf,
+static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf,
                           size_t len, int64_t offset, uint32_t flags,
                           void *ctx, uint64_t *out_id)
 {
     if (out_id) *out_id = 0;
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
     const ovl_request r = {kind, flags, fd, buf, (uint64_t)len, offset, ctx, 0};
     bool from_cb = ovl__in_callback(p);
     ovl__mutex_lock(&p->lock);
     /* The same order of checks as submit_batch: closed, then arguments. */
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) rc = OVL_ECLOSED;
+    if (!ovl__port_open(p, port)) rc = OVL_ECLOSED;
     else if (kind != OVL_OP_POST) rc = check_request(&r);
     if (rc != OVL_OK) {
         ovl__mutex_unlock(&p->lock);
@@ -289,44 +305,45 @@ static int32_t submit_one(ovl_port *p, uint32_t kind, ovl_fd fd, void *buf,
     else kick_unlocked(p, false);
     /* The id first: the op may be delivered (and its id reused) below. */
     if (out_id) *out_id = id;
-    after_submit(p, from_cb);
+    after_submit(p, port, from_cb);
     return OVL_OK;
 }
 
-OVL_API int32_t ovl_submit_read(ovl_port *p, ovl_fd fd, void *buf, size_t len,
+OVL_API int32_t ovl_submit_read(ovl_port *port, ovl_fd fd, void *buf, size_t len,
                                 int64_t offset, void *ctx, uint64_t *out_id)
 {
-    return submit_one(p, OVL_OP_READ, fd, buf, len, offset, 0, ctx, out_id);
+    return submit_one(port, OVL_OP_READ, fd, buf, len, offset, 0, ctx, out_id);
 }
 
-OVL_API int32_t ovl_submit_write(ovl_port *p, ovl_fd fd, const void *buf,
+OVL_API int32_t ovl_submit_write(ovl_port *port, ovl_fd fd, const void *buf,
                                  size_t len, int64_t offset, void *ctx,
                                  uint64_t *out_id)
 {
     /* The write source is only ever read; the op stores it untyped. */
-    return submit_one(p, OVL_OP_WRITE, fd, (void *)(uintptr_t)buf, len,
+    return submit_one(port, OVL_OP_WRITE, fd, (void *)(uintptr_t)buf, len,
                       offset, 0, ctx, out_id);
 }
 
-OVL_API int32_t ovl_submit_fsync(ovl_port *p, ovl_fd fd, uint32_t flags,
+OVL_API int32_t ovl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
                                  void *ctx, uint64_t *out_id)
 {
-    return submit_one(p, OVL_OP_FSYNC, fd, NULL, 0, 0, flags, ctx, out_id);
+    return submit_one(port, OVL_OP_FSYNC, fd, NULL, 0, 0, flags, ctx, out_id);
 }
 
-OVL_API int32_t ovl_post(ovl_port *p, int64_t value, void *ctx,
+OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx,
                          uint64_t *out_id)
 {
-    return submit_one(p, OVL_OP_POST, 0, NULL, 0, value, 0, ctx, out_id);
+    return submit_one(port, OVL_OP_POST, 0, NULL, 0, value, 0, ctx, out_id);
 }
 
-OVL_API int32_t ovl_cancel(ovl_port *p, uint64_t id)
+OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id)
 {
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
     bool from_cb = ovl__in_callback(p);
     ovl__mutex_lock(&p->lock);
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+    if (!ovl__port_open(p, port)) {
         ovl__mutex_unlock(&p->lock);
         return OVL_ECLOSED;
     }
@@ -351,14 +368,15 @@ OVL_API int32_t ovl_cancel(ovl_port *p, uint64_t id)
     return OVL_OK;
 }
 
-OVL_API int32_t ovl_port_event(ovl_port *p, ovl_fd *out)
+OVL_API int32_t ovl_port_event(ovl_port *port, ovl_fd *out)
 {
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
     if (!out) return OVL_EINVAL;
     if (!(p->flags & OVL_PORT_MANUAL)) return OVL_EMODE;
     ovl__mutex_lock(&p->lock);
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) rc = OVL_ECLOSED;
+    if (!ovl__port_open(p, port)) rc = OVL_ECLOSED;
     else if (!p->backend->event_fd) rc = OVL_ENOTSUP;
     else rc = p->backend->event_fd(p, out);
     ovl__mutex_unlock(&p->lock);

@@ -4,7 +4,55 @@
 #include "ovl_internal.h"
 #include "sys.h"
 
-OVL__THREAD_LOCAL ovl_port *ovl__tls_cb_port;
+OVL__THREAD_LOCAL ovl__thr ovl__tls_thr;
+
+/* ---- callbacks on the stack, and waits that could never end -------------
+ * A thread inside a callback that blocks on another port (closing it, or
+ * waiting for its delivery lock in ovl_poll) waits for whichever thread runs
+ * that port's callback. If that thread is itself blocked, inside its
+ * callback, on a port whose callback is on our stack, neither returns: the
+ * wait-for graph has a cycle. Every such wait is registered under one lock
+ * after checking the chain it would close, so of two threads closing each
+ * other's ports from their callbacks the second to get there is refused
+ * with OVL_EDEADLK, and the first then completes. */
+static ovl__mutex graph_lock = OVL__MUTEX_INITIALIZER;
+
+int32_t ovl__wait_begin(ovl_port *on)
+{
+    ovl__thr *me = &ovl__tls_thr;
+    if (ovl__in_callback(on)) return OVL_EDEADLK;
+    if (!me->top) return OVL_OK; /* no callback of ours for anyone to wait on */
+    int32_t rc = OVL_OK;
+    ovl__mutex_lock(&graph_lock);
+    ovl_port *q = on;
+    /* Each step follows a thread that is blocked; a chain longer than the
+     * number of threads cannot be, but bound it anyway. */
+    for (int steps = 0; q && steps < 4096; steps++) {
+        ovl__thr *t = atomic_load(&q->cb_thr);
+        if (!t) break;
+        if (t == me) {
+            rc = OVL_EDEADLK;
+            break;
+        }
+        q = t->waiting_for;
+        if (q && ovl__in_callback(q)) {
+            rc = OVL_EDEADLK;
+            break;
+        }
+    }
+    if (rc == OVL_OK) me->waiting_for = on;
+    ovl__mutex_unlock(&graph_lock);
+    return rc;
+}
+
+void ovl__wait_end(void)
+{
+    ovl__thr *me = &ovl__tls_thr;
+    if (!me->top) return;
+    ovl__mutex_lock(&graph_lock);
+    me->waiting_for = NULL;
+    ovl__mutex_unlock(&graph_lock);
+}
 
 /* ---- delivery ------------------------------------------------------------ */
 
@@ -66,10 +114,13 @@ size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
     if (orphans) p->backend->kick(p, false);
 
     if (k && cb) {
-        ovl_port *prev = ovl__tls_cb_port;
-        ovl__tls_cb_port = p;
+        ovl__thr *me = &ovl__tls_thr;
+        ovl__cb_frame frame = {p, me->top};
+        me->top = &frame;
+        atomic_store(&p->cb_thr, me);
         cb(p->batch, k, ud);
-        ovl__tls_cb_port = prev;
+        atomic_store(&p->cb_thr, NULL);
+        me->top = frame.prev;
     }
     return k;
 }
@@ -174,7 +225,7 @@ void *ovl__completion_thread(void *arg)
  * delivering right now. One round only: the callbacks' deferred submits are
  * flushed at the end and what they produce is the completion thread's, so
  * a resubmitting callback cannot keep the caller here for ever. */
-int32_t ovl__poll_helping(ovl_port *p)
+int32_t ovl__poll_helping(ovl_port *p, const ovl_port *h)
 {
     /* `users` keeps close from destroying the backend under us. Close
      * stores CLOSING before it waits for users to drop to zero, we raise
@@ -182,7 +233,7 @@ int32_t ovl__poll_helping(ovl_port *p)
      * of us sees the other. */
     atomic_fetch_add(&p->users, 1);
     int32_t rc = 0;
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+    if (!ovl__port_open(p, h)) {
         rc = OVL_ECLOSED;
     } else {
         if (ovl__mutex_trylock(&p->deliver_lock)) {
@@ -197,29 +248,33 @@ int32_t ovl__poll_helping(ovl_port *p)
     return rc;
 }
 
-OVL_API int32_t ovl_poll(ovl_port *p, int32_t timeout_ms)
+OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms)
 {
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
     if (ovl__in_callback(p)) return OVL_EDEADLK;
     if (!(p->flags & OVL_PORT_MANUAL)) {
         if (timeout_ms != 0) return OVL_EMODE;
-        return ovl__poll_helping(p);
+        return ovl__poll_helping(p, port);
     }
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) return OVL_ECLOSED;
+    if (!ovl__port_open(p, port)) return OVL_ECLOSED;
 
     if (timeout_ms == 0) {
         /* "Don't wait" includes not waiting for another thread that is
          * delivering right now: it will deliver what is ready. */
         if (!ovl__mutex_trylock(&p->deliver_lock)) return 0;
     } else {
+        /* The holder may be inside a callback that waits for one of ours. */
+        if ((rc = ovl__wait_begin(p)) != OVL_OK) return rc;
         ovl__mutex_lock(&p->deliver_lock);
+        ovl__wait_end();
     }
     uint64_t deadline = timeout_ms > 0 ? ovl__now_ms() + (uint64_t)timeout_ms : 0;
     size_t total = 0;
     int32_t wait_ms = timeout_ms < 0 ? -1 : timeout_ms;
     for (;;) {
-        if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+        if (!ovl__port_open(p, port)) {
             if (!total) rc = OVL_ECLOSED;
             break;
         }

@@ -5,17 +5,24 @@
 
 #include <stdlib.h>
 
+/* Each pool starts its generations somewhere else, so that an id of a
+ * closed port is not also an id of the next port that takes its handle
+ * slot (the slot bits of the token being equal then). */
+static _Atomic uint32_t gen_seed;
+
 int32_t ovl__pool_init(ovl_port *p)
 {
     p->ops = calloc(p->depth, sizeof *p->ops);
     if (!p->ops) return OVL_ENOMEM;
+    uint32_t base = atomic_fetch_add(&gen_seed, 0x9e3779b9u) & 0x3fffffffu;
     p->free_list = NULL;
     /* Push in reverse so the first allocation gets index 0 (cache-friendly
      * and easier to read in a debugger). */
     for (uint32_t i = p->depth; i-- > 0;) {
         ovl__op *op = &p->ops[i];
         op->index = i;
-        op->gen = 0;
+        op->pslot = p->slot;
+        op->gen = base;
         op->state = OVL__OP_FREE;
         op->next = p->free_list;
         p->free_list = op;
@@ -64,14 +71,16 @@ void ovl__op_release(ovl_port *p, ovl__op *op)
 }
 
 /* The way back from what the OS returned to the op. Returns NULL for a
- * token that does not name an op currently in flight: index out of range,
+ * token that does not name an op currently in flight: another port's,
+ * index out of range,
  * an old generation (the slot was reused), or an op already harvested (a
  * duplicated completion). */
 ovl__op *ovl__op_from_token(ovl_port *p, uint64_t token)
 {
-    uint32_t idx1 = (uint32_t)token;
+    uint32_t idx1 = (uint32_t)token & OVL__TOKEN_INDEX_MASK;
+    uint32_t pslot = (uint32_t)token >> OVL__TOKEN_SLOT_SHIFT;
     uint32_t gen = (uint32_t)(token >> 32);
-    if (idx1 == 0 || idx1 > p->depth) return NULL;
+    if (idx1 == 0 || idx1 > p->depth || pslot != p->slot) return NULL;
     ovl__op *op = &p->ops[idx1 - 1];
     if (op->gen != gen || op->state != OVL__OP_INFLIGHT) return NULL;
     return op;

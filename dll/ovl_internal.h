@@ -51,6 +51,7 @@ struct ovl__op {
     int64_t offset;     /* >= 0 positional, OVL_OFFSET_CURRENT stream */
     ovl_fd fd;
     uint32_t index;     /* position in the pool, fixed */
+    uint32_t pslot;     /* the port's handle slot (part of the token) */
     uint32_t gen;       /* bumped on every allocation; never 0 */
     uint32_t kind;      /* OVL_OP_* */
     uint32_t flags;     /* fsync flags */
@@ -63,9 +64,16 @@ struct ovl__op {
     ovl__op *prev;      /* a backend's queue */
 };
 
+/* Token layout: generation in bits 32..62, the port's handle slot in bits
+ * 15..31 (so that an id names its port: another port's id is never one of
+ * ours), index + 1 in bits 0..14 (OVL_MAX_QUEUE_DEPTH is 2^14). */
+#define OVL__TOKEN_SLOT_SHIFT 15
+#define OVL__TOKEN_INDEX_MASK ((1u << OVL__TOKEN_SLOT_SHIFT) - 1u)
+
 static inline uint64_t ovl__op_token(const ovl__op *op)
 {
-    return ((uint64_t)op->gen << 32) | (uint64_t)(op->index + 1u);
+    return ((uint64_t)op->gen << 32) |
+           ((uint64_t)op->pslot << OVL__TOKEN_SLOT_SHIFT) | (uint64_t)(op->index + 1u);
 }
 
 /* One completion as a backend reaps it, before the core resolves the op. */
@@ -124,6 +132,12 @@ typedef struct ovl__backend {
     int32_t (*register_fd)(ovl_port *p, uint32_t slot, ovl_fd fd);
     /* Free everything. No op is in flight any more. */
     void (*destroy)(ovl_port *p);
+    /* Optional, in a child of fork() on its parent's port: close this
+     * process's copies of the backend's fds, unmap, free, and nothing else
+     * (no call that reaches a kernel object the parent still uses, no
+     * lock: a parent thread may have held one at the fork; the backend's
+     * threads did not survive the fork). */
+    void (*forget)(ovl_port *p);
 } ovl__backend;
 
 /* ==========================================================================
@@ -131,13 +145,41 @@ typedef struct ovl__backend {
  * ========================================================================== */
 enum { OVL__PORT_OPEN = 0, OVL__PORT_CLOSING = 1, OVL__PORT_CLOSED = 2 };
 
-#define OVL__PORT_MAGIC 0x4f564c50u /* "OVLP" */
 #define OVL__BATCH_MAX 256u
 #define OVL__TOKEN_INTERNAL (1ull << 63) /* never an op's token */
 #define OVL__NO_FD UINT64_MAX /* never a plausible fd */
 
+/* A thread's place in the callbacks: one frame per callback running on it
+ * (a callback that polls another port, whose callback ... nests them). */
+typedef struct ovl__cb_frame {
+    ovl_port *port;
+    struct ovl__cb_frame *prev;
+} ovl__cb_frame;
+
+/* Per thread (TLS): its callback frames, and the port it is blocked on in
+ * close or ovl_poll while inside a callback (deadlock detection, see
+ * ovl__wait_begin). */
+typedef struct ovl__thr {
+    ovl__cb_frame *top;
+    ovl_port *waiting_for;          /* (ovl__graph_lock) */
+} ovl__thr;
+
 struct ovl_port {
-    uint32_t magic;
+    /* ---- kept across reuse: the handle slot's identity and its locks.
+     * A port's struct is never freed; after close it serves a later port
+     * (see port.c), so a stale handle never reaches freed memory. */
+    uint32_t slot;                  /* its index in the handle table */
+    _Atomic uintptr_t handle;       /* the handle of the port it serves
+                                       (changes on reuse, under lock) */
+    ovl__mutex lock;                /* pool, op states, state, callback,
+                                       backend submit queues */
+    ovl__mutex deliver_lock;        /* see Delivery below */
+    ovl__cond park_cv;
+    ovl__cond closed_cv;            /* (lock) state reached CLOSED */
+    ovl_port *q_next;               /* the free list (ovl__ports_lock) */
+
+    /* ---- set afresh for each port. */
+    uint32_t fork_gen;              /* ovl__fork_gen at creation */
     _Atomic uint32_t state;         /* OVL__PORT_* */
     uint32_t flags;                 /* OVL_PORT_* */
     uint32_t depth;                 /* pool size */
@@ -147,8 +189,6 @@ struct ovl_port {
     const ovl__backend *backend;
     void *be;                       /* backend state */
 
-    ovl__mutex lock;                /* pool, op states, state, callback,
-                                       backend submit queues */
     ovl__op *ops;                   /* the pool: depth ops */
     ovl__op *free_list;
     uint32_t inflight;              /* INFLIGHT ops (lock) */
@@ -164,7 +204,7 @@ struct ovl_port {
 
     /* Delivery: only the holder of deliver_lock reaps and runs callbacks:
      * the completion thread, an ovl_poll caller, or close in manual mode. */
-    ovl__mutex deliver_lock;
+    ovl__thr *_Atomic cb_thr;       /* the thread running its callback */
     ovl__event *events;             /* reap buffer */
     ovl_completion *batch;          /* callback batch */
     size_t batch_cap;
@@ -180,7 +220,6 @@ struct ovl_port {
      * flight wakes it (ct_unpark). */
     bool parking;
     bool ct_parked;                 /* (lock) */
-    ovl__cond park_cv;
 
     /* Counters (lock, except the _Atomic ones). */
     uint64_t submitted;
@@ -189,12 +228,68 @@ struct ovl_port {
     uint64_t batches;
     uint64_t stale;
     _Atomic uint64_t syscalls;
-
-    ovl_port *tomb_next;            /* tombstone list after close */
 };
 
-/* The port whose callback is running on this thread (NULL if none). */
-extern OVL__THREAD_LOCAL ovl_port *ovl__tls_cb_port;
+/* This thread's callback frames and wait (deliver.c). */
+extern OVL__THREAD_LOCAL ovl__thr ovl__tls_thr;
+
+/* ==========================================================================
+ * Port handles. The ovl_port * the API hands out is not an address but a
+ * handle: the top bit set (never a user-space address, so no runtime that
+ * scans for pointers takes it for one), the struct's generation above bit
+ * 17 and its slot in the handle table in bits 0..16. A port's struct is
+ * reused after close with a new generation, so a stale handle resolves to
+ * OVL_ECLOSED instead of reaching a newer port, and the memory kept for
+ * closed ports is bounded by the most ports ever open at once.
+ * ========================================================================== */
+#define OVL__HANDLE_SLOT_BITS 17u
+#define OVL__MAX_PORTS (1u << OVL__HANDLE_SLOT_BITS)
+#define OVL__HANDLE_CHUNK 256u
+#define OVL__HANDLE_TAG ((uintptr_t)1 << (sizeof(uintptr_t) * 8u - 1u))
+
+typedef ovl_port *_Atomic ovl__slot;
+/* Chunks of the table, allocated on first use and never freed or moved. */
+extern ovl__slot *_Atomic ovl__port_chunks[OVL__MAX_PORTS / OVL__HANDLE_CHUNK];
+/* Bumped in a child process after fork(): ports created before it belong
+ * to the parent (port.c). */
+extern _Atomic uint32_t ovl__fork_gen;
+
+/* The struct behind handle h, or NULL with *rc: OVL_EINVAL for a value that
+ * was never a handle, OVL_ECLOSED for a closed port whose struct now serves
+ * a newer one, OVL_EFORKED for a port inherited across fork(). A struct
+ * returned here may still be closed (its state says so) or be reused
+ * concurrently: whoever acts on it checks ovl__port_open() under its lock. */
+static inline ovl_port *ovl__port_get(const ovl_port *h, int32_t *rc)
+{
+    uintptr_t v = (uintptr_t)h;
+    *rc = OVL_EINVAL;
+    if (!(v & OVL__HANDLE_TAG)) return NULL;
+    uint32_t slot = (uint32_t)(v & (OVL__MAX_PORTS - 1u));
+    ovl__slot *chunk = atomic_load_explicit(&ovl__port_chunks[slot / OVL__HANDLE_CHUNK],
+                                            memory_order_acquire);
+    if (!chunk) return NULL;
+    ovl_port *p = atomic_load_explicit(&chunk[slot % OVL__HANDLE_CHUNK], memory_order_acquire);
+    if (!p) return NULL;
+    uintptr_t cur = atomic_load_explicit(&p->handle, memory_order_acquire);
+    if (cur != v) {
+        if ((v >> OVL__HANDLE_SLOT_BITS) < (cur >> OVL__HANDLE_SLOT_BITS)) *rc = OVL_ECLOSED;
+        return NULL;
+    }
+    if (p->fork_gen != atomic_load_explicit(&ovl__fork_gen, memory_order_relaxed)) {
+        *rc = OVL_EFORKED;
+        return NULL;
+    }
+    *rc = OVL_OK;
+    return p;
+}
+
+/* Whether p still serves handle h and is open. Lock held (or, outside it,
+ * a hint that the locked check confirms). */
+static inline bool ovl__port_open(ovl_port *p, const ovl_port *h)
+{
+    return atomic_load(&p->handle) == (uintptr_t)h &&
+           atomic_load(&p->state) == OVL__PORT_OPEN;
+}
 
 /* The index in p->reg of registered fd `fd`, or -1. Lock held. */
 static inline int ovl__reg_find(const ovl_port *p, ovl_fd fd)
@@ -204,16 +299,13 @@ static inline int ovl__reg_find(const ovl_port *p, ovl_fd fd)
     return -1;
 }
 
+/* Whether p's callback is running on this thread, directly or further up
+ * the stack (a callback that polled another port, whose callback ...). */
 static inline bool ovl__in_callback(const ovl_port *p)
 {
-    return ovl__tls_cb_port == p;
-}
-
-/* A handle the API was given: OVL_EINVAL unless it names a port. */
-static inline int32_t ovl__port_check(const ovl_port *p)
-{
-    if (!p || p->magic != OVL__PORT_MAGIC) return OVL_EINVAL;
-    return OVL_OK;
+    for (const ovl__cb_frame *f = ovl__tls_thr.top; f; f = f->prev)
+        if (f->port == p) return true;
+    return false;
 }
 
 /* backend.c: resolve the requested backend (config, then OVL_BACKEND for
@@ -224,7 +316,13 @@ int32_t ovl__pick_backend(uint32_t want, const ovl__backend **out, bool *is_auto
 size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms);
 bool ovl__port_drained(ovl_port *p);
 void *ovl__completion_thread(void *arg);
-int32_t ovl__poll_helping(ovl_port *p);
+int32_t ovl__poll_helping(ovl_port *p, const ovl_port *h);
+/* Around a blocking wait for port `on` (its close, its delivery lock):
+ * OVL_EDEADLK if the wait could never end because a callback on this
+ * thread's stack is what it waits for, directly or through other threads
+ * blocked the same way; else OVL_OK, and ovl__wait_end() must follow. */
+int32_t ovl__wait_begin(ovl_port *on);
+void ovl__wait_end(void);
 
 /* op.c: the pool. Lock held for all. */
 int32_t ovl__pool_init(ovl_port *p);

@@ -84,6 +84,31 @@ static inline uint64_t ovl__now_us(void)
 static inline void ovl__yield(void) { SwitchToThread(); }
 static inline void ovl__cpu_relax(void) { YieldProcessor(); }
 
+/* Run fn once per process. */
+typedef INIT_ONCE ovl__once;
+#define OVL__ONCE_INIT INIT_ONCE_STATIC_INIT
+typedef struct { void (*fn)(void); } ovl__once_fn;
+static BOOL CALLBACK ovl__once_tramp(PINIT_ONCE o, PVOID arg, PVOID *ctx)
+{
+    (void)o;
+    (void)ctx;
+    ((ovl__once_fn *)arg)->fn();
+    return TRUE;
+}
+static inline void ovl__once_run(ovl__once *o, void (*fn)(void))
+{
+    ovl__once_fn w = {fn};
+    InitOnceExecuteOnce(o, ovl__once_tramp, &w, NULL);
+}
+/* No fork() on Windows. */
+static inline void ovl__atfork(void (*prepare)(void), void (*parent)(void),
+                               void (*child)(void))
+{
+    (void)prepare;
+    (void)parent;
+    (void)child;
+}
+
 #else /* POSIX */
 #include <pthread.h>
 #include <sched.h>
@@ -144,6 +169,14 @@ static inline uint64_t ovl__now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 static inline void ovl__yield(void) { sched_yield(); }
+typedef pthread_once_t ovl__once;
+#define OVL__ONCE_INIT PTHREAD_ONCE_INIT
+static inline void ovl__once_run(ovl__once *o, void (*fn)(void)) { pthread_once(o, fn); }
+static inline void ovl__atfork(void (*prepare)(void), void (*parent)(void),
+                               void (*child)(void))
+{
+    pthread_atfork(prepare, parent, child);
+}
 static inline void ovl__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -7,34 +7,113 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- tombstones ----------------------------------------------------------
- * A closed port keeps its struct (locks, state, counters; no pool, no
- * backend) on this list until the library is unloaded, so that a stale
- * handle passed again returns OVL_ECLOSED instead of touching freed memory.
- * The cost is sizeof(struct ovl_port) per port ever closed. */
-static ovl__mutex tomb_lock = OVL__MUTEX_INITIALIZER;
-static ovl_port *tombs;
+/* ---- the handle table -----------------------------------------------------
+ * Every port's struct sits in a slot of this table for the life of the
+ * process (see ovl_internal.h for the handle's layout). After close the
+ * struct keeps its handle, state and counters (so ovl_port_stats still
+ * reads them and every other call returns OVL_ECLOSED) and joins the free
+ * list; a new port takes the oldest free struct once more than QUARANTINE
+ * are free, with a new generation. Memory for closed ports is thus bounded
+ * by the most ports open at one time, plus QUARANTINE structs. */
+#define QUARANTINE 64u
 
-static void tomb_add(ovl_port *p)
+ovl__slot *_Atomic ovl__port_chunks[OVL__MAX_PORTS / OVL__HANDLE_CHUNK];
+_Atomic uint32_t ovl__fork_gen;
+
+static ovl__mutex ports_lock = OVL__MUTEX_INITIALIZER;
+static uint32_t nslots;                 /* slots ever used (ports_lock) */
+static ovl_port *free_head, *free_tail; /* FIFO of closed ports' structs */
+static uint32_t nfree;
+
+static uintptr_t handle_of(uint32_t slot, uintptr_t gen)
 {
-    ovl__mutex_lock(&tomb_lock);
-    p->tomb_next = tombs;
-    tombs = p;
-    ovl__mutex_unlock(&tomb_lock);
+    uintptr_t gmask = (OVL__HANDLE_TAG - 1u) >> OVL__HANDLE_SLOT_BITS;
+    return OVL__HANDLE_TAG | ((gen & gmask) << OVL__HANDLE_SLOT_BITS) | slot;
 }
 
-__attribute__((destructor)) static void tomb_free_all(void)
+/* A child of fork() must not reuse a struct its parent used: another
+ * parent thread may have held its locks at the moment of the fork. So the
+ * child forgets the free list (those structs stay unused in the child) and
+ * marks every inherited port as its parent's (ovl__fork_gen). The table's
+ * lock is held across fork() so that the child's copy is consistent. */
+static void atfork_prepare(void) { ovl__mutex_lock(&ports_lock); }
+static void atfork_parent(void) { ovl__mutex_unlock(&ports_lock); }
+static void atfork_child(void)
 {
-    ovl__mutex_lock(&tomb_lock);
-    while (tombs) {
-        ovl_port *p = tombs;
-        tombs = p->tomb_next;
-        ovl__mutex_destroy(&p->lock);
-        ovl__mutex_destroy(&p->deliver_lock);
-        ovl__cond_destroy(&p->park_cv);
-        free(p);
+    free_head = free_tail = NULL;
+    nfree = 0;
+    atomic_fetch_add(&ovl__fork_gen, 1);
+    ovl__mutex_unlock(&ports_lock);
+}
+
+static ovl__once fork_once = OVL__ONCE_INIT;
+static void register_atfork(void)
+{
+    ovl__atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* A struct for a new port: a reused one (its locks live, its handle
+ * advanced to the next generation) or a new one in a new slot. NULL when
+ * out of memory or slots. */
+static ovl_port *port_struct_get(void)
+{
+    ovl__once_run(&fork_once, register_atfork);
+    ovl__mutex_lock(&ports_lock);
+    ovl_port *p = NULL;
+    if (nfree > QUARANTINE) {
+        p = free_head;
+        free_head = p->q_next;
+        if (!free_head) free_tail = NULL;
+        nfree--;
+        ovl__mutex_unlock(&ports_lock);
+        p->q_next = NULL;
+        return p;
     }
-    ovl__mutex_unlock(&tomb_lock);
+    if (nslots == OVL__MAX_PORTS) goto out;
+    uint32_t slot = nslots;
+    ovl__slot *chunk = atomic_load(&ovl__port_chunks[slot / OVL__HANDLE_CHUNK]);
+    if (!chunk) {
+        chunk = calloc(OVL__HANDLE_CHUNK, sizeof *chunk);
+        if (!chunk) goto out;
+        atomic_store(&ovl__port_chunks[slot / OVL__HANDLE_CHUNK], chunk);
+    }
+    p = calloc(1, sizeof *p);
+    if (!p) goto out;
+    if (ovl__mutex_init(&p->lock) != 0) goto fail_p;
+    if (ovl__mutex_init(&p->deliver_lock) != 0) goto fail_lock;
+    if (ovl__cond_init(&p->park_cv) != 0) goto fail_dlock;
+    if (ovl__cond_init(&p->closed_cv) != 0) goto fail_park;
+    p->slot = slot;
+    atomic_init(&p->handle, handle_of(slot, 0));
+    atomic_init(&p->state, OVL__PORT_CLOSED);
+    atomic_store(&chunk[slot % OVL__HANDLE_CHUNK], p);
+    nslots++;
+    goto out;
+fail_park:
+    ovl__cond_destroy(&p->park_cv);
+fail_dlock:
+    ovl__mutex_destroy(&p->deliver_lock);
+fail_lock:
+    ovl__mutex_destroy(&p->lock);
+fail_p:
+    free(p);
+    p = NULL;
+out:
+    ovl__mutex_unlock(&ports_lock);
+    return p;
+}
+
+/* Back on the free list: a struct whose port is CLOSED, or one that never
+ * served (a failed create). */
+static void port_struct_put(ovl_port *p)
+{
+    ovl__mutex_lock(&ports_lock);
+    p->q_next = NULL;
+    if (free_tail) free_tail->q_next = p;
+    else free_head = p;
+    free_tail = p;
+    nfree++;
+    ovl__mutex_unlock(&ports_lock);
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -87,34 +166,35 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     int32_t rc = ovl__pick_backend(c.backend, &be, &is_auto);
     if (rc != OVL_OK) return rc;
 
-    ovl_port *p = calloc(1, sizeof *p);
+    ovl_port *p = port_struct_get();
     if (!p) return OVL_ENOMEM;
-    p->magic = OVL__PORT_MAGIC;
-    atomic_init(&p->state, OVL__PORT_OPEN);
+    /* Quiescent: closed, nobody inside (close finished before the struct
+     * went on the free list). A stale caller that still holds the old
+     * handle sees it change here, under the lock, and gets OVL_ECLOSED. */
+    ovl__mutex_lock(&p->lock);
+    uintptr_t next = handle_of(p->slot, (atomic_load(&p->handle) >> OVL__HANDLE_SLOT_BITS) + 1u);
+    atomic_store(&p->handle, next);
+    p->fork_gen = atomic_load(&ovl__fork_gen);
     p->flags = c.flags;
     p->depth = c.queue_depth;
     p->nthreads = c.threads ? c.threads : 4;
     p->threads_cfg = c.threads;
     p->spin_usec = c.spin_usec;
     p->backend = be;
+    p->be = NULL;
     p->cb = c.callback;
     p->userdata = c.userdata;
     p->batch_cap = p->depth < OVL__BATCH_MAX ? p->depth : OVL__BATCH_MAX;
-    if (ovl__mutex_init(&p->lock) != 0) {
-        free(p);
-        return OVL_ENOMEM;
-    }
-    if (ovl__mutex_init(&p->deliver_lock) != 0) {
-        ovl__mutex_destroy(&p->lock);
-        free(p);
-        return OVL_ENOMEM;
-    }
-    if (ovl__cond_init(&p->park_cv) != 0) {
-        ovl__mutex_destroy(&p->deliver_lock);
-        ovl__mutex_destroy(&p->lock);
-        free(p);
-        return OVL_ENOMEM;
-    }
+    p->nreg = 0;
+    p->reg_slots = 0;
+    atomic_store(&p->cb_thr, NULL);
+    atomic_store(&p->users, 0);
+    p->has_thread = false;
+    p->parking = false;
+    p->ct_parked = false;
+    p->submitted = p->completed = p->cancels = p->batches = p->stale = 0;
+    atomic_store(&p->syscalls, 0);
+    ovl__mutex_unlock(&p->lock);
     p->events = calloc(p->batch_cap, sizeof *p->events);
     p->batch = calloc(p->batch_cap, sizeof *p->batch);
     rc = (p->events && p->batch) ? ovl__pool_init(p) : OVL_ENOMEM;
@@ -130,38 +210,93 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     if (rc != OVL_OK) goto fail;
     p->parking = (p->flags & OVL_PORT_INLINE) && be->wait_ready;
 
+    /* Open now (the completion thread runs while it is): nobody can call
+     * through the new handle before we return it, and a stale handle has
+     * another generation. */
+    atomic_store(&p->state, OVL__PORT_OPEN);
     if (!(p->flags & OVL_PORT_MANUAL)) {
         if (ovl__thread_create(&p->thread, ovl__completion_thread, p) != 0) {
+            atomic_store(&p->state, OVL__PORT_CLOSED);
             be->destroy(p);
             rc = OVL_EAGAIN; /* as documented, whatever the errno */
             goto fail;
         }
         p->has_thread = true;
     }
-    *out = p;
+    *out = (ovl_port *)next;
     return OVL_OK;
 
 fail:
     port_free_resources(p);
-    ovl__mutex_destroy(&p->lock);
-    ovl__mutex_destroy(&p->deliver_lock);
-    ovl__cond_destroy(&p->park_cv);
-    free(p);
+    port_struct_put(p);
     return rc;
 }
 
 /* ---- close -------------------------------------------------------------- */
 
-OVL_API int32_t ovl_close_port(ovl_port *p)
+/* In a child of fork(), on a port of its parent: release what is this
+ * process's own (its copies of the port's fds and mappings, its memory)
+ * without a system call that reaches what the parent still uses (no
+ * io_uring_enter or io_uring_register on the shared ring, no epoll_ctl on
+ * the shared epoll set, no write to a shared wake fd) and without taking
+ * the port's locks, which a parent thread may have held at the fork. The
+ * struct is never reused in the child (atfork_child). */
+static int32_t close_inherited(ovl_port *p, const ovl_port *h)
 {
-    int32_t rc = ovl__port_check(p);
-    if (rc) return rc;
+    if (atomic_load(&p->handle) != (uintptr_t)h ||
+        atomic_load(&p->state) == OVL__PORT_CLOSED)
+        return OVL_ECLOSED;
+    if (p->be && p->backend->forget) p->backend->forget(p);
+    p->be = NULL;
+    p->has_thread = false; /* the thread stayed in the parent */
+    port_free_resources(p);
+    atomic_store(&p->state, OVL__PORT_CLOSED);
+    /* Later calls through this handle: OVL_ECLOSED. */
+    atomic_store(&p->handle, handle_of(p->slot, (atomic_load(&p->handle) >> OVL__HANDLE_SLOT_BITS) + 1u));
+    return OVL_OK;
+}
+
+/* Another close is under way: return once it has finished, so that no
+ * close returns while a callback of the port may still run. */
+static int32_t wait_closed(ovl_port *p, const ovl_port *h)
+{
+    int32_t rc = ovl__wait_begin(p);
+    if (rc != OVL_OK) {
+        ovl__mutex_unlock(&p->lock);
+        return rc;
+    }
+    while (atomic_load(&p->handle) == (uintptr_t)h &&
+           atomic_load(&p->state) != OVL__PORT_CLOSED)
+        ovl__cond_wait(&p->closed_cv, &p->lock);
+    ovl__mutex_unlock(&p->lock);
+    ovl__wait_end();
+    return OVL_ECLOSED;
+}
+
+OVL_API int32_t ovl_close_port(ovl_port *port)
+{
+    int32_t rc;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) {
+        if (rc != OVL_EFORKED) return rc;
+        /* ovl__port_get found the struct, so its chunk exists. */
+        uint32_t slot = (uint32_t)((uintptr_t)port & (OVL__MAX_PORTS - 1u));
+        ovl__slot *chunk = atomic_load(&ovl__port_chunks[slot / OVL__HANDLE_CHUNK]);
+        return close_inherited(atomic_load(&chunk[slot % OVL__HANDLE_CHUNK]), port);
+    }
     if (ovl__in_callback(p)) return OVL_EDEADLK;
 
     ovl__mutex_lock(&p->lock);
-    if (atomic_load(&p->state) != OVL__PORT_OPEN) {
+    if (atomic_load(&p->handle) != (uintptr_t)port) {
         ovl__mutex_unlock(&p->lock);
         return OVL_ECLOSED;
+    }
+    if (atomic_load(&p->state) != OVL__PORT_OPEN) return wait_closed(p, port);
+    /* Waiting below for the port's callbacks to end must not be what one
+     * of them waits for (two ports' callbacks closing each other). */
+    if ((rc = ovl__wait_begin(p)) != OVL_OK) {
+        ovl__mutex_unlock(&p->lock);
+        return rc;
     }
     /* From here every submit, cancel and post fails with OVL_ECLOSED. */
     atomic_store(&p->state, OVL__PORT_CLOSING);
@@ -193,14 +328,15 @@ OVL_API int32_t ovl_close_port(ovl_port *p)
         while (!ovl__port_drained(p)) ovl__deliver_once(p, -1);
         ovl__mutex_unlock(&p->deliver_lock);
     }
+    ovl__wait_end();
 
     p->backend->destroy(p);
     p->be = NULL;
     ovl__mutex_lock(&p->lock);
     port_free_resources(p);
     atomic_store(&p->state, OVL__PORT_CLOSED);
+    ovl__cond_broadcast(&p->closed_cv);
     ovl__mutex_unlock(&p->lock);
-    tomb_add(p);
+    port_struct_put(p);
     return OVL_OK;
 }
-

@@ -567,6 +567,20 @@ static void t_destroy(ovl_port *p)
     t_free(t);
 }
 
+/* A child of fork(): see ovl__backend.forget. The workers and the poller
+ * stayed in the parent; the conds are not destroyed (glibc's destroy waits
+ * for the waiters the parent's threads registered, who never come). */
+static void t_forget(ovl_port *p)
+{
+    tb *t = p->be;
+    int fds[] = {t->pwake[0], t->pwake[1], t->efd[0], t->efd[1]};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0) ovl__sys.close(fds[i]);
+    free(t->workers);
+    rd_free(t); /* closes this process's copy of the epoll fd, frees */
+    free(t);
+}
+
 static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     tb *t = p->be;
@@ -667,6 +681,7 @@ static const ovl__backend threads_backend = {
     .name = "threads", .id = OVL_BACKEND_THREADS, .init = t_init,
     .submit = t_submit, .cancel = t_cancel, .kick = t_kick, .wait = t_wait,
     .wake = t_wake, .event_fd = t_event_fd, .destroy = t_destroy,
+    .forget = t_forget,
 };
 const ovl__backend *const ovl__backend_threads = &threads_backend;
 

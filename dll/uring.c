@@ -290,6 +290,17 @@ static void u_destroy(ovl_port *p)
     free(u);
 }
 
+/* A child of fork(): see ovl__backend.forget. Unmapping the rings and
+ * closing this process's copies of the ring fd and eventfd leave the
+ * parent's ring as it is. */
+static void u_forget(ovl_port *p)
+{
+    uring *u = p->be;
+    ring_close(&u->r);
+    if (u->efd >= 0) ovl__sys.close(u->efd);
+    free(u);
+}
+
 static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     uring *u = p->be;
@@ -511,7 +522,7 @@ static const ovl__backend uring_backend = {
     .init = u_init,
     .submit = u_submit, .cancel = u_cancel, .kick = u_kick, .wait = u_wait,
     .wake = u_wake, .wait_ready = u_wait_ready, .event_fd = u_event_fd,
-    .register_fd = u_register_fd, .destroy = u_destroy,
+    .register_fd = u_register_fd, .destroy = u_destroy, .forget = u_forget,
 };
 const ovl__backend *const ovl__backend_uring = &uring_backend;
 

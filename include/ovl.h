@@ -27,7 +27,9 @@
  *     an OVL_PORT_INLINE port, inside the submit call whose work completed
  *     at once; never two at once for one port. A callback may submit, cancel and post on
  *     its own port; closing or polling its own port from inside a callback
- *     returns OVL_EDEADLK.
+ *     returns OVL_EDEADLK, also when the callback is further up the stack
+ *     (a callback that polled another port, whose callback then closes or
+ *     polls the first).
  *  3. Ownership. Buffers and contexts belong to the caller and must stay
  *     valid until that op's completion has been delivered (the callback that
  *     carries it has been entered). ovl never touches them afterwards.
@@ -36,6 +38,13 @@
  *     reads and writes are reported as they happened; end of file is a read
  *     completing with result == 0.
  *  5. Thread safety. Any thread may submit, cancel and post concurrently.
+ *     fork(): a port belongs to the process that created it. In a child
+ *     every call on an inherited port returns OVL_EFORKED, except
+ *     ovl_close_port, which frees the child's copy of the port (its memory,
+ *     its copies of the port's fds) without touching anything the parent
+ *     still uses and returns OVL_OK; nothing a child does with an inherited
+ *     port disturbs the parent's. A child may create and use ports of its
+ *     own.
  *  6. Bad input returns a documented error code; it never crashes, leaks or
  *     disturbs other in-flight operations (see each function).
  *  7. No hidden allocation on the hot path: ops come from a per-port pool
@@ -113,10 +122,11 @@ OVL_API const char *ovl_version_string(void);
     X(EISDIR,    -20, "is a directory")                                      \
     X(EFBIG,     -21, "file too large or offset out of range")               \
     X(EMODE,     -22, "wrong port mode (manual-mode call on a threaded port)")\
-    X(EOS,       -23, "other operating-system error (see os_error)")
+    X(EOS,       -23, "other operating-system error (see os_error)")        \
+    X(EFORKED,   -24, "port belongs to the parent process (inherited across fork)")
 
 #define OVL__ERR_ENUM(name, value, msg) OVL_##name = (value),
-enum { OVL_ERRORS(OVL__ERR_ENUM) OVL__ERR_LAST = -23 };
+enum { OVL_ERRORS(OVL__ERR_ENUM) OVL__ERR_LAST = -24 };
 #undef OVL__ERR_ENUM
 
 /* Message for an OVL_E code ("unknown error" for anything else, never NULL).
@@ -180,7 +190,14 @@ typedef uint64_t ovl_fd;
  * the posting thread. On other backends only the ovl_poll(port, 0) part
  * applies. */
 
-/* An opaque port. Created by ovl_create_port, released by ovl_close_port. */
+/* An opaque port. Created by ovl_create_port, released by ovl_close_port.
+ * An ovl_port * is a handle, not an address (never dereference it): a slot
+ * in the library's table of ports plus a generation. After close the slot
+ * serves later ports under new generations, so a stale handle is always
+ * recognised (OVL_ECLOSED) and never reaches another port, and the memory
+ * kept for closed ports is bounded by the most ports open at one time (plus
+ * a constant), however many were ever created. A value that was never a
+ * handle returns OVL_EINVAL. */
 typedef struct ovl_port ovl_port;
 
 /* One finished operation, as handed to the callback. 32 bytes on 64-bit. */
@@ -290,16 +307,25 @@ OVL_API int32_t ovl_unregister_fd(ovl_port *port, ovl_fd fd);
  * no callback of this port can run any more. In manual mode the remaining
  * completions are delivered from inside this call, on the calling thread.
  *
- * Calling it from the port's own callback returns OVL_EDEADLK and leaves the
- * port open. A later call on a closed port (double close, or any other
- * function) returns OVL_ECLOSED: the handle stays safe to pass, because a
- * small tombstone (~200 bytes) of each closed port is kept until the library
- * is unloaded. An op that the OS cannot interrupt (a regular-file read
- * already inside a worker thread or the kernel) is waited for.
+ * Calling it from the port's own callback (or from a callback that runs,
+ * on this thread, inside one of the port's callbacks) returns OVL_EDEADLK
+ * and leaves the port open. So does a close that could never finish
+ * because the port's callback is itself blocked, on another thread, closing
+ * or polling a port whose callback is on this thread's stack: of two ports
+ * whose callbacks close each other, one close succeeds and the other gets
+ * OVL_EDEADLK. A second close that arrives while another is under way waits
+ * for it to finish and then returns OVL_ECLOSED; any later call on a closed
+ * port (double close, or any other function) returns OVL_ECLOSED: the
+ * handle stays safe to pass (see ovl_port). An op that the OS cannot
+ * interrupt (a regular-file read already inside a worker thread or the
+ * kernel) is waited for. In a child of fork(), on a port of its parent:
+ * see guarantee 5.
  * Any thread except the port's own callback. */
 OVL_API int32_t ovl_close_port(ovl_port *port);
 
-/* "uring", "threads" or "iocp"; "invalid" for NULL. Static storage. */
+/* "uring", "threads" or "iocp"; "invalid" for NULL or a value that is not
+ * a handle; "closed" once the port's handle slot serves a newer port.
+ * Static storage. */
 OVL_API const char *ovl_backend_name(const ovl_port *port);
 
 /* Why OVL_BACKEND_AUTO chooses what it chooses on this host, e.g.
@@ -311,7 +337,8 @@ OVL_API const char *ovl_backend_reason(uint32_t *out_backend);
 
 /* ---- submitting ---------------------------------------------------------
  * Common rules for every submit:
- *  - port: OVL_EINVAL if NULL, OVL_ECLOSED if closing or closed.
+ *  - port: OVL_EINVAL if NULL or not a handle, OVL_ECLOSED if closing or
+ *    closed, OVL_EFORKED in a child of fork() (guarantee 5).
  *  - fd: values that can never be a handle (a POSIX fd above INT_MAX, a
  *    Windows INVALID_HANDLE_VALUE) fail the submit with OVL_EBADF. Any other
  *    fd the OS rejects is reported in the COMPLETION, on every backend: one
@@ -382,8 +409,9 @@ OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx,
  * one completion still follows, with OVL_ECANCELED if it was stopped, or with
  * its real result if it had already finished or was inside a call that the OS
  * cannot interrupt (a regular-file pread in a worker thread, say). Returns
- * OVL_ENOENT if the id is unknown or its completion has already been
- * delivered (or is being delivered), OVL_ECLOSED after close. Any thread,
+ * OVL_ENOENT if the id is unknown, is another port's, or its completion has
+ * already been delivered (or is being delivered), OVL_ECLOSED after close.
+ * An id is only ever valid on the port that issued it. Any thread,
  * including the port's callback. No completion of its own. */
 OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
 
@@ -415,7 +443,9 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
  *
  * Returns how many completions were delivered (0 on timeout or none) or a
  * negative code: OVL_EMODE (timeout_ms != 0 on a port with a completion
- * thread), OVL_EDEADLK from inside the port's callback, OVL_ECLOSED,
+ * thread), OVL_EDEADLK from inside the port's callback (or a callback that
+ * runs inside it on this thread), or when the wait could never end
+ * (see ovl_close_port), OVL_ECLOSED,
  * OVL_EINVAL. */
 OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms);
 
@@ -447,8 +477,10 @@ typedef struct ovl_stats {
     uint64_t syscalls;       /* enter/wait system calls made by the backend */
 } ovl_stats;
 
-/* Snapshot the counters. Works on a closed port too (final figures).
- * Errors: OVL_EINVAL (NULL, size too small). Any thread. */
+/* Snapshot the counters. Works on a closed port too (its final figures),
+ * until its handle slot serves a newer port (then OVL_ECLOSED).
+ * Errors: OVL_EINVAL (not a handle, NULL out, size too small), OVL_ECLOSED,
+ * OVL_EFORKED. Any thread. */
 OVL_API int32_t ovl_port_stats(const ovl_port *port, ovl_stats *out);
 
 #ifdef __cplusplus

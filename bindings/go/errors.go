@@ -45,6 +45,9 @@ const (
 	EFBIG      = Errno(C.OVL_EFBIG)
 	EMODE      = Errno(C.OVL_EMODE)
 	EOS        = Errno(C.OVL_EOS)
+	// EFORKED: a port used in a child process after fork(); the port
+	// belongs to the parent.
+	EFORKED = Errno(C.OVL_EFORKED)
 )
 
 // Error returns the library's message for the code (ovl_strerror).

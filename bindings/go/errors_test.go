@@ -25,6 +25,7 @@ func TestErrno(t *testing.T) {
 		{ECANCELED, -6, "OVL_ECANCELED", "operation cancelled"},
 		{EUNAVAIL, -9, "OVL_EUNAVAIL", ""},
 		{EOS, -23, "OVL_EOS", ""},
+		{EFORKED, -24, "OVL_EFORKED", ""},
 	}
 	for _, c := range cases {
 		if int32(c.e) != c.num {

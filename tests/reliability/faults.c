@@ -804,8 +804,11 @@ FTest(zero_timeout_poll_delivers_on_the_caller)
  * and no other thread goes near the ring (no GETEVENTS enter at all). A
  * read that cannot complete at once (an empty pipe) unparks the thread,
  * which delivers it when data comes. */
-static bool ct_parked(ovl_port *p)
+static bool ct_parked(ovl_port *h)
 {
+    int32_t rc;
+    ovl_port *p = ovl__port_get(h, &rc); /* the handle's struct */
+    cr_assert_not_null(p);
     ovl__mutex_lock(&p->lock);
     bool parked = p->ct_parked;
     ovl__mutex_unlock(&p->lock);

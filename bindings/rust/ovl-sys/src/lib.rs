@@ -90,8 +90,10 @@ pub const OVL_EFBIG: i32 = -21;
 pub const OVL_EMODE: i32 = -22;
 /// Other operating-system error (see `os_error`).
 pub const OVL_EOS: i32 = -23;
+/// The port belongs to the parent process (inherited across fork).
+pub const OVL_EFORKED: i32 = -24;
 /// The last (most negative) code this header knows.
-pub const OVL__ERR_LAST: i32 = -23;
+pub const OVL__ERR_LAST: i32 = -24;
 
 // ---- basic types -------------------------------------------------------------
 
