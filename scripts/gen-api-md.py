@@ -74,11 +74,13 @@ FACTS = {
     "ovl_close_port": (
         "any except the port's own callback",
         "releases the port; the handle stays safe to pass afterwards "
-        "(tombstone: every call returns `OVL_ECLOSED`)",
+        "(every later call returns `OVL_ECLOSED`)",
         "delivers every remaining completion before returning "
         "(cancelled ones with `OVL_ECANCELED`)",
-        "`OVL_EINVAL`, `OVL_EDEADLK` (from its own callback: port left "
-        "open), `OVL_ECLOSED` (already closed)"),
+        "`OVL_EINVAL`, `OVL_EDEADLK` (from its own callback, or a wait "
+        "that could never end: port left open), `OVL_ECLOSED` (already "
+        "closed; a second close waits for the first), `OVL_OK` in a fork "
+        "child (frees the child's copy only)"),
     "ovl_backend_name": (
         "any", "returns static storage", "no", "none: \"invalid\" for NULL"),
     "ovl_backend_reason": (
