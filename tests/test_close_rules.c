@@ -223,7 +223,7 @@ static void nest_a_cb(const ovl_completion *it, size_t n, void *ud)
     atomic_store(&s->a_done, 1);
 }
 
-Test(close_rules, nested_close_or_poll_of_a_port_on_the_stack_is_edeadlk, .timeout = 60)
+Test(close_rules, nested_close_or_poll_of_a_port_on_the_stack_is_edeadlk)
 {
     for (size_t m = 0; m < NMODES; m++) {
         nest s;
@@ -288,7 +288,7 @@ static void cross_b_cb(const ovl_completion *it, size_t n, void *ud)
     atomic_fetch_add(&s->finished, 1);
 }
 
-Test(close_rules, ports_closing_each_other_from_callbacks_never_hang, .timeout = 120)
+Test(close_rules, ports_closing_each_other_from_callbacks_never_hang)
 {
     for (size_t m = 0; m < NMODES; m++) {
         for (int round = 0; round < 5; round++) {
@@ -386,7 +386,7 @@ static void await_blocked(closer *c)
 #endif
 }
 
-Test(close_rules, second_close_returns_only_after_the_callbacks, .timeout = 60)
+Test(close_rules, second_close_returns_only_after_the_callbacks)
 {
     for (size_t m = 0; m < NMODES; m++) {
         slow s;

@@ -96,7 +96,7 @@ static void wait_all(busy *b, rec *r, size_t n)
     cr_assert_geq(rec_count(r), n, "completions never came");
 }
 
-Test(fork, child_cannot_disturb_the_parents_port, .timeout = 120)
+Test(fork, child_cannot_disturb_the_parents_port)
 {
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         rec r;
