@@ -465,10 +465,20 @@ static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
             rc = ring_enter(p, r, pend, 1,
                             IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
                             &arg, sizeof arg);
-            if (rc == -ETIME) {
-                internal = false;
-                return reap(u, out, cap, &internal);
-            }
+            /* One timed wait per call, whatever ended it: the timeout is
+             * relative, so going round again after -EINTR would restart
+             * the full timeout at every signal (a signal every 20 ms kept
+             * ovl_poll(p, 100) waiting for ever). The caller (ovl_poll)
+             * measures its deadline from its own start and calls again
+             * with what is left. With an SA_RESTART handler the kernel
+             * does not restart io_uring_enter either (Linux 6.18: the CQ
+             * wait returns -EINTR, never -ERESTARTSYS), so this covers
+             * both. */
+            if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN &&
+                rc != -EBUSY)
+                ovl__yield(); /* should not happen with a valid ring */
+            internal = false;
+            return reap(u, out, cap, &internal);
         } else {
             rc = ring_enter(p, r, pend, 1, IORING_ENTER_GETEVENTS, NULL, 0);
         }
