@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <signal.h>
+#include <pthread.h>
 #include <time.h>
 
 /* Internal tokens (bit 63 set: never an op's). */
@@ -22,6 +23,8 @@
 
 /* op->bstate bits */
 #define B_CANCEL_SENT 1u
+#define B_REISSUE_SHIFT 8 /* bits 8..15: re-issues after an EFAULT (below) */
+#define B_REISSUE_MAX 16u
 
 /* The kernel-visible features this backend relies on, all in Linux 5.11+:
  * one mmap for both rings, no dropped CQEs on overflow, and timeouts passed
@@ -124,11 +127,68 @@ static void ring_close(ring *r)
     r->fd = -1;
 }
 
+/* ---- exits of issuing threads --------------------------------------------
+ * io_uring ties a request to the task whose io_uring_enter issued it (with
+ * a shared SQ, whichever thread flushed it). When that task has exited, the
+ * kernel fails what it had to finish in that task's context:
+ *  - a request that was still queued or waiting for readiness (io-wq work,
+ *    an armed poll of a pipe or socket) completes with -ECANCELED;
+ *  - a buffered read that waited for a page (the cold file: the page-cache
+ *    wake-up queues task work, io_req_task_queue) is failed by
+ *    io_req_task_submit with -EFAULT once io_should_terminate_tw() sees the
+ *    task exiting (Linux 5.x to 6.18 alike; measured here on 6.18: every
+ *    1 MiB read from an evicted file whose submitter exited at once).
+ * Neither means anything was transferred, so such an op is issued again from
+ * the reaping thread, which is alive (guarantee 1). An unrequested
+ * -ECANCELED can only come from an exit. -EFAULT can be genuine (a bad
+ * buffer), so it is taken for an exit's only if some thread that called
+ * io_uring_enter has exited since the op's SQE was prepared: `exits` counts
+ * them (a thread-specific key's destructor, armed at a thread's first enter,
+ * runs before the thread's task exits in the kernel, hence before the
+ * failure is posted), and each op carries the count at its preparation. A
+ * genuine EFAULT that an unrelated exit makes look suspicious is issued
+ * again and fails again, at most B_REISSUE_MAX times. */
+static _Atomic uint64_t exits;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static bool exit_key_ok;
+static OVL__THREAD_LOCAL bool exit_armed;
+
+static void on_thread_exit(void *v)
+{
+    (void)v;
+    atomic_fetch_add(&exits, 1);
+}
+
+static void exit_key_create(void)
+{
+    exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
+}
+
+/* Unloading the library must not leave a destructor behind in libc's key
+ * table for threads that exit later. */
+__attribute__((destructor)) static void exit_key_delete(void)
+{
+    if (exit_key_ok) pthread_key_delete(exit_key);
+}
+
+static inline void exit_arm(void)
+{
+    if (exit_armed) return;
+    exit_armed = true;
+    pthread_once(&exit_once, exit_key_create);
+    if (exit_key_ok) pthread_setspecific(exit_key, (void *)1);
+}
+
+/* The op's stamp lives in its OVERLAPPED space, unused on Linux. */
+static inline void stamp(ovl__op *op) { op->os.raw[0] = atomic_load(&exits); }
+
 static long ring_enter(ovl_port *p, ring *r, unsigned to_submit,
                        unsigned min_complete, unsigned flags, const void *arg,
                        size_t argsz)
 {
     if (p) atomic_fetch_add_explicit(&p->syscalls, 1, memory_order_relaxed);
+    exit_arm();
     return ovl__sys.io_uring_enter(r->fd, to_submit, min_complete, flags, arg,
                                    argsz);
 }
@@ -290,42 +350,76 @@ static void u_destroy(ovl_port *p)
     free(u);
 }
 
+/* Write op's SQE. Lock held. */
+static void prep(ovl_port *p, uring *u, ovl__op *op)
+{
+    ring *r = &u->r;
+    bool fixed = u->fixed && p->nreg;
+    struct io_uring_sqe *sqe = sqe_get(p, r);
+    sqe->fd = (int)op->fd;
+    int slot;
+    switch (op->kind) {
+    case OVL_OP_READ:
+    case OVL_OP_WRITE:
+        if (fixed && (slot = ovl__reg_find(p, op->fd)) >= 0) {
+            sqe->fd = (int)p->reg[slot].slot;
+            sqe->flags |= IOSQE_FIXED_FILE;
+        }
+        sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
+        sqe->addr = (uint64_t)(uintptr_t)op->buf;
+        sqe->len = (uint32_t)op->len;
+        /* off == -1: use (and advance) the file position, which is what
+         * stream I/O on pipes and sockets means. */
+        sqe->off = op->offset >= 0 ? (uint64_t)op->offset : (uint64_t)-1;
+        break;
+    case OVL_OP_FSYNC:
+        sqe->opcode = IORING_OP_FSYNC;
+        sqe->fsync_flags = (op->flags & OVL_FSYNC_DATA) ? IORING_FSYNC_DATASYNC : 0;
+        break;
+    default: /* OVL_OP_POST: a NOP round trip through the ring */
+        sqe->opcode = IORING_OP_NOP;
+        sqe->fd = -1;
+        break;
+    }
+    sqe->user_data = ovl__op_token(op); /* the trick: the way back */
+    stamp(op);
+}
+
 static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     uring *u = p->be;
-    ring *r = &u->r;
-    bool fixed = u->fixed && p->nreg;
-    for (size_t i = 0; i < n; i++) {
-        ovl__op *op = ops[i];
-        struct io_uring_sqe *sqe = sqe_get(p, r);
-        sqe->fd = (int)op->fd;
-        int slot;
-        switch (op->kind) {
-        case OVL_OP_READ:
-        case OVL_OP_WRITE:
-            if (fixed && (slot = ovl__reg_find(p, op->fd)) >= 0) {
-                sqe->fd = (int)p->reg[slot].slot;
-                sqe->flags |= IOSQE_FIXED_FILE;
-            }
-            sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
-            sqe->addr = (uint64_t)(uintptr_t)op->buf;
-            sqe->len = (uint32_t)op->len;
-            /* off == -1: use (and advance) the file position, which is what
-             * stream I/O on pipes and sockets means. */
-            sqe->off = op->offset >= 0 ? (uint64_t)op->offset : (uint64_t)-1;
-            break;
-        case OVL_OP_FSYNC:
-            sqe->opcode = IORING_OP_FSYNC;
-            sqe->fsync_flags = (op->flags & OVL_FSYNC_DATA) ? IORING_FSYNC_DATASYNC : 0;
-            break;
-        default: /* OVL_OP_POST: a NOP round trip through the ring */
-            sqe->opcode = IORING_OP_NOP;
-            sqe->fd = -1;
-            break;
+    for (size_t i = 0; i < n; i++) prep(p, u, ops[i]);
+    publish(&u->r);
+}
+
+/* An op's CQE with -ECANCELED or -EFAULT: if its issuing thread's exit
+ * failed it (see "exits of issuing threads"), issue it again and return
+ * true (nothing to deliver); else false, and *res is what to deliver. */
+static bool orphan(uring *u, uint64_t token, int32_t *res)
+{
+    ovl_port *p = u->port;
+    bool again = false;
+    ovl__mutex_lock(&p->lock);
+    ovl__op *op = ovl__op_from_token(p, token);
+    if (op && op->kind != OVL_OP_POST) {
+        uint32_t tries = (op->bstate >> B_REISSUE_SHIFT) & 0xffu;
+        bool exit_made = *res == -ECANCELED
+                             ? !op->cancel_req
+                             : (!exit_key_ok || op->os.raw[0] != atomic_load(&exits)) &&
+                                   tries < B_REISSUE_MAX;
+        if (exit_made && op->cancel_req) {
+            /* Failed by an exit, but cancel or close asked to stop it:
+             * nothing was transferred, so that is what it is. */
+            *res = -ECANCELED;
+        } else if (exit_made && atomic_load(&p->state) == OVL__PORT_OPEN) {
+            op->bstate = (tries < 0xffu ? tries + 1 : tries) << B_REISSUE_SHIFT;
+            prep(p, u, op);
+            publish(&u->r);
+            again = true;
         }
-        sqe->user_data = ovl__op_token(op); /* the trick: the way back */
     }
-    publish(r);
+    ovl__mutex_unlock(&p->lock);
+    return again;
 }
 
 static void u_cancel(ovl_port *p, ovl__op *op)
@@ -381,6 +475,7 @@ static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
      * see its tail move. */
     unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
     size_t n = 0;
+    bool reissued = false;
     while (head != tail && n < cap) {
         const struct io_uring_cqe *cqe = &r->cqes[head & r->cq_mask];
         uint64_t ud = cqe->user_data;
@@ -388,20 +483,28 @@ static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
             if (ud == TOKEN_WAKE) atomic_store(&u->wake_pending, 0);
             *internal = true;
         } else {
-            ovl__event *ev = &out[n++];
-            ev->token = ud;
-            if (cqe->res >= 0) {
-                ev->result = cqe->res;
-                ev->os_error = 0;
+            int32_t res = cqe->res;
+            if ((res == -ECANCELED || res == -EFAULT) && orphan(u, ud, &res)) {
+                reissued = true;
             } else {
-                ev->result = ovl__errno_to_code(-cqe->res);
-                ev->os_error = -cqe->res;
+                ovl__event *ev = &out[n++];
+                ev->token = ud;
+                if (res >= 0) {
+                    ev->result = res;
+                    ev->os_error = 0;
+                } else {
+                    ev->result = ovl__errno_to_code(-res);
+                    ev->os_error = -res;
+                }
             }
         }
         head++;
     }
     /* release: we are done reading those CQEs; the kernel may reuse them. */
     __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+    /* Re-issued ops go to the kernel from this (living) thread now: the
+     * caller may return with what it reaped and not enter again soon. */
+    if (reissued) flush(u->port, r);
     return n;
 }
 
@@ -517,7 +620,7 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 }
 
 static const ovl__backend uring_backend = {
-    .name = "uring", .id = OVL_BACKEND_URING, .resubmit_orphans = true,
+    .name = "uring", .id = OVL_BACKEND_URING,
     .init = u_init,
     .submit = u_submit, .cancel = u_cancel, .kick = u_kick, .wait = u_wait,
     .wake = u_wake, .wait_ready = u_wait_ready, .event_fd = u_event_fd,
