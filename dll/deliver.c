@@ -17,13 +17,17 @@ size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
     if (n == 0) return 0;
 
     ovl__mutex_lock(&p->lock);
-    size_t k = 0;
+    size_t k = 0, again = 0;
     for (size_t i = 0; i < n; i++) {
-        const ovl__event *ev = &p->events[i];
+        ovl__event *ev = &p->events[i];
         ovl__op *op = ovl__op_from_token(p, ev->token);
         if (!op) {
             /* Unknown or stale token: never deliver it twice. */
             p->stale++;
+            continue;
+        }
+        if (p->backend->settle && !p->backend->settle(p, op, ev)) {
+            again++; /* issued again: a thread's exit failed it */
             continue;
         }
         ovl_completion *c = &p->batch[k++];
@@ -51,6 +55,10 @@ size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
     ovl_callback cb = p->cb;
     void *ud = p->userdata;
     ovl__mutex_unlock(&p->lock);
+    /* We hold delivery, so the backend outlives this call (close joins
+     * the completion thread or waits for deliver_lock / users). */
+    if (again) p->backend->kick(p, false);
+
     if (k && cb) {
         ovl_port *prev = ovl__tls_cb_port;
         ovl__tls_cb_port = p;

@@ -92,6 +92,12 @@ typedef struct ovl__backend {
     /* Start ops[0..n) (each INFLIGHT, fields filled). Must accept all of
      * them; a failure to start one becomes that op's completion. Lock held. */
     void (*submit)(ovl_port *p, ovl__op **ops, size_t n);
+    /* Optional: look at op's event before it is delivered (lock held).
+     * Return false if the backend issued the op again instead (the OS
+     * failed it only because the thread that issued it exited: io_uring):
+     * the core then drops the event and kicks after the batch. The
+     * backend may adjust *ev. */
+    bool (*settle)(ovl_port *p, ovl__op *op, ovl__event *ev);
     /* Ask the OS to cancel an INFLIGHT op. Lock held. */
     void (*cancel)(ovl_port *p, ovl__op *op);
     /* Lock released: push queued work to the OS. `from_cb` is true when the
@@ -100,9 +106,7 @@ typedef struct ovl__backend {
     /* Reap up to cap events, waiting up to timeout_ms (-1 forever) for the
      * first. Returns the number of events (0 on timeout, when woken, or
      * interrupted: the caller keeps its own deadline). Only ever one waiter
-     * at a time (the completion thread or ovl_poll). An op the OS failed
-     * only because the thread that issued it exited (io_uring) is the
-     * backend's to issue again: it never becomes an event (guarantee 1). */
+     * at a time (the completion thread or ovl_poll). */
     size_t (*wait)(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap);
     /* Make a current or future wait() return promptly. Any thread. */
     void (*wake)(ovl_port *p);

@@ -151,8 +151,10 @@ static void ring_close(ring *r)
  *    io_req_task_submit with -EFAULT once io_should_terminate_tw() sees the
  *    task exiting (Linux 5.x to 6.18 alike; measured here on 6.18: every
  *    1 MiB read from an evicted file whose submitter exited at once).
- * Neither means anything was transferred, so such an op is issued again from
- * the reaping thread, which is alive (guarantee 1). An unrequested
+ *  - either, after part of the transfer, comes out as the part: a short
+ *    count (io_fixup_rw_res), seen here as short cold 1 MiB reads.
+ * Such an op is issued again (for the rest, if part was done) from the
+ * reaping thread, which is alive (guarantee 1; u_settle). An unrequested
  * -ECANCELED can only come from an exit. -EFAULT can be genuine (a bad
  * buffer), so it is taken for an exit's only if some thread that called
  * io_uring_enter has exited since the op's SQE was prepared: `exits` counts
@@ -523,11 +525,13 @@ static void prep(ovl_port *p, uring *u, ovl__op *op)
             sqe->flags |= IOSQE_FIXED_FILE;
         }
         sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
-        sqe->addr = (uint64_t)(uintptr_t)op->buf;
-        sqe->len = (uint32_t)op->len;
+        /* os.raw[1]: what earlier rounds of a positional transfer that an
+         * exit cut short have done (u_settle); 0 on the first. */
+        sqe->addr = (uint64_t)(uintptr_t)op->buf + op->os.raw[1];
+        sqe->len = (uint32_t)(op->len - op->os.raw[1]);
         /* off == -1: use (and advance) the file position, which is what
          * stream I/O on pipes and sockets means. */
-        sqe->off = op->offset >= 0 ? (uint64_t)op->offset : (uint64_t)-1;
+        sqe->off = op->offset >= 0 ? (uint64_t)op->offset + op->os.raw[1] : (uint64_t)-1;
         if (op->kind == OVL_OP_READ) break;
         if (u->nosignal) {
             sqe->rw_flags = RWF_NOSIGNAL; /* see "SIGPIPE" */
@@ -572,38 +576,11 @@ static void prep(ovl_port *p, uring *u, ovl__op *op)
 static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     uring *u = p->be;
-    for (size_t i = 0; i < n; i++) prep(p, u, ops[i]);
-    publish(&u->r);
-}
-
-/* An op's CQE with -ECANCELED or -EFAULT: if its issuing thread's exit
- * failed it (see "exits of issuing threads"), issue it again and return
- * true (nothing to deliver); else false, and *res is what to deliver. */
-static bool orphan(uring *u, uint64_t token, int32_t *res)
-{
-    ovl_port *p = u->port;
-    bool again = false;
-    ovl__mutex_lock(&p->lock);
-    ovl__op *op = ovl__op_from_token(p, token);
-    if (op && op->kind != OVL_OP_POST) {
-        uint32_t tries = (op->bstate >> B_REISSUE_SHIFT) & 0xffu;
-        bool exit_made = *res == -ECANCELED
-                             ? !op->cancel_req
-                             : (!exit_key_ok || op->os.raw[0] != atomic_load(&exits)) &&
-                                   tries < B_REISSUE_MAX;
-        if (exit_made && op->cancel_req) {
-            /* Failed by an exit, but cancel or close asked to stop it:
-             * nothing was transferred, so that is what it is. */
-            *res = -ECANCELED;
-        } else if (exit_made && atomic_load(&p->state) == OVL__PORT_OPEN) {
-            op->bstate = (tries < 0xffu ? tries + 1 : tries) << B_REISSUE_SHIFT;
-            prep(p, u, op);
-            publish(&u->r);
-            again = true;
-        }
+    for (size_t i = 0; i < n; i++) {
+        ops[i]->os.raw[1] = 0;
+        prep(p, u, ops[i]);
     }
-    ovl__mutex_unlock(&p->lock);
-    return again;
+    publish(&u->r);
 }
 
 /* The CQE of a pipe write's poll stage (see "SIGPIPE"). Returns true with
@@ -658,6 +635,57 @@ done:
     ev->token = token;
     ev->result = out >= 0 ? out : ovl__errno_to_code((int)-out);
     ev->os_error = out >= 0 ? 0 : (int32_t)-out;
+    return true;
+}
+
+/* Every event of an op, before the core delivers it (lock held): if the
+ * exit of the thread that issued it failed it (see "exits of issuing
+ * threads"), issue it again and return false; else return true, with *ev
+ * as it is to be delivered. */
+static bool u_settle(ovl_port *p, ovl__op *op, ovl__event *ev)
+{
+    if (op->kind == OVL_OP_POST) return true;
+    uring *u = p->be;
+    uint64_t done = op->os.raw[1];
+    uint32_t tries = (op->bstate >> B_REISSUE_SHIFT) & 0xffu;
+    bool stale = !exit_key_ok || op->os.raw[0] != atomic_load(&exits);
+    bool positional = op->offset >= 0 && op->kind != OVL_OP_FSYNC;
+    bool exit_made;
+    if (ev->result >= 0) {
+        /* Task work failed by the exit after part of the transfer reports
+         * the part (io_fixup_rw_res): a short positional transfer with a
+         * stale stamp is continued. A genuine one (end of file, a full
+         * disk) then ends with 0 or the error, and the part is what is
+         * delivered. Stream transfers are short by nature. */
+        exit_made = stale && positional && ev->result > 0 &&
+                    done + (uint64_t)ev->result < op->len && tries < B_REISSUE_MAX;
+    } else if (ev->os_error == ECANCELED) {
+        exit_made = !op->cancel_req; /* nobody asked: only an exit does that */
+    } else {
+        exit_made = ev->os_error == EFAULT && stale && tries < B_REISSUE_MAX;
+    }
+    if (exit_made && !op->cancel_req && atomic_load(&p->state) == OVL__PORT_OPEN) {
+        if (ev->result > 0) op->os.raw[1] = done + (uint64_t)ev->result;
+        op->bstate = (tries < 0xffu ? tries + 1 : tries) << B_REISSUE_SHIFT;
+        prep(p, u, op);
+        publish(&u->r);
+        return false;
+    }
+    if (exit_made && ev->result < 0) {
+        /* Failed by an exit, and cancel or close asked to stop it: it was
+         * stopped. */
+        ev->result = OVL_ECANCELED;
+        ev->os_error = ECANCELED;
+    }
+    /* What earlier rounds transferred is part of the result. */
+    if (done) {
+        if (ev->result >= 0) {
+            ev->result += (int64_t)done;
+        } else {
+            ev->result = (int64_t)done;
+            ev->os_error = 0;
+        }
+    }
     return true;
 }
 
@@ -727,26 +755,21 @@ static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
             if (ud == TOKEN_WAKE) atomic_store(&u->wake_pending, 0);
             *internal = true;
         } else {
-            int32_t res = cqe->res;
-            if ((res == -ECANCELED || res == -EFAULT) && orphan(u, ud, &res)) {
-                reissued = true;
+            ovl__event *ev = &out[n++];
+            ev->token = ud;
+            if (cqe->res >= 0) {
+                ev->result = cqe->res;
+                ev->os_error = 0;
             } else {
-                ovl__event *ev = &out[n++];
-                ev->token = ud;
-                if (res >= 0) {
-                    ev->result = res;
-                    ev->os_error = 0;
-                } else {
-                    ev->result = ovl__errno_to_code(-res);
-                    ev->os_error = -res;
-                }
+                ev->result = ovl__errno_to_code(-cqe->res);
+                ev->os_error = -cqe->res;
             }
         }
         head++;
     }
     /* release: we are done reading those CQEs; the kernel may reuse them. */
     __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
-    /* Re-issued ops go to the kernel from this (living) thread now: the
+    /* Re-armed polls go to the kernel from this (living) thread now: the
      * caller may return with what it reaped and not enter again soon. */
     if (reissued) flush(u->port, r);
     return n;
@@ -875,7 +898,8 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 static const ovl__backend uring_backend = {
     .name = "uring", .id = OVL_BACKEND_URING,
     .init = u_init,
-    .submit = u_submit, .cancel = u_cancel, .kick = u_kick, .wait = u_wait,
+    .submit = u_submit, .settle = u_settle, .cancel = u_cancel, .kick = u_kick,
+    .wait = u_wait,
     .wake = u_wake, .wait_ready = u_wait_ready, .event_fd = u_event_fd,
     .register_fd = u_register_fd, .destroy = u_destroy,
 };
