@@ -357,11 +357,12 @@ Test(signals, caller_signal_state_is_kept_socket) { signal_state(true); }
 
 /* ---- ovl_poll under a storm of signals -------------------------------------- */
 
-static volatile sig_atomic_t usr1_hits;
+/* Lock-free, hence async-signal-safe; read by the storm thread too. */
+static atomic_int usr1_hits;
 static void on_usr1(int sig)
 {
     (void)sig;
-    usr1_hits++;
+    atomic_fetch_add(&usr1_hits, 1);
 }
 
 #define STORM_CAP 20000 /* signals: the storm gives up (and the test fails) */
@@ -381,7 +382,7 @@ static void *storm_main(void *arg)
     while (!atomic_load(&s->stop) && atomic_load(&s->sent) < STORM_CAP) {
         pthread_kill(s->target, SIGUSR1);
         atomic_fetch_add(&s->sent, 1);
-        if (s->post_after && !posted && usr1_hits >= s->post_after) {
+        if (s->post_after && !posted && atomic_load(&usr1_hits) >= s->post_after) {
             posted = true;
             (void)ovl_post(s->p, 1, NULL, NULL);
         }
@@ -408,7 +409,9 @@ static int poll_storm_child(void *arg)
     storm s = {pthread_self(), 0, 0, p, 0};
     pthread_t th;
     CHECK(pthread_create(&th, NULL, storm_main, &s) == 0, "thread");
-    while (usr1_hits == 0) sched_yield(); /* the storm has begun */
+    /* The storm has begun. (A sleep, not a spin: a sanitizer's runtime may
+     * run a handler only at its next intercepted call.) */
+    while (atomic_load(&usr1_hits) == 0) nanosleep(&(struct timespec){0, 100000}, NULL);
     int32_t rc = ovl_poll(p, 100);
     atomic_store(&s.stop, 1);
     pthread_join(th, NULL);
@@ -419,7 +422,7 @@ static int poll_storm_child(void *arg)
 
     /* Waiting for ever: interrupted many times, it returns the completion
      * posted after 50 signals, never OVL_EINTR. */
-    usr1_hits = 0;
+    atomic_store(&usr1_hits, 0);
     storm s2 = {pthread_self(), 0, 0, p, 50};
     CHECK(pthread_create(&th, NULL, storm_main, &s2) == 0, "thread");
     rc = ovl_poll(p, -1);
