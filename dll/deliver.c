@@ -65,23 +65,17 @@ size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
     if (n == 0) return 0;
 
     ovl__mutex_lock(&p->lock);
-    size_t k = 0, orphans = 0;
+    size_t k = 0, again = 0;
     for (size_t i = 0; i < n; i++) {
-        const ovl__event *ev = &p->events[i];
+        ovl__event *ev = &p->events[i];
         ovl__op *op = ovl__op_from_token(p, ev->token);
         if (!op) {
             /* Unknown or stale token: never deliver it twice. */
             p->stale++;
             continue;
         }
-        if (ev->result == OVL_ECANCELED && !op->cancel_req && op->kind != OVL_OP_POST &&
-            p->backend->resubmit_orphans && atomic_load(&p->state) == OVL__PORT_OPEN) {
-            /* Cancelled by the exit of the thread that issued it, not by
-             * anyone's request (see resubmit_orphans): nothing was
-             * transferred, so issue it again from this (living) thread. */
-            op->bstate = 0;
-            p->backend->submit(p, &op, 1);
-            orphans++;
+        if (p->backend->settle && !p->backend->settle(p, op, ev)) {
+            again++; /* issued again: a thread's exit failed it */
             continue;
         }
         ovl_completion *c = &p->batch[k++];
@@ -111,7 +105,7 @@ size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
     ovl__mutex_unlock(&p->lock);
     /* We hold delivery, so the backend outlives this call (close joins
      * the completion thread or waits for deliver_lock / users). */
-    if (orphans) p->backend->kick(p, false);
+    if (again) p->backend->kick(p, false);
 
     if (k && cb) {
         ovl__thr *me = &ovl__tls_thr;

@@ -40,7 +40,8 @@ enum { OVL__OP_FREE = 0, OVL__OP_INFLIGHT = 1 };
 
 typedef struct ovl__op ovl__op;
 struct ovl__op {
-    /* Must stay first: the OVERLAPPED on Windows (32 bytes on x64). */
+    /* Must stay first: the OVERLAPPED on Windows (32 bytes on x64);
+     * backend scratch elsewhere (io_uring: the op's exit stamp). */
     union {
         uint64_t raw[4];
         void *align_ptr;
@@ -94,24 +95,26 @@ typedef struct ovl__event {
 typedef struct ovl__backend {
     const char *name;
     uint32_t id; /* OVL_BACKEND_* */
-    /* The OS cancels an op when the thread that issued it exits (io_uring
-     * ties a request to the task whose io_uring_enter issued it, which with
-     * a shared SQ need not be the thread that submitted it): an
-     * OVL_ECANCELED nobody asked for is then issued again (deliver_once). */
-    bool resubmit_orphans;
     /* Create the backend state (p->be). Return OVL_OK or an OVL_E code. */
     int32_t (*init)(ovl_port *p);
     /* Start ops[0..n) (each INFLIGHT, fields filled). Must accept all of
      * them; a failure to start one becomes that op's completion. Lock held. */
     void (*submit)(ovl_port *p, ovl__op **ops, size_t n);
+    /* Optional: look at op's event before it is delivered (lock held).
+     * Return false if the backend issued the op again instead (the OS
+     * failed it only because the thread that issued it exited: io_uring):
+     * the core then drops the event and kicks after the batch. The
+     * backend may adjust *ev. */
+    bool (*settle)(ovl_port *p, ovl__op *op, ovl__event *ev);
     /* Ask the OS to cancel an INFLIGHT op. Lock held. */
     void (*cancel)(ovl_port *p, ovl__op *op);
     /* Lock released: push queued work to the OS. `from_cb` is true when the
      * caller is this port's callback (defer to after the batch). */
     void (*kick)(ovl_port *p, bool from_cb);
     /* Reap up to cap events, waiting up to timeout_ms (-1 forever) for the
-     * first. Returns the number of events (0 on timeout or when woken).
-     * Only ever one waiter at a time (the completion thread or ovl_poll). */
+     * first. Returns the number of events (0 on timeout, when woken, or
+     * interrupted: the caller keeps its own deadline). Only ever one waiter
+     * at a time (the completion thread or ovl_poll). */
     size_t (*wait)(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap);
     /* Make a current or future wait() return promptly. Any thread. */
     void (*wake)(ovl_port *p);

@@ -7,13 +7,25 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <linux/io_uring.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <signal.h>
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h>
+
+#ifndef RWF_NOSIGNAL
+#define RWF_NOSIGNAL 0x00000100 /* Linux 6.18: no SIGPIPE for this write */
+#endif
 
 /* Internal tokens (bit 63 set: never an op's). */
 #define TOKEN_WAKE (OVL__TOKEN_INTERNAL | 1u)
@@ -22,6 +34,9 @@
 
 /* op->bstate bits */
 #define B_CANCEL_SENT 1u
+#define B_POLL 2u /* a pipe write waiting in its poll stage (see "SIGPIPE") */
+#define B_REISSUE_SHIFT 8 /* bits 8..15: re-issues after an EFAULT (below) */
+#define B_REISSUE_MAX 16u
 
 /* The kernel-visible features this backend relies on, all in Linux 5.11+:
  * one mmap for both rings, no dropped CQEs on overflow, and timeouts passed
@@ -49,6 +64,7 @@ typedef struct ring {
 typedef struct uring {
     ring r;
     bool fixed;                    /* a sparse registered-file table exists */
+    bool nosignal;                 /* writes carry RWF_NOSIGNAL (Linux 6.18+) */
     int efd;                       /* manual mode: registered eventfd */
     _Atomic int wake_pending;      /* one wake NOP at a time */
     ovl_port *port;
@@ -124,11 +140,70 @@ static void ring_close(ring *r)
     r->fd = -1;
 }
 
+/* ---- exits of issuing threads --------------------------------------------
+ * io_uring ties a request to the task whose io_uring_enter issued it (with
+ * a shared SQ, whichever thread flushed it). When that task has exited, the
+ * kernel fails what it had to finish in that task's context:
+ *  - a request that was still queued or waiting for readiness (io-wq work,
+ *    an armed poll of a pipe or socket) completes with -ECANCELED;
+ *  - a buffered read that waited for a page (the cold file: the page-cache
+ *    wake-up queues task work, io_req_task_queue) is failed by
+ *    io_req_task_submit with -EFAULT once io_should_terminate_tw() sees the
+ *    task exiting (Linux 5.x to 6.18 alike; measured here on 6.18: every
+ *    1 MiB read from an evicted file whose submitter exited at once).
+ *  - either, after part of the transfer, comes out as the part: a short
+ *    count (io_fixup_rw_res), seen here as short cold 1 MiB reads.
+ * Such an op is issued again (for the rest, if part was done) from the
+ * reaping thread, which is alive (guarantee 1; u_settle). An unrequested
+ * -ECANCELED can only come from an exit. -EFAULT can be genuine (a bad
+ * buffer), so it is taken for an exit's only if some thread that called
+ * io_uring_enter has exited since the op's SQE was prepared: `exits` counts
+ * them (a thread-specific key's destructor, armed at a thread's first enter,
+ * runs before the thread's task exits in the kernel, hence before the
+ * failure is posted), and each op carries the count at its preparation. A
+ * genuine EFAULT that an unrelated exit makes look suspicious is issued
+ * again and fails again, at most B_REISSUE_MAX times. */
+static _Atomic uint64_t exits;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static bool exit_key_ok;
+static OVL__THREAD_LOCAL bool exit_armed;
+
+static void on_thread_exit(void *v)
+{
+    (void)v;
+    atomic_fetch_add(&exits, 1);
+}
+
+static void exit_key_create(void)
+{
+    exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
+}
+
+/* Unloading the library must not leave a destructor behind in libc's key
+ * table for threads that exit later. */
+__attribute__((destructor)) static void exit_key_delete(void)
+{
+    if (exit_key_ok) pthread_key_delete(exit_key);
+}
+
+static inline void exit_arm(void)
+{
+    if (exit_armed) return;
+    exit_armed = true;
+    pthread_once(&exit_once, exit_key_create);
+    if (exit_key_ok) pthread_setspecific(exit_key, (void *)1);
+}
+
+/* The op's stamp lives in its OVERLAPPED space, unused on Linux. */
+static inline void stamp(ovl__op *op) { op->os.raw[0] = atomic_load(&exits); }
+
 static long ring_enter(ovl_port *p, ring *r, unsigned to_submit,
                        unsigned min_complete, unsigned flags, const void *arg,
                        size_t argsz)
 {
     if (p) atomic_fetch_add_explicit(&p->syscalls, 1, memory_order_relaxed);
+    exit_arm();
     return ovl__sys.io_uring_enter(r->fd, to_submit, min_complete, flags, arg,
                                    argsz);
 }
@@ -202,6 +277,147 @@ static struct io_uring_sqe *sqe_get(ovl_port *p, ring *r)
     }
 }
 
+/* ---- SIGPIPE --------------------------------------------------------------
+ * A write to a pipe without readers, or to a socket whose peer is gone,
+ * raises SIGPIPE in the task that performs it (pipe_write and the socket
+ * layers: send_sig(SIGPIPE, current, 0)), and SIGPIPE's default action
+ * kills the process. Under io_uring that task is not ours to choose: an
+ * inline issue runs in the io_uring_enter of whichever thread flushed the
+ * SQ (an application thread), and a write that first met a full pipe or
+ * socket buffer is retried by task work of the task that issued it,
+ * whenever that task next returns to user space (TWA_SIGNAL without
+ * COOP_TASKRUN) - so masking SIGPIPE around io_uring_enter does not cover a
+ * peer that leaves while the write waits for room (verified on 6.18: the
+ * process dies at the submitter's next system call). io-wq workers block
+ * every signal, but they hand pollable files back to the same task work.
+ *
+ * Linux 6.18+: RWF_NOSIGNAL on every write (IORING_OP_WRITE passes its
+ * rw_flags to kiocb_set_rw_flags like pwritev2): pipes then skip the signal
+ * and sockets get MSG_NOSIGNAL, on every path, at no cost.
+ * Before 6.18 (probed by pwritev2, which refuses an unknown flag with
+ * EOPNOTSUPP through the same check):
+ *  - sockets: IORING_OP_SEND with MSG_NOSIGNAL (5.6+);
+ *  - pipes and FIFOs: io_uring never writes. The op goes in as
+ *    IORING_OP_POLL_ADD(POLLOUT) under its token with bit 63 set (its poll
+ *    stage); when that fires, the reaper writes itself, without blocking
+ *    (RWF_NOWAIT), with SIGPIPE blocked and any SIGPIPE the write raised
+ *    taken back, so the thread's signal state is as it was; -EAGAIN arms
+ *    the poll again. The completion thread, ovl's own, keeps SIGPIPE
+ *    blocked for its whole life and so saves the mask switches.
+ * Each stream write (and each positional one: io_uring, unlike pwrite,
+ * lets an offset through to a pipe and ignores it) costs one fstat there.
+ * OVL_URING_NO_RWF_NOSIGNAL=1 in the environment (read at port creation)
+ * takes the pre-6.18 path on any kernel: the tests use it. */
+static pthread_once_t nosignal_once = PTHREAD_ONCE_INIT;
+static bool nosignal_ok;
+
+static void nosignal_probe(void)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return;
+    char c = 0;
+    struct iovec iov = {&c, 1};
+    nosignal_ok = pwritev2(fds[1], &iov, 1, -1, RWF_NOSIGNAL) == 1;
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static bool nosignal_usable(void)
+{
+    const char *e = getenv("OVL_URING_NO_RWF_NOSIGNAL");
+    if (e && *e && strcmp(e, "0") != 0) return false;
+    pthread_once(&nosignal_once, nosignal_probe);
+    return nosignal_ok;
+}
+
+enum { W_OTHER, W_SOCKET, W_FIFO };
+
+static int write_kind(int fd)
+{
+    struct stat st;
+    /* A bad fd: the plain write reports it, as before. */
+    if (ovl__sys.fstat(fd, &st) != 0) return W_OTHER;
+    if (S_ISSOCK(st.st_mode)) return W_SOCKET;
+    if (S_ISFIFO(st.st_mode)) return W_FIFO;
+    return W_OTHER;
+}
+
+/* Set on the completion thread, which keeps SIGPIPE blocked for life. */
+static OVL__THREAD_LOCAL bool sigpipe_kept_blocked;
+
+typedef struct sigpipe_guard {
+    sigset_t old;
+    bool restore;  /* old is the caller's mask, to be put back */
+    bool pending;  /* SIGPIPE was pending before (the caller's own) */
+} sigpipe_guard;
+
+static void sigpipe_block(sigpipe_guard *g)
+{
+    g->restore = !sigpipe_kept_blocked;
+    g->pending = false;
+    if (!g->restore) return;
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &s, &g->old);
+    /* Pending before us needs SIGPIPE blocked before us. */
+    if (sigismember(&g->old, SIGPIPE)) {
+        sigset_t pend;
+        sigpending(&pend);
+        g->pending = sigismember(&pend, SIGPIPE) == 1;
+    }
+}
+
+/* epipe: the write failed with EPIPE, so it queued SIGPIPE for this thread
+ * (merged into one already pending for it, if any). */
+static void sigpipe_restore(sigpipe_guard *g, bool epipe)
+{
+    if (epipe) {
+        sigset_t s;
+        sigemptyset(&s);
+        sigaddset(&s, SIGPIPE);
+        struct timespec zero = {0, 0};
+        /* Takes the thread's own first, then the process's. */
+        while (sigtimedwait(&s, NULL, &zero) < 0 && errno == EINTR) {}
+        if (g->pending) {
+            sigset_t pend;
+            sigpending(&pend);
+            /* Nothing left: ours had merged into the caller's, and we took
+             * that one. Raise it again, for this thread, still blocked. */
+            if (!sigismember(&pend, SIGPIPE)) pthread_kill(pthread_self(), SIGPIPE);
+        }
+    }
+    if (g->restore) pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* The write of a pipe op whose poll said POLLOUT: never blocks, never
+ * raises SIGPIPE for anyone. Returns bytes or -errno (-EAGAIN: the room
+ * was taken meanwhile, poll again). */
+static int64_t pipe_write_now(int fd, const void *buf, uint64_t len)
+{
+    sigpipe_guard g;
+    sigpipe_block(&g);
+    struct iovec iov = {(void *)(uintptr_t)buf, (size_t)len};
+    ssize_t w;
+    do {
+        w = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0 && errno == EOPNOTSUPP) {
+        /* A kernel whose pipes refuse RWF_NOWAIT. POLLOUT means a free
+         * buffer slot, which holds PIPE_BUF bytes, so that much never
+         * blocks; an O_NONBLOCK pipe takes any length without blocking. */
+        int fl = fcntl(fd, F_GETFL);
+        size_t n = (fl >= 0 && (fl & O_NONBLOCK)) || len <= PIPE_BUF ? (size_t)len : PIPE_BUF;
+        do {
+            w = write(fd, buf, n);
+        } while (w < 0 && errno == EINTR);
+    }
+    int err = w < 0 ? errno : 0;
+    sigpipe_restore(&g, err == EPIPE);
+    if (w >= 0) return w;
+    return err == EWOULDBLOCK ? -EAGAIN : -err;
+}
+
 /* ---- backend interface -------------------------------------------------- */
 
 static unsigned pow2_at_least(unsigned v)
@@ -217,6 +433,7 @@ static int32_t u_init(ovl_port *p)
     if (!u) return OVL_ENOMEM;
     u->efd = -1;
     u->port = p;
+    u->nosignal = nosignal_usable();
     atomic_init(&u->wake_pending, 0);
     /* Room for every op plus one cancel per op, so a callback's deferred
      * submits never fill the SQ; CQ twice that so it does not overflow in
@@ -301,42 +518,186 @@ static void u_forget(ovl_port *p)
     free(u);
 }
 
+/* Write op's SQE. Lock held. */
+static void prep(ovl_port *p, uring *u, ovl__op *op)
+{
+    ring *r = &u->r;
+    bool fixed = u->fixed && p->nreg;
+    struct io_uring_sqe *sqe = sqe_get(p, r);
+    uint64_t ud = ovl__op_token(op); /* the trick: the way back */
+    sqe->fd = (int)op->fd;
+    int slot;
+    unsigned ev;
+    switch (op->kind) {
+    case OVL_OP_READ:
+    case OVL_OP_WRITE:
+        if (fixed && (slot = ovl__reg_find(p, op->fd)) >= 0) {
+            sqe->fd = (int)p->reg[slot].slot;
+            sqe->flags |= IOSQE_FIXED_FILE;
+        }
+        sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
+        /* os.raw[1]: what earlier rounds of a positional transfer that an
+         * exit cut short have done (u_settle); 0 on the first. */
+        sqe->addr = (uint64_t)(uintptr_t)op->buf + op->os.raw[1];
+        sqe->len = (uint32_t)(op->len - op->os.raw[1]);
+        /* off == -1: use (and advance) the file position, which is what
+         * stream I/O on pipes and sockets means. */
+        sqe->off = op->offset >= 0 ? (uint64_t)op->offset + op->os.raw[1] : (uint64_t)-1;
+        if (op->kind == OVL_OP_READ) break;
+        if (u->nosignal) {
+            sqe->rw_flags = RWF_NOSIGNAL; /* see "SIGPIPE" */
+            break;
+        }
+        switch (write_kind((int)op->fd)) {
+        case W_SOCKET:
+            sqe->opcode = IORING_OP_SEND;
+            sqe->off = 0; /* no destination address */
+            sqe->msg_flags = MSG_NOSIGNAL;
+            break;
+        case W_FIFO: /* the poll stage: the reaper writes */
+            sqe->opcode = IORING_OP_POLL_ADD;
+            sqe->addr = 0;
+            sqe->len = 0;
+            sqe->off = 0;
+            ev = POLLOUT;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            ev = (ev << 16) | (ev >> 16); /* the kernel swaps the halves */
+#endif
+            sqe->poll32_events = ev;
+            ud |= OVL__TOKEN_INTERNAL;
+            op->bstate |= B_POLL;
+            break;
+        default:
+            break;
+        }
+        break;
+    case OVL_OP_FSYNC:
+        sqe->opcode = IORING_OP_FSYNC;
+        sqe->fsync_flags = (op->flags & OVL_FSYNC_DATA) ? IORING_FSYNC_DATASYNC : 0;
+        break;
+    default: /* OVL_OP_POST: a NOP round trip through the ring */
+        sqe->opcode = IORING_OP_NOP;
+        sqe->fd = -1;
+        break;
+    }
+    sqe->user_data = ud;
+    stamp(op);
+}
+
 static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     uring *u = p->be;
-    ring *r = &u->r;
-    bool fixed = u->fixed && p->nreg;
     for (size_t i = 0; i < n; i++) {
-        ovl__op *op = ops[i];
-        struct io_uring_sqe *sqe = sqe_get(p, r);
-        sqe->fd = (int)op->fd;
-        int slot;
-        switch (op->kind) {
-        case OVL_OP_READ:
-        case OVL_OP_WRITE:
-            if (fixed && (slot = ovl__reg_find(p, op->fd)) >= 0) {
-                sqe->fd = (int)p->reg[slot].slot;
-                sqe->flags |= IOSQE_FIXED_FILE;
-            }
-            sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
-            sqe->addr = (uint64_t)(uintptr_t)op->buf;
-            sqe->len = (uint32_t)op->len;
-            /* off == -1: use (and advance) the file position, which is what
-             * stream I/O on pipes and sockets means. */
-            sqe->off = op->offset >= 0 ? (uint64_t)op->offset : (uint64_t)-1;
-            break;
-        case OVL_OP_FSYNC:
-            sqe->opcode = IORING_OP_FSYNC;
-            sqe->fsync_flags = (op->flags & OVL_FSYNC_DATA) ? IORING_FSYNC_DATASYNC : 0;
-            break;
-        default: /* OVL_OP_POST: a NOP round trip through the ring */
-            sqe->opcode = IORING_OP_NOP;
-            sqe->fd = -1;
-            break;
-        }
-        sqe->user_data = ovl__op_token(op); /* the trick: the way back */
+        ops[i]->os.raw[1] = 0;
+        prep(p, u, ops[i]);
     }
-    publish(r);
+    publish(&u->r);
+}
+
+/* The CQE of a pipe write's poll stage (see "SIGPIPE"). Returns true with
+ * *ev filled when the op is done; false when there is nothing to deliver
+ * (the poll is armed again: *again is set, flush it). Delivery side. */
+static bool poll_stage(uring *u, uint64_t token, int32_t res, ovl__event *ev, bool *again)
+{
+    ovl_port *p = u->port;
+    int64_t out;
+    ovl__mutex_lock(&p->lock);
+    ovl__op *op = ovl__op_from_token(p, token);
+    if (!op || !(op->bstate & B_POLL)) {
+        p->stale++; /* never deliver it twice */
+        ovl__mutex_unlock(&p->lock);
+        return false;
+    }
+    if (op->cancel_req) {
+        /* Nothing written yet: stopped, whatever the poll said. */
+        out = -ECANCELED;
+    } else if (res < 0 && res != -ECANCELED) {
+        out = res; /* -EBADF and the like, from the poll */
+    } else {
+        if (res >= 0) {
+            /* Writable (or POLLERR: no readers, which the write reports).
+             * The op stays INFLIGHT and only this thread (the reaper)
+             * finishes it, so its fields are safe to read unlocked. */
+            int fd = (int)op->fd;
+            const void *buf = op->buf;
+            uint64_t len = op->len;
+            ovl__mutex_unlock(&p->lock);
+            out = pipe_write_now(fd, buf, len);
+            ovl__mutex_lock(&p->lock);
+            if (out != -EAGAIN) goto done;
+            if (op->cancel_req) {
+                out = -ECANCELED;
+                goto done;
+            }
+        }
+        /* Room taken meanwhile, or the poll cancelled by the exit of the
+         * thread that armed it (its task work fails it with -ECANCELED):
+         * poll again. A cancel from now on finds the new poll (its SQE
+         * goes after this one); one that came before is seen above. */
+        op->bstate &= ~(B_CANCEL_SENT | B_POLL); /* prep sets B_POLL again */
+        prep(p, u, op);
+        publish(&u->r);
+        *again = true;
+        ovl__mutex_unlock(&p->lock);
+        return false;
+    }
+done:
+    ovl__mutex_unlock(&p->lock);
+    ev->token = token;
+    ev->result = out >= 0 ? out : ovl__errno_to_code((int)-out);
+    ev->os_error = out >= 0 ? 0 : (int32_t)-out;
+    return true;
+}
+
+/* Every event of an op, before the core delivers it (lock held): if the
+ * exit of the thread that issued it failed it (see "exits of issuing
+ * threads"), issue it again and return false; else return true, with *ev
+ * as it is to be delivered. */
+static bool u_settle(ovl_port *p, ovl__op *op, ovl__event *ev)
+{
+    if (op->kind == OVL_OP_POST) return true;
+    uring *u = p->be;
+    uint64_t done = op->os.raw[1];
+    uint32_t tries = (op->bstate >> B_REISSUE_SHIFT) & 0xffu;
+    bool stale = !exit_key_ok || op->os.raw[0] != atomic_load(&exits);
+    bool positional = op->offset >= 0 && op->kind != OVL_OP_FSYNC;
+    bool exit_made;
+    if (ev->result >= 0) {
+        /* Task work failed by the exit after part of the transfer reports
+         * the part (io_fixup_rw_res): a short positional transfer with a
+         * stale stamp is continued. A genuine one (end of file, a full
+         * disk) then ends with 0 or the error, and the part is what is
+         * delivered. Stream transfers are short by nature. */
+        exit_made = stale && positional && ev->result > 0 &&
+                    done + (uint64_t)ev->result < op->len && tries < B_REISSUE_MAX;
+    } else if (ev->os_error == ECANCELED) {
+        exit_made = !op->cancel_req; /* nobody asked: only an exit does that */
+    } else {
+        exit_made = ev->os_error == EFAULT && stale && tries < B_REISSUE_MAX;
+    }
+    if (exit_made && !op->cancel_req && atomic_load(&p->state) == OVL__PORT_OPEN) {
+        if (ev->result > 0) op->os.raw[1] = done + (uint64_t)ev->result;
+        op->bstate = (tries < 0xffu ? tries + 1 : tries) << B_REISSUE_SHIFT;
+        prep(p, u, op);
+        publish(&u->r);
+        return false;
+    }
+    if (exit_made && ev->result < 0) {
+        /* Failed by an exit, and cancel or close asked to stop it: it was
+         * stopped. */
+        ev->result = OVL_ECANCELED;
+        ev->os_error = ECANCELED;
+    }
+    /* What earlier rounds transferred is part of the result. */
+    if (done) {
+        if (ev->result >= 0) {
+            ev->result += (int64_t)done;
+        } else {
+            ev->result = (int64_t)done;
+            ev->os_error = 0;
+        }
+    }
+    return true;
 }
 
 static void u_cancel(ovl_port *p, ovl__op *op)
@@ -347,7 +708,8 @@ static void u_cancel(ovl_port *p, ovl__op *op)
     struct io_uring_sqe *sqe = sqe_get(p, &u->r);
     sqe->opcode = IORING_OP_ASYNC_CANCEL;
     sqe->fd = -1;
-    sqe->addr = ovl__op_token(op);
+    /* A pipe write in its poll stage is known by its poll's user_data. */
+    sqe->addr = ovl__op_token(op) | ((op->bstate & B_POLL) ? OVL__TOKEN_INTERNAL : 0);
     sqe->user_data = TOKEN_CANCEL;
     /* Its own CQE only matters on failure (-ENOENT/-EALREADY: the op
      * completes by itself); skip it on success where supported. */
@@ -392,10 +754,15 @@ static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
      * see its tail move. */
     unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
     size_t n = 0;
+    bool reissued = false;
     while (head != tail && n < cap) {
         const struct io_uring_cqe *cqe = &r->cqes[head & r->cq_mask];
         uint64_t ud = cqe->user_data;
-        if (ud & OVL__TOKEN_INTERNAL) {
+        if ((ud & OVL__TOKEN_INTERNAL) && (ud & ~OVL__TOKEN_INTERNAL) >> 32) {
+            /* An op's token (its generation is never 0) with bit 63: a
+             * pipe write's poll stage. */
+            if (poll_stage(u, ud & ~OVL__TOKEN_INTERNAL, cqe->res, &out[n], &reissued)) n++;
+        } else if (ud & OVL__TOKEN_INTERNAL) {
             if (ud == TOKEN_WAKE) atomic_store(&u->wake_pending, 0);
             *internal = true;
         } else {
@@ -413,6 +780,9 @@ static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
     }
     /* release: we are done reading those CQEs; the kernel may reuse them. */
     __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+    /* Re-armed polls go to the kernel from this (living) thread now: the
+     * caller may return with what it reaped and not enter again soon. */
+    if (reissued) flush(u->port, r);
     return n;
 }
 
@@ -476,10 +846,20 @@ static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
             rc = ring_enter(p, r, pend, 1,
                             IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
                             &arg, sizeof arg);
-            if (rc == -ETIME) {
-                internal = false;
-                return reap(u, out, cap, &internal);
-            }
+            /* One timed wait per call, whatever ended it: the timeout is
+             * relative, so going round again after -EINTR would restart
+             * the full timeout at every signal (a signal every 20 ms kept
+             * ovl_poll(p, 100) waiting for ever). The caller (ovl_poll)
+             * measures its deadline from its own start and calls again
+             * with what is left. With an SA_RESTART handler the kernel
+             * does not restart io_uring_enter either (Linux 6.18: the CQ
+             * wait returns -EINTR, never -ERESTARTSYS), so this covers
+             * both. */
+            if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN &&
+                rc != -EBUSY)
+                ovl__yield(); /* should not happen with a valid ring */
+            internal = false;
+            return reap(u, out, cap, &internal);
         } else {
             rc = ring_enter(p, r, pend, 1, IORING_ENTER_GETEVENTS, NULL, 0);
         }
@@ -500,6 +880,15 @@ static void u_wait_ready(ovl_port *p)
 {
     uring *u = p->be;
     ring *r = &u->r;
+    if (!u->nosignal && !sigpipe_kept_blocked) {
+        /* Only the completion thread comes here: ovl's own thread, whose
+         * mask is ovl's to set. It writes to pipes (see "SIGPIPE"). */
+        sigset_t s;
+        sigemptyset(&s);
+        sigaddset(&s, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &s, NULL);
+        sigpipe_kept_blocked = true;
+    }
     if (cq_ready(r)) return;
     unsigned pend = sq_pending(r);
     long rc = ring_enter(p, r, pend, 1, IORING_ENTER_GETEVENTS, NULL, 0);
@@ -518,9 +907,10 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 }
 
 static const ovl__backend uring_backend = {
-    .name = "uring", .id = OVL_BACKEND_URING, .resubmit_orphans = true,
+    .name = "uring", .id = OVL_BACKEND_URING,
     .init = u_init,
-    .submit = u_submit, .cancel = u_cancel, .kick = u_kick, .wait = u_wait,
+    .submit = u_submit, .settle = u_settle, .cancel = u_cancel, .kick = u_kick,
+    .wait = u_wait,
     .wake = u_wake, .wait_ready = u_wait_ready, .event_fd = u_event_fd,
     .register_fd = u_register_fd, .destroy = u_destroy, .forget = u_forget,
 };
