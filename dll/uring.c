@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <time.h>
 
@@ -46,12 +47,31 @@ typedef struct ring {
     size_t sqes_len;
 } ring;
 
+/* A kernel file-table slot (see "registered files" below). */
+typedef struct kfile {
+    _Atomic uint32_t refs;         /* SQEs naming it whose CQE is not reaped */
+    _Atomic uint32_t state;        /* KF_*; changed under the port lock */
+} kfile;
+
+enum { KF_FREE = 0, KF_LIVE = 1, KF_RETIRED = 2 };
+
+/* opk[op index]: kernel slot + 1 that the op's SQE names (0: none), and
+ * OPK_HELD while an orphan's reference waits for its re-issue. */
+#define OPK_HELD 0x80000000u
+
 typedef struct uring {
     ring r;
     bool fixed;                    /* a sparse registered-file table exists */
     int efd;                       /* manual mode: registered eventfd */
     _Atomic int wake_pending;      /* one wake NOP at a time */
     ovl_port *port;
+    /* Registered files (the port lock, except the atomics' readers in
+     * files_reaped): the core's slot -> kernel slot (-1: used unfixed). */
+    int32_t kslot[OVL_MAX_REGISTERED_FDS];
+    uint32_t nk;                   /* kernel table size */
+    uint32_t nretired;             /* KF_RETIRED slots */
+    kfile *kf;                     /* nk of them */
+    _Atomic uint32_t *opk;         /* depth of them */
 } uring;
 
 /* ---- the ring itself ---------------------------------------------------- */
@@ -202,6 +222,170 @@ static struct io_uring_sqe *sqe_get(ovl_port *p, ring *r)
     }
 }
 
+/* ---- registered files ----------------------------------------------------
+ * An SQE with IOSQE_FIXED_FILE names a slot of the ring's file table, and
+ * the kernel reads the slot only when it issues the request: in the
+ * io_uring_enter that consumes the SQE (after the port lock is released, or
+ * after the batch when a callback submits), or later still, in an io-wq
+ * worker or for a linked request. IORING_REGISTER_FILES_UPDATE changes a
+ * slot at once (Linux 5.5 up to at least 6.18), so changing a slot that an
+ * unissued SQE names sends that op to another file, or fails it with EBADF.
+ * Once issued, a request holds its own reference to the file.
+ *
+ * So a kernel slot never changes while an SQE naming it may be issued:
+ * kfile.refs counts the SQEs from the moment one is written (port lock)
+ * until its CQE is reaped (deliver_lock only, hence atomics);
+ * ovl_unregister_fd retires the slot, which is emptied, and free again,
+ * when its last SQE is reaped; a new registration takes a free slot. Every
+ * retired slot has an op in flight, so a table of OVL_MAX_REGISTERED_FDS +
+ * depth slots always has a free one. The kernel caps the table at
+ * RLIMIT_NOFILE; in a smaller one, when no slot is free, the fd is
+ * registered without one and its ops name it like unregistered ones. */
+
+static void files_init(ovl_port *p, uring *u)
+{
+    for (unsigned i = 0; i < OVL_MAX_REGISTERED_FDS; i++) u->kslot[i] = -1;
+    u->opk = calloc(p->depth, sizeof *u->opk);
+    uint32_t sizes[2] = {OVL_MAX_REGISTERED_FDS + p->depth, 2 * OVL_MAX_REGISTERED_FDS};
+    for (int i = 0; i < 2 && u->opk; i++) {
+        uint32_t n = sizes[i];
+        if (i && n >= sizes[0]) break;
+        int *empty = malloc(n * sizeof *empty);
+        u->kf = calloc(n, sizeof *u->kf);
+        if (!empty || !u->kf) {
+            free(empty);
+            break;
+        }
+        for (uint32_t k = 0; k < n; k++) empty[k] = -1;
+        /* An empty (sparse) table, registered now while nothing can be in
+         * flight (older kernels quiesce the ring for this call). */
+        long rc = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES, empty, n);
+        free(empty);
+        if (rc >= 0) {
+            u->nk = n;
+            u->fixed = true;
+            return;
+        }
+        free(u->kf);
+        u->kf = NULL;
+        if (rc != -EMFILE && rc != -ENOMEM) break; /* EMFILE: RLIMIT_NOFILE */
+    }
+    /* No table: registered fds are only recorded. */
+    free(u->kf);
+    free(u->opk);
+    u->kf = NULL;
+    u->opk = NULL;
+}
+
+/* Put fd (-1: nothing) into kernel slot k. Lock held. */
+static int32_t kfile_set(uring *u, uint32_t k, int fd)
+{
+    struct io_uring_files_update up;
+    memset(&up, 0, sizeof up);
+    up.offset = k;
+    up.fds = (uint64_t)(uintptr_t)&fd;
+    long rc = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES_UPDATE, &up, 1);
+    if (rc < 0) return ovl__errno_to_code((int)-rc);
+    return rc == 1 ? OVL_OK : OVL_EOS;
+}
+
+/* Empty the retired slots that no SQE names any more. Lock held. */
+static void kfile_sweep(uring *u)
+{
+    for (uint32_t k = 0; k < u->nk && u->nretired; k++) {
+        if (atomic_load(&u->kf[k].state) == KF_RETIRED && atomic_load(&u->kf[k].refs) == 0) {
+            (void)kfile_set(u, k, -1);
+            atomic_store(&u->kf[k].state, KF_FREE);
+            u->nretired--;
+        }
+    }
+}
+
+/* Lock held. Both this and kfile_put are seq_cst: of a retire and the
+ * last put racing, at least one sees the other's store. */
+static void kfile_retire(uring *u, uint32_t k)
+{
+    atomic_store(&u->kf[k].state, KF_RETIRED);
+    u->nretired++;
+    if (atomic_load(&u->kf[k].refs) == 0) kfile_sweep(u);
+}
+
+/* One SQE naming slot k is done. True when the caller must sweep (under
+ * the lock): the slot was retired and this was its last SQE. Any thread. */
+static bool kfile_put(uring *u, uint32_t k)
+{
+    return atomic_fetch_sub(&u->kf[k].refs, 1) == 1 &&
+           atomic_load(&u->kf[k].state) == KF_RETIRED;
+}
+
+/* Lock held. Make the SQE name the registered file of op->fd, if it has a
+ * kernel slot, and count the SQE there. */
+static void sqe_file(ovl_port *p, uring *u, ovl__op *op, struct io_uring_sqe *sqe)
+{
+    uint32_t k1 = atomic_load_explicit(&u->opk[op->index], memory_order_relaxed);
+    if (k1 & OPK_HELD) {
+        /* An orphan issued again (see files_reaped): the file it was
+         * submitted to, on the reference it kept. */
+        k1 &= ~OPK_HELD;
+    } else {
+        int i;
+        if (!p->nreg || (i = ovl__reg_find(p, op->fd)) < 0) return;
+        int32_t k = u->kslot[p->reg[i].slot];
+        if (k < 0) return;
+        atomic_fetch_add(&u->kf[k].refs, 1);
+        k1 = (uint32_t)k + 1u;
+    }
+    atomic_store_explicit(&u->opk[op->index], k1, memory_order_relaxed);
+    sqe->fd = (int)(k1 - 1u);
+    sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+/* deliver_lock held, port lock not: the ops of these events are done with
+ * their slots. Except an orphan (OVL_ECANCELED by the exit of the thread
+ * that issued it, nobody asked): deliver_once issues it again, and it must
+ * go to the same file, so it keeps its reference. That is the test
+ * deliver_once makes, under the lock; it cannot change before deliver_once
+ * makes it again except through ovl_cancel or close, whose u_cancel then
+ * drops the reference (files_cancelled). */
+static void files_reaped(ovl_port *p, uring *u, const ovl__event *ev, size_t n)
+{
+    bool locked = false, sweep = false;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t idx = (uint32_t)ev[i].token - 1u;
+        if (idx >= p->depth) continue;
+        uint32_t k1 = atomic_load_explicit(&u->opk[idx], memory_order_relaxed) & ~OPK_HELD;
+        if (!k1) continue;
+        if (ev[i].result == OVL_ECANCELED) {
+            if (!locked) ovl__mutex_lock(&p->lock);
+            locked = true;
+            ovl__op *op = ovl__op_from_token(p, ev[i].token);
+            if (op && !op->cancel_req && atomic_load(&p->state) == OVL__PORT_OPEN) {
+                atomic_store_explicit(&u->opk[idx], k1 | OPK_HELD, memory_order_relaxed);
+                continue;
+            }
+        }
+        atomic_store_explicit(&u->opk[idx], 0, memory_order_relaxed);
+        if (kfile_put(u, k1 - 1u)) sweep = true;
+    }
+    if (sweep) {
+        if (!locked) ovl__mutex_lock(&p->lock);
+        locked = true;
+        kfile_sweep(u);
+    }
+    if (locked) ovl__mutex_unlock(&p->lock);
+}
+
+/* Lock held: op is being cancelled. If it was reaped as an orphan and not
+ * issued again yet, deliver_once will now deliver it instead, so the
+ * reference it kept goes. */
+static void files_cancelled(uring *u, ovl__op *op)
+{
+    uint32_t k1 = atomic_load_explicit(&u->opk[op->index], memory_order_relaxed);
+    if (!(k1 & OPK_HELD)) return;
+    atomic_store_explicit(&u->opk[op->index], 0, memory_order_relaxed);
+    if (kfile_put(u, (k1 & ~OPK_HELD) - 1u)) kfile_sweep(u);
+}
+
 /* ---- backend interface -------------------------------------------------- */
 
 static unsigned pow2_at_least(unsigned v)
@@ -254,31 +438,37 @@ static int32_t u_init(ovl_port *p)
             return ovl__errno_to_code((int)-r);
         }
     }
-    /* An empty (sparse) table for ovl_register_fd, registered now while
-     * nothing can be in flight (older kernels quiesce the ring for this
-     * call). Without it registered fds are only recorded. */
-    int empty[OVL_MAX_REGISTERED_FDS];
-    for (unsigned i = 0; i < OVL_MAX_REGISTERED_FDS; i++) empty[i] = -1;
-    u->fixed = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES, empty,
-                                          OVL_MAX_REGISTERED_FDS) >= 0;
+    files_init(p, u);
     p->be = u;
     return OVL_OK;
 }
 
-/* Lock held. IORING_REGISTER_FILES_UPDATE needs no quiescing: ops in
- * flight keep the file they were issued with. */
+/* Lock held. The core's slot `slot` gets a kernel slot of its own; an
+ * unregistration (OVL__NO_FD) retires it (see "registered files"). */
 static int32_t u_register_fd(ovl_port *p, uint32_t slot, ovl_fd fd)
 {
     uring *u = p->be;
     if (!u->fixed) return OVL_OK;
-    int f = fd == OVL__NO_FD ? -1 : (int)fd;
-    struct io_uring_files_update up;
-    memset(&up, 0, sizeof up);
-    up.offset = slot;
-    up.fds = (uint64_t)(uintptr_t)&f;
-    long rc = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES_UPDATE, &up, 1);
-    if (rc < 0) return ovl__errno_to_code((int)-rc);
-    return rc == 1 ? OVL_OK : OVL_EOS;
+    if (fd == OVL__NO_FD) {
+        int32_t k = u->kslot[slot];
+        u->kslot[slot] = -1;
+        if (k >= 0) kfile_retire(u, (uint32_t)k);
+        return OVL_OK;
+    }
+    uint32_t k = 0;
+    while (k < u->nk && atomic_load(&u->kf[k].state) != KF_FREE) k++;
+    if (k == u->nk) {
+        /* Only with a table cut down by RLIMIT_NOFILE: registered without a
+         * slot (used like an unregistered fd), but a number that is not open
+         * is refused as the kernel would refuse it. */
+        struct stat st;
+        return ovl__sys.fstat((int)fd, &st) < 0 ? OVL_EBADF : OVL_OK;
+    }
+    int32_t rc = kfile_set(u, k, (int)fd);
+    if (rc != OVL_OK) return rc;
+    atomic_store(&u->kf[k].state, KF_LIVE);
+    u->kslot[slot] = (int32_t)k;
+    return OVL_OK;
 }
 
 static void u_destroy(ovl_port *p)
@@ -287,6 +477,8 @@ static void u_destroy(ovl_port *p)
     if (!u) return;
     ring_close(&u->r);
     if (u->efd >= 0) ovl__sys.close(u->efd);
+    free(u->kf);
+    free(u->opk);
     free(u);
 }
 
@@ -294,19 +486,14 @@ static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     uring *u = p->be;
     ring *r = &u->r;
-    bool fixed = u->fixed && p->nreg;
     for (size_t i = 0; i < n; i++) {
         ovl__op *op = ops[i];
         struct io_uring_sqe *sqe = sqe_get(p, r);
         sqe->fd = (int)op->fd;
-        int slot;
         switch (op->kind) {
         case OVL_OP_READ:
         case OVL_OP_WRITE:
-            if (fixed && (slot = ovl__reg_find(p, op->fd)) >= 0) {
-                sqe->fd = (int)p->reg[slot].slot;
-                sqe->flags |= IOSQE_FIXED_FILE;
-            }
+            if (u->fixed) sqe_file(p, u, op, sqe);
             sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
             sqe->addr = (uint64_t)(uintptr_t)op->buf;
             sqe->len = (uint32_t)op->len;
@@ -331,6 +518,7 @@ static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
 static void u_cancel(ovl_port *p, ovl__op *op)
 {
     uring *u = p->be;
+    if (u->fixed) files_cancelled(u, op);
     if (op->bstate & B_CANCEL_SENT) return; /* one cancel SQE per op */
     op->bstate |= B_CANCEL_SENT;
     struct io_uring_sqe *sqe = sqe_get(p, &u->r);
@@ -498,6 +686,15 @@ static void u_wait_ready(ovl_port *p)
         ovl__yield(); /* should not happen with a valid ring */
 }
 
+/* u_wait, then the reaped ops' hold on their registered files. */
+static size_t u_wait_files(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap)
+{
+    size_t n = u_wait(p, timeout_ms, out, cap);
+    uring *u = p->be;
+    if (n && u->fixed) files_reaped(p, u, out, n);
+    return n;
+}
+
 static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 {
     uring *u = p->be;
@@ -509,7 +706,7 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 static const ovl__backend uring_backend = {
     .name = "uring", .id = OVL_BACKEND_URING, .resubmit_orphans = true,
     .init = u_init,
-    .submit = u_submit, .cancel = u_cancel, .kick = u_kick, .wait = u_wait,
+    .submit = u_submit, .cancel = u_cancel, .kick = u_kick, .wait = u_wait_files,
     .wake = u_wake, .wait_ready = u_wait_ready, .event_fd = u_event_fd,
     .register_fd = u_register_fd, .destroy = u_destroy,
 };
