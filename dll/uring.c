@@ -502,6 +502,9 @@ static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
             sqe->off = op->offset >= 0 ? (uint64_t)op->offset : (uint64_t)-1;
             break;
         case OVL_OP_FSYNC:
+            /* Through the registered file too: the number may name another
+             * file by now, or none. */
+            if (u->fixed) sqe_file(p, u, op, sqe);
             sqe->opcode = IORING_OP_FSYNC;
             sqe->fsync_flags = (op->flags & OVL_FSYNC_DATA) ? IORING_FSYNC_DATASYNC : 0;
             break;

@@ -153,6 +153,92 @@ Test(register, write_then_unregister_in_callback_manual) { write_survives_regist
 Test(register, write_then_unregister_in_callback_inline) { write_survives_registration_change(V_INLINE, true, false); }
 Test(register, write_then_unregister_outside_callback) { write_survives_registration_change(V_THREAD, false, false); }
 
+/* ---- fsync goes through the registered file, like reads and writes --------
+ * The app registers a regular file, then makes its number name a pipe
+ * (dup2): on io_uring the port's reference still names the file, so fsync
+ * succeeds (a pipe would refuse it with EINVAL) and a read still reads the
+ * file; on the other backends the number is used as it is now. Then the
+ * number is closed: io_uring still flushes the registered file. */
+
+typedef struct fsync_ops {
+    ovl_port *p;
+    int fd;
+    uint64_t ids[3];
+    int32_t rc[3];
+    uint8_t buf[64];
+} fsync_ops;
+
+static void submit_fsyncs_and_read(void *arg)
+{
+    fsync_ops *x = arg;
+    x->rc[0] = ovl_submit_fsync(x->p, (ovl_fd)x->fd, 0, NULL, &x->ids[0]);
+    x->rc[1] = ovl_submit_fsync(x->p, (ovl_fd)x->fd, OVL_FSYNC_DATA, NULL, &x->ids[1]);
+    x->rc[2] = ovl_submit_read(x->p, (ovl_fd)x->fd, x->buf, sizeof x->buf, 0, NULL, &x->ids[2]);
+}
+
+static void fsync_uses_registered_file(variant v)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, variant_flags(v));
+    bool uring = is_uring(p);
+    bool in_cb = v == V_CALLBACK;
+    int file = temp_file(4096, 21);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    cr_assert_eq(ovl_register_fd(p, (ovl_fd)file), OVL_OK);
+    int keep = dup(file); /* the test's own handle on the file */
+    cr_assert_geq(keep, 0);
+
+    /* 1. the number now names the read end of a pipe */
+    cr_assert_eq(dup2(pfd[0], file), file);
+    fsync_ops x = {.p = p, .fd = file};
+    size_t before = rec_count(&r) + (in_cb ? 1 : 0);
+    run(p, &r, v, in_cb, submit_fsyncs_and_read, &x);
+    for (int i = 0; i < 3; i++) cr_assert_eq(x.rc[i], OVL_OK);
+    wait_count(p, &r, v, before + 3);
+    for (int i = 0; i < 2; i++) {
+        ovl_completion c = rec_one(&r, x.ids[i]);
+        if (uring)
+            cr_assert_eq(c.result, 0, "fsync %d reached the file the number names now: %s", i,
+                         ovl_error_name((int32_t)c.result));
+        else
+            cr_assert_eq(c.result, OVL_EINVAL, "fsync %d on a pipe: %s", i,
+                         ovl_error_name((int32_t)c.result));
+    }
+    ovl_completion c = rec_one(&r, x.ids[2]);
+    if (uring) {
+        cr_assert_eq(c.result, (int64_t)sizeof x.buf);
+        cr_assert(matches_pattern(x.buf, sizeof x.buf, 0, 21), "read another file");
+    } else {
+        cr_assert_lt(c.result, 0, "a positional read of a pipe");
+    }
+
+    /* 2. the number is closed */
+    cr_assert_eq(close(file), 0);
+    fsync_ops y = {.p = p, .fd = file};
+    before = rec_count(&r) + (in_cb ? 1 : 0);
+    run(p, &r, v, in_cb, submit_fsyncs_and_read, &y);
+    for (int i = 0; i < 3; i++) cr_assert_eq(y.rc[i], OVL_OK);
+    wait_count(p, &r, v, before + 3);
+    for (int i = 0; i < 3; i++) {
+        ovl_completion d = rec_one(&r, y.ids[i]);
+        int64_t want = !uring ? OVL_EBADF : i < 2 ? 0 : (int64_t)sizeof y.buf;
+        cr_assert_eq(d.result, want, "op %d after close: %lld (%s)", i, (long long)d.result,
+                     d.result < 0 ? ovl_error_name((int32_t)d.result) : "bytes");
+    }
+    cr_assert_eq(ovl_unregister_fd(p, (ovl_fd)file), OVL_OK);
+    close_clean(p, &r);
+    close(keep);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+Test(register, fsync_uses_registered_file_thread) { fsync_uses_registered_file(V_THREAD); }
+Test(register, fsync_uses_registered_file_manual) { fsync_uses_registered_file(V_MANUAL); }
+Test(register, fsync_uses_registered_file_inline) { fsync_uses_registered_file(V_INLINE); }
+Test(register, fsync_uses_registered_file_callback) { fsync_uses_registered_file(V_CALLBACK); }
+
 /* ---- records written while another thread flips the registration ----------
  * One writer puts 16-byte records (each names its index) at 16 * index in
  * registered file A, keeping up to a queue's worth in flight; a second
