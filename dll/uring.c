@@ -475,6 +475,17 @@ static void u_destroy(ovl_port *p)
 {
     uring *u = p->be;
     if (!u) return;
+    /* Closing the ring fd only starts the ring's teardown: the kernel
+     * drops the file table in io_ring_exit_work, after an RCU grace period
+     * (measured: 20-40 ms later on Linux 6.18), so a registered file would
+     * outlive ovl_close_port, and a pipe's reader would not see EOF. Drop
+     * the table now: nothing is in flight, and IORING_UNREGISTER_FILES
+     * puts every slot's file before it returns. Nothing else was found to
+     * pin a file here: a finished request drops its file when it is freed,
+     * just after its CQE is posted, by the task that issued it (io-wq
+     * completions through that task's task_work), and the registered
+     * eventfd is held as an eventfd context, not as a file. */
+    if (u->fixed) (void)ovl__sys.io_uring_register(u->r.fd, IORING_UNREGISTER_FILES, NULL, 0);
     ring_close(&u->r);
     if (u->efd >= 0) ovl__sys.close(u->efd);
     free(u->kf);

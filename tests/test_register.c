@@ -1,7 +1,8 @@
-/* Registered fds (ovl_register_fd). The header's promise "Ops in flight
- * are not affected by either call": an op runs on the file that was
- * registered when it was submitted, whatever ovl_unregister_fd /
- * ovl_register_fd calls follow, from any thread or from a callback.
+/* Registered fds (ovl_register_fd). Two promises of the header:
+ *  - "Ops in flight are not affected by either call": an op runs on the file
+ *    that was registered when it was submitted, whatever ovl_unregister_fd /
+ *    ovl_register_fd calls follow, from any thread or from a callback;
+ *  - when ovl_close_port returns, the port holds no reference to any file.
  * Each scenario runs in every delivery mode: a port with its completion
  * thread, OVL_PORT_MANUAL (driven by ovl_poll), OVL_PORT_INLINE, and with
  * the submits made from inside a callback. */
@@ -589,5 +590,90 @@ static void reissued_read_keeps_its_file(variant v)
 Test(register, reissued_read_keeps_its_file_thread) { reissued_read_keeps_its_file(V_THREAD); }
 Test(register, reissued_read_keeps_its_file_manual) { reissued_read_keeps_its_file(V_MANUAL); }
 Test(register, reissued_read_keeps_its_file_inline) { reissued_read_keeps_its_file(V_INLINE); }
+
+/* ---- nothing is left referenced once ovl_close_port returns ---------------
+ * Checked right after the call, with no wait: io_uring tears a ring down
+ * asynchronously (io_ring_exit_work, tens of milliseconds later), so a file
+ * still in the ring's table when the ring fd is closed outlives the call.
+ *  - a pipe's write end, registered, used by a write, then closed by the
+ *    app: its reader must see end of file;
+ *  - a pipe's read end, registered, with a read in flight at close, closed
+ *    by the app after close: its writer must get EPIPE;
+ *  - the same with a read end that is not registered. */
+
+typedef struct close_ops {
+    ovl_port *p;
+    int w_reg, r_reg, r_plain;
+    char rbuf[2][8];
+    uint64_t ids[3];
+    int32_t rc[3];
+} close_ops;
+
+static void submit_close_ops(void *arg)
+{
+    close_ops *x = arg;
+    x->rc[0] = ovl_submit_write(x->p, (ovl_fd)x->w_reg, "x", 1, OVL_OFFSET_CURRENT, NULL, &x->ids[0]);
+    x->rc[1] = ovl_submit_read(x->p, (ovl_fd)x->r_reg, x->rbuf[0], 8, OVL_OFFSET_CURRENT, NULL,
+                               &x->ids[1]);
+    x->rc[2] = ovl_submit_read(x->p, (ovl_fd)x->r_plain, x->rbuf[1], 8, OVL_OFFSET_CURRENT, NULL,
+                               &x->ids[2]);
+}
+
+static void close_leaves_no_file(variant v)
+{
+    signal(SIGPIPE, SIG_IGN);
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, variant_flags(v));
+    bool uring = is_uring(p);
+    bool in_cb = v == V_CALLBACK;
+    int pw[2], pr[2], pp[2];
+    cr_assert_eq(pipe2(pw, O_NONBLOCK), 0);
+    cr_assert_eq(pipe(pr), 0);
+    cr_assert_eq(pipe(pp), 0);
+    cr_assert_eq(ovl_register_fd(p, (ovl_fd)pw[1]), OVL_OK);
+    cr_assert_eq(ovl_register_fd(p, (ovl_fd)pr[0]), OVL_OK);
+    close_ops x = {.p = p, .w_reg = pw[1], .r_reg = pr[0], .r_plain = pp[0]};
+    size_t before = rec_count(&r) + (in_cb ? 1 : 0);
+    run(p, &r, v, in_cb, submit_close_ops, &x);
+    for (int i = 0; i < 3; i++) cr_assert_eq(x.rc[i], OVL_OK);
+    wait_count(p, &r, v, before + 1);
+    cr_assert_eq(rec_one(&r, x.ids[0]).result, 1);
+    cr_assert_eq(close(pw[1]), 0);
+    char c;
+    cr_assert_eq(read(pw[0], &c, 1), 1);
+    if (uring) {
+        /* The port's reference keeps the write end open. */
+        cr_assert_eq(read(pw[0], &c, 1), -1);
+        cr_assert_eq(errno, EAGAIN);
+    }
+
+    close_check(p, &r);
+    cr_assert_eq(rec_one(&r, x.ids[1]).result, OVL_ECANCELED);
+    cr_assert_eq(rec_one(&r, x.ids[2]).result, OVL_ECANCELED);
+
+    struct pollfd pfd = {pw[0], POLLIN, 0};
+    cr_assert_eq(poll(&pfd, 1, 0), 1, "the reader sees no end of file: a writer is still open");
+    cr_assert(pfd.revents & POLLHUP, "revents %#x", (unsigned)pfd.revents);
+    cr_assert_eq(read(pw[0], &c, 1), 0, "errno %d", errno);
+
+    cr_assert_eq(close(pr[0]), 0);
+    errno = 0;
+    cr_assert_eq(write(pr[1], "y", 1), -1, "the registered read end is still open");
+    cr_assert_eq(errno, EPIPE);
+    cr_assert_eq(close(pp[0]), 0);
+    errno = 0;
+    cr_assert_eq(write(pp[1], "y", 1), -1, "the read end is still open");
+    cr_assert_eq(errno, EPIPE);
+    rec_free(&r);
+    close(pw[0]);
+    close(pr[1]);
+    close(pp[1]);
+}
+
+Test(register, close_leaves_no_file_thread) { close_leaves_no_file(V_THREAD); }
+Test(register, close_leaves_no_file_manual) { close_leaves_no_file(V_MANUAL); }
+Test(register, close_leaves_no_file_inline) { close_leaves_no_file(V_INLINE); }
+Test(register, close_leaves_no_file_callback) { close_leaves_no_file(V_CALLBACK); }
 
 #endif /* !_WIN32 */
