@@ -61,6 +61,17 @@ typedef struct ring {
     size_t sqes_len;
 } ring;
 
+/* A kernel file-table slot (see "registered files" below). */
+typedef struct kfile {
+    _Atomic uint32_t refs;         /* ops naming it, not yet delivered */
+    _Atomic uint32_t state;        /* KF_*; changed under the port lock */
+} kfile;
+
+enum { KF_FREE = 0, KF_LIVE = 1, KF_RETIRED = 2 };
+
+/* opk[op index]: kernel slot + 1 that the op holds a reference on (0:
+ * none), from its first SQE until its completion is delivered. */
+
 typedef struct uring {
     ring r;
     bool fixed;                    /* a sparse registered-file table exists */
@@ -68,6 +79,13 @@ typedef struct uring {
     int efd;                       /* manual mode: registered eventfd */
     _Atomic int wake_pending;      /* one wake NOP at a time */
     ovl_port *port;
+    /* Registered files (the port lock): the core's slot -> kernel slot
+     * (-1: used unfixed). */
+    int32_t kslot[OVL_MAX_REGISTERED_FDS];
+    uint32_t nk;                   /* kernel table size */
+    uint32_t nretired;             /* KF_RETIRED slots */
+    kfile *kf;                     /* nk of them */
+    _Atomic uint32_t *opk;         /* depth of them */
 } uring;
 
 /* ---- the ring itself ---------------------------------------------------- */
@@ -418,6 +436,132 @@ static int64_t pipe_write_now(int fd, const void *buf, uint64_t len)
     return err == EWOULDBLOCK ? -EAGAIN : -err;
 }
 
+/* ---- registered files ----------------------------------------------------
+ * An SQE with IOSQE_FIXED_FILE names a slot of the ring's file table, and
+ * the kernel reads the slot only when it issues the request: in the
+ * io_uring_enter that consumes the SQE (after the port lock is released, or
+ * after the batch when a callback submits), or later still, in an io-wq
+ * worker or for a linked request. IORING_REGISTER_FILES_UPDATE changes a
+ * slot at once (Linux 5.5 up to at least 6.18), so changing a slot that an
+ * unissued SQE names sends that op to another file, or fails it with EBADF.
+ * Once issued, a request holds its own reference to the file.
+ *
+ * So a kernel slot never changes while an SQE naming it may be issued:
+ * kfile.refs counts the ops that name it, from the first SQE (the port
+ * lock) until the op's completion is delivered (u_settle, the port lock
+ * too); an op issued again names the same slot on the same reference.
+ * ovl_unregister_fd retires the slot, which is emptied, and free again,
+ * when its last op is delivered; a new registration takes a free slot. Every
+ * retired slot has an op in flight, so a table of OVL_MAX_REGISTERED_FDS +
+ * depth slots always has a free one. The kernel caps the table at
+ * RLIMIT_NOFILE; in a smaller one, when no slot is free, the fd is
+ * registered without one and its ops name it like unregistered ones. */
+
+static void files_init(ovl_port *p, uring *u)
+{
+    for (unsigned i = 0; i < OVL_MAX_REGISTERED_FDS; i++) u->kslot[i] = -1;
+    u->opk = calloc(p->depth, sizeof *u->opk);
+    uint32_t sizes[2] = {OVL_MAX_REGISTERED_FDS + p->depth, 2 * OVL_MAX_REGISTERED_FDS};
+    for (int i = 0; i < 2 && u->opk; i++) {
+        uint32_t n = sizes[i];
+        if (i && n >= sizes[0]) break;
+        int *empty = malloc(n * sizeof *empty);
+        u->kf = calloc(n, sizeof *u->kf);
+        if (!empty || !u->kf) {
+            free(empty);
+            break;
+        }
+        for (uint32_t k = 0; k < n; k++) empty[k] = -1;
+        /* An empty (sparse) table, registered now while nothing can be in
+         * flight (older kernels quiesce the ring for this call). */
+        long rc = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES, empty, n);
+        free(empty);
+        if (rc >= 0) {
+            u->nk = n;
+            u->fixed = true;
+            return;
+        }
+        free(u->kf);
+        u->kf = NULL;
+        if (rc != -EMFILE && rc != -ENOMEM) break; /* EMFILE: RLIMIT_NOFILE */
+    }
+    /* No table: registered fds are only recorded. */
+    free(u->kf);
+    free(u->opk);
+    u->kf = NULL;
+    u->opk = NULL;
+}
+
+/* Put fd (-1: nothing) into kernel slot k. Lock held. */
+static int32_t kfile_set(uring *u, uint32_t k, int fd)
+{
+    struct io_uring_files_update up;
+    memset(&up, 0, sizeof up);
+    up.offset = k;
+    up.fds = (uint64_t)(uintptr_t)&fd;
+    long rc = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES_UPDATE, &up, 1);
+    if (rc < 0) return ovl__errno_to_code((int)-rc);
+    return rc == 1 ? OVL_OK : OVL_EOS;
+}
+
+/* Empty the retired slots that no SQE names any more. Lock held. */
+static void kfile_sweep(uring *u)
+{
+    for (uint32_t k = 0; k < u->nk && u->nretired; k++) {
+        if (atomic_load(&u->kf[k].state) == KF_RETIRED && atomic_load(&u->kf[k].refs) == 0) {
+            (void)kfile_set(u, k, -1);
+            atomic_store(&u->kf[k].state, KF_FREE);
+            u->nretired--;
+        }
+    }
+}
+
+/* Lock held (as for every kfile change). */
+static void kfile_retire(uring *u, uint32_t k)
+{
+    atomic_store(&u->kf[k].state, KF_RETIRED);
+    u->nretired++;
+    if (atomic_load(&u->kf[k].refs) == 0) kfile_sweep(u);
+}
+
+/* One op naming slot k is done. True when the caller must sweep: the slot
+ * was retired and this was its last op. Lock held. */
+static bool kfile_put(uring *u, uint32_t k)
+{
+    return atomic_fetch_sub(&u->kf[k].refs, 1) == 1 &&
+           atomic_load(&u->kf[k].state) == KF_RETIRED;
+}
+
+/* Lock held. Make the SQE name the registered file of op->fd, if it has a
+ * kernel slot, and count the op there. An op issued again (an exit cut it
+ * short, a pipe write's poll armed again) keeps the slot it took first:
+ * the file it was submitted to, whatever the number names by now. */
+static void sqe_file(ovl_port *p, uring *u, ovl__op *op, struct io_uring_sqe *sqe)
+{
+    uint32_t k1 = atomic_load_explicit(&u->opk[op->index], memory_order_relaxed);
+    if (!k1) {
+        int i;
+        if (!p->nreg || (i = ovl__reg_find(p, op->fd)) < 0) return;
+        int32_t k = u->kslot[p->reg[i].slot];
+        if (k < 0) return;
+        atomic_fetch_add(&u->kf[k].refs, 1);
+        k1 = (uint32_t)k + 1u;
+        atomic_store_explicit(&u->opk[op->index], k1, memory_order_relaxed);
+    }
+    sqe->fd = (int)(k1 - 1u);
+    sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+/* Lock held: op's completion is about to be delivered; its slot may be
+ * emptied now if it was retired. */
+static void files_done(uring *u, ovl__op *op)
+{
+    uint32_t k1 = atomic_load_explicit(&u->opk[op->index], memory_order_relaxed);
+    if (!k1) return;
+    atomic_store_explicit(&u->opk[op->index], 0, memory_order_relaxed);
+    if (kfile_put(u, k1 - 1u)) kfile_sweep(u);
+}
+
 /* ---- backend interface -------------------------------------------------- */
 
 static unsigned pow2_at_least(unsigned v)
@@ -471,39 +615,58 @@ static int32_t u_init(ovl_port *p)
             return ovl__errno_to_code((int)-r);
         }
     }
-    /* An empty (sparse) table for ovl_register_fd, registered now while
-     * nothing can be in flight (older kernels quiesce the ring for this
-     * call). Without it registered fds are only recorded. */
-    int empty[OVL_MAX_REGISTERED_FDS];
-    for (unsigned i = 0; i < OVL_MAX_REGISTERED_FDS; i++) empty[i] = -1;
-    u->fixed = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES, empty,
-                                          OVL_MAX_REGISTERED_FDS) >= 0;
+    files_init(p, u);
     p->be = u;
     return OVL_OK;
 }
 
-/* Lock held. IORING_REGISTER_FILES_UPDATE needs no quiescing: ops in
- * flight keep the file they were issued with. */
+/* Lock held. The core's slot `slot` gets a kernel slot of its own; an
+ * unregistration (OVL__NO_FD) retires it (see "registered files"). */
 static int32_t u_register_fd(ovl_port *p, uint32_t slot, ovl_fd fd)
 {
     uring *u = p->be;
     if (!u->fixed) return OVL_OK;
-    int f = fd == OVL__NO_FD ? -1 : (int)fd;
-    struct io_uring_files_update up;
-    memset(&up, 0, sizeof up);
-    up.offset = slot;
-    up.fds = (uint64_t)(uintptr_t)&f;
-    long rc = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_FILES_UPDATE, &up, 1);
-    if (rc < 0) return ovl__errno_to_code((int)-rc);
-    return rc == 1 ? OVL_OK : OVL_EOS;
+    if (fd == OVL__NO_FD) {
+        int32_t k = u->kslot[slot];
+        u->kslot[slot] = -1;
+        if (k >= 0) kfile_retire(u, (uint32_t)k);
+        return OVL_OK;
+    }
+    uint32_t k = 0;
+    while (k < u->nk && atomic_load(&u->kf[k].state) != KF_FREE) k++;
+    if (k == u->nk) {
+        /* Only with a table cut down by RLIMIT_NOFILE: registered without a
+         * slot (used like an unregistered fd), but a number that is not open
+         * is refused as the kernel would refuse it. */
+        struct stat st;
+        return ovl__sys.fstat((int)fd, &st) < 0 ? OVL_EBADF : OVL_OK;
+    }
+    int32_t rc = kfile_set(u, k, (int)fd);
+    if (rc != OVL_OK) return rc;
+    atomic_store(&u->kf[k].state, KF_LIVE);
+    u->kslot[slot] = (int32_t)k;
+    return OVL_OK;
 }
 
 static void u_destroy(ovl_port *p)
 {
     uring *u = p->be;
     if (!u) return;
+    /* Closing the ring fd only starts the ring's teardown: the kernel
+     * drops the file table in io_ring_exit_work, after an RCU grace period
+     * (measured: 20-40 ms later on Linux 6.18), so a registered file would
+     * outlive ovl_close_port, and a pipe's reader would not see EOF. Drop
+     * the table now: nothing is in flight, and IORING_UNREGISTER_FILES
+     * puts every slot's file before it returns. Nothing else was found to
+     * pin a file here: a finished request drops its file when it is freed,
+     * just after its CQE is posted, by the task that issued it (io-wq
+     * completions through that task's task_work), and the registered
+     * eventfd is held as an eventfd context, not as a file. */
+    if (u->fixed) (void)ovl__sys.io_uring_register(u->r.fd, IORING_UNREGISTER_FILES, NULL, 0);
     ring_close(&u->r);
     if (u->efd >= 0) ovl__sys.close(u->efd);
+    free(u->kf);
+    free(u->opk);
     free(u);
 }
 
@@ -515,6 +678,8 @@ static void u_forget(ovl_port *p)
     uring *u = p->be;
     ring_close(&u->r);
     if (u->efd >= 0) ovl__sys.close(u->efd);
+    free(u->kf);
+    free(u->opk);
     free(u);
 }
 
@@ -522,19 +687,14 @@ static void u_forget(ovl_port *p)
 static void prep(ovl_port *p, uring *u, ovl__op *op)
 {
     ring *r = &u->r;
-    bool fixed = u->fixed && p->nreg;
     struct io_uring_sqe *sqe = sqe_get(p, r);
     uint64_t ud = ovl__op_token(op); /* the trick: the way back */
     sqe->fd = (int)op->fd;
-    int slot;
     unsigned ev;
     switch (op->kind) {
     case OVL_OP_READ:
     case OVL_OP_WRITE:
-        if (fixed && (slot = ovl__reg_find(p, op->fd)) >= 0) {
-            sqe->fd = (int)p->reg[slot].slot;
-            sqe->flags |= IOSQE_FIXED_FILE;
-        }
+        if (u->fixed) sqe_file(p, u, op, sqe);
         sqe->opcode = op->kind == OVL_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
         /* os.raw[1]: what earlier rounds of a positional transfer that an
          * exit cut short have done (u_settle); 0 on the first. */
@@ -572,6 +732,9 @@ static void prep(ovl_port *p, uring *u, ovl__op *op)
         }
         break;
     case OVL_OP_FSYNC:
+        /* Through the registered file too: the number may name another
+         * file by now, or none. */
+        if (u->fixed) sqe_file(p, u, op, sqe);
         sqe->opcode = IORING_OP_FSYNC;
         sqe->fsync_flags = (op->flags & OVL_FSYNC_DATA) ? IORING_FSYNC_DATASYNC : 0;
         break;
@@ -653,7 +816,7 @@ done:
  * exit of the thread that issued it failed it (see "exits of issuing
  * threads"), issue it again and return false; else return true, with *ev
  * as it is to be delivered. */
-static bool u_settle(ovl_port *p, ovl__op *op, ovl__event *ev)
+static bool settle_exit(ovl_port *p, ovl__op *op, ovl__event *ev)
 {
     if (op->kind == OVL_OP_POST) return true;
     uring *u = p->be;
@@ -697,6 +860,14 @@ static bool u_settle(ovl_port *p, ovl__op *op, ovl__event *ev)
             ev->os_error = 0;
         }
     }
+    return true;
+}
+
+static bool u_settle(ovl_port *p, ovl__op *op, ovl__event *ev)
+{
+    if (!settle_exit(p, op, ev)) return false; /* issued again */
+    uring *u = p->be;
+    if (u->fixed) files_done(u, op);
     return true;
 }
 

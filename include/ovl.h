@@ -306,6 +306,8 @@ OVL_API int32_t ovl_unregister_fd(ovl_port *port, ovl_fd fd);
  * completion thread is joined and all resources are freed. Returns only when
  * no callback of this port can run any more. In manual mode the remaining
  * completions are delivered from inside this call, on the calling thread.
+ * When it returns the port holds no reference to any file: registered fds
+ * (ovl_register_fd) and the files of finished ops are released already.
  *
  * Calling it from the port's own callback (or from a callback that runs,
  * on this thread, inside one of the port's callbacks) returns OVL_EDEADLK
