@@ -117,8 +117,8 @@ OVL_API int32_t ovl_unregister_fd(ovl_port *port, ovl_fd fd)
         goto out;
     }
     uint32_t slot = p->reg[i].slot;
-    /* Ops in flight hold their own reference to the file: emptying the
-     * slot does not disturb them. */
+    /* The backend keeps the file for the ops in flight that named it until
+     * they complete (io_uring: the slot is retired, not emptied). */
     if (p->backend->register_fd) (void)p->backend->register_fd(p, slot, OVL__NO_FD);
     p->reg_slots &= ~(1ull << slot);
     p->reg[i] = p->reg[--p->nreg];

@@ -285,9 +285,11 @@ OVL_API int32_t ovl_associate(ovl_port *port, ovl_fd fd);
  * kernel's per-operation file lookup and reference counting (5-8% more
  * 4 KiB page-cache reads per second on the benchmark machine). The port
  * holds its own reference to the open file until ovl_unregister_fd or
- * ovl_close_port: unregister BEFORE closing the fd, or a new file opened
+ * ovl_close_port (and, after an unregister, until the ops submitted before
+ * it complete): unregister BEFORE closing the fd, or a new file opened
  * later under the same number would be ignored in favour of the old one.
- * Ops in flight are not affected by either call. On the threads and IOCP
+ * Ops in flight are not affected by either call: each executes on the file
+ * that was registered when it was submitted. On the threads and IOCP
  * backends the fd is only recorded (same bookkeeping, no effect on I/O).
  * Errors: OVL_EINVAL (port NULL, or fd already registered), OVL_EBADF (not
  * a plausible fd; on io_uring, not an open one), OVL_ENOSPC (already
