@@ -21,6 +21,15 @@ struct govl_queue {
     uint64_t lost;
     /* manual mode: 0 nobody polls, 1 a thread polls, 2 it must poll again */
     atomic_int pstate;
+    /* manual mode, govl_submit_block: the key of the operation whose
+     * submitter waits for it inside the library (0: none), whether a
+     * callback has delivered it, its op id once submitted, and the key of
+     * the last one govl_cancel_block was asked to cancel (keys are never
+     * reused, so a stale one matches nothing). Under lock. */
+    uint64_t block_ctx;
+    uint64_t block_id;
+    int block_done;
+    uint64_t cancel_ctx;
 };
 
 govl_queue *govl_queue_new(size_t cap)
@@ -86,6 +95,8 @@ void govl_callback(const ovl_completion *items, size_t n, void *userdata)
         it->result = items[i].result;
         it->op = items[i].op;
         it->os_error = items[i].os_error;
+        if (it->ctx == q->block_ctx && q->block_ctx)
+            q->block_done = 1;
     }
     /* Wake Go at most once per drain: the drainer clears `signaled` when it
      * takes the items, so a callback after that wakes it again. */
@@ -135,40 +146,62 @@ void govl_queue_set_manual(govl_queue *q)
     govl__lock_give(&q->lock);
 }
 
-int32_t govl_poll(govl_queue *q, ovl_port *port)
+/* Become the queue's poller (pstate 0 -> 1) and return 1; or, if another
+ * thread polls, ask it to poll once more before it stops (so a completion
+ * that arrived meanwhile is not left in the ring with its wake-up already
+ * spent) and return 0. */
+static int poll_acquire(govl_queue *q)
 {
     int s = atomic_load(&q->pstate);
     for (;;) {
         if (s == 0) {
             if (atomic_compare_exchange_weak(&q->pstate, &s, 1))
-                break;
+                return 1;
         } else if (s == 2) {
             return 0;
         } else if (atomic_compare_exchange_weak(&q->pstate, &s, 2)) {
-            /* Someone polls: it polls once more for us before it stops. */
             return 0;
         }
     }
+}
+
+/* Stop being the poller; first poll again (without waiting) for as long as
+ * other threads asked for it meanwhile. Returns what those polls
+ * delivered. */
+static int32_t poll_release(govl_queue *q, ovl_port *port)
+{
     int32_t total = 0;
     for (;;) {
-        int32_t n = ovl_poll(port, 0);
-        if (n < 0) {
-            atomic_store(&q->pstate, 0);
-            return total ? total : n;
-        }
-        total += n;
-        s = 1;
+        int s = 1;
         if (atomic_compare_exchange_strong(&q->pstate, &s, 0))
             return total;
         /* s == 2: another thread came by while we polled; its completion
          * may have been posted after our ovl_poll looked. */
         atomic_store(&q->pstate, 1);
+        int32_t n = ovl_poll(port, 0);
+        if (n < 0) {
+            atomic_store(&q->pstate, 0);
+            return total;
+        }
+        total += n;
     }
 }
 
-size_t govl_take(govl_queue *q, govl_item *out, size_t cap)
+int32_t govl_poll(govl_queue *q, ovl_port *port)
 {
-    govl__lock_take(&q->lock);
+    if (!poll_acquire(q))
+        return 0;
+    int32_t n = ovl_poll(port, 0);
+    if (n < 0) {
+        atomic_store(&q->pstate, 0);
+        return n;
+    }
+    return n + poll_release(q, port);
+}
+
+/* Copy up to cap items out of the queue; q->lock held. */
+static size_t take_locked(govl_queue *q, govl_item *out, size_t cap)
+{
     size_t n = q->len < cap ? q->len : cap;
     if (n) {
         memcpy(out, q->fill, n * sizeof *out);
@@ -176,6 +209,13 @@ size_t govl_take(govl_queue *q, govl_item *out, size_t cap)
         if (q->len)
             memmove(q->fill, q->fill + n, q->len * sizeof *out);
     }
+    return n;
+}
+
+size_t govl_take(govl_queue *q, govl_item *out, size_t cap)
+{
+    govl__lock_take(&q->lock);
+    size_t n = take_locked(q, out, cap);
     govl__lock_give(&q->lock);
     return n;
 }
@@ -245,6 +285,109 @@ void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
         (void)govl_poll(q, port);
         *nout = govl_take(q, out, cap);
     }
+}
+
+/* The poller's wait for the blocked operation: ovl_poll(port, -1) until a
+ * callback has delivered it, or has delivered another operation's
+ * completion (the Go side must hand that one to its goroutine), or the
+ * port closes. Being the poller (pstate) is what makes the wait safe: no
+ * other thread of the binding reaps meanwhile, so the completion cannot
+ * have been taken from the ring after block_done was read and before
+ * ovl_poll sleeps. (ovl_close_port reaps on its own, but it also wakes
+ * ovl_poll, which then returns OVL_ECLOSED.) */
+static int32_t block_wait(govl_queue *q, ovl_port *port)
+{
+    int32_t rc = 0;
+    for (;;) {
+        govl__lock_take(&q->lock);
+        int stop = q->block_done || q->len > 0;
+        govl__lock_give(&q->lock);
+        if (stop)
+            break;
+        rc = ovl_poll(port, -1);
+        if (rc < 0)
+            break;
+    }
+    (void)poll_release(q, port);
+    return rc < 0 ? rc : 0;
+}
+
+/* govl_take, and whether the blocked operation has been delivered. */
+static void block_finish(govl_queue *q, govl_item *out, size_t cap,
+                         size_t *nout, int *done)
+{
+    govl__lock_take(&q->lock);
+    *nout = take_locked(q, out, cap);
+    *done = q->block_done;
+    govl__lock_give(&q->lock);
+}
+
+int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r,
+                          govl_item *out, size_t cap, size_t *nout, int *done)
+{
+    *nout = 0;
+    *done = 0;
+    govl__lock_take(&q->lock);
+    q->block_ctx = r->ctx;
+    q->block_id = 0;
+    q->block_done = 0;
+    govl__lock_give(&q->lock);
+    /* The poller role first: from the submit on, nobody else may take
+     * this completion from the ring before we wait for it. */
+    int polling = poll_acquire(q);
+    ovl_request req;
+    req.op = r->kind;
+    req.flags = r->flags;
+    req.fd = r->fd;
+    req.buf = (void *)(uintptr_t)r->buf;
+    req.len = r->len;
+    req.offset = r->offset;
+    req.ctx = (void *)(uintptr_t)r->ctx;
+    req.id = 0;
+    size_t accepted = 0;
+    int32_t rc = ovl_submit(port, &req, 1, &accepted);
+    r->id = req.id;
+    r->rc = accepted == 1 ? OVL_OK : (rc != OVL_OK ? rc : OVL_EINVAL);
+    if (r->rc != OVL_OK) {
+        if (polling)
+            (void)poll_release(q, port);
+        govl__lock_take(&q->lock);
+        q->block_ctx = 0;
+        govl__lock_give(&q->lock);
+        return OVL_OK;
+    }
+    govl__lock_take(&q->lock);
+    q->block_id = req.id;
+    int cancel = q->cancel_ctx == r->ctx;
+    govl__lock_give(&q->lock);
+    if (cancel)
+        (void)ovl_cancel(port, req.id);
+    if (polling)
+        rc = block_wait(q, port);
+    else
+        rc = GOVL_BUSY; /* the other poller polls again for us */
+    block_finish(q, out, cap, nout, done);
+    return rc;
+}
+
+int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap,
+                   size_t *nout, int *done)
+{
+    int32_t rc = poll_acquire(q) ? block_wait(q, port) : GOVL_BUSY;
+    block_finish(q, out, cap, nout, done);
+    return rc;
+}
+
+void govl_cancel_block(ovl_port *port, govl_queue *q, uint64_t ctx)
+{
+    uint64_t id = 0;
+    govl__lock_take(&q->lock);
+    q->cancel_ctx = ctx;
+    if (q->block_ctx == ctx)
+        id = q->block_id;
+    govl__lock_give(&q->lock);
+    if (id)
+        (void)ovl_cancel(port, id);
 }
 
 size_t govl_reap(ovl_port *port, govl_queue *q, govl_item *out, size_t cap)

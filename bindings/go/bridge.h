@@ -102,6 +102,30 @@ typedef struct govl_req {
 void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
                       govl_item *out, size_t cap, size_t *nout);
 
+/* A lone blocking operation (manual mode): submit r and wait for its
+ * completion inside the library, ovl_poll(port, -1), instead of arming the
+ * port's eventfd for a drainer goroutine: the submitting thread sleeps in
+ * io_uring_enter (or the backend's wait) and is the one woken, as a pread
+ * would be. It becomes the poller before submitting (see govl_poll), so no
+ * other thread of the binding reaps in between. Returns when the callback
+ * has delivered the operation (*done = 1), or has delivered others' (the
+ * Go side delivers them, then may call govl_block to go on waiting), or
+ * with OVL_ECLOSED, or at once with GOVL_BUSY when another thread was
+ * polling (it polls again for us; wait for the drainer instead). r's rc
+ * and id are set as by govl_submit_many; *nout items are taken as by
+ * govl_take. At most one such operation per queue at a time. */
+#define GOVL_BUSY 1
+int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r,
+                          govl_item *out, size_t cap, size_t *nout, int *done);
+/* Go on waiting for the operation of govl_submit_block (same returns). */
+int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap,
+                   size_t *nout, int *done);
+/* Cancel the operation of govl_submit_block with key ctx (never 0): at
+ * once if the submit has given it an id, else as soon as it does. Go sees
+ * its slot as submitting until govl_submit_block returns, so it cannot
+ * call ovl_cancel itself. */
+void govl_cancel_block(ovl_port *port, govl_queue *q, uint64_t ctx);
+
 /* govl_poll then govl_take, in one cgo call (the drainer goroutine). */
 size_t govl_reap(ovl_port *port, govl_queue *q, govl_item *out, size_t cap);
 

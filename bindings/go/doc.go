@@ -5,7 +5,7 @@
 //
 //	port, err := ovl.NewPort(ovl.Config{})
 //	f, err := port.Open("data.bin")
-//	n, err := f.ReadAt(buf, 4096) // parks this goroutine, not a thread
+//	n, err := f.ReadAt(buf, 4096) // waits for the completion
 //
 // File implements io.Reader, io.Writer, io.ReaderAt, io.WriterAt, io.Seeker
 // (regular files) and io.Closer, with context-aware forms (ReadAtContext,
@@ -37,7 +37,19 @@
 // some goroutine waits for a completion it did not get inline, so reads
 // that complete inline do not wake the thread parked in the poller either.
 //
-// Blocking operations (ReadAt, Read, WriteAt, ...) of many goroutines are
+// A blocking operation (ReadAt, Read, WriteAt, ...) that is the port's only
+// operation, on a regular file and without a context to watch, waits in
+// the same cgo call too, in ovl_poll(port, -1): its thread sleeps in the
+// kernel until the completion (an O_DIRECT read's, say) and is the one
+// woken, as with os.File's pread, and Go's scheduler treats the call as a
+// system call. Parking the goroutine instead would wake, for every
+// operation, the thread parked in Go's poller, the drainer goroutine and
+// then the waiter. While it waits it is the ring's only poller; when
+// another operation of the port shows up it delivers what came and hands
+// its own over to the drainer. Operations on pipes, sockets and devices,
+// which may wait for ever, and those with a context always park.
+//
+// Blocking operations of many goroutines are
 // submitted together: the first goroutine to queue one yields once, then
 // submits everything queued with one ovl_submit and one poll. And a manual
 // port on the uring backend is several library ports, one io_uring each

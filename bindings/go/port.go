@@ -88,7 +88,9 @@ type Config struct {
 	// operation polls the port in the same cgo call, so a read served from
 	// the page cache comes back without any thread or goroutine being
 	// woken, and a goroutine waiting in Go's poller on the port's eventfd
-	// delivers the rest. See the package documentation.
+	// delivers the rest (the port's only operation on a regular file waits
+	// for its completion in the library instead). See the package
+	// documentation.
 	CompletionThread bool
 }
 
@@ -155,6 +157,7 @@ type slotData struct {
 	n        int
 	flags    uint32
 	counted  bool   // counted in r.undelivered (manual mode)
+	blocking bool   // inside govl_submit_block, which knows its id first
 	pendNext uint32 // queued for a batch: the slot index+1 queued before it
 	r        *ring  // the ring the operation was submitted to
 }
@@ -202,6 +205,10 @@ type ring struct {
 	// (while there are any, the drainer stays armed).
 	batch       batcher
 	undelivered atomic.Int64
+	// inBlock counts the goroutines inside govl_submit_block or
+	// govl_block on this ring, which hold no lock of the Port while they
+	// wait: Close frees the queue only once they are out.
+	inBlock atomic.Int32
 }
 
 // batcher gathers the blocking operations of many goroutines into one
@@ -466,6 +473,11 @@ func (p *Port) Close() error {
 		if r.q == nil {
 			continue
 		}
+		// A goroutine waiting inside the library has been woken by the
+		// close (its ovl_poll returns OVL_ECLOSED) and is on its way out.
+		for r.inBlock.Load() != 0 {
+			runtime.Gosched()
+		}
 		if p.manual {
 			// The drainer waits on the port's eventfd, not on the
 			// queue: closing its file stops it; then what the close
@@ -613,6 +625,7 @@ func (p *Port) release(idx uint32) {
 	s.id = 0
 	s.file = nil
 	s.cause = nil
+	s.blocking = false
 	s.async = nil
 	s.buf = nil
 	s.ptr = nil
@@ -674,9 +687,16 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 	}
 
 	if p.manual && async == nil {
-		// A blocking operation: submitted with those of other goroutines;
-		// a submit error comes back as its completion.
-		r.enqueue(idx)
+		// A blocking operation; a submit error comes back as its
+		// completion. Alone on the port, on a regular file (whose I/O
+		// ends by itself) and with no context to watch, it waits for its
+		// completion inside the library; otherwise it is submitted with
+		// those of other goroutines.
+		if w.done() == nil && (!f.stream || blockStreams) && p.free.len() == p.depth-1 {
+			r.submitBlock(s, key)
+		} else {
+			r.enqueue(idx)
+		}
 		return idx, s, nil
 	}
 	id, rc, reaped := r.submit(kind, f.fd, ptr, len(b), off, flags, key)
@@ -777,6 +797,69 @@ func (r *ring) enqueue(idx uint32) {
 		b.list = list
 		r.flush(list)
 	}
+}
+
+// blockStreams lets a lone operation on a stream wait in the library too
+// (tests: an idle pipe keeps it there until it is cancelled or closed).
+var blockStreams bool
+
+// submitBlock submits the blocking operation of slot s (key), the only
+// operation on the port, and waits for its completion in the same cgo
+// call, in ovl_poll(port, -1): the thread sleeps in the kernel and is the
+// one woken, as with a pread (Go's scheduler sees a system call). Parking
+// the goroutine instead costs, per operation, the eventfd's arming, a wake-up
+// of the thread parked in Go's poller, the drainer goroutine's turn, the
+// waiter's wake-up, and the idle Ps' spinning meanwhile.
+//
+// It stops waiting, and leaves the operation to the drainer, when another
+// operation of the port shows up (the drainer then serves them all, and
+// the batches form again), when another thread was polling the ring, or
+// when the port closes.
+func (r *ring) submitBlock(s *slot, key uint64) {
+	p := r.p
+	rb := reqPool.Get().(*reqBuf)
+	defer reqPool.Put(rb)
+	rq := &rb.reqs[0]
+	*rq = C.govl_req{kind: C.uint32_t(s.kind), flags: C.uint32_t(s.flags), fd: C.uint64_t(s.fd),
+		buf: C.uint64_t(uintptr(s.ptr)), len: C.uint64_t(s.n), offset: C.int64_t(s.off), ctx: C.uint64_t(key)}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		p.deliver(key, int64(ECLOSED), 0)
+		return
+	}
+	r.inBlock.Add(1)
+	p.mu.RUnlock()
+	s.mu.Lock()
+	s.blocking = true // a cancel now goes through govl_cancel_block
+	s.mu.Unlock()
+	reaped := reapPool.Get().(*reapBuf)
+	rc := Errno(C.govl_submit_block(r.c, r.q, rq, &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got, &reaped.done))
+	reaped.n = int(reaped.got)
+	done := reaped.done != 0
+	// What completed first (see flush), then the submit's outcome.
+	r.deliverItems(reaped)
+	s.mu.Lock()
+	s.blocking = false
+	s.mu.Unlock()
+	if sub := Errno(rq.rc); sub != 0 {
+		p.deliver(key, int64(sub), 0)
+		r.inBlock.Add(-1)
+		return
+	}
+	p.submitted(s, key, uint64(rq.id))
+	for !done && rc == 0 && p.free.len() == p.depth-1 {
+		reaped = reapPool.Get().(*reapBuf)
+		rc = Errno(C.govl_block(r.c, r.q, &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got, &reaped.done))
+		reaped.n = int(reaped.got)
+		done = reaped.done != 0
+		r.deliverItems(reaped)
+	}
+	if !done {
+		// Still in flight: the drainer delivers it (and the others').
+		r.armDrainer()
+	}
+	r.inBlock.Add(-1)
 }
 
 // reqBuf holds one batch submit's requests (C layout, integers only).
@@ -908,6 +991,7 @@ type reapBuf struct {
 	n     int
 	got   C.size_t                      // out-parameters of the cgo call
 	id    C.uint64_t                    //
+	done  C.int                         //
 	items [C.GOVL_MAX_BATCH]C.govl_item // a whole batch's completions in one call
 }
 
@@ -946,13 +1030,23 @@ func (s *slot) cancel(p *Port, cause error) {
 	if s.cause == nil {
 		s.cause = cause
 	}
+	s.cancelLocked()
+	s.mu.Unlock()
+}
+
+// cancelLocked asks for the slot's operation, submitting or in flight, to
+// be cancelled; s.mu is held.
+func (s *slot) cancelLocked() {
 	switch s.state {
 	case stSubmitting:
-		s.cancelPending = true
+		s.cancelPending = true // submitted cancels it once the id is known
+		if s.blocking {
+			// Not before govl_submit_block returns: cancel it now.
+			C.govl_cancel_block(s.r.c, s.r.q, C.uint64_t(s.key))
+		}
 	case stInflight:
 		C.ovl_cancel(s.r.c, C.uint64_t(s.id))
 	}
-	s.mu.Unlock()
 }
 
 // await waits for the slot's completion; if the context ends first it
@@ -983,11 +1077,7 @@ func (p *Port) cancelExpired(f *File, reads bool) {
 			if s.cause == nil {
 				s.cause = os.ErrDeadlineExceeded
 			}
-			if s.state == stSubmitting {
-				s.cancelPending = true
-			} else {
-				C.ovl_cancel(s.r.c, C.uint64_t(s.id))
-			}
+			s.cancelLocked()
 		}
 		s.mu.Unlock()
 	}
@@ -1017,11 +1107,7 @@ func (p *Port) cancelFile(f *File) {
 			if s.cause == nil {
 				s.cause = errClosed
 			}
-			if s.state == stSubmitting {
-				s.cancelPending = true
-			} else {
-				C.ovl_cancel(s.r.c, C.uint64_t(s.id))
-			}
+			s.cancelLocked()
 		}
 		s.mu.Unlock()
 	}
