@@ -208,8 +208,8 @@ static inline void op_fill(ovl__op *op, const ovl_request *r)
 /* The batch submit path: one lock for the whole batch, the backend's submit
  * in chunks, then one kick (io_uring: one io_uring_enter) after unlock.
  * Requests are checked here, under the lock, one by one. */
-static int32_t submit_batch(ovl_port *p, const ovl_port *port,
-                            ovl_request *reqs, size_t n, size_t *out_n)
+int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, size_t n,
+                          size_t *out_n, bool no_kick)
 {
     size_t done = 0;
     int32_t rc = OVL_OK;
@@ -244,9 +244,11 @@ static int32_t submit_batch(ovl_port *p, const ovl_port *port,
     /* Inside this port's callback the backend cannot be destroyed under us
      * (close joins this thread, or holds deliver_lock in manual mode), so
      * the users count, two atomic RMWs per submit, is only for others. */
-    if (done && !from_cb) atomic_fetch_add(&p->users, 1);
+    if (done && !from_cb && !no_kick) atomic_fetch_add(&p->users, 1);
     ovl__mutex_unlock(&p->lock);
-    if (done) {
+    /* no_kick: the caller holds deliver_lock (the backend cannot go) and
+     * its wait submits what is queued (ovl_submit_and_poll). */
+    if (done && !no_kick) {
         if (from_cb) p->backend->kick(p, true);
         else kick_unlocked(p, false);
         after_submit(p, port, from_cb);
@@ -266,11 +268,11 @@ OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
     if (!p) return rc;
     if (n == 0) return OVL_OK;
     if (!reqs) return OVL_EINVAL;
-    return submit_batch(p, port, reqs, n, out_submitted);
+    return ovl__submit_batch(p, port, reqs, n, out_submitted, false);
 }
 
 /* The single-op path of ovl_submit_read/_write/_fsync and ovl_post: the
- * same steps as submit_batch for one request, without the loop, the chunk
+ * same steps as ovl__submit_batch for one request, without the loop, the chunk
  * array or the request copy (posts from callbacks are the hottest caller). */
 static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf,
                           size_t len, int64_t offset, uint32_t flags,
@@ -299,7 +301,7 @@ static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf,
     uint64_t id = ovl__op_token(op);
     p->backend->submit(p, &op, 1);
     p->submitted++;
-    if (!from_cb) atomic_fetch_add(&p->users, 1); /* see submit_batch */
+    if (!from_cb) atomic_fetch_add(&p->users, 1); /* see ovl__submit_batch */
     ovl__mutex_unlock(&p->lock);
     if (from_cb) p->backend->kick(p, true);
     else kick_unlocked(p, false);
@@ -358,7 +360,7 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id)
     bool kick = op->kind != OVL_OP_POST;
     if (kick) {
         p->backend->cancel(p, op);
-        if (!from_cb) atomic_fetch_add(&p->users, 1); /* see submit_batch */
+        if (!from_cb) atomic_fetch_add(&p->users, 1); /* see ovl__submit_batch */
     }
     ovl__mutex_unlock(&p->lock);
     if (kick) {

@@ -242,35 +242,23 @@ int32_t ovl__poll_helping(ovl_port *p, const ovl_port *h)
     return rc;
 }
 
-OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms)
+/* Manual mode, deliver_lock held (released here): the delivery loop of
+ * ovl_poll, waiting until `deadline` (ms, 0 = no limit) when timeout_ms is
+ * not 0. */
+static int32_t poll_manual_locked(ovl_port *p, const ovl_port *port, int32_t timeout_ms,
+                                  uint64_t deadline)
 {
-    int32_t rc;
-    ovl_port *p = ovl__port_get(port, &rc);
-    if (!p) return rc;
-    if (ovl__in_callback(p)) return OVL_EDEADLK;
-    if (!(p->flags & OVL_PORT_MANUAL)) {
-        if (timeout_ms != 0) return OVL_EMODE;
-        return ovl__poll_helping(p, port);
-    }
-    if (!ovl__port_open(p, port)) return OVL_ECLOSED;
-
-    if (timeout_ms == 0) {
-        /* "Don't wait" includes not waiting for another thread that is
-         * delivering right now: it will deliver what is ready. */
-        if (!ovl__mutex_trylock(&p->deliver_lock)) return 0;
-    } else {
-        /* The holder may be inside a callback that waits for one of ours. */
-        if ((rc = ovl__wait_begin(p)) != OVL_OK) return rc;
-        ovl__mutex_lock(&p->deliver_lock);
-        ovl__wait_end();
-    }
-    uint64_t deadline = timeout_ms > 0 ? ovl__now_ms() + (uint64_t)timeout_ms : 0;
+    int32_t rc = 0;
     size_t total = 0;
     int32_t wait_ms = timeout_ms < 0 ? -1 : timeout_ms;
     for (;;) {
         if (!ovl__port_open(p, port)) {
             if (!total) rc = OVL_ECLOSED;
             break;
+        }
+        if (timeout_ms > 0) {
+            uint64_t now = ovl__now_ms();
+            wait_ms = now >= deadline ? 0 : (int32_t)(deadline - now);
         }
         size_t n = ovl__deliver_once(p, wait_ms);
         if (n) {
@@ -290,12 +278,7 @@ OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms)
                 total += n;
             break;
         }
-        if (timeout_ms == 0) break;
-        if (timeout_ms > 0) {
-            uint64_t now = ovl__now_ms();
-            if (now >= deadline) break;
-            wait_ms = (int32_t)(deadline - now);
-        }
+        if (timeout_ms == 0 || wait_ms == 0) break;
     }
     /* Submits made by the callbacks above were deferred; nobody else will
      * flush them before the next ovl_poll, so do it now. */
@@ -304,3 +287,78 @@ OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms)
     return rc ? rc : (int32_t)total;
 }
 
+/* Manual mode: take delivery (waiting for it unless timeout_ms is 0). */
+static int32_t poll_manual(ovl_port *p, const ovl_port *port, int32_t timeout_ms,
+                           uint64_t deadline)
+{
+    int32_t rc;
+    if (timeout_ms == 0) {
+        /* "Don't wait" includes not waiting for another thread that is
+         * delivering right now: it will deliver what is ready. */
+        if (!ovl__mutex_trylock(&p->deliver_lock)) return 0;
+    } else {
+        /* The holder may be inside a callback that waits for one of ours. */
+        if ((rc = ovl__wait_begin(p)) != OVL_OK) return rc;
+        ovl__mutex_lock(&p->deliver_lock);
+        ovl__wait_end();
+    }
+    return poll_manual_locked(p, port, timeout_ms, deadline);
+}
+
+static uint64_t deadline_of(int32_t timeout_ms)
+{
+    return timeout_ms > 0 ? ovl__now_ms() + (uint64_t)timeout_ms : 0;
+}
+
+OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms)
+{
+    int32_t rc;
+    uint64_t deadline = deadline_of(timeout_ms); /* measured from the call */
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
+    if (ovl__in_callback(p)) return OVL_EDEADLK;
+    if (!(p->flags & OVL_PORT_MANUAL)) {
+        if (timeout_ms != 0) return OVL_EMODE;
+        return ovl__poll_helping(p, port);
+    }
+    if (!ovl__port_open(p, port)) return OVL_ECLOSED;
+    return poll_manual(p, port, timeout_ms, deadline);
+}
+
+OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
+                                    size_t *out_submitted, int32_t timeout_ms)
+{
+    int32_t rc;
+    uint64_t deadline = deadline_of(timeout_ms);
+    if (out_submitted) *out_submitted = 0;
+    ovl_port *p = ovl__port_get(port, &rc);
+    if (!p) return rc;
+    if (ovl__in_callback(p)) return OVL_EDEADLK;
+    bool manual = p->flags & OVL_PORT_MANUAL;
+    if (!manual && timeout_ms != 0) return OVL_EMODE;
+    if (n && !reqs) return OVL_EINVAL;
+    /* On a manual port whose backend submits in the system call that
+     * waits (io_uring), hold back the kick: the wait below makes one
+     * system call of both. Only with delivery in hand, though: a thread
+     * already waiting in the kernel would not see the new work. */
+    bool merge = manual && p->backend->wait_submits && n &&
+                 ovl__mutex_trylock(&p->deliver_lock);
+    if (n) {
+        size_t done = 0;
+        rc = ovl__submit_batch(p, port, reqs, n, &done, merge);
+        if (out_submitted) *out_submitted = done;
+        if (rc != OVL_OK) {
+            if (merge) {
+                /* Push what was submitted. With none, the port may be
+                 * closed and its backend gone: touch nothing. */
+                if (done) p->backend->kick(p, false);
+                ovl__mutex_unlock(&p->deliver_lock);
+            }
+            return rc;
+        }
+    }
+    if (!manual) return ovl__poll_helping(p, port);
+    if (merge) return poll_manual_locked(p, port, timeout_ms, deadline);
+    if (!ovl__port_open(p, port)) return OVL_ECLOSED;
+    return poll_manual(p, port, timeout_ms, deadline);
+}

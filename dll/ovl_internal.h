@@ -116,6 +116,10 @@ typedef struct ovl__backend {
      * interrupted: the caller keeps its own deadline). Only ever one waiter
      * at a time (the completion thread or ovl_poll). */
     size_t (*wait)(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap);
+    /* wait() submits the work queued since the last kick in the system
+     * call that waits (io_uring), so a caller that holds delivery may skip
+     * the kick (ovl_submit_and_poll). */
+    bool wait_submits;
     /* Make a current or future wait() return promptly. Any thread. */
     void (*wake)(ovl_port *p);
     /* Optional: sleep until events are probably ready (spurious returns are
@@ -314,6 +318,11 @@ static inline bool ovl__in_callback(const ovl_port *p)
 /* backend.c: resolve the requested backend (config, then OVL_BACKEND for
  * AUTO); *is_auto tells whether the probe chose. */
 int32_t ovl__pick_backend(uint32_t want, const ovl__backend **out, bool *is_auto);
+
+/* api.c: submit a checked batch (see ovl_submit); no_kick leaves the work
+ * for the caller's wait (it holds deliver_lock). */
+int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, size_t n,
+                          size_t *out_n, bool no_kick);
 
 /* deliver.c: the delivery side (see that file). */
 size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms);

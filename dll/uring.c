@@ -970,12 +970,17 @@ static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
 {
     uring *u = p->be;
     ring *r = &u->r;
-    if (u->efd >= 0 && cq_ready(r) == 0) {
-        /* Manual mode: reset the eventfd before reaping; a CQE posted after
-         * this point signals it again, so an outside poller never misses
-         * one. With CQEs already waiting, leave it signalled (at worst one
-         * spurious wake-up of an outside poller) and save the read: most
-         * ovl_poll calls of a busy port find completions. */
+    if (u->efd >= 0 && timeout_ms == 0 && cq_ready(r) == 0) {
+        /* Manual mode, a poll that does not wait (an outside poller's
+         * answer to the eventfd): reset the eventfd before reaping; a CQE
+         * posted after this point signals it again, so an outside poller
+         * never misses one. A poll that waits skips the reset: the CQEs it
+         * takes leave the eventfd signalled anyway, and the spurious
+         * readiness is the hint the header allows (the outside poller's
+         * ovl_poll(port, 0) that finds nothing resets it). With CQEs
+         * already waiting, leave it signalled (at worst one spurious
+         * wake-up of an outside poller) and save the read: most ovl_poll
+         * calls of a busy port find completions. */
         uint64_t v;
         (void)!ovl__sys.read(u->efd, &v, sizeof v);
     }
@@ -1078,7 +1083,7 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 }
 
 static const ovl__backend uring_backend = {
-    .name = "uring", .id = OVL_BACKEND_URING,
+    .name = "uring", .id = OVL_BACKEND_URING, .wait_submits = true,
     .init = u_init,
     .submit = u_submit, .settle = u_settle, .cancel = u_cancel, .kick = u_kick,
     .wait = u_wait,

@@ -453,6 +453,19 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
  * OVL_EINVAL. */
 OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms);
 
+/* Submit n requests as ovl_submit does, then deliver on the calling thread
+ * as ovl_poll(port, timeout_ms) does: the shape of liburing's
+ * io_uring_submit_and_wait. On a manual io_uring port whose delivery is
+ * free, the submission and the wait are one system call. Returns how many
+ * completions were delivered (>= 0), or a negative code: the submit's
+ * error (*out_submitted, which may be NULL, says how many requests were
+ * submitted; those complete later, nothing is delivered by this call), or
+ * ovl_poll's (OVL_EMODE for timeout_ms != 0 on a port with a completion
+ * thread, OVL_EDEADLK from inside the port's callback, where a plain
+ * ovl_submit is the call to make). n == 0 only polls. Any thread. */
+OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
+                                    size_t *out_submitted, int32_t timeout_ms);
+
 /* Manual mode: a handle another event loop can wait on (epoll, kqueue, Go's
  * poller, tokio's AsyncFd): it becomes readable when completions may be
  * ready; then call ovl_poll(port, 0). Readable is a hint, never a loss: it

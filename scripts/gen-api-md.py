@@ -117,6 +117,13 @@ FACTS = {
         "(`OVL_ECANCELED`, or its real result)",
         "`OVL_ENOENT` (unknown or already delivered id), `OVL_ECLOSED`, "
         "`OVL_EINVAL`"),
+    "ovl_submit_and_poll": (
+        "any, not the port's callback",
+        "`reqs` read during the call (ids written back); each buffer as for "
+        "`ovl_submit`", "one completion per submitted request; delivers "
+        "completions on the calling thread as `ovl_poll` does",
+        "the submit's error (with `*out_submitted`), or `ovl_poll`'s; else "
+        "the number delivered"),
     "ovl_poll": (
         "any (calls are serialized), not the port's callback",
         "nothing", "delivers completions through the callback, on the "

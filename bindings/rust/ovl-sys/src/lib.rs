@@ -307,6 +307,16 @@ extern "C" {
         n: usize,
         out_submitted: *mut usize,
     ) -> i32;
+    /// Submit `n` requests, then deliver on the calling thread as
+    /// `ovl_poll(port, timeout_ms)` does (one system call on a manual
+    /// io_uring port). Returns completions delivered or a negative code.
+    pub fn ovl_submit_and_poll(
+        port: *mut ovl_port,
+        reqs: *mut ovl_request,
+        n: usize,
+        out_submitted: *mut usize,
+        timeout_ms: i32,
+    ) -> i32;
     /// Post a user completion carrying `value` and `ctx`.
     pub fn ovl_post(port: *mut ovl_port, value: i64, ctx: *mut c_void, out_id: *mut u64) -> i32;
     /// Request cancellation of op `id`; its one completion still follows.

@@ -1,0 +1,115 @@
+/* test_submit_and_poll.c - ovl_submit_and_poll: a submit and a poll in one
+ * call, on manual ports (where io_uring makes one system call of both) and
+ * on ports with a completion thread (timeout 0 only). */
+#include "common.h"
+
+static ovl_request post_req(int64_t v)
+{
+    ovl_request r;
+    memset(&r, 0, sizeof r);
+    r.op = OVL_OP_POST;
+    r.offset = v;
+    return r;
+}
+
+Test(submit_and_poll, manual_port_submits_and_delivers)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, OVL_PORT_MANUAL);
+    ovl_request req[2] = {post_req(41), post_req(42)};
+    size_t done = 0;
+    int32_t got = ovl_submit_and_poll(p, req, 2, &done, -1);
+    cr_assert_eq(done, 2u);
+    cr_assert_geq(got, 1, "a waiting call delivers at least one");
+    while (rec_count(&r) < 2) cr_assert_geq(ovl_poll(p, -1), 0);
+    cr_assert_eq(rec_one(&r, req[0].id).result, 41);
+    cr_assert_eq(rec_one(&r, req[1].id).result, 42);
+    /* n == 0 is a poll. */
+    cr_assert_eq(ovl_submit_and_poll(p, NULL, 0, NULL, 0), 0);
+    close_clean(p, &r);
+}
+
+/* io_uring: with delivery free, the submission rides on the system call
+ * that waits: one io_uring_enter for a post's whole round trip. */
+Test(submit_and_poll, one_system_call_on_io_uring)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, OVL_PORT_MANUAL);
+    if (strcmp(ovl_backend_name(p), "uring") != 0) {
+        close_clean(p, &r);
+        cr_skip_test("io_uring only");
+    }
+    for (int i = 0; i < 20; i++) {
+        ovl_stats a = {.size = sizeof a}, b = {.size = sizeof b};
+        cr_assert_eq(ovl_port_stats(p, &a), OVL_OK);
+        ovl_request req = post_req(i);
+        size_t done = 0;
+        cr_assert_eq(ovl_submit_and_poll(p, &req, 1, &done, -1), 1);
+        cr_assert_eq(ovl_port_stats(p, &b), OVL_OK);
+        cr_assert_eq(b.syscalls - a.syscalls, 1u, "round %d: %llu system calls", i,
+                     (unsigned long long)(b.syscalls - a.syscalls));
+    }
+    close_clean(p, &r);
+}
+
+Test(submit_and_poll, threaded_port_takes_zero_timeout_only)
+{
+    uint32_t flags[] = {0, OVL_PORT_INLINE};
+    for (int f = 0; f < 2; f++) {
+        rec r;
+        rec_init(&r);
+        ovl_port *p = open_port(&r, 16, flags[f]);
+        ovl_request req = post_req(7);
+        size_t done = 9;
+        cr_assert_eq(ovl_submit_and_poll(p, &req, 1, &done, 10), OVL_EMODE);
+        cr_assert_eq(done, 0u, "nothing submitted on a refused call");
+        cr_assert_geq(ovl_submit_and_poll(p, &req, 1, &done, 0), 0);
+        cr_assert_eq(done, 1u);
+        rec_wait(&r, 1);
+        cr_assert_eq(rec_one(&r, req.id).result, 7);
+        close_clean(p, &r);
+    }
+}
+
+Test(submit_and_poll, a_bad_request_stops_the_batch_and_the_poll)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, OVL_PORT_MANUAL);
+    ovl_request req[2] = {post_req(1), post_req(2)};
+    req[1].op = 99;
+    size_t done = 0;
+    cr_assert_eq(ovl_submit_and_poll(p, req, 2, &done, -1), OVL_EINVAL);
+    cr_assert_eq(done, 1u);
+    cr_assert_neq(req[0].id, 0u);
+    cr_assert_eq(req[1].id, 0u);
+    cr_assert_eq(rec_count(&r), 0u, "no delivery by a failed call");
+    while (rec_count(&r) < 1) cr_assert_geq(ovl_poll(p, -1), 0);
+    cr_assert_eq(rec_one(&r, req[0].id).result, 1);
+    cr_assert_eq(ovl_submit_and_poll(p, NULL, 1, &done, 0), OVL_EINVAL);
+    close_clean(p, &r);
+    cr_assert_eq(ovl_submit_and_poll(p, req, 1, &done, 0), OVL_ECLOSED);
+}
+
+static void sap_hook(rec *r, const ovl_completion *c)
+{
+    (void)c;
+    ovl_request req = post_req(5);
+    size_t done = 7;
+    r->hook_data = (void *)(intptr_t)ovl_submit_and_poll(r->port, &req, 1, &done, 0);
+    r->hook = NULL;
+}
+
+Test(submit_and_poll, from_own_callback_is_edeadlk)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, OVL_PORT_MANUAL);
+    r.hook = sap_hook;
+    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_OK);
+    cr_assert_eq(ovl_poll(p, -1), 1);
+    cr_assert_eq((int32_t)(intptr_t)r.hook_data, OVL_EDEADLK);
+    close_clean(p, &r);
+}
