@@ -1,8 +1,13 @@
 /* threads.c - the portable POSIX fallback backend: a bounded worker pool
- * doing pread/pwrite/fsync (and stream read/write once ready), and one
- * readiness thread that parks stream ops (pipes, sockets) in epoll (Linux)
- * or poll() (elsewhere) so an idle pipe never holds a worker hostage. Used when io_uring is missing or
- * blocked. Every queue here is protected by the port lock.
+ * doing pread/pwrite/fsync and stream reads/writes, and one readiness thread
+ * that parks stream ops (pipes, sockets, ttys) in epoll (Linux) or poll()
+ * (elsewhere) so an idle pipe never holds a worker hostage. Used when
+ * io_uring is missing or blocked. Every queue here is protected by the port
+ * lock.
+ *
+ * An op never does I/O on the caller's fd number: at submit it takes its
+ * own reference to the open file (a duplicate), as io_uring holds one from
+ * submission, and works and parks on that (see "the op's file").
  *
  * Op states (op->bstate):
  *   QUEUED  - in the work queue; a cancel completes it with OVL_ECANCELED
@@ -54,9 +59,7 @@ typedef struct tb {
     int pwake[2];        /* wakes the readiness thread */
     int efd[2];          /* manual mode: pollable handle */
 #ifdef USE_EPOLL
-    int epfd;
-    struct fdent *fds;   /* per fd: parked reads/writes, registered mask */
-    size_t nfds;
+    int epfd;            /* one registration per parked op, on its own fd */
 #else
     struct pollfd *pfds; /* readiness thread's scratch, depth + 1 */
     ovl__op **pops;
@@ -104,6 +107,55 @@ static void drain_fd(int fd)
     if (fd < 0) return;
     while (ovl__sys.read(fd, buf, sizeof buf) > 0) {
     }
+}
+
+/* ---- the op's file --------------------------------------------------------
+ * At submit (port lock held) every read, write and fsync takes its own
+ * reference to the caller's open file: fcntl(F_DUPFD_CLOEXEC). All its I/O
+ * and its readiness registration use that duplicate, never the caller's
+ * number, so a caller that closes the fd while the op is queued or parked
+ * (a mistake, but not ours to punish) and a new file that reuses the number
+ * never meet the op: it completes on its own file, as on io_uring, and a
+ * correct op on the newcomer is not disturbed (epoll keys a registration by
+ * file and number and drops it only when the file itself is released, so a
+ * registration made on the caller's number would silently vanish at the
+ * caller's close, or fire for the newcomer). A duplicate's number is unique
+ * while it is open, so nothing keyed by it can alias another file.
+ *
+ * The duplicate is closed before the completion is delivered: once the
+ * caller holds the completion, the op no longer pins the file, and the
+ * caller's own close has its full effect (EOF for a pipe's reader, FIN on a
+ * socket). A worker closes it as soon as the result is known; an op that
+ * ends elsewhere (cancelled) has it closed by the completion side (t_wait),
+ * outside the port lock.
+ *
+ * The state lives in op->os, which only the IOCP backend uses otherwise:
+ * raw[0] the op's fd (-1: none), raw[2] whether its fd is registered with
+ * epoll. A worker owns them while the op is RUNNING; otherwise they
+ * change under the port lock, or, for a DONE op, on the completion side. */
+static inline int op_fd(const ovl__op *op) { return (int)(int64_t)op->os.raw[0]; }
+static inline void op_set_fd(ovl__op *op, int fd) { op->os.raw[0] = (uint64_t)(int64_t)fd; }
+static inline bool op_armed(const ovl__op *op) { return op->os.raw[2] != 0; }
+static inline void op_set_armed(ovl__op *op, bool a) { op->os.raw[2] = a; }
+
+static void op_file_init(ovl__op *op)
+{
+    op_set_fd(op, -1);
+    op_set_armed(op, false);
+}
+
+static void rd_forget(tb *t, ovl__op *op);
+
+/* Drop the op's file: its readiness registration first (it would outlive
+ * the duplicate's number while the file stays open elsewhere), then the
+ * duplicate. No lock needed: the caller owns the op (RUNNING or DONE). */
+static void op_file_release(tb *t, ovl__op *op)
+{
+    int fd = op_fd(op);
+    if (fd < 0) return;
+    if (op_armed(op)) rd_forget(t, op);
+    ovl__sys.close(fd);
+    op_set_fd(op, -1);
 }
 
 /* Lock held: the op's result is known; hand it to the completion side. */
@@ -169,7 +221,7 @@ static ssize_t fifo_write(int fd, const char *buf, size_t len)
 
 static int64_t do_io(ovl__op *op)
 {
-    int fd = (int)op->fd;
+    int fd = op_fd(op);
     ssize_t r;
     if (op->kind == OVL_OP_FSYNC) {
         do {
@@ -244,8 +296,12 @@ static void *worker_main(void *arg)
         /* The op's fields are stable while RUNNING: only this worker owns
          * it until complete(). */
         int64_t r = do_io(op);
+        bool again = r == -EAGAIN && op->offset < 0 && op->kind != OVL_OP_FSYNC;
+        /* Done with the file: let it go here, outside the lock, rather than
+         * on the completion side. */
+        if (!again) op_file_release(t, op);
         ovl__mutex_lock(&p->lock);
-        if (r == -EAGAIN && op->offset < 0 && op->kind != OVL_OP_FSYNC) {
+        if (again) {
             if (op->cancel_req) {
                 complete_errno(p, t, op, ECANCELED);
             } else {
@@ -264,94 +320,72 @@ static void *worker_main(void *arg)
 
 /* ---- readiness ------------------------------------------------------------
  * park() puts a stream op that is not ready into the readiness set, unpark()
- * takes it out (cancel, or ready). Port lock held for both. Ops stay on the
- * `waiting` list either way; the readiness thread moves ready ones back to
- * the work queue, where a worker retries them. Several ops parked on one fd
- * and direction are all retried when it becomes ready; those that find
+ * takes it out again when it is cancelled, make_ready() when its fd is
+ * ready. Port lock held for all three. The readiness thread moves ready ops
+ * back to the work queue, where a worker retries them. Each op waits on its
+ * own fd (the op's duplicate), so several ops on one file are independent
+ * registrations: all are retried when it becomes ready, and those that find
  * nothing park again (keep one op per stream direction for strict order). */
 
-static void make_ready(tb *t, ovl__op *op)
-{
-    unpark(t, op);
-    op->bstate = B_QUEUED;
-    list_push(&t->work, op);
-}
-
 #ifdef USE_EPOLL
-/* Linux: one epoll registration per fd, level-triggered, its mask the union
- * of the directions that have parked ops. */
-typedef struct fdent {
-    uint32_t nread, nwrite; /* parked ops per direction */
-    uint32_t mask;          /* what epoll has registered (0 = nothing) */
-} fdent;
-
-static int fd_sync(tb *t, int fd)
-{
-    fdent *e = &t->fds[fd];
-    uint32_t want = (e->nread ? EPOLLIN : 0u) | (e->nwrite ? EPOLLOUT : 0u);
-    if (want == e->mask) return 0;
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = want;
-    ev.data.fd = fd;
-    int r;
-    if (!want) r = epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, &ev);
-    else if (!e->mask) r = epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
-    else r = epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev);
-    /* The fd may have been closed and reopened under us (epoll forgets a
-     * closed file): register afresh. */
-    if (r < 0 && errno == ENOENT && want) r = epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
-    if (r < 0 && errno == EEXIST && want) r = epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev);
-    if (r < 0 && !want) r = 0; /* already gone */
-    if (r < 0) return errno;
-    e->mask = want;
-    return 0;
-}
+/* Linux: one registration per parked op, on its own duplicate, one-shot and
+ * tagged with the op's token. One-shot: the kernel disarms it when it
+ * reports the op ready, so nothing needs undoing on the way to a worker, and
+ * parking again re-arms it (EPOLL_CTL_MOD). The token: an event read by the
+ * readiness thread for an op that has been cancelled (and its slot reused)
+ * meanwhile is recognised as stale and dropped. */
+#define WAKE_TAG 0u /* never a token: an op's index + 1 is never 0 */
 
 static int park(tb *t, ovl__op *op)
 {
-    int fd = (int)op->fd;
-    if ((size_t)fd >= t->nfds) {
-        /* Grow the fd table (rare: the first time a higher fd parks). */
-        size_t n = t->nfds ? t->nfds : 64;
-        while (n <= (size_t)fd) n *= 2;
-        fdent *f = realloc(t->fds, n * sizeof *f);
-        if (!f) return ENOMEM;
-        memset(f + t->nfds, 0, (n - t->nfds) * sizeof *f);
-        t->fds = f;
-        t->nfds = n;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (op->kind == OVL_OP_READ ? EPOLLIN : EPOLLOUT) | EPOLLONESHOT;
+    ev.data.u64 = ovl__op_token(op);
+    int fd = op_fd(op);
+    int r = epoll_ctl(t->epfd, op_armed(op) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+    if (r < 0 && errno == ENOENT) r = epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
+    else if (r < 0 && errno == EEXIST) r = epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev);
+    if (r < 0) {
+        /* EPERM: a file epoll cannot wait on (regular files never get
+         * here: they are never "not ready"). Report it rather than spin. */
+        return errno == EPERM ? EAGAIN : errno;
     }
-    fdent *e = &t->fds[fd];
-    if (op->kind == OVL_OP_READ) e->nread++;
-    else e->nwrite++;
-    int err = fd_sync(t, fd);
-    if (err) {
-        if (op->kind == OVL_OP_READ) e->nread--;
-        else e->nwrite--;
-        fd_sync(t, fd);
-        /* EPERM: not pollable (a regular file): it is always ready. */
-        if (err != EPERM) return err;
-        op->bstate = B_QUEUED;
-        list_push(&t->work, op);
-        ovl__cond_signal(&t->work_cond);
-        return 0;
-    }
+    op_set_armed(op, true);
     op->bstate = B_WAITING;
     list_push(&t->waiting, op);
     t->nwaiting++;
     return 0;
 }
 
+/* The registration itself is dropped with the op's file (rd_forget); until
+ * then a one-shot event for it is at worst stale, and ignored. */
 static void unpark(tb *t, ovl__op *op)
 {
-    int fd = (int)op->fd;
     list_remove(&t->waiting, op);
     t->nwaiting--;
-    fdent *e = &t->fds[fd];
-    if (op->kind == OVL_OP_READ) e->nread--;
-    else e->nwrite--;
-    fd_sync(t, fd);
 }
+
+static void rd_forget(tb *t, ovl__op *op)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    (void)epoll_ctl(t->epfd, EPOLL_CTL_DEL, op_fd(op), &ev);
+    op_set_armed(op, false);
+}
+
+/* The op a token names, if it is still in flight with that token. Lock
+ * held. */
+static ovl__op *op_of_token(ovl_port *p, uint64_t token)
+{
+    uint32_t idx = (uint32_t)token - 1u;
+    if (idx >= p->depth) return NULL;
+    ovl__op *op = &p->ops[idx];
+    if (op->state != OVL__OP_INFLIGHT || ovl__op_token(op) != token) return NULL;
+    return op;
+}
+
+static void make_ready(tb *t, ovl__op *op);
 
 static void *poller_main(void *arg)
 {
@@ -366,21 +400,15 @@ static void *poller_main(void *arg)
         ovl__mutex_lock(&p->lock);
         bool moved = false;
         for (int i = 0; i < n; i++) {
-            int fd = evs[i].data.fd;
-            uint32_t ev = evs[i].events;
-            if (fd == t->pwake[0]) {
-                drain_fd(fd);
+            uint64_t tag = evs[i].data.u64;
+            if (tag == WAKE_TAG) {
+                drain_fd(t->pwake[0]);
                 continue;
             }
-            bool rd = ev & (EPOLLIN | EPOLLERR | EPOLLHUP);
-            bool wr = ev & (EPOLLOUT | EPOLLERR | EPOLLHUP);
-            for (ovl__op *op = t->waiting.head, *next; op; op = next) {
-                next = op->next;
-                if ((int)op->fd != fd) continue;
-                if (op->kind == OVL_OP_READ ? !rd : !wr) continue;
-                make_ready(t, op);
-                moved = true;
-            }
+            ovl__op *op = op_of_token(p, tag);
+            if (!op || op->bstate != B_WAITING) continue; /* stale */
+            make_ready(t, op);
+            moved = true;
         }
         if (moved) ovl__cond_broadcast(&t->work_cond);
     }
@@ -396,7 +424,7 @@ static int rd_init(ovl_port *p, tb *t)
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
-    ev.data.fd = t->pwake[0];
+    ev.data.u64 = WAKE_TAG;
     if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->pwake[0], &ev) < 0) return errno;
     return 0;
 }
@@ -404,7 +432,6 @@ static int rd_init(ovl_port *p, tb *t)
 static void rd_free(tb *t)
 {
     if (t->epfd >= 0) ovl__sys.close(t->epfd);
-    free(t->fds);
 }
 
 #else /* poll(): macOS, the BSDs */
@@ -418,6 +445,15 @@ static int park(tb *t, ovl__op *op)
     return 0;
 }
 
+/* Nothing is registered anywhere: the poll set is rebuilt from `waiting`. */
+static void rd_forget(tb *t, ovl__op *op)
+{
+    (void)t;
+    op_set_armed(op, false);
+}
+
+static void make_ready(tb *t, ovl__op *op);
+
 static void unpark(tb *t, ovl__op *op)
 {
     list_remove(&t->waiting, op);
@@ -425,8 +461,10 @@ static void unpark(tb *t, ovl__op *op)
     signal_fd(t->pwake);
 }
 
-/* poll() on every parked op plus the wake fd; the set is rebuilt per
- * wake-up, O(parked ops), fine for a fallback bounded by queue_depth. */
+/* poll() on every parked op's own fd plus the wake fd; the set is rebuilt
+ * per wake-up, O(parked ops), fine for a fallback bounded by queue_depth.
+ * An op cancelled while poll() runs may have its fd closed (even reused)
+ * under it: a spurious or POLLNVAL result, dropped by the token check. */
 static void *poller_main(void *arg)
 {
     ovl_port *p = arg;
@@ -439,7 +477,7 @@ static void *poller_main(void *arg)
         t->pfds[n].revents = 0;
         n++;
         for (ovl__op *op = t->waiting.head; op; op = op->next) {
-            t->pfds[n].fd = (int)op->fd;
+            t->pfds[n].fd = op_fd(op);
             t->pfds[n].events = op->kind == OVL_OP_READ ? POLLIN : POLLOUT;
             t->pfds[n].revents = 0;
             t->pops[n] = op;
@@ -484,6 +522,14 @@ static void rd_free(tb *t)
     free(t->ptok);
 }
 #endif
+
+/* Lock held: a parked op's fd is ready; a worker retries it. */
+static void make_ready(tb *t, ovl__op *op)
+{
+    unpark(t, op);
+    op->bstate = B_QUEUED;
+    list_push(&t->work, op);
+}
 
 /* ---- backend interface --------------------------------------------------- */
 
@@ -573,10 +619,23 @@ static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
     bool queued = false;
     for (size_t i = 0; i < n; i++) {
         ovl__op *op = ops[i];
+        op_file_init(op);
         if (op->kind == OVL_OP_POST) {
             complete(p, t, op, 0, 0);
             continue;
         }
+        /* The op's own reference to the file, taken now (see "the op's
+         * file"): a closed fd is this op's OVL_EBADF, as on io_uring, and
+         * running out of fds (EMFILE) is its error too. */
+        int fd;
+        do {
+            fd = fcntl((int)op->fd, F_DUPFD_CLOEXEC, 0);
+        } while (fd < 0 && errno == EINTR);
+        if (fd < 0) {
+            complete_errno(p, t, op, errno);
+            continue;
+        }
+        op_set_fd(op, fd);
         op->bstate = B_QUEUED;
         list_push(&t->work, op);
         queued = true;
@@ -642,6 +701,13 @@ static size_t t_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
      * an outside event loop comes back for them. */
     bool more = (p->flags & OVL_PORT_MANUAL) && t->done.head;
     ovl__mutex_unlock(&p->lock);
+    /* Ops that ended without a worker (cancelled while queued or parked)
+     * still hold their file: release it before the completion is delivered.
+     * The ops are DONE and not yet harvested, so they are ours. */
+    for (size_t i = 0; i < n; i++) {
+        ovl__op *op = &p->ops[(uint32_t)out[i].token - 1u];
+        if (op_fd(op) >= 0) op_file_release(t, op);
+    }
     if (more) signal_fd(t->efd);
     return n;
 }
