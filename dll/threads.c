@@ -5,15 +5,21 @@
  * io_uring is missing or blocked. Every queue here is protected by the port
  * lock.
  *
- * An op never does I/O on the caller's fd number: at submit it takes its
- * own reference to the open file (a duplicate), as io_uring holds one from
- * submission, and works and parks on that (see "the op's file").
+ * Two rules make a worker safe from the fds it is given:
+ *  - An op never does I/O on the caller's fd number: at submit it takes its
+ *    own reference to the open file (a duplicate), as io_uring holds one
+ *    from submission, and works and parks on that (see "the op's file").
+ *  - A stream op never makes a call that can wait for readiness: the fd may
+ *    be blocking (the application owns its flags; we never change them) and
+ *    shared by several ops, so "poll said readable" does not mean "read will
+ *    not block" (another op may take the data first). See stream_io().
  *
  * Op states (op->bstate):
  *   QUEUED  - in the work queue; a cancel completes it with OVL_ECANCELED
  *   WAITING - a stream op parked in the readiness set; cancel likewise
  *   RUNNING - inside a system call on a worker; it completes normally
- *             (pread on a regular file cannot be interrupted portably)
+ *             (pread on a regular file cannot be interrupted portably; a
+ *             stream call never waits, so it returns promptly)
  *   DONE    - result known, in the done list for the completion side */
 #include "ovl_internal.h"
 
@@ -25,8 +31,10 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -126,21 +134,36 @@ static void drain_fd(int fd)
  * caller holds the completion, the op no longer pins the file, and the
  * caller's own close has its full effect (EOF for a pipe's reader, FIN on a
  * socket). A worker closes it as soon as the result is known; an op that
- * ends elsewhere (cancelled) has it closed by the completion side (t_wait),
- * outside the port lock.
+ * ends without a worker (cancelled while queued or parked, or failed at
+ * submit) has it closed by the completion side (t_wait), outside the port
+ * lock. A stream op may swap its duplicate for a reopened description of the
+ * same file (no_nowait); the rules above hold for whichever it holds.
  *
  * The state lives in op->os, which only the IOCP backend uses otherwise:
- * raw[0] the op's fd (-1: none), raw[2] whether its fd is registered with
- * epoll. A worker owns them while the op is RUNNING; otherwise they
+ * raw[0] the op's fd (-1: none), raw[1] how a stream op does its I/O
+ * (H_*, decided on its first attempt), raw[2] whether its fd is registered
+ * with epoll. A worker owns them while the op is RUNNING; otherwise they
  * change under the port lock, or, for a DONE op, on the completion side. */
+enum {
+    H_UNKNOWN = 0, /* not tried yet */
+    H_PLAIN,       /* regular file, block device: read/write (no readiness) */
+    H_SOCKET,      /* recv/send with MSG_DONTWAIT */
+    H_NOWAIT,      /* ovl__sys.read_nowait/write_nowait (RWF_NOWAIT) */
+    H_NONBLOCK,    /* read/write on a non-blocking open file description */
+    H_POLLED,      /* no way to ask for non-blocking I/O: poll, then call */
+};
+
 static inline int op_fd(const ovl__op *op) { return (int)(int64_t)op->os.raw[0]; }
 static inline void op_set_fd(ovl__op *op, int fd) { op->os.raw[0] = (uint64_t)(int64_t)fd; }
+static inline uint32_t op_how(const ovl__op *op) { return (uint32_t)op->os.raw[1]; }
+static inline void op_set_how(ovl__op *op, uint32_t h) { op->os.raw[1] = h; }
 static inline bool op_armed(const ovl__op *op) { return op->os.raw[2] != 0; }
 static inline void op_set_armed(ovl__op *op, bool a) { op->os.raw[2] = a; }
 
 static void op_file_init(ovl__op *op)
 {
     op_set_fd(op, -1);
+    op_set_how(op, H_UNKNOWN);
     op_set_armed(op, false);
 }
 
@@ -181,27 +204,73 @@ static void complete_errno(ovl_port *p, tb *t, ovl__op *op, int err)
 
 /* ---- the I/O itself (no lock) -------------------------------------------- */
 
-/* What kind of stream: a socket (send/recv with MSG_DONTWAIT), a FIFO
- * opened blocking (writes must be chunked, see below), or anything else. */
-enum { S_OTHER, S_SOCKET, S_BLOCKING_FIFO };
-
-static int stream_kind(int fd)
+/* A tty that is not a pseudo-terminal master. Reopening a pty master would
+ * allocate a new pty pair (Linux) instead of reaching this one. */
+static bool tty_not_master(int fd)
 {
-    struct stat st;
-    if (ovl__sys.fstat(fd, &st) != 0) return S_OTHER;
-    if (S_ISSOCK(st.st_mode)) return S_SOCKET;
-    if (S_ISFIFO(st.st_mode)) {
-        int fl = fcntl(fd, F_GETFL);
-        if (fl >= 0 && !(fl & O_NONBLOCK)) return S_BLOCKING_FIFO;
-    }
-    return S_OTHER;
+    if (!isatty(fd)) return false;
+#ifdef TIOCGPTN
+    unsigned n;
+    if (ioctl(fd, TIOCGPTN, &n) == 0) return false;
+#endif
+    return true;
 }
 
-/* Write to a blocking pipe without ever blocking: a pipe that polls
- * writable has a free buffer slot, so PIPE_BUF bytes always fit; write a
- * chunk, check again, and stop (a short write) when it is full. One op thus
- * moves up to the pipe's free space instead of one page. */
-static ssize_t fifo_write(int fd, const char *buf, size_t len)
+/* The stream op's file takes no per-call non-blocking request (a tty, a
+ * named FIFO, anything without RWF_NOWAIT support on this kernel: Linux 6.x
+ * still has it for anonymous pipes, sockets and eventfd reads, not for
+ * FIFOs opened by name, ttys or eventfd writes). Find another way that never
+ * waits, without touching the caller's file status flags (its O_NONBLOCK is
+ * shared by every fd on its open file description, in other threads and
+ * processes too):
+ *  - a FIFO or a tty: open it again through /proc/self/fd with O_NONBLOCK,
+ *    a private open file description on the same pipe or terminal (libuv
+ *    does this for ttys), which replaces the op's duplicate;
+ *  - a description that is already non-blocking: plain calls are safe;
+ *  - otherwise fail the op (OVL_ENOTSUP) rather than risk a worker blocked
+ *    for good, except where the OS has nothing better at all (no RWF_NOWAIT
+ *    outside Linux): there, poll then call, which does not block as long as
+ *    one op at a time uses the fd and direction.
+ * Returns the new H_* or -errno. */
+static int no_nowait(ovl__op *op)
+{
+    int fd = op_fd(op);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+#ifdef __linux__
+    struct stat st;
+    if (ovl__sys.fstat(fd, &st) == 0 &&
+        (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && tty_not_master(fd)))) {
+        char path[40];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        int nfd;
+        do {
+            nfd = open(path, (fl & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        } while (nfd < 0 && errno == EINTR);
+        if (nfd >= 0) {
+            ovl__sys.close(fd);
+            op_set_fd(op, nfd);
+            return H_NONBLOCK;
+        }
+        /* A FIFO opened for writing only cannot be reopened so while it has
+         * no reader: a write would fail with EPIPE, so that is the answer. */
+        if (errno == ENXIO && S_ISFIFO(st.st_mode) && (fl & O_ACCMODE) == O_WRONLY)
+            return -EPIPE;
+    }
+#endif
+    if (fl & O_NONBLOCK) return H_NONBLOCK;
+#ifdef __linux__
+    return -EOPNOTSUPP;
+#else
+    return H_POLLED;
+#endif
+}
+
+#ifndef __linux__
+/* H_POLLED writes to a blocking pipe: a pipe that polls writable has room
+ * for PIPE_BUF bytes, so write a chunk, check again, and stop (a short
+ * write) when it is full. */
+static ssize_t polled_write(int fd, const char *buf, size_t len)
 {
     size_t done = 0;
     while (done < len) {
@@ -217,6 +286,69 @@ static ssize_t fifo_write(int fd, const char *buf, size_t len)
         if (ovl__sys.poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)) break;
     }
     return (ssize_t)done;
+}
+#endif
+
+/* One attempt at a stream op's I/O, by method; -1 and errno on failure. */
+static ssize_t stream_call(ovl__op *op, int fd, uint32_t how)
+{
+    bool rd = op->kind == OVL_OP_READ;
+    switch (how) {
+    case H_SOCKET:
+        return rd ? recv(fd, op->buf, op->len, MSG_DONTWAIT)
+                  : send(fd, op->buf, op->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    case H_NOWAIT:
+        return rd ? ovl__sys.read_nowait(fd, op->buf, op->len)
+                  : ovl__sys.write_nowait(fd, op->buf, op->len);
+#ifndef __linux__
+    case H_POLLED: {
+        struct pollfd pf = {fd, rd ? POLLIN : POLLOUT, 0};
+        int pr = ovl__sys.poll(&pf, 1, 0);
+        if (pr < 0) return -1;
+        if (pr == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (pf.revents & POLLNVAL) {
+            errno = EBADF;
+            return -1;
+        }
+        return rd ? ovl__sys.read(fd, op->buf, op->len) : polled_write(fd, op->buf, op->len);
+    }
+#endif
+    default: /* H_PLAIN, H_NONBLOCK */
+        return rd ? ovl__sys.read(fd, op->buf, op->len)
+                  : ovl__sys.write(fd, op->buf, op->len);
+    }
+}
+
+/* A stream op (OVL_OFFSET_CURRENT): bytes, or -errno; -EAGAIN means "not
+ * ready, park me". Tried at once, with no readiness check first: the calls
+ * used never wait, and a ready fd costs one system call. */
+static int64_t stream_io(ovl__op *op)
+{
+    uint32_t how = op_how(op);
+    if (how == H_UNKNOWN) {
+        struct stat st;
+        if (ovl__sys.fstat(op_fd(op), &st) != 0) return -errno;
+        if (S_ISSOCK(st.st_mode)) how = H_SOCKET;
+        else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)) how = H_PLAIN;
+        else how = H_NOWAIT;
+        op_set_how(op, how);
+    }
+    ssize_t r;
+    for (;;) {
+        do {
+            r = stream_call(op, op_fd(op), how);
+        } while (r < 0 && errno == EINTR);
+        if (r >= 0 || how != H_NOWAIT || errno != EOPNOTSUPP) break;
+        int h = no_nowait(op);
+        if (h < 0) return h;
+        how = (uint32_t)h;
+        op_set_how(op, how);
+    }
+    if (r >= 0) return r;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 }
 
 static int64_t do_io(ovl__op *op)
@@ -238,32 +370,7 @@ static int64_t do_io(ovl__op *op)
         } while (r < 0 && errno == EINTR);
         return r < 0 ? -errno : r;
     }
-    /* Stream: only after poll() said ready, so this does not block. */
-    struct pollfd pf = {fd, op->kind == OVL_OP_READ ? POLLIN : POLLOUT, 0};
-    int pr;
-    do {
-        pr = ovl__sys.poll(&pf, 1, 0);
-    } while (pr < 0 && errno == EINTR);
-    if (pr < 0) return -errno;
-    if (pr == 0) return -EAGAIN;
-    if (pf.revents & POLLNVAL) return -EBADF;
-    size_t len = op->len;
-    int kind = stream_kind(fd);
-    do {
-        if (kind == S_SOCKET) {
-            r = op->kind == OVL_OP_READ
-                    ? recv(fd, op->buf, len, MSG_DONTWAIT)
-                    : send(fd, op->buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        } else if (op->kind == OVL_OP_READ) {
-            r = ovl__sys.read(fd, op->buf, len);
-        } else if (kind == S_BLOCKING_FIFO) {
-            r = fifo_write(fd, op->buf, len);
-        } else {
-            r = ovl__sys.write(fd, op->buf, len);
-        }
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    return r;
+    return stream_io(op);
 }
 
 /* ---- threads ------------------------------------------------------------- */

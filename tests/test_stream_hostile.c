@@ -1,8 +1,9 @@
-/* Stream fds used the way careless programs use them: an fd closed with an
- * op still parked on it and its number reused. Every scenario runs in every
- * delivery mode: a port with its completion thread, OVL_PORT_MANUAL driven
- * by ovl_poll, OVL_PORT_INLINE, and submits made from inside the port's
- * callback. */
+/* Stream fds used the way real programs (and careless ones) use them: several
+ * ops sharing one blocking pipe, FIFO, eventfd, tty or socket; an fd closed
+ * with an op still parked on it and its number reused. Every scenario runs
+ * in every delivery mode: a port with its completion thread,
+ * OVL_PORT_MANUAL driven by ovl_poll, OVL_PORT_INLINE, and submits made from
+ * inside the port's callback. */
 #include "common.h"
 
 #ifndef _WIN32
@@ -210,6 +211,198 @@ static void h_close(h *x)
 }
 
 static void h_free(h *x) { rec_free(&x->r); }
+
+/* ---- several ops on one blocking fd, then close -------------------------
+ * NOPS reads (or writes) share one fd the application left blocking; the
+ * fd becomes ready for exactly one of them. That one completes; the others
+ * must stay cancellable, so close returns promptly with them OVL_ECANCELED.
+ * (A backend that lets every waiter into a blocking read(2) once the fd
+ * polls readable leaves all but one stuck in the kernel for ever.) */
+#define NOPS 8
+
+typedef struct shared_fd {
+    int fd;         /* the fd the ops share */
+    int other;      /* the test's end: makes it ready */
+    int extra[2];   /* anything else to close afterwards */
+    uint32_t op;    /* OVL_OP_READ or OVL_OP_WRITE */
+    size_t len;     /* per op */
+    int64_t expect; /* the one op that completes before close: its result */
+} shared_fd;
+
+static void make_pipe(shared_fd *s)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0); /* blocking, as pipes are by default */
+    *s = (shared_fd){fds[0], fds[1], {-1, -1}, OVL_OP_READ, 8, 1};
+}
+
+static void ready_one_byte(shared_fd *s)
+{
+    cr_assert_eq(write(s->other, "x", 1), 1);
+}
+
+static void many_ops_then_close(void (*make)(shared_fd *), void (*ready)(shared_fd *))
+{
+    /* Rounds in every mode: the fd made ready after the ops are submitted
+     * (they park first) or before (they all find it ready at once), the ops
+     * submitted one by one or as one batch; twice over, since a backend with
+     * the defect hangs in many of these rounds, not in all. */
+    for (int round = 0; round < 8 * M_COUNT; round++) {
+        int m = round % M_COUNT;
+        bool ready_first = (round / M_COUNT) & 1;
+        shared_fd s;
+        make(&s);
+        h x;
+        h_open(&x, (enum mode)m, 16);
+        x.batch = (round / (2 * M_COUNT)) & 1;
+        static uint8_t bufs[NOPS][4096];
+        memset(bufs, 0, sizeof bufs);
+        sub ops[NOPS];
+        for (int i = 0; i < NOPS; i++) ops[i] = SUB(s.op, s.fd, bufs[i], s.len);
+        if (ready_first) ready(&s);
+        h_submit(&x, ops, NOPS);
+        if (!ready_first) ready(&s);
+        /* Exactly one op can complete; wait for it. */
+        uint64_t deadline = now_ms() + WAIT_LIMIT_MS;
+        for (bool any = false; !any;) {
+            for (int i = 0; i < NOPS; i++) {
+                int c;
+                if (rec_find(&x.r, ops[i].id, &c)) any = true;
+            }
+            cr_assert_lt(now_ms(), deadline, "[%s] no op completed once the fd was ready",
+                         mode_name[m]);
+            if (!any) h_pump(&x);
+        }
+        h_close(&x);
+        int done = 0;
+        for (int i = 0; i < NOPS; i++) {
+            ovl_completion c = rec_one(&x.r, ops[i].id);
+            if (c.result == s.expect) {
+                done++;
+            } else {
+                cr_assert_eq(c.result, OVL_ECANCELED, "[%s] op %d: %lld (%s)", mode_name[m], i,
+                             (long long)c.result,
+                             c.result < 0 ? ovl_error_name((int32_t)c.result) : "bytes");
+            }
+        }
+        cr_assert_eq(done, 1, "[%s] %d ops got the one unit of readiness", mode_name[m], done);
+        h_free(&x);
+        close(s.fd);
+        close(s.other);
+        for (int i = 0; i < 2; i++)
+            if (s.extra[i] >= 0) close(s.extra[i]);
+    }
+}
+
+Test(stream_hostile, reads_sharing_a_blocking_pipe_do_not_hang_close)
+{
+    many_ops_then_close(make_pipe, ready_one_byte);
+}
+
+#ifdef __linux__
+static void make_eventfd(shared_fd *s)
+{
+    int e = eventfd(0, EFD_CLOEXEC); /* blocking */
+    cr_assert_geq(e, 0);
+    *s = (shared_fd){e, e, {-1, -1}, OVL_OP_READ, 8, 8};
+    s->other = dup(e);
+}
+
+static void ready_eventfd(shared_fd *s)
+{
+    uint64_t one = 1;
+    cr_assert_eq(write(s->other, &one, sizeof one), (ssize_t)sizeof one);
+}
+
+Test(stream_hostile, reads_sharing_a_blocking_eventfd_do_not_hang_close)
+{
+    many_ops_then_close(make_eventfd, ready_eventfd);
+}
+#endif
+
+static void make_fifo(shared_fd *s)
+{
+    char dir[] = "/tmp/ovl-fifo-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/f", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    /* Both ends blocking: open the reader non-blocking (or it waits for a
+     * writer), then make it blocking again, as a program would have it. */
+    int rd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    cr_assert_geq(rd, 0);
+    int wr = open(path, O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(wr, 0);
+    cr_assert_eq(fcntl(rd, F_SETFL, fcntl(rd, F_GETFL) & ~O_NONBLOCK), 0);
+    unlink(path);
+    rmdir(dir);
+    *s = (shared_fd){rd, wr, {-1, -1}, OVL_OP_READ, 8, 1};
+}
+
+Test(stream_hostile, reads_sharing_a_blocking_fifo_do_not_hang_close)
+{
+    many_ops_then_close(make_fifo, ready_one_byte);
+}
+
+#ifdef __linux__
+static void make_tty(shared_fd *s)
+{
+    int master, slave;
+    if (openpty(&master, &slave, NULL, NULL, NULL) != 0)
+        cr_skip_test("no pseudo-terminal: %s", strerror(errno));
+    struct termios tio;
+    cr_assert_eq(tcgetattr(slave, &tio), 0);
+    cfmakeraw(&tio); /* one byte is one read's worth */
+    cr_assert_eq(tcsetattr(slave, TCSANOW, &tio), 0);
+    *s = (shared_fd){slave, master, {-1, -1}, OVL_OP_READ, 8, 1};
+}
+
+Test(stream_hostile, reads_sharing_a_blocking_tty_do_not_hang_close)
+{
+    many_ops_then_close(make_tty, ready_one_byte);
+}
+#endif
+
+static void make_socket(shared_fd *s)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    *s = (shared_fd){sv[0], sv[1], {-1, -1}, OVL_OP_READ, 8, 1};
+}
+
+Test(stream_hostile, reads_sharing_a_blocking_socket_do_not_hang_close)
+{
+    many_ops_then_close(make_socket, ready_one_byte);
+}
+
+/* Writes of one page each, parked on a full blocking pipe; one page is then
+ * freed, which fits exactly one of them (a write of PIPE_BUF bytes or less
+ * is atomic: all or nothing). */
+static void make_full_pipe(shared_fd *s)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    int size = 65536;
+#ifdef F_GETPIPE_SZ
+    size = fcntl(fds[1], F_GETPIPE_SZ);
+    cr_assert_gt(size, 0);
+#endif
+    static uint8_t page[4096];
+    for (int off = 0; off < size; off += (int)sizeof page)
+        cr_assert_eq(write(fds[1], page, sizeof page), (ssize_t)sizeof page);
+    *s = (shared_fd){fds[1], fds[0], {-1, -1}, OVL_OP_WRITE, 4096, 4096};
+}
+
+static void free_one_page(shared_fd *s)
+{
+    static uint8_t page[4096];
+    cr_assert_eq(read(s->other, page, sizeof page), (ssize_t)sizeof page);
+}
+
+Test(stream_hostile, writes_sharing_a_full_blocking_pipe_do_not_hang_close)
+{
+    many_ops_then_close(make_full_pipe, free_one_page);
+}
 
 /* ---- an fd closed with an op parked on it, its number reused -------------
  * Closing an fd with ops in flight is the caller's mistake; a later, correct

@@ -95,6 +95,18 @@ static ssize_t w_write(int fd, const void *b, size_t n)
     if (xfer(&F.write, fd, &n) < 0) return -1;
     return real.write(fd, b, n);
 }
+/* The threads backend's never-waiting stream calls share the plans of
+ * read and write: they are its stream reads and writes. */
+static ssize_t w_read_nowait(int fd, void *b, size_t n)
+{
+    if (xfer(&F.read, fd, &n) < 0) return -1;
+    return real.read_nowait(fd, b, n);
+}
+static ssize_t w_write_nowait(int fd, const void *b, size_t n)
+{
+    if (xfer(&F.write, fd, &n) < 0) return -1;
+    return real.write_nowait(fd, b, n);
+}
 static int w_fsync(int fd)
 {
     if (take(&F.fsync, fd)) {
@@ -190,6 +202,8 @@ void faults_install(void)
     ovl__sys.pwrite = w_pwrite;
     ovl__sys.read = w_read;
     ovl__sys.write = w_write;
+    ovl__sys.read_nowait = w_read_nowait;
+    ovl__sys.write_nowait = w_write_nowait;
     ovl__sys.fsync = w_fsync;
     ovl__sys.fdatasync = w_fdatasync;
     ovl__sys.poll = w_poll;
