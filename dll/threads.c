@@ -343,12 +343,19 @@ static int64_t stream_io(ovl__op *op)
         } while (r < 0 && errno == EINTR);
         if (r >= 0 || how != H_NOWAIT || errno != EOPNOTSUPP) break;
         int h = no_nowait(op);
-        if (h < 0) return h;
+        if (h < 0) {
+            /* "len == 0 completes with 0" even where I/O is impossible. */
+            return op->len == 0 && h == -EOPNOTSUPP ? 0 : h;
+        }
         how = (uint32_t)h;
         op_set_how(op, how);
     }
     if (r >= 0) return r;
-    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    int e = errno == EWOULDBLOCK ? EAGAIN : errno;
+    /* A zero-length op does not wait for readiness (recv of 0 bytes on an
+     * empty socket says EAGAIN; io_uring completes it with 0 at once). */
+    if (e == EAGAIN && op->len == 0) return 0;
+    return -e;
 }
 
 static int64_t do_io(ovl__op *op)

@@ -1,9 +1,9 @@
 /* Stream fds used the way real programs (and careless ones) use them: several
  * ops sharing one blocking pipe, FIFO, eventfd, tty or socket; an fd closed
- * with an op still parked on it and its number reused. Every scenario runs
- * in every delivery mode: a port with its completion thread,
- * OVL_PORT_MANUAL driven by ovl_poll, OVL_PORT_INLINE, and submits made from
- * inside the port's callback. */
+ * with an op still parked on it and its number reused; zero-length I/O on
+ * fds that are not ready. Every scenario runs in every delivery mode: a port
+ * with its completion thread, OVL_PORT_MANUAL driven by ovl_poll,
+ * OVL_PORT_INLINE, and submits made from inside the port's callback. */
 #include "common.h"
 
 #ifndef _WIN32
@@ -592,6 +592,60 @@ Test(fd_reuse, queued_file_reads_read_the_file_they_were_submitted_on)
         h_free(&x);
         close(fb);
     }
+}
+
+/* ---- zero-length I/O ------------------------------------------------------
+ * len == 0 completes at once with result 0, whether or not the fd is ready. */
+static void zero_len(int fd, uint32_t op, int others[3])
+{
+    for (int m = 0; m < M_COUNT; m++) {
+        h x;
+        h_open(&x, (enum mode)m, 8);
+        static char buf[1];
+        sub s = SUB(op, fd, buf, 0);
+        h_submit(&x, &s, 1);
+        h_wait_id(&x, s.id);
+        ovl_completion c = rec_one(&x.r, s.id);
+        cr_assert_eq(c.result, 0, "[%s] %lld (%s)", mode_name[m], (long long)c.result,
+                     c.result < 0 ? ovl_error_name((int32_t)c.result) : "bytes");
+        cr_assert_eq(c.os_error, 0);
+        h_close(&x);
+        h_free(&x);
+    }
+    close(fd);
+    for (int i = 0; i < 3; i++)
+        if (others[i] >= 0) close(others[i]);
+}
+
+Test(zero_len, read_on_an_empty_pipe_completes_with_0)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    zero_len(fds[0], OVL_OP_READ, (int[3]){fds[1], -1, -1});
+}
+
+Test(zero_len, read_on_an_empty_socket_completes_with_0)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    zero_len(sv[0], OVL_OP_READ, (int[3]){sv[1], -1, -1});
+}
+
+Test(zero_len, write_on_a_full_pipe_completes_with_0)
+{
+    shared_fd s;
+    make_full_pipe(&s);
+    zero_len(s.fd, OVL_OP_WRITE, (int[3]){s.other, -1, -1});
+}
+
+Test(zero_len, write_on_a_full_socket_completes_with_0)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    static char fill[4096];
+    while (send(sv[0], fill, sizeof fill, MSG_DONTWAIT) > 0) {
+    }
+    zero_len(sv[0], OVL_OP_WRITE, (int[3]){sv[1], -1, -1});
 }
 
 #endif /* !_WIN32 */
