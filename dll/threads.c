@@ -15,6 +15,8 @@
  *    not block" (another op may take the data first). See stream_io().
  *
  * Op states (op->bstate):
+ *   PENDING - submitted, its file reference not taken yet (see t_kick);
+ *             a cancel is seen there and completes it with OVL_ECANCELED
  *   QUEUED  - in the work queue; a cancel completes it with OVL_ECANCELED
  *   WAITING - a stream op parked in the readiness set; cancel likewise
  *   RUNNING - inside a system call on a worker; it completes normally
@@ -44,7 +46,7 @@
 #define USE_EPOLL 1
 #endif
 
-enum { B_QUEUED = 1, B_WAITING, B_RUNNING, B_DONE };
+enum { B_QUEUED = 1, B_WAITING, B_RUNNING, B_DONE, B_PENDING };
 
 typedef struct list {
     ovl__op *head, *tail;
@@ -118,8 +120,9 @@ static void drain_fd(int fd)
 }
 
 /* ---- the op's file --------------------------------------------------------
- * At submit (port lock held) every read, write and fsync takes its own
- * reference to the caller's open file: fcntl(F_DUPFD_CLOEXEC). All its I/O
+ * At submit every read, write and fsync takes its own reference to the
+ * caller's open file: fcntl(F_DUPFD_CLOEXEC), before the submit call returns
+ * (see t_kick for where exactly). All its I/O
  * and its readiness registration use that duplicate, never the caller's
  * number, so a caller that closes the fd while the op is queued or parked
  * (a mistake, but not ours to punish) and a new file that reuses the number
@@ -727,6 +730,37 @@ static void t_destroy(ovl_port *p)
     t_free(t);
 }
 
+/* Give the op its own reference to the caller's file (see "the op's
+ * file"): 0, or the errno to complete it with (a closed fd is its
+ * OVL_EBADF, as on io_uring; running out of fds, EMFILE, is its error too). */
+static int take_file(ovl__op *op)
+{
+    int fd;
+    do {
+        fd = fcntl((int)op->fd, F_DUPFD_CLOEXEC, 0);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return errno;
+    op_set_fd(op, fd);
+    return 0;
+}
+
+/* Ops this thread has submitted whose file references are still to be
+ * taken: t_submit runs under the port lock, which every worker, the
+ * readiness thread and the completion side take for every op, and a dup is
+ * a system call (about a microsecond on a VM; holding the lock over it cost
+ * half the 4 KiB page-cache read rate at depth 64). So t_submit only lists
+ * them here, and t_kick, which the api calls on the same thread right after
+ * releasing the lock (from a callback too) and before the submit returns to
+ * the caller, takes the references and queues the ops. Nothing runs in
+ * between that could submit elsewhere; close waits for submitters that are
+ * between the two (the users count), and a callback's kick happens before
+ * the callback returns. The links (op->next) are this thread's: no one else
+ * touches a PENDING op's links or file fields. */
+static OVL__THREAD_LOCAL struct {
+    ovl_port *p;
+    ovl__op *head, *tail;
+} pend;
+
 static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     tb *t = p->be;
@@ -738,18 +772,24 @@ static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
             complete(p, t, op, 0, 0);
             continue;
         }
-        /* The op's own reference to the file, taken now (see "the op's
-         * file"): a closed fd is this op's OVL_EBADF, as on io_uring, and
-         * running out of fds (EMFILE) is its error too. */
-        int fd;
-        do {
-            fd = fcntl((int)op->fd, F_DUPFD_CLOEXEC, 0);
-        } while (fd < 0 && errno == EINTR);
-        if (fd < 0) {
-            complete_errno(p, t, op, errno);
+        if (!pend.head || pend.p == p) {
+            /* The kick that follows takes its file reference. */
+            op->bstate = B_PENDING;
+            op->next = NULL;
+            if (pend.head) pend.tail->next = op;
+            else pend.head = op;
+            pend.tail = op;
+            pend.p = p;
             continue;
         }
-        op_set_fd(op, fd);
+        /* Another port's ops pending on this thread: cannot happen (every
+         * submit is followed by its kick before the thread can submit
+         * elsewhere), but if it did, take the reference here. */
+        int e = take_file(op);
+        if (e) {
+            complete_errno(p, t, op, e);
+            continue;
+        }
         op->bstate = B_QUEUED;
         list_push(&t->work, op);
         queued = true;
@@ -773,16 +813,41 @@ static void t_cancel(ovl_port *p, ovl__op *op)
         complete_errno(p, t, op, ECANCELED);
         break;
     default:
-        /* RUNNING: completes normally (documented); DONE: already has its
-         * result. */
+        /* PENDING: its kick sees cancel_req and completes it; RUNNING:
+         * completes normally (documented); DONE: already has its result. */
         break;
     }
 }
 
 static void t_kick(ovl_port *p, bool from_cb)
 {
-    (void)p;
-    (void)from_cb; /* submit already signalled the workers under the lock */
+    /* Not deferred for a callback's submits: the callback may close its fd
+     * right after the submit returns. */
+    (void)from_cb;
+    if (!pend.head || pend.p != p) return;
+    ovl__op *head = pend.head;
+    pend.head = pend.tail = NULL;
+    pend.p = NULL;
+    for (ovl__op *op = head; op; op = op->next) op->os_error = take_file(op);
+    tb *t = p->be;
+    size_t queued = 0;
+    ovl__mutex_lock(&p->lock);
+    for (ovl__op *op = head, *next; op; op = next) {
+        next = op->next;
+        if (op->os_error) {
+            complete_errno(p, t, op, op->os_error);
+        } else if (op->cancel_req) {
+            /* ovl_cancel or close came first; t_wait releases the file. */
+            complete_errno(p, t, op, ECANCELED);
+        } else {
+            op->bstate = B_QUEUED;
+            list_push(&t->work, op);
+            queued++;
+        }
+    }
+    if (queued > 1) ovl__cond_broadcast(&t->work_cond);
+    else if (queued) ovl__cond_signal(&t->work_cond);
+    ovl__mutex_unlock(&p->lock);
 }
 
 static size_t t_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap)
