@@ -70,6 +70,7 @@ typedef struct tb {
     int efd[2];          /* manual mode: pollable handle */
 #ifdef USE_EPOLL
     int epfd;            /* one registration per parked op, on its own fd */
+    size_t nretry;       /* parked ops with a borrowed fd (see park) */
 #else
     struct pollfd *pfds; /* readiness thread's scratch, depth + 1 */
     ovl__op **pops;
@@ -142,10 +143,18 @@ static void drain_fd(int fd)
  * lock. A stream op may swap its duplicate for a reopened description of the
  * same file (no_nowait); the rules above hold for whichever it holds.
  *
+ * A process out of fds (EMFILE, ENFILE: a queue deeper than the soft
+ * RLIMIT_NOFILE, whose usual default is 1024, is enough) cannot duplicate.
+ * Failing the op would break programs that worked before; instead it
+ * borrows the caller's number, as this backend always did: correct unless
+ * the caller also closes that fd while the op is in flight. A borrowed
+ * stream op is not registered with epoll (two on one number would be one
+ * registration), it is retried on a short timer instead (see park).
+ *
  * The state lives in op->os, which only the IOCP backend uses otherwise:
  * raw[0] the op's fd (-1: none), raw[1] how a stream op does its I/O
  * (H_*, decided on its first attempt), raw[2] whether its fd is registered
- * with epoll. A worker owns them while the op is RUNNING; otherwise they
+ * with epoll, raw[3] whether the fd is the caller's (borrowed). A worker owns them while the op is RUNNING; otherwise they
  * change under the port lock, or, for a DONE op, on the completion side. */
 enum {
     H_UNKNOWN = 0, /* not tried yet */
@@ -162,12 +171,15 @@ static inline uint32_t op_how(const ovl__op *op) { return (uint32_t)op->os.raw[1
 static inline void op_set_how(ovl__op *op, uint32_t h) { op->os.raw[1] = h; }
 static inline bool op_armed(const ovl__op *op) { return op->os.raw[2] != 0; }
 static inline void op_set_armed(ovl__op *op, bool a) { op->os.raw[2] = a; }
+static inline bool op_borrowed(const ovl__op *op) { return op->os.raw[3] != 0; }
+static inline void op_set_borrowed(ovl__op *op, bool b) { op->os.raw[3] = b; }
 
 static void op_file_init(ovl__op *op)
 {
     op_set_fd(op, -1);
     op_set_how(op, H_UNKNOWN);
     op_set_armed(op, false);
+    op_set_borrowed(op, false);
 }
 
 static void rd_forget(tb *t, ovl__op *op);
@@ -180,8 +192,9 @@ static void op_file_release(tb *t, ovl__op *op)
     int fd = op_fd(op);
     if (fd < 0) return;
     if (op_armed(op)) rd_forget(t, op);
-    ovl__sys.close(fd);
+    if (!op_borrowed(op)) ovl__sys.close(fd);
     op_set_fd(op, -1);
+    op_set_borrowed(op, false);
 }
 
 /* Lock held: the op's result is known; hand it to the completion side. */
@@ -251,8 +264,9 @@ static int no_nowait(ovl__op *op)
             nfd = open(path, (fl & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
         } while (nfd < 0 && errno == EINTR);
         if (nfd >= 0) {
-            ovl__sys.close(fd);
+            if (!op_borrowed(op)) ovl__sys.close(fd);
             op_set_fd(op, nfd);
+            op_set_borrowed(op, false);
             return H_NONBLOCK;
         }
         /* A FIFO opened for writing only cannot be reopened so while it has
@@ -453,8 +467,19 @@ static void *worker_main(void *arg)
  * meanwhile is recognised as stale and dropped. */
 #define WAKE_TAG 0u /* never a token: an op's index + 1 is never 0 */
 
+/* A borrowed op waits unregistered: the readiness thread retries every such
+ * op each RETRY_MS while there are any. */
+#define RETRY_MS 5
+
 static int park(tb *t, ovl__op *op)
 {
+    if (op_borrowed(op)) {
+        op->bstate = B_WAITING;
+        list_push(&t->waiting, op);
+        t->nwaiting++;
+        if (t->nretry++ == 0) signal_fd(t->pwake); /* adopt the timer */
+        return 0;
+    }
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = (op->kind == OVL_OP_READ ? EPOLLIN : EPOLLOUT) | EPOLLONESHOT;
@@ -481,6 +506,7 @@ static void unpark(tb *t, ovl__op *op)
 {
     list_remove(&t->waiting, op);
     t->nwaiting--;
+    if (op_borrowed(op)) t->nretry--;
 }
 
 static void rd_forget(tb *t, ovl__op *op)
@@ -511,11 +537,20 @@ static void *poller_main(void *arg)
     struct epoll_event evs[64];
     ovl__mutex_lock(&p->lock);
     while (!t->stop) {
+        int timeout = t->nretry ? RETRY_MS : -1;
         ovl__mutex_unlock(&p->lock);
-        int n = epoll_wait(t->epfd, evs, 64, -1);
+        int n = epoll_wait(t->epfd, evs, 64, timeout);
         if (n < 0 && errno != EINTR) ovl__yield();
         ovl__mutex_lock(&p->lock);
         bool moved = false;
+        if (t->nretry) {
+            for (ovl__op *op = t->waiting.head, *next; op; op = next) {
+                next = op->next;
+                if (!op_borrowed(op)) continue;
+                make_ready(t, op);
+                moved = true;
+            }
+        }
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             if (tag == WAKE_TAG) {
@@ -732,13 +767,18 @@ static void t_destroy(ovl_port *p)
 
 /* Give the op its own reference to the caller's file (see "the op's
  * file"): 0, or the errno to complete it with (a closed fd is its
- * OVL_EBADF, as on io_uring; running out of fds, EMFILE, is its error too). */
+ * OVL_EBADF, as on io_uring). Out of fds, it borrows the caller's. */
 static int take_file(ovl__op *op)
 {
     int fd;
     do {
         fd = fcntl((int)op->fd, F_DUPFD_CLOEXEC, 0);
     } while (fd < 0 && errno == EINTR);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        op_set_fd(op, (int)op->fd);
+        op_set_borrowed(op, true);
+        return 0;
+    }
     if (fd < 0) return errno;
     op_set_fd(op, fd);
     return 0;

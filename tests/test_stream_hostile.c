@@ -7,6 +7,7 @@
 #include "common.h"
 
 #ifndef _WIN32
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -591,6 +592,60 @@ Test(fd_reuse, queued_file_reads_read_the_file_they_were_submitted_on)
         h_close(&x);
         h_free(&x);
         close(fb);
+    }
+}
+
+/* A process that has used up its fds (a queue deeper than RLIMIT_NOFILE's
+ * soft limit, 1024 by default, is enough) still gets its ops done: file
+ * reads, and stream reads that must wait for data. */
+Test(fd_reuse, ops_complete_when_the_process_is_out_of_fds)
+{
+    enum { N = 8, LEN = 4096 };
+    static uint8_t bufs[N][LEN];
+    for (int m = 0; m < M_COUNT; m++) {
+        h x;
+        h_open(&x, (enum mode)m, 32);
+        int fa = temp_file((size_t)N * LEN, 23);
+        int pa[2];
+        cr_assert_eq(pipe(pa), 0);
+        struct rlimit old;
+        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        int lowest = dup(0); /* the next fd number: from here on, none */
+        cr_assert_geq(lowest, 0);
+        close(lowest);
+        struct rlimit tight = {(rlim_t)lowest, old.rlim_max};
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+        cr_assert_eq(dup(0), -1, "the process is out of fds");
+        memset(bufs, 0, sizeof bufs);
+        static char in[8];
+        memset(in, 0, sizeof in);
+        sub s[N + 2];
+        for (int i = 0; i < N; i++)
+            s[i] = (sub){OVL_OP_READ, fa, bufs[i], LEN, (int64_t)i * LEN, 0, 0};
+        s[N] = SUB(OVL_OP_READ, pa[0], in, sizeof in);
+        s[N + 1] = SUB(OVL_OP_WRITE, pa[1], "later", 5);
+        h_submit(&x, s, N); /* the file reads */
+        h_submit(&x, &s[N], 1); /* a read on an empty pipe: it waits */
+        for (int i = 0; i < N; i++) {
+            h_wait_id(&x, s[i].id);
+            ovl_completion c = rec_one(&x.r, s[i].id);
+            cr_assert_eq(c.result, LEN, "[%s] read %d: %lld (%s)", mode_name[m], i,
+                         (long long)c.result,
+                         c.result < 0 ? ovl_error_name((int32_t)c.result) : "bytes");
+            cr_assert(matches_pattern(bufs[i], LEN, (uint64_t)i * LEN, 23));
+        }
+        h_submit(&x, &s[N + 1], 1); /* the data the read waits for */
+        h_wait_id(&x, s[N + 1].id);
+        cr_assert_eq(rec_one(&x.r, s[N + 1].id).result, 5);
+        h_wait_id(&x, s[N].id);
+        cr_assert_eq(rec_one(&x.r, s[N].id).result, 5, "[%s] pipe read", mode_name[m]);
+        cr_assert_eq(memcmp(in, "later", 5), 0);
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        h_close(&x);
+        h_free(&x);
+        close(fa);
+        close(pa[0]);
+        close(pa[1]);
     }
 }
 
