@@ -71,6 +71,12 @@ struct ovl__op {
 #define OVL__TOKEN_SLOT_SHIFT 15
 #define OVL__TOKEN_INDEX_MASK ((1u << OVL__TOKEN_SLOT_SHIFT) - 1u)
 
+/* The pool index a token names (not checked: see ovl__op_from_token). */
+static inline uint32_t ovl__token_index(uint64_t token)
+{
+    return ((uint32_t)token & OVL__TOKEN_INDEX_MASK) - 1u;
+}
+
 static inline uint64_t ovl__op_token(const ovl__op *op)
 {
     return ((uint64_t)op->gen << 32) |

@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -87,11 +89,44 @@ static int sys_poll(struct pollfd *fds, unsigned long n, int timeout)
     return poll(fds, (nfds_t)n, timeout);
 }
 
+/* Offset -1: the file position, as read(2). RWF_NOWAIT: Linux 4.14 (EOPNOTSUPP
+ * from older kernels, and from files that do not support it). */
+#if defined(__linux__) && defined(RWF_NOWAIT)
+static ssize_t sys_read_nowait(int fd, void *buf, size_t n)
+{
+    struct iovec v = {buf, n};
+    ssize_t r = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
+    if (r < 0 && errno == ENOSYS) errno = EOPNOTSUPP; /* before Linux 4.6 */
+    return r;
+}
+static ssize_t sys_write_nowait(int fd, const void *buf, size_t n)
+{
+    struct iovec v = {(void *)(uintptr_t)buf, n};
+    ssize_t r = pwritev2(fd, &v, 1, -1, RWF_NOWAIT);
+    if (r < 0 && errno == ENOSYS) errno = EOPNOTSUPP;
+    return r;
+}
+#else
+static ssize_t sys_read_nowait(int fd, void *buf, size_t n)
+{
+    (void)fd; (void)buf; (void)n;
+    errno = EOPNOTSUPP;
+    return -1;
+}
+static ssize_t sys_write_nowait(int fd, const void *buf, size_t n)
+{
+    (void)fd; (void)buf; (void)n;
+    errno = EOPNOTSUPP;
+    return -1;
+}
+#endif
+
 #define OVL__SYS_REAL                                                     \
     {                                                                     \
         sys_uring_setup, sys_uring_enter, sys_uring_register, mmap,       \
         munmap, pread, pwrite, read, write, fsync, sys_fdatasync, fstat,  \
-        sys_poll, sys_thread_create, sys_wakefd, close,                   \
+        sys_poll, sys_thread_create, sys_wakefd, close, sys_read_nowait,  \
+        sys_write_nowait,                                                 \
     }
 
 static const ovl__syscalls real = OVL__SYS_REAL;

@@ -39,6 +39,12 @@ typedef struct ovl__syscalls {
      * an eventfd). 0 or -1 and errno. */
     int (*wakefd)(int fds[2]);
     int (*close)(int fd);
+    /* threads backend, stream I/O that must not wait: a read or write at the
+     * file position that fails with EAGAIN instead of blocking, whatever the
+     * fd's O_NONBLOCK flag (Linux: preadv2/pwritev2 with RWF_NOWAIT), or
+     * with EOPNOTSUPP where the file or the OS cannot do that. */
+    ssize_t (*read_nowait)(int fd, void *buf, size_t n);
+    ssize_t (*write_nowait)(int fd, const void *buf, size_t n);
 } ovl__syscalls;
 
 extern ovl__syscalls ovl__sys;

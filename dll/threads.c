@@ -1,14 +1,27 @@
 /* threads.c - the portable POSIX fallback backend: a bounded worker pool
- * doing pread/pwrite/fsync (and stream read/write once ready), and one
- * readiness thread that parks stream ops (pipes, sockets) in epoll (Linux)
- * or poll() (elsewhere) so an idle pipe never holds a worker hostage. Used when io_uring is missing or
- * blocked. Every queue here is protected by the port lock.
+ * doing pread/pwrite/fsync and stream reads/writes, and one readiness thread
+ * that parks stream ops (pipes, sockets, ttys) in epoll (Linux) or poll()
+ * (elsewhere) so an idle pipe never holds a worker hostage. Used when
+ * io_uring is missing or blocked. Every queue here is protected by the port
+ * lock.
+ *
+ * Two rules make a worker safe from the fds it is given:
+ *  - An op never does I/O on the caller's fd number: at submit it takes its
+ *    own reference to the open file (a duplicate), as io_uring holds one
+ *    from submission, and works and parks on that (see "the op's file").
+ *  - A stream op never makes a call that can wait for readiness: the fd may
+ *    be blocking (the application owns its flags; we never change them) and
+ *    shared by several ops, so "poll said readable" does not mean "read will
+ *    not block" (another op may take the data first). See stream_io().
  *
  * Op states (op->bstate):
+ *   PENDING - submitted, its file reference not taken yet (see t_kick);
+ *             a cancel is seen there and completes it with OVL_ECANCELED
  *   QUEUED  - in the work queue; a cancel completes it with OVL_ECANCELED
  *   WAITING - a stream op parked in the readiness set; cancel likewise
  *   RUNNING - inside a system call on a worker; it completes normally
- *             (pread on a regular file cannot be interrupted portably)
+ *             (pread on a regular file cannot be interrupted portably; a
+ *             stream call never waits, so it returns promptly)
  *   DONE    - result known, in the done list for the completion side */
 #include "ovl_internal.h"
 
@@ -20,8 +33,10 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,7 +46,7 @@
 #define USE_EPOLL 1
 #endif
 
-enum { B_QUEUED = 1, B_WAITING, B_RUNNING, B_DONE };
+enum { B_QUEUED = 1, B_WAITING, B_RUNNING, B_DONE, B_PENDING };
 
 typedef struct list {
     ovl__op *head, *tail;
@@ -54,9 +69,8 @@ typedef struct tb {
     int pwake[2];        /* wakes the readiness thread */
     int efd[2];          /* manual mode: pollable handle */
 #ifdef USE_EPOLL
-    int epfd;
-    struct fdent *fds;   /* per fd: parked reads/writes, registered mask */
-    size_t nfds;
+    int epfd;            /* one registration per parked op, on its own fd */
+    size_t nretry;       /* parked ops with a borrowed fd (see park) */
 #else
     struct pollfd *pfds; /* readiness thread's scratch, depth + 1 */
     ovl__op **pops;
@@ -106,6 +120,83 @@ static void drain_fd(int fd)
     }
 }
 
+/* ---- the op's file --------------------------------------------------------
+ * At submit every read, write and fsync takes its own reference to the
+ * caller's open file: fcntl(F_DUPFD_CLOEXEC), before the submit call returns
+ * (see t_kick for where exactly). All its I/O
+ * and its readiness registration use that duplicate, never the caller's
+ * number, so a caller that closes the fd while the op is queued or parked
+ * (a mistake, but not ours to punish) and a new file that reuses the number
+ * never meet the op: it completes on its own file, as on io_uring, and a
+ * correct op on the newcomer is not disturbed (epoll keys a registration by
+ * file and number and drops it only when the file itself is released, so a
+ * registration made on the caller's number would silently vanish at the
+ * caller's close, or fire for the newcomer). A duplicate's number is unique
+ * while it is open, so nothing keyed by it can alias another file.
+ *
+ * The duplicate is closed before the completion is delivered: once the
+ * caller holds the completion, the op no longer pins the file, and the
+ * caller's own close has its full effect (EOF for a pipe's reader, FIN on a
+ * socket). A worker closes it as soon as the result is known; an op that
+ * ends without a worker (cancelled while queued or parked, or failed at
+ * submit) has it closed by the completion side (t_wait), outside the port
+ * lock. A stream op may swap its duplicate for a reopened description of the
+ * same file (no_nowait); the rules above hold for whichever it holds.
+ *
+ * A process out of fds (EMFILE, ENFILE: a queue deeper than the soft
+ * RLIMIT_NOFILE, whose usual default is 1024, is enough) cannot duplicate.
+ * Failing the op would break programs that worked before; instead it
+ * borrows the caller's number, as this backend always did: correct unless
+ * the caller also closes that fd while the op is in flight. A borrowed
+ * stream op is not registered with epoll (two on one number would be one
+ * registration), it is retried on a short timer instead (see park).
+ *
+ * The state lives in op->os, which only the IOCP backend uses otherwise:
+ * raw[0] the op's fd (-1: none), raw[1] how a stream op does its I/O
+ * (H_*, decided on its first attempt), raw[2] whether its fd is registered
+ * with epoll, raw[3] whether the fd is the caller's (borrowed). A worker owns them while the op is RUNNING; otherwise they
+ * change under the port lock, or, for a DONE op, on the completion side. */
+enum {
+    H_UNKNOWN = 0, /* not tried yet */
+    H_PLAIN,       /* regular file, block device: read/write (no readiness) */
+    H_SOCKET,      /* recv/send with MSG_DONTWAIT */
+    H_NOWAIT,      /* ovl__sys.read_nowait/write_nowait (RWF_NOWAIT) */
+    H_NONBLOCK,    /* read/write on a non-blocking open file description */
+    H_POLLED,      /* no way to ask for non-blocking I/O: poll, then call */
+};
+
+static inline int op_fd(const ovl__op *op) { return (int)(int64_t)op->os.raw[0]; }
+static inline void op_set_fd(ovl__op *op, int fd) { op->os.raw[0] = (uint64_t)(int64_t)fd; }
+static inline uint32_t op_how(const ovl__op *op) { return (uint32_t)op->os.raw[1]; }
+static inline void op_set_how(ovl__op *op, uint32_t h) { op->os.raw[1] = h; }
+static inline bool op_armed(const ovl__op *op) { return op->os.raw[2] != 0; }
+static inline void op_set_armed(ovl__op *op, bool a) { op->os.raw[2] = a; }
+static inline bool op_borrowed(const ovl__op *op) { return op->os.raw[3] != 0; }
+static inline void op_set_borrowed(ovl__op *op, bool b) { op->os.raw[3] = b; }
+
+static void op_file_init(ovl__op *op)
+{
+    op_set_fd(op, -1);
+    op_set_how(op, H_UNKNOWN);
+    op_set_armed(op, false);
+    op_set_borrowed(op, false);
+}
+
+static void rd_forget(tb *t, ovl__op *op);
+
+/* Drop the op's file: its readiness registration first (it would outlive
+ * the duplicate's number while the file stays open elsewhere), then the
+ * duplicate. No lock needed: the caller owns the op (RUNNING or DONE). */
+static void op_file_release(tb *t, ovl__op *op)
+{
+    int fd = op_fd(op);
+    if (fd < 0) return;
+    if (op_armed(op)) rd_forget(t, op);
+    if (!op_borrowed(op)) ovl__sys.close(fd);
+    op_set_fd(op, -1);
+    op_set_borrowed(op, false);
+}
+
 /* Lock held: the op's result is known; hand it to the completion side. */
 static void complete(ovl_port *p, tb *t, ovl__op *op, int64_t res, int32_t oserr)
 {
@@ -129,27 +220,74 @@ static void complete_errno(ovl_port *p, tb *t, ovl__op *op, int err)
 
 /* ---- the I/O itself (no lock) -------------------------------------------- */
 
-/* What kind of stream: a socket (send/recv with MSG_DONTWAIT), a FIFO
- * opened blocking (writes must be chunked, see below), or anything else. */
-enum { S_OTHER, S_SOCKET, S_BLOCKING_FIFO };
-
-static int stream_kind(int fd)
+/* A tty that is not a pseudo-terminal master. Reopening a pty master would
+ * allocate a new pty pair (Linux) instead of reaching this one. */
+static bool tty_not_master(int fd)
 {
-    struct stat st;
-    if (ovl__sys.fstat(fd, &st) != 0) return S_OTHER;
-    if (S_ISSOCK(st.st_mode)) return S_SOCKET;
-    if (S_ISFIFO(st.st_mode)) {
-        int fl = fcntl(fd, F_GETFL);
-        if (fl >= 0 && !(fl & O_NONBLOCK)) return S_BLOCKING_FIFO;
-    }
-    return S_OTHER;
+    if (!isatty(fd)) return false;
+#ifdef TIOCGPTN
+    unsigned n;
+    if (ioctl(fd, TIOCGPTN, &n) == 0) return false;
+#endif
+    return true;
 }
 
-/* Write to a blocking pipe without ever blocking: a pipe that polls
- * writable has a free buffer slot, so PIPE_BUF bytes always fit; write a
- * chunk, check again, and stop (a short write) when it is full. One op thus
- * moves up to the pipe's free space instead of one page. */
-static ssize_t fifo_write(int fd, const char *buf, size_t len)
+/* The stream op's file takes no per-call non-blocking request (a tty, a
+ * named FIFO, anything without RWF_NOWAIT support on this kernel: Linux 6.x
+ * still has it for anonymous pipes, sockets and eventfd reads, not for
+ * FIFOs opened by name, ttys or eventfd writes). Find another way that never
+ * waits, without touching the caller's file status flags (its O_NONBLOCK is
+ * shared by every fd on its open file description, in other threads and
+ * processes too):
+ *  - a FIFO or a tty: open it again through /proc/self/fd with O_NONBLOCK,
+ *    a private open file description on the same pipe or terminal (libuv
+ *    does this for ttys), which replaces the op's duplicate;
+ *  - a description that is already non-blocking: plain calls are safe;
+ *  - otherwise fail the op (OVL_ENOTSUP) rather than risk a worker blocked
+ *    for good, except where the OS has nothing better at all (no RWF_NOWAIT
+ *    outside Linux): there, poll then call, which does not block as long as
+ *    one op at a time uses the fd and direction.
+ * Returns the new H_* or -errno. */
+static int no_nowait(ovl__op *op)
+{
+    int fd = op_fd(op);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+#ifdef __linux__
+    struct stat st;
+    if (ovl__sys.fstat(fd, &st) == 0 &&
+        (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && tty_not_master(fd)))) {
+        char path[40];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        int nfd;
+        do {
+            nfd = open(path, (fl & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        } while (nfd < 0 && errno == EINTR);
+        if (nfd >= 0) {
+            if (!op_borrowed(op)) ovl__sys.close(fd);
+            op_set_fd(op, nfd);
+            op_set_borrowed(op, false);
+            return H_NONBLOCK;
+        }
+        /* A FIFO opened for writing only cannot be reopened so while it has
+         * no reader: a write would fail with EPIPE, so that is the answer. */
+        if (errno == ENXIO && S_ISFIFO(st.st_mode) && (fl & O_ACCMODE) == O_WRONLY)
+            return -EPIPE;
+    }
+#endif
+    if (fl & O_NONBLOCK) return H_NONBLOCK;
+#ifdef __linux__
+    return -EOPNOTSUPP;
+#else
+    return H_POLLED;
+#endif
+}
+
+#ifndef __linux__
+/* H_POLLED writes to a blocking pipe: a pipe that polls writable has room
+ * for PIPE_BUF bytes, so write a chunk, check again, and stop (a short
+ * write) when it is full. */
+static ssize_t polled_write(int fd, const char *buf, size_t len)
 {
     size_t done = 0;
     while (done < len) {
@@ -166,10 +304,80 @@ static ssize_t fifo_write(int fd, const char *buf, size_t len)
     }
     return (ssize_t)done;
 }
+#endif
+
+/* One attempt at a stream op's I/O, by method; -1 and errno on failure. */
+static ssize_t stream_call(ovl__op *op, int fd, uint32_t how)
+{
+    bool rd = op->kind == OVL_OP_READ;
+    switch (how) {
+    case H_SOCKET:
+        return rd ? recv(fd, op->buf, op->len, MSG_DONTWAIT)
+                  : send(fd, op->buf, op->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    case H_NOWAIT:
+        return rd ? ovl__sys.read_nowait(fd, op->buf, op->len)
+                  : ovl__sys.write_nowait(fd, op->buf, op->len);
+#ifndef __linux__
+    case H_POLLED: {
+        struct pollfd pf = {fd, rd ? POLLIN : POLLOUT, 0};
+        int pr = ovl__sys.poll(&pf, 1, 0);
+        if (pr < 0) return -1;
+        if (pr == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (pf.revents & POLLNVAL) {
+            errno = EBADF;
+            return -1;
+        }
+        return rd ? ovl__sys.read(fd, op->buf, op->len) : polled_write(fd, op->buf, op->len);
+    }
+#endif
+    default: /* H_PLAIN, H_NONBLOCK */
+        return rd ? ovl__sys.read(fd, op->buf, op->len)
+                  : ovl__sys.write(fd, op->buf, op->len);
+    }
+}
+
+/* A stream op (OVL_OFFSET_CURRENT): bytes, or -errno; -EAGAIN means "not
+ * ready, park me". Tried at once, with no readiness check first: the calls
+ * used never wait, and a ready fd costs one system call. */
+static int64_t stream_io(ovl__op *op)
+{
+    uint32_t how = op_how(op);
+    if (how == H_UNKNOWN) {
+        struct stat st;
+        if (ovl__sys.fstat(op_fd(op), &st) != 0) return -errno;
+        if (S_ISSOCK(st.st_mode)) how = H_SOCKET;
+        else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)) how = H_PLAIN;
+        else how = H_NOWAIT;
+        op_set_how(op, how);
+    }
+    ssize_t r;
+    for (;;) {
+        do {
+            r = stream_call(op, op_fd(op), how);
+        } while (r < 0 && errno == EINTR);
+        if (r >= 0 || how != H_NOWAIT || errno != EOPNOTSUPP) break;
+        int h = no_nowait(op);
+        if (h < 0) {
+            /* "len == 0 completes with 0" even where I/O is impossible. */
+            return op->len == 0 && h == -EOPNOTSUPP ? 0 : h;
+        }
+        how = (uint32_t)h;
+        op_set_how(op, how);
+    }
+    if (r >= 0) return r;
+    int e = errno == EWOULDBLOCK ? EAGAIN : errno;
+    /* A zero-length op does not wait for readiness (recv of 0 bytes on an
+     * empty socket says EAGAIN; io_uring completes it with 0 at once). */
+    if (e == EAGAIN && op->len == 0) return 0;
+    return -e;
+}
 
 static int64_t do_io(ovl__op *op)
 {
-    int fd = (int)op->fd;
+    int fd = op_fd(op);
     ssize_t r;
     if (op->kind == OVL_OP_FSYNC) {
         do {
@@ -186,32 +394,7 @@ static int64_t do_io(ovl__op *op)
         } while (r < 0 && errno == EINTR);
         return r < 0 ? -errno : r;
     }
-    /* Stream: only after poll() said ready, so this does not block. */
-    struct pollfd pf = {fd, op->kind == OVL_OP_READ ? POLLIN : POLLOUT, 0};
-    int pr;
-    do {
-        pr = ovl__sys.poll(&pf, 1, 0);
-    } while (pr < 0 && errno == EINTR);
-    if (pr < 0) return -errno;
-    if (pr == 0) return -EAGAIN;
-    if (pf.revents & POLLNVAL) return -EBADF;
-    size_t len = op->len;
-    int kind = stream_kind(fd);
-    do {
-        if (kind == S_SOCKET) {
-            r = op->kind == OVL_OP_READ
-                    ? recv(fd, op->buf, len, MSG_DONTWAIT)
-                    : send(fd, op->buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        } else if (op->kind == OVL_OP_READ) {
-            r = ovl__sys.read(fd, op->buf, len);
-        } else if (kind == S_BLOCKING_FIFO) {
-            r = fifo_write(fd, op->buf, len);
-        } else {
-            r = ovl__sys.write(fd, op->buf, len);
-        }
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    return r;
+    return stream_io(op);
 }
 
 /* ---- threads ------------------------------------------------------------- */
@@ -244,8 +427,12 @@ static void *worker_main(void *arg)
         /* The op's fields are stable while RUNNING: only this worker owns
          * it until complete(). */
         int64_t r = do_io(op);
+        bool again = r == -EAGAIN && op->offset < 0 && op->kind != OVL_OP_FSYNC;
+        /* Done with the file: let it go here, outside the lock, rather than
+         * on the completion side. */
+        if (!again) op_file_release(t, op);
         ovl__mutex_lock(&p->lock);
-        if (r == -EAGAIN && op->offset < 0 && op->kind != OVL_OP_FSYNC) {
+        if (again) {
             if (op->cancel_req) {
                 complete_errno(p, t, op, ECANCELED);
             } else {
@@ -264,94 +451,80 @@ static void *worker_main(void *arg)
 
 /* ---- readiness ------------------------------------------------------------
  * park() puts a stream op that is not ready into the readiness set, unpark()
- * takes it out (cancel, or ready). Port lock held for both. Ops stay on the
- * `waiting` list either way; the readiness thread moves ready ones back to
- * the work queue, where a worker retries them. Several ops parked on one fd
- * and direction are all retried when it becomes ready; those that find
+ * takes it out again when it is cancelled, make_ready() when its fd is
+ * ready. Port lock held for all three. The readiness thread moves ready ops
+ * back to the work queue, where a worker retries them. Each op waits on its
+ * own fd (the op's duplicate), so several ops on one file are independent
+ * registrations: all are retried when it becomes ready, and those that find
  * nothing park again (keep one op per stream direction for strict order). */
 
-static void make_ready(tb *t, ovl__op *op)
-{
-    unpark(t, op);
-    op->bstate = B_QUEUED;
-    list_push(&t->work, op);
-}
-
 #ifdef USE_EPOLL
-/* Linux: one epoll registration per fd, level-triggered, its mask the union
- * of the directions that have parked ops. */
-typedef struct fdent {
-    uint32_t nread, nwrite; /* parked ops per direction */
-    uint32_t mask;          /* what epoll has registered (0 = nothing) */
-} fdent;
+/* Linux: one registration per parked op, on its own duplicate, one-shot and
+ * tagged with the op's token. One-shot: the kernel disarms it when it
+ * reports the op ready, so nothing needs undoing on the way to a worker, and
+ * parking again re-arms it (EPOLL_CTL_MOD). The token: an event read by the
+ * readiness thread for an op that has been cancelled (and its slot reused)
+ * meanwhile is recognised as stale and dropped. */
+#define WAKE_TAG 0u /* never a token: an op's index + 1 is never 0 */
 
-static int fd_sync(tb *t, int fd)
-{
-    fdent *e = &t->fds[fd];
-    uint32_t want = (e->nread ? EPOLLIN : 0u) | (e->nwrite ? EPOLLOUT : 0u);
-    if (want == e->mask) return 0;
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = want;
-    ev.data.fd = fd;
-    int r;
-    if (!want) r = epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, &ev);
-    else if (!e->mask) r = epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
-    else r = epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev);
-    /* The fd may have been closed and reopened under us (epoll forgets a
-     * closed file): register afresh. */
-    if (r < 0 && errno == ENOENT && want) r = epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
-    if (r < 0 && errno == EEXIST && want) r = epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev);
-    if (r < 0 && !want) r = 0; /* already gone */
-    if (r < 0) return errno;
-    e->mask = want;
-    return 0;
-}
+/* A borrowed op waits unregistered: the readiness thread retries every such
+ * op each RETRY_MS while there are any. */
+#define RETRY_MS 5
 
 static int park(tb *t, ovl__op *op)
 {
-    int fd = (int)op->fd;
-    if ((size_t)fd >= t->nfds) {
-        /* Grow the fd table (rare: the first time a higher fd parks). */
-        size_t n = t->nfds ? t->nfds : 64;
-        while (n <= (size_t)fd) n *= 2;
-        fdent *f = realloc(t->fds, n * sizeof *f);
-        if (!f) return ENOMEM;
-        memset(f + t->nfds, 0, (n - t->nfds) * sizeof *f);
-        t->fds = f;
-        t->nfds = n;
-    }
-    fdent *e = &t->fds[fd];
-    if (op->kind == OVL_OP_READ) e->nread++;
-    else e->nwrite++;
-    int err = fd_sync(t, fd);
-    if (err) {
-        if (op->kind == OVL_OP_READ) e->nread--;
-        else e->nwrite--;
-        fd_sync(t, fd);
-        /* EPERM: not pollable (a regular file): it is always ready. */
-        if (err != EPERM) return err;
-        op->bstate = B_QUEUED;
-        list_push(&t->work, op);
-        ovl__cond_signal(&t->work_cond);
+    if (op_borrowed(op)) {
+        op->bstate = B_WAITING;
+        list_push(&t->waiting, op);
+        t->nwaiting++;
+        if (t->nretry++ == 0) signal_fd(t->pwake); /* adopt the timer */
         return 0;
     }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (op->kind == OVL_OP_READ ? EPOLLIN : EPOLLOUT) | EPOLLONESHOT;
+    ev.data.u64 = ovl__op_token(op);
+    int fd = op_fd(op);
+    int r = epoll_ctl(t->epfd, op_armed(op) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+    if (r < 0 && errno == ENOENT) r = epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
+    else if (r < 0 && errno == EEXIST) r = epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev);
+    if (r < 0) {
+        /* EPERM: a file epoll cannot wait on (regular files never get
+         * here: they are never "not ready"). Report it rather than spin. */
+        return errno == EPERM ? EAGAIN : errno;
+    }
+    op_set_armed(op, true);
     op->bstate = B_WAITING;
     list_push(&t->waiting, op);
     t->nwaiting++;
     return 0;
 }
 
+/* The registration itself is dropped with the op's file (rd_forget); until
+ * then a one-shot event for it is at worst stale, and ignored. */
 static void unpark(tb *t, ovl__op *op)
 {
-    int fd = (int)op->fd;
     list_remove(&t->waiting, op);
     t->nwaiting--;
-    fdent *e = &t->fds[fd];
-    if (op->kind == OVL_OP_READ) e->nread--;
-    else e->nwrite--;
-    fd_sync(t, fd);
+    if (op_borrowed(op)) t->nretry--;
 }
+
+static void rd_forget(tb *t, ovl__op *op)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    (void)epoll_ctl(t->epfd, EPOLL_CTL_DEL, op_fd(op), &ev);
+    op_set_armed(op, false);
+}
+
+/* The op a token names, if it is still in flight with that token. Lock
+ * held. */
+static ovl__op *op_of_token(ovl_port *p, uint64_t token)
+{
+    return ovl__op_from_token(p, token);
+}
+
+static void make_ready(tb *t, ovl__op *op);
 
 static void *poller_main(void *arg)
 {
@@ -360,27 +533,30 @@ static void *poller_main(void *arg)
     struct epoll_event evs[64];
     ovl__mutex_lock(&p->lock);
     while (!t->stop) {
+        int timeout = t->nretry ? RETRY_MS : -1;
         ovl__mutex_unlock(&p->lock);
-        int n = epoll_wait(t->epfd, evs, 64, -1);
+        int n = epoll_wait(t->epfd, evs, 64, timeout);
         if (n < 0 && errno != EINTR) ovl__yield();
         ovl__mutex_lock(&p->lock);
         bool moved = false;
-        for (int i = 0; i < n; i++) {
-            int fd = evs[i].data.fd;
-            uint32_t ev = evs[i].events;
-            if (fd == t->pwake[0]) {
-                drain_fd(fd);
-                continue;
-            }
-            bool rd = ev & (EPOLLIN | EPOLLERR | EPOLLHUP);
-            bool wr = ev & (EPOLLOUT | EPOLLERR | EPOLLHUP);
+        if (t->nretry) {
             for (ovl__op *op = t->waiting.head, *next; op; op = next) {
                 next = op->next;
-                if ((int)op->fd != fd) continue;
-                if (op->kind == OVL_OP_READ ? !rd : !wr) continue;
+                if (!op_borrowed(op)) continue;
                 make_ready(t, op);
                 moved = true;
             }
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag == WAKE_TAG) {
+                drain_fd(t->pwake[0]);
+                continue;
+            }
+            ovl__op *op = op_of_token(p, tag);
+            if (!op || op->bstate != B_WAITING) continue; /* stale */
+            make_ready(t, op);
+            moved = true;
         }
         if (moved) ovl__cond_broadcast(&t->work_cond);
     }
@@ -396,7 +572,7 @@ static int rd_init(ovl_port *p, tb *t)
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
-    ev.data.fd = t->pwake[0];
+    ev.data.u64 = WAKE_TAG;
     if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->pwake[0], &ev) < 0) return errno;
     return 0;
 }
@@ -404,7 +580,6 @@ static int rd_init(ovl_port *p, tb *t)
 static void rd_free(tb *t)
 {
     if (t->epfd >= 0) ovl__sys.close(t->epfd);
-    free(t->fds);
 }
 
 #else /* poll(): macOS, the BSDs */
@@ -418,6 +593,15 @@ static int park(tb *t, ovl__op *op)
     return 0;
 }
 
+/* Nothing is registered anywhere: the poll set is rebuilt from `waiting`. */
+static void rd_forget(tb *t, ovl__op *op)
+{
+    (void)t;
+    op_set_armed(op, false);
+}
+
+static void make_ready(tb *t, ovl__op *op);
+
 static void unpark(tb *t, ovl__op *op)
 {
     list_remove(&t->waiting, op);
@@ -425,8 +609,10 @@ static void unpark(tb *t, ovl__op *op)
     signal_fd(t->pwake);
 }
 
-/* poll() on every parked op plus the wake fd; the set is rebuilt per
- * wake-up, O(parked ops), fine for a fallback bounded by queue_depth. */
+/* poll() on every parked op's own fd plus the wake fd; the set is rebuilt
+ * per wake-up, O(parked ops), fine for a fallback bounded by queue_depth.
+ * An op cancelled while poll() runs may have its fd closed (even reused)
+ * under it: a spurious or POLLNVAL result, dropped by the token check. */
 static void *poller_main(void *arg)
 {
     ovl_port *p = arg;
@@ -439,7 +625,7 @@ static void *poller_main(void *arg)
         t->pfds[n].revents = 0;
         n++;
         for (ovl__op *op = t->waiting.head; op; op = op->next) {
-            t->pfds[n].fd = (int)op->fd;
+            t->pfds[n].fd = op_fd(op);
             t->pfds[n].events = op->kind == OVL_OP_READ ? POLLIN : POLLOUT;
             t->pfds[n].revents = 0;
             t->pops[n] = op;
@@ -484,6 +670,14 @@ static void rd_free(tb *t)
     free(t->ptok);
 }
 #endif
+
+/* Lock held: a parked op's fd is ready; a worker retries it. */
+static void make_ready(tb *t, ovl__op *op)
+{
+    unpark(t, op);
+    op->bstate = B_QUEUED;
+    list_push(&t->work, op);
+}
 
 /* ---- backend interface --------------------------------------------------- */
 
@@ -569,7 +763,10 @@ static void t_destroy(ovl_port *p)
 
 /* A child of fork(): see ovl__backend.forget. The workers and the poller
  * stayed in the parent; the conds are not destroyed (glibc's destroy waits
- * for the waiters the parent's threads registered, who never come). */
+ * for the waiters the parent's threads registered, who never come). The
+ * child's copies of the ops' own file references are left to exec or exit
+ * (close-on-exec): a parent thread may have been closing one at the fork,
+ * and closing a number the child has since reused would be worse. */
 static void t_forget(ovl_port *p)
 {
     tb *t = p->be;
@@ -581,14 +778,69 @@ static void t_forget(ovl_port *p)
     free(t);
 }
 
+/* Give the op its own reference to the caller's file (see "the op's
+ * file"): 0, or the errno to complete it with (a closed fd is its
+ * OVL_EBADF, as on io_uring). Out of fds, it borrows the caller's. */
+static int take_file(ovl__op *op)
+{
+    int fd;
+    do {
+        fd = fcntl((int)op->fd, F_DUPFD_CLOEXEC, 0);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        op_set_fd(op, (int)op->fd);
+        op_set_borrowed(op, true);
+        return 0;
+    }
+    if (fd < 0) return errno;
+    op_set_fd(op, fd);
+    return 0;
+}
+
+/* Ops this thread has submitted whose file references are still to be
+ * taken: t_submit runs under the port lock, which every worker, the
+ * readiness thread and the completion side take for every op, and a dup is
+ * a system call (about a microsecond on a VM; holding the lock over it cost
+ * half the 4 KiB page-cache read rate at depth 64). So t_submit only lists
+ * them here, and t_kick, which the api calls on the same thread right after
+ * releasing the lock (from a callback too) and before the submit returns to
+ * the caller, takes the references and queues the ops. Nothing runs in
+ * between that could submit elsewhere; close waits for submitters that are
+ * between the two (the users count), and a callback's kick happens before
+ * the callback returns. The links (op->next) are this thread's: no one else
+ * touches a PENDING op's links or file fields. */
+static OVL__THREAD_LOCAL struct {
+    ovl_port *p;
+    ovl__op *head, *tail;
+} pend;
+
 static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     tb *t = p->be;
     bool queued = false;
     for (size_t i = 0; i < n; i++) {
         ovl__op *op = ops[i];
+        op_file_init(op);
         if (op->kind == OVL_OP_POST) {
             complete(p, t, op, 0, 0);
+            continue;
+        }
+        if (!pend.head || pend.p == p) {
+            /* The kick that follows takes its file reference. */
+            op->bstate = B_PENDING;
+            op->next = NULL;
+            if (pend.head) pend.tail->next = op;
+            else pend.head = op;
+            pend.tail = op;
+            pend.p = p;
+            continue;
+        }
+        /* Another port's ops pending on this thread: cannot happen (every
+         * submit is followed by its kick before the thread can submit
+         * elsewhere), but if it did, take the reference here. */
+        int e = take_file(op);
+        if (e) {
+            complete_errno(p, t, op, e);
             continue;
         }
         op->bstate = B_QUEUED;
@@ -614,16 +866,41 @@ static void t_cancel(ovl_port *p, ovl__op *op)
         complete_errno(p, t, op, ECANCELED);
         break;
     default:
-        /* RUNNING: completes normally (documented); DONE: already has its
-         * result. */
+        /* PENDING: its kick sees cancel_req and completes it; RUNNING:
+         * completes normally (documented); DONE: already has its result. */
         break;
     }
 }
 
 static void t_kick(ovl_port *p, bool from_cb)
 {
-    (void)p;
-    (void)from_cb; /* submit already signalled the workers under the lock */
+    /* Not deferred for a callback's submits: the callback may close its fd
+     * right after the submit returns. */
+    (void)from_cb;
+    if (!pend.head || pend.p != p) return;
+    ovl__op *head = pend.head;
+    pend.head = pend.tail = NULL;
+    pend.p = NULL;
+    for (ovl__op *op = head; op; op = op->next) op->os_error = take_file(op);
+    tb *t = p->be;
+    size_t queued = 0;
+    ovl__mutex_lock(&p->lock);
+    for (ovl__op *op = head, *next; op; op = next) {
+        next = op->next;
+        if (op->os_error) {
+            complete_errno(p, t, op, op->os_error);
+        } else if (op->cancel_req) {
+            /* ovl_cancel or close came first; t_wait releases the file. */
+            complete_errno(p, t, op, ECANCELED);
+        } else {
+            op->bstate = B_QUEUED;
+            list_push(&t->work, op);
+            queued++;
+        }
+    }
+    if (queued > 1) ovl__cond_broadcast(&t->work_cond);
+    else if (queued) ovl__cond_signal(&t->work_cond);
+    ovl__mutex_unlock(&p->lock);
 }
 
 static size_t t_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap)
@@ -656,6 +933,13 @@ static size_t t_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
      * an outside event loop comes back for them. */
     bool more = (p->flags & OVL_PORT_MANUAL) && t->done.head;
     ovl__mutex_unlock(&p->lock);
+    /* Ops that ended without a worker (cancelled while queued or parked)
+     * still hold their file: release it before the completion is delivered.
+     * The ops are DONE and not yet harvested, so they are ours. */
+    for (size_t i = 0; i < n; i++) {
+        ovl__op *op = &p->ops[ovl__token_index(out[i].token)];
+        if (op_fd(op) >= 0) op_file_release(t, op);
+    }
     if (more) signal_fd(t->efd);
     return n;
 }

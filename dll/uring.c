@@ -715,6 +715,10 @@ static void prep(ovl_port *p, uring *u, ovl__op *op)
             sqe->msg_flags = MSG_NOSIGNAL;
             break;
         case W_FIFO: /* the poll stage: the reaper writes */
+            /* A zero-length pipe write returns 0 at once and raises
+             * nothing (pipe_write checks the length first); a poll for
+             * room would wait for ever on a full pipe. */
+            if (op->len == 0) break;
             sqe->opcode = IORING_OP_POLL_ADD;
             sqe->addr = 0;
             sqe->len = 0;

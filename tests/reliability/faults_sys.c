@@ -6,8 +6,11 @@
 
 #include <errno.h>
 #include <linux/io_uring.h>
+#include <linux/kcmp.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 faults F;
@@ -26,11 +29,25 @@ void inj_arm(inj *f, int fd, int skip, int count, int err, long cap)
     atomic_store(&f->count, count);
 }
 
+/* Is fd the armed fd's open file description? The threads backend does its
+ * I/O on its own duplicate of the caller's fd, never on the number given. */
+static bool same_file(int want, int fd)
+{
+    if (want == fd) return true;
+    if (fd < 0) return false;
+    long r = syscall(SYS_kcmp, (long)getpid(), (long)getpid(), KCMP_FILE, (long)want,
+                     (long)fd);
+    if (r >= 0) return r == 0;
+    struct stat a, b; /* no kcmp (seccomp, CONFIG_KCMP=n): same inode */
+    return fstat(want, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
 /* Does this call get the fault? */
 static bool take(inj *f, int fd)
 {
     int want = atomic_load(&f->fd);
-    if (want != -1 && want != fd) return false;
+    if (want != -1 && !same_file(want, fd)) return false;
     atomic_fetch_add(&f->calls, 1);
     int c = atomic_load(&f->count);
     if (c == 0) return false;
@@ -77,6 +94,18 @@ static ssize_t w_write(int fd, const void *b, size_t n)
 {
     if (xfer(&F.write, fd, &n) < 0) return -1;
     return real.write(fd, b, n);
+}
+/* The threads backend's never-waiting stream calls share the plans of
+ * read and write: they are its stream reads and writes. */
+static ssize_t w_read_nowait(int fd, void *b, size_t n)
+{
+    if (xfer(&F.read, fd, &n) < 0) return -1;
+    return real.read_nowait(fd, b, n);
+}
+static ssize_t w_write_nowait(int fd, const void *b, size_t n)
+{
+    if (xfer(&F.write, fd, &n) < 0) return -1;
+    return real.write_nowait(fd, b, n);
 }
 static int w_fsync(int fd)
 {
@@ -173,6 +202,8 @@ void faults_install(void)
     ovl__sys.pwrite = w_pwrite;
     ovl__sys.read = w_read;
     ovl__sys.write = w_write;
+    ovl__sys.read_nowait = w_read_nowait;
+    ovl__sys.write_nowait = w_write_nowait;
     ovl__sys.fsync = w_fsync;
     ovl__sys.fdatasync = w_fdatasync;
     ovl__sys.poll = w_poll;
