@@ -44,6 +44,10 @@ endif()
 # target goes in as --target=, which zig cc understands like clang.
 set(CMAKE_C_COMPILER "${OVL_ZIG}" cc)
 set(CMAKE_C_COMPILER_TARGET ${OVL_ZIG_TARGET})
+# The tests' C++ header check (check_language(CXX)) would otherwise find
+# the host's g++.
+set(CMAKE_CXX_COMPILER "${OVL_ZIG}" c++)
+set(CMAKE_CXX_COMPILER_TARGET ${OVL_ZIG_TARGET})
 # The archiver cannot be a list: small scripts in the build tree (skipped
 # inside try_compile, which archives nothing).
 get_property(_ovl_in_try GLOBAL PROPERTY IN_TRY_COMPILE)
