@@ -34,8 +34,12 @@ OVL_API const char *ovl_backend_reason(uint32_t *out_backend)
                    ovl__uring_probe(&probe_reason) == OVL_OK) {
             probe_choice = OVL_BACKEND_URING;
         } else {
+            /* Neither Linux nor Windows (macOS, the BSDs): the reason is
+             * the OS, not a failed probe, and says so in the same form as
+             * the uring probe's "...: using threads". */
             if (!ovl__backend_uring)
-                probe_reason = "io_uring not built in (not Linux): threads";
+                probe_reason = "no completion API on this OS (ovl knows "
+                               "io_uring and IOCP): using threads";
             probe_choice = OVL_BACKEND_THREADS;
         }
         probe_done = 1;

@@ -147,11 +147,24 @@ static inline void ovl__cond_wait(ovl__cond *c, ovl__mutex *m) { pthread_cond_wa
 static inline int ovl__cond_timedwait_ms(ovl__cond *c, ovl__mutex *m, int64_t ms)
 {
     struct timespec ts;
+#if defined(__APPLE__)
+    /* Apple has no pthread_condattr_setclock: the condvar measures an
+     * absolute deadline on CLOCK_REALTIME, so a CLOCK_MONOTONIC one (seconds
+     * since boot) is long past and every wait would time out at once (a
+     * timed ovl_poll on the threads backend would spin). A relative wait
+     * does not depend on the condvar's clock; the callers check their own
+     * deadline on ovl__now_ms(), so an early return is only a spurious
+     * wake-up to them. */
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    return pthread_cond_timedwait_relative_np(c, m, &ts) == ETIMEDOUT;
+#else
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
     return pthread_cond_timedwait(c, m, &ts) == ETIMEDOUT;
+#endif
 }
 static inline void ovl__cond_signal(ovl__cond *c) { pthread_cond_signal(c); }
 static inline void ovl__cond_broadcast(ovl__cond *c) { pthread_cond_broadcast(c); }

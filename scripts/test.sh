@@ -46,6 +46,7 @@ step build scripts/build.sh build
 step threads-poll bash -c 'scripts/build.sh build-poll -DCMAKE_C_FLAGS=-DOVL_THREADS_POLL \
   -DOVL_BUILD_EXAMPLES=OFF -DOVL_BUILD_RELIABILITY=OFF && cd build-poll &&
   OVL_BACKEND=threads ./ovl_tests --jobs 2 && ./ovl_tests_internal'
+opt cross scripts/test-cross.sh # macOS, FreeBSD: cross-built with zig (not run)
 opt reliability scripts/test-reliability.sh
 opt go scripts/test-go.sh
 opt rust scripts/test-rust.sh

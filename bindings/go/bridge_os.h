@@ -1,6 +1,7 @@
 /* bridge_os.h - the two OS primitives the completion queue needs: a lock
  * and a wake-up Go can wait on. Implemented in bridge_linux.c (mutex +
- * eventfd read through Go's poller) and bridge_windows.c (SRW lock + event
+ * eventfd read through Go's poller), bridge_unix.c (macOS, the BSDs: mutex
+ * + pipe read through Go's poller) and bridge_windows.c (SRW lock + event
  * a goroutine waits on in a C call). */
 #ifndef GOVL_BRIDGE_OS_H
 #define GOVL_BRIDGE_OS_H
@@ -12,7 +13,12 @@ typedef struct { HANDLE event; } govl__wake;
 #else
 #include <pthread.h>
 typedef pthread_mutex_t govl__lock;
+#if defined(__linux__)
 typedef struct { int fd; } govl__wake;
+#else
+/* A pipe: fd is the read end (Go's once given), wfd the write end. */
+typedef struct { int fd, wfd, given; } govl__wake;
+#endif
 #endif
 
 int govl__lock_init(govl__lock *l);

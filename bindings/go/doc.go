@@ -49,6 +49,14 @@
 // its own over to the drainer. Operations on pipes, sockets and devices,
 // which may wait for ever, and those with a context always park.
 //
+// On macOS and the BSDs the backend is the thread pool and the port is in
+// the same manual mode: the submitting goroutine takes what is already
+// complete in its own cgo call, and one goroutine per port waits in Go's
+// poller (kqueue) on a duplicate of the port's wake-up pipe for the rest.
+// There every completion comes from a worker thread, so the pipe simply
+// stays in the poller. (These platforms are cross-built and vetted by the
+// project's tests, not run.)
+//
 // Blocking operations of many goroutines are
 // submitted together: the first goroutine to queue one yields once, then
 // submits everything queued with one ovl_submit and one poll. And a manual
@@ -60,8 +68,9 @@
 // With Config.CompletionThread (or Config.Spin), and always on Windows
 // (whose IOCP backend has no pollable handle), the library's completion
 // thread runs the callback, which wakes Go at most once per batch: on
-// Linux through an eventfd that one goroutine per port reads through Go's
-// poller, on Windows through a goroutine blocked in a C wait. That
+// Linux through an eventfd (macOS, the BSDs: a pipe) that one goroutine
+// per port reads through Go's poller, on Windows through a goroutine
+// blocked in a C wait. That
 // goroutine takes the whole queue in one cgo call and delivers it.
 //
 // Each operation holds a slot of the port's preallocated slot table; the
@@ -105,8 +114,8 @@
 // # Linking
 //
 // By default the package links the library built in the source tree:
-// header from ../../include, libovl.so from ../../build, with a run-time
-// path so that `go test` needs no LD_LIBRARY_PATH:
+// header from ../../include, libovl.so (libovl.dylib) from ../../build,
+// with a run-time path so that `go test` needs no LD_LIBRARY_PATH:
 //
 //	cmake -S . -B build -DOVL_BUILD_TESTS=OFF
 //	cmake --build build --target ovl

@@ -83,14 +83,14 @@ type Config struct {
 	// parallel. Other modes and backends use one.
 	Rings int
 	// CompletionThread makes the port deliver completions on the library's
-	// completion thread, as on Windows. By default on Linux the port has no
-	// completion thread (OVL_PORT_MANUAL): the goroutine that submits an
-	// operation polls the port in the same cgo call, so a read served from
-	// the page cache comes back without any thread or goroutine being
-	// woken, and a goroutine waiting in Go's poller on the port's eventfd
-	// delivers the rest (the port's only operation on a regular file waits
-	// for its completion in the library instead). See the package
-	// documentation.
+	// completion thread, as on Windows. By default on Linux (and macOS and
+	// the BSDs) the port has no completion thread (OVL_PORT_MANUAL): the
+	// goroutine that submits an operation polls the port in the same cgo
+	// call, so a read served from the page cache comes back without any
+	// thread or goroutine being woken, and a goroutine waiting in Go's
+	// poller on the port's eventfd (pipe) delivers the rest (on Linux the
+	// port's only operation on a regular file waits for its completion in
+	// the library instead). See the package documentation.
 	CompletionThread bool
 }
 
