@@ -352,7 +352,17 @@ OVL_API const char *ovl_backend_reason(uint32_t *out_backend);
  *  - buf: borrowed until the completion is delivered. NULL with len > 0 is
  *    OVL_EINVAL (also OVL_EINVAL for a NULL request array).
  *  - len: at most OVL_MAX_IO_SIZE, else OVL_ETOOBIG. len == 0 is allowed and
- *    completes with result 0.
+ *    completes at once with result 0 (a closed fd may still give OVL_EBADF).
+ *  - Writes never raise SIGPIPE: a write to a pipe without readers or to a
+ *    socket whose peer is gone completes OVL_EPIPE (or OVL_ECONNRESET), and
+ *    the caller's signal mask, dispositions and pending signals are left as
+ *    they were.
+ *  - An op works on the file the fd named when it was submitted, even if
+ *    the caller closes the fd (or the number is reused) while it is in
+ *    flight; a later op on a reused number is unaffected.
+ *  - Stream ops never hold a thread of the library hostage: on the threads
+ *    backend a blocking fd that offers no non-blocking access at all (a
+ *    blocking eventfd write, say) completes OVL_ENOTSUP instead.
  *  - offset: >= 0 for positional I/O (pread/pwrite-like; the handle's file
  *    position is not used or moved), OVL_OFFSET_CURRENT for stream I/O;
  *    any other negative value is OVL_EINVAL; offset + len beyond INT64_MAX
