@@ -357,8 +357,10 @@ OVL_API const char *ovl_backend_reason(uint32_t *out_backend);
  *    socket whose peer is gone completes OVL_EPIPE (or OVL_ECONNRESET), and
  *    the caller's signal mask, dispositions and pending signals are left as
  *    they were.
- *  - An op works on the file the fd named when it was submitted, even if
- *    the caller closes the fd (or the number is reused) while it is in
+ *  - An op works on the file the fd named when the submit call returned
+ *    (for a submit made inside a callback on io_uring: when the callback
+ *    returned, as its submits are flushed after the batch), even if the
+ *    caller then closes the fd or the number is reused while the op is in
  *    flight; a later op on a reused number is unaffected.
  *  - Stream ops never hold a thread of the library hostage: on the threads
  *    backend a blocking fd that offers no non-blocking access at all (a
