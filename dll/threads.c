@@ -220,6 +220,7 @@ static void complete_errno(ovl_port *p, tb *t, ovl__op *op, int err)
 
 /* ---- the I/O itself (no lock) -------------------------------------------- */
 
+#ifdef __linux__
 /* A tty that is not a pseudo-terminal master. Reopening a pty master would
  * allocate a new pty pair (Linux) instead of reaching this one. */
 static bool tty_not_master(int fd)
@@ -231,6 +232,7 @@ static bool tty_not_master(int fd)
 #endif
     return true;
 }
+#endif
 
 /* The stream op's file takes no per-call non-blocking request (a tty, a
  * named FIFO, anything without RWF_NOWAIT support on this kernel: Linux 6.x
