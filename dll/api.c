@@ -166,8 +166,12 @@ OVL_API int32_t ovl_port_stats(const ovl_port *port, ovl_stats *out)
 
 /* ---- submission --------------------------------------------------------- */
 
-static int32_t check_request(const ovl_request *r)
+static int32_t check_request(const ovl_port *p, const ovl_request *r)
 {
+    if (r->timeout_ns < 0) return OVL_EINVAL;
+    if (r->timeout_ns > 0 && r->op != OVL_OP_TIMER && r->op != OVL_OP_POST &&
+        !p->backend->timeouts)
+        return OVL_ENOTSUP;
     switch (r->op) {
     case OVL_OP_READ:
     case OVL_OP_WRITE:
@@ -183,8 +187,26 @@ static int32_t check_request(const ovl_request *r)
         if (!ovl__fd_plausible(r->fd)) return OVL_EBADF;
         return OVL_OK;
     case OVL_OP_POST: /* the value travels in offset; nothing else is used */
-        if (r->flags || r->fd || r->buf || r->len) return OVL_EINVAL;
+        if (r->flags || r->fd || r->buf || r->len || r->timeout_ns) return OVL_EINVAL;
         return OVL_OK;
+    case OVL_OP_ACCEPT:
+    case OVL_OP_CONNECT:
+    case OVL_OP_SHUTDOWN:
+        if (r->len || r->offset) return OVL_EINVAL;
+        if (!ovl__fd_plausible(r->fd)) return OVL_EBADF;
+        if (r->op == OVL_OP_ACCEPT && r->flags) return OVL_EINVAL;
+        if (r->op == OVL_OP_CONNECT) {
+            const ovl_addr *a = r->buf;
+            if (r->flags || !a || a->len == 0 || a->len > OVL_ADDR_MAX) return OVL_EINVAL;
+        }
+        if (r->op == OVL_OP_SHUTDOWN &&
+            (r->buf || r->flags == 0 || (r->flags & ~(uint32_t)OVL_SHUT_RDWR)))
+            return OVL_EINVAL;
+        return p->backend->net_ops ? OVL_OK : OVL_ENOTSUP;
+    case OVL_OP_TIMER:
+        if (r->flags || r->fd || r->buf || r->len || r->offset || r->timeout_ns <= 0)
+            return OVL_EINVAL;
+        return p->backend->timeouts ? OVL_OK : OVL_ENOTSUP;
     default:
         return OVL_EINVAL;
     }
@@ -200,6 +222,7 @@ static inline void op_fill(ovl__op *op, const ovl_request *r)
     op->len = r->len;
     op->offset = r->offset;
     op->ctx = r->ctx;
+    op->timeout_ns = r->timeout_ns;
     if (r->op == OVL_OP_POST) op->result = r->offset; /* the posted value */
 }
 
@@ -225,7 +248,7 @@ int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, 
     }
     for (; done < n; done++) {
         ovl_request *r = &reqs[done];
-        if ((rc = check_request(r)) != OVL_OK) break;
+        if ((rc = check_request(p, r)) != OVL_OK) break;
         ovl__op *op = ovl__op_alloc(p);
         if (!op) {
             rc = OVL_EQUEUEFULL;
@@ -276,18 +299,18 @@ OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
  * array or the request copy (posts from callbacks are the hottest caller). */
 static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf,
                           size_t len, int64_t offset, uint32_t flags,
-                          void *ctx, uint64_t *out_id)
+                          int64_t timeout_ns, void *ctx, uint64_t *out_id)
 {
     if (out_id) *out_id = 0;
     int32_t rc;
     ovl_port *p = ovl__port_get(port, &rc);
     if (!p) return rc;
-    const ovl_request r = {kind, flags, fd, buf, (uint64_t)len, offset, ctx, 0};
+    const ovl_request r = {kind, flags, fd, buf, (uint64_t)len, offset, ctx, 0, timeout_ns};
     bool from_cb = ovl__in_callback(p);
     ovl__mutex_lock(&p->lock);
     /* The same order of checks as submit_batch: closed, then arguments. */
     if (!ovl__port_open(p, port)) rc = OVL_ECLOSED;
-    else if (kind != OVL_OP_POST) rc = check_request(&r);
+    else if (kind != OVL_OP_POST) rc = check_request(p, &r);
     if (rc != OVL_OK) {
         ovl__mutex_unlock(&p->lock);
         return rc;
@@ -314,7 +337,7 @@ static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf,
 OVL_API int32_t ovl_submit_read(ovl_port *port, ovl_fd fd, void *buf, size_t len,
                                 int64_t offset, void *ctx, uint64_t *out_id)
 {
-    return submit_one(port, OVL_OP_READ, fd, buf, len, offset, 0, ctx, out_id);
+    return submit_one(port, OVL_OP_READ, fd, buf, len, offset, 0, 0, ctx, out_id);
 }
 
 OVL_API int32_t ovl_submit_write(ovl_port *port, ovl_fd fd, const void *buf,
@@ -323,19 +346,44 @@ OVL_API int32_t ovl_submit_write(ovl_port *port, ovl_fd fd, const void *buf,
 {
     /* The write source is only ever read; the op stores it untyped. */
     return submit_one(port, OVL_OP_WRITE, fd, (void *)(uintptr_t)buf, len,
-                      offset, 0, ctx, out_id);
+                      offset, 0, 0, ctx, out_id);
 }
 
 OVL_API int32_t ovl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
                                  void *ctx, uint64_t *out_id)
 {
-    return submit_one(port, OVL_OP_FSYNC, fd, NULL, 0, 0, flags, ctx, out_id);
+    return submit_one(port, OVL_OP_FSYNC, fd, NULL, 0, 0, flags, 0, ctx, out_id);
 }
 
 OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx,
                          uint64_t *out_id)
 {
-    return submit_one(port, OVL_OP_POST, 0, NULL, 0, value, 0, ctx, out_id);
+    return submit_one(port, OVL_OP_POST, 0, NULL, 0, value, 0, 0, ctx, out_id);
+}
+
+OVL_API int32_t ovl_submit_accept(ovl_port *port, ovl_fd listener, ovl_addr *peer,
+                                  void *ctx, uint64_t *out_id)
+{
+    return submit_one(port, OVL_OP_ACCEPT, listener, peer, 0, 0, 0, 0, ctx, out_id);
+}
+
+OVL_API int32_t ovl_submit_connect(ovl_port *port, ovl_fd sock, const ovl_addr *addr,
+                                   void *ctx, uint64_t *out_id)
+{
+    /* The address is only ever read; the op stores it untyped. */
+    return submit_one(port, OVL_OP_CONNECT, sock, (void *)(uintptr_t)addr, 0, 0, 0, 0, ctx,
+                      out_id);
+}
+
+OVL_API int32_t ovl_submit_shutdown(ovl_port *port, ovl_fd sock, uint32_t how, void *ctx,
+                                    uint64_t *out_id)
+{
+    return submit_one(port, OVL_OP_SHUTDOWN, sock, NULL, 0, 0, how, 0, ctx, out_id);
+}
+
+OVL_API int32_t ovl_submit_timer(ovl_port *port, int64_t delay_ns, void *ctx, uint64_t *out_id)
+{
+    return submit_one(port, OVL_OP_TIMER, 0, NULL, 0, 0, 0, delay_ns, ctx, out_id);
 }
 
 OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id)

@@ -57,6 +57,21 @@ int32_t ovl__errno_to_code(int err)
     case ENOTSUP: return OVL_ENOTSUP;
 #endif
     case ESPIPE: return OVL_ENOTSUP;
+    case ETIMEDOUT: return OVL_ETIMEDOUT;
+#ifdef ETIME
+    case ETIME: return OVL_ETIMEDOUT;
+#endif
+    case ECONNREFUSED: return OVL_ECONNREFUSED;
+    case EADDRINUSE: return OVL_EADDRINUSE;
+    case ENETUNREACH: return OVL_ENETUNREACH;
+    case ENETDOWN: return OVL_ENETUNREACH;
+    case EHOSTUNREACH: return OVL_EHOSTUNREACH;
+#ifdef EHOSTDOWN
+    case EHOSTDOWN: return OVL_EHOSTUNREACH;
+#endif
+    case ECONNABORTED: return OVL_ECONNABORTED;
+    case ENOTCONN: return OVL_ENOTCONN;
+    case EADDRNOTAVAIL: return OVL_EADDRNOTAVAIL;
     default: return OVL_EOS;
     }
 }
@@ -83,8 +98,23 @@ int32_t ovl__win32_to_code(uint32_t err)
     case ERROR_NO_DATA:
     case ERROR_PIPE_NOT_CONNECTED: return OVL_EPIPE;
     case ERROR_NETNAME_DELETED:
-    case WSAECONNRESET:
-    case WSAECONNABORTED: return OVL_ECONNRESET;
+    case WSAECONNRESET: return OVL_ECONNRESET;
+    case WSAECONNABORTED:
+    case ERROR_CONNECTION_ABORTED: return OVL_ECONNABORTED;
+    case WSAETIMEDOUT:
+    case ERROR_SEM_TIMEOUT:
+    case WAIT_TIMEOUT: return OVL_ETIMEDOUT;
+    case WSAECONNREFUSED:
+    case ERROR_CONNECTION_REFUSED: return OVL_ECONNREFUSED;
+    case WSAEADDRINUSE:
+    case ERROR_ADDRESS_ALREADY_ASSOCIATED: return OVL_EADDRINUSE;
+    case WSAENETUNREACH:
+    case WSAENETDOWN:
+    case ERROR_NETWORK_UNREACHABLE: return OVL_ENETUNREACH;
+    case WSAEHOSTUNREACH:
+    case ERROR_HOST_UNREACHABLE: return OVL_EHOSTUNREACH;
+    case WSAENOTCONN: return OVL_ENOTCONN;
+    case WSAEADDRNOTAVAIL: return OVL_EADDRNOTAVAIL;
     case ERROR_NOT_SUPPORTED:
     case ERROR_INVALID_FUNCTION: return OVL_ENOTSUP;
     case ERROR_IO_DEVICE:

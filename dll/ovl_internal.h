@@ -50,6 +50,7 @@ struct ovl__op {
     void *buf;
     uint64_t len;
     int64_t offset;     /* >= 0 positional, OVL_OFFSET_CURRENT stream */
+    int64_t timeout_ns; /* > 0: the op's timeout (OVL_OP_TIMER: its delay) */
     ovl_fd fd;
     uint32_t index;     /* position in the pool, fixed */
     uint32_t pslot;     /* the port's handle slot (part of the token) */
@@ -101,6 +102,11 @@ typedef struct ovl__event {
 typedef struct ovl__backend {
     const char *name;
     uint32_t id; /* OVL_BACKEND_* */
+    /* Which ops it runs: without net_ops, accept, connect and shutdown are
+     * refused at submit with OVL_ENOTSUP; without timeouts, timers and an
+     * op's timeout_ns likewise. */
+    bool net_ops;
+    bool timeouts;
     /* Create the backend state (p->be). Return OVL_OK or an OVL_E code. */
     int32_t (*init)(ovl_port *p);
     /* Start ops[0..n) (each INFLIGHT, fields filled). Must accept all of

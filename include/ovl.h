@@ -123,10 +123,18 @@ OVL_API const char *ovl_version_string(void);
     X(EFBIG,     -21, "file too large or offset out of range")               \
     X(EMODE,     -22, "wrong port mode (manual-mode call on a threaded port)")\
     X(EOS,       -23, "other operating-system error (see os_error)")        \
-    X(EFORKED,   -24, "port belongs to the parent process (inherited across fork)")
+    X(EFORKED,   -24, "port belongs to the parent process (inherited across fork)") \
+    X(ETIMEDOUT, -25, "operation timed out")                                 \
+    X(ECONNREFUSED, -26, "connection refused")                               \
+    X(EADDRINUSE, -27, "address already in use")                             \
+    X(ENETUNREACH, -28, "network is unreachable")                            \
+    X(EHOSTUNREACH, -29, "no route to host")                                 \
+    X(ECONNABORTED, -30, "connection aborted")                               \
+    X(ENOTCONN,  -31, "socket is not connected")                             \
+    X(EADDRNOTAVAIL, -32, "address not available")
 
 #define OVL__ERR_ENUM(name, value, msg) OVL_##name = (value),
-enum { OVL_ERRORS(OVL__ERR_ENUM) OVL__ERR_LAST = -24 };
+enum { OVL_ERRORS(OVL__ERR_ENUM) OVL__ERR_LAST = -32 };
 #undef OVL__ERR_ENUM
 
 /* Message for an OVL_E code ("unknown error" for anything else, never NULL).
@@ -160,6 +168,28 @@ typedef uint64_t ovl_fd;
 #define OVL_OP_WRITE 2u
 #define OVL_OP_FSYNC 3u
 #define OVL_OP_POST  4u
+#define OVL_OP_ACCEPT   5u /* a connection from a listening socket */
+#define OVL_OP_CONNECT  6u /* connect a socket to an address */
+#define OVL_OP_SHUTDOWN 7u /* shut down one or both directions */
+#define OVL_OP_TIMER    8u /* completes after a delay */
+
+/* ovl_submit_shutdown / ovl_request.flags of OVL_OP_SHUTDOWN. */
+#define OVL_SHUT_RD   1u /* no more receives */
+#define OVL_SHUT_WR   2u /* no more sends: the peer reads end of file */
+#define OVL_SHUT_RDWR 3u
+
+/* A socket address, as the OS's struct sockaddr (sockaddr_in, sockaddr_in6,
+ * sockaddr_un; SOCKADDR on Windows) in `data`, `len` bytes long. 136
+ * bytes, 8-aligned. */
+#define OVL_ADDR_MAX 128u
+typedef struct ovl_addr {
+    union {
+        uint8_t bytes[OVL_ADDR_MAX];
+        uint64_t align_;
+    } data;
+    uint32_t len;      /* bytes of data in use */
+    uint32_t reserved; /* 0 */
+} ovl_addr;
 
 /* ovl_submit_fsync flags. */
 #define OVL_FSYNC_DATA 1u /* data only (fdatasync); default flushes metadata */
@@ -391,19 +421,29 @@ OVL_API int32_t ovl_submit_write(ovl_port *port, ovl_fd fd, const void *buf,
 OVL_API int32_t ovl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
                                  void *ctx, uint64_t *out_id);
 
-/* One request of a batch submit. 56 bytes on 64-bit. */
+/* One request of a batch submit. 64 bytes on 64-bit. */
 typedef struct ovl_request {
-    uint32_t op;      /* OVL_OP_READ, _WRITE, _FSYNC or _POST */
-    uint32_t flags;   /* OVL_FSYNC_DATA for fsync; 0 otherwise */
-    ovl_fd fd;        /* 0 for a post */
+    uint32_t op;      /* OVL_OP_* */
+    uint32_t flags;   /* OVL_FSYNC_DATA for fsync; OVL_SHUT_* for shutdown;
+                         0 otherwise */
+    ovl_fd fd;        /* the handle; the listening socket for accept; 0 for
+                         a post or a timer */
     void *buf;        /* read target / write source (const for writes);
-                         NULL for a post */
-    uint64_t len;     /* 0 for a post */
+                         accept: an ovl_addr * for the peer's address, or
+                         NULL; connect: the const ovl_addr * to connect to;
+                         NULL for a post, a timer or a shutdown */
+    uint64_t len;     /* read/write length; 0 for the other ops */
     int64_t offset;   /* >= 0 or OVL_OFFSET_CURRENT; for OVL_OP_POST the
                          value to deliver as the result (any value), the
-                         batch form of ovl_post */
+                         batch form of ovl_post; 0 for the other ops */
     void *ctx;
     uint64_t id;      /* out: the op id once submitted, 0 if not */
+    int64_t timeout_ns; /* > 0: if the op has not completed this long after
+                         the submit, it is cancelled and completes with
+                         OVL_ETIMEDOUT (an op that finished first, or that
+                         the OS cannot interrupt, carries its real result);
+                         0: no timeout; < 0: OVL_EINVAL. For OVL_OP_TIMER
+                         the delay (> 0). Not for posts. */
 } ovl_request;
 
 /* Submit n requests with one lock and (io_uring) one system call. Requests
@@ -413,6 +453,45 @@ typedef struct ovl_request {
  * rest have id 0 and get none. n == 0 returns OVL_OK. */
 OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
                            size_t *out_submitted);
+
+/* ---- connections and timers ----------------------------------------------
+ * The same rules as the other submits (one completion, cancel, close,
+ * back-pressure, bad input); a timeout for any of them goes through
+ * ovl_submit's ovl_request.timeout_ns. Sockets are the caller's, created
+ * as it likes (blocking or not: the library never changes their flags); on
+ * Windows associate them with the port first (ovl_associate). */
+
+/* Accept a connection on a listening socket. The completion's result is the
+ * new connection's handle (>= 0; a POSIX fd or a Windows SOCKET, created
+ * close-on-exec, blocking as the OS creates it, on Windows already
+ * associated with this port and usable with getpeername & co); it belongs
+ * to the caller once delivered (an accepted connection that nobody can
+ * receive, because the op was cancelled or the port closed after the OS
+ * made it, is closed by the library). `peer` (may be NULL) is borrowed
+ * until the completion and receives the peer's address and length.
+ * Errors at submit: as every submit; a non-listening socket is reported in
+ * the completion (OVL_EINVAL). */
+OVL_API int32_t ovl_submit_accept(ovl_port *port, ovl_fd listener, ovl_addr *peer,
+                                  void *ctx, uint64_t *out_id);
+
+/* Connect a socket to `addr` (borrowed until the completion; addr->len
+ * bytes of sockaddr). Completion result 0 on success; refused is
+ * OVL_ECONNREFUSED, and so on. A NULL addr or a len of 0 or above
+ * OVL_ADDR_MAX is OVL_EINVAL at submit. */
+OVL_API int32_t ovl_submit_connect(ovl_port *port, ovl_fd sock, const ovl_addr *addr,
+                                   void *ctx, uint64_t *out_id);
+
+/* Shut down one or both directions of a connected socket (how: OVL_SHUT_*;
+ * anything else is OVL_EINVAL). OVL_SHUT_WR is the half-close a protocol
+ * uses to end its request: the peer's reads then return 0. Result 0. */
+OVL_API int32_t ovl_submit_shutdown(ovl_port *port, ovl_fd sock, uint32_t how,
+                                    void *ctx, uint64_t *out_id);
+
+/* A timer: completes with result 0 after delay_ns (> 0, else OVL_EINVAL),
+ * or with OVL_ECANCELED if cancelled first. Counts against queue_depth
+ * until delivered. */
+OVL_API int32_t ovl_submit_timer(ovl_port *port, int64_t delay_ns, void *ctx,
+                                 uint64_t *out_id);
 
 /* Post a user completion (like PostQueuedCompletionStatus): it arrives in a
  * callback batch with op OVL_OP_POST, result `value` (any value, delivered

@@ -117,6 +117,23 @@ FACTS = {
         "(`OVL_ECANCELED`, or its real result)",
         "`OVL_ENOENT` (unknown or already delivered id), `OVL_ECLOSED`, "
         "`OVL_EINVAL`"),
+    "ovl_submit_accept": (
+        "any, including the port's callback",
+        "`peer` (may be NULL) until the completion",
+        "one; result: the new connection's handle (the caller's once "
+        "delivered)", "as every submit; `OVL_ENOTSUP` on a backend without "
+        "connection ops"),
+    "ovl_submit_connect": (
+        "any, including the port's callback", "`addr` until the completion",
+        "one; result 0", "as every submit; `OVL_EINVAL` (NULL `addr`, bad "
+        "`len`)"),
+    "ovl_submit_shutdown": (
+        "any, including the port's callback", "nothing", "one; result 0",
+        "as every submit; `OVL_EINVAL` (bad `how`)"),
+    "ovl_submit_timer": (
+        "any, including the port's callback", "nothing",
+        "one; result 0 after the delay, or `OVL_ECANCELED`",
+        "`OVL_EINVAL` (`delay_ns <= 0`), as every submit"),
     "ovl_submit_and_poll": (
         "any, not the port's callback",
         "`reqs` read during the call (ids written back); each buffer as for "

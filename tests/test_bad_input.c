@@ -110,7 +110,7 @@ Test(bad_input, bad_requests_in_a_batch)
     fixture f;
     setup_fixture(&f);
     char b[4];
-    ovl_request q = {99, 0, (ovl_fd)f.fds[0], b, 4, 0, NULL, 0};
+    ovl_request q = {99, 0, (ovl_fd)f.fds[0], b, 4, 0, NULL, 0, 0};
     size_t done = 7;
     cr_assert_eq(ovl_submit(f.p, &q, 1, &done), OVL_EINVAL, "unknown op");
     cr_assert_eq(done, 0u);

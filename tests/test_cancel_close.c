@@ -103,7 +103,7 @@ Test(cancel_close, back_pressure_is_a_distinct_error)
     cr_assert_eq(ovl_submit_read(p, fds[0], buf[0], 4, OVL_OFFSET_CURRENT, NULL, &id), OVL_EQUEUEFULL);
     cr_assert_eq(id, 0u);
     cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_EQUEUEFULL, "posts count too");
-    ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fds[0], buf[0], 4, OVL_OFFSET_CURRENT, NULL, 0};
+    ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fds[0], buf[0], 4, OVL_OFFSET_CURRENT, NULL, 0, 0};
     size_t done = 9;
     cr_assert_eq(ovl_submit(p, &q, 1, &done), OVL_EQUEUEFULL);
     cr_assert_eq(done, 0u);

@@ -95,7 +95,7 @@ Test(file_io, batch_submit)
     static uint8_t bufs[N][LEN];
     ovl_request reqs[N];
     for (int i = 0; i < N; i++) {
-        ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fd, bufs[i], LEN, (int64_t)i * 1000, (void *)(uintptr_t)i, 0};
+        ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fd, bufs[i], LEN, (int64_t)i * 1000, (void *)(uintptr_t)i, 0, 0};
         reqs[i] = q;
     }
     size_t done = 0;
@@ -119,8 +119,8 @@ Test(file_io, batch_submit)
     rec_wait(&r, N + 4);
     /* fsync and write kinds in a batch */
     ovl_request mix[2] = {
-        {OVL_OP_WRITE, 0, (ovl_fd)fd, bufs[0], LEN, 0, NULL, 0},
-        {OVL_OP_FSYNC, OVL_FSYNC_DATA, (ovl_fd)fd, NULL, 0, 0, NULL, 0},
+        {OVL_OP_WRITE, 0, (ovl_fd)fd, bufs[0], LEN, 0, NULL, 0, 0},
+        {OVL_OP_FSYNC, OVL_FSYNC_DATA, (ovl_fd)fd, NULL, 0, 0, NULL, 0, 0},
     };
     cr_assert_eq(ovl_submit(p, mix, 2, NULL), OVL_OK);
     rec_wait(&r, N + 6);
@@ -297,7 +297,7 @@ static void read_each(ovl_port *p, rec *r, const int *fds, int n, uint8_t (*bufs
     for (int i = 0; i < n; i++) {
         memset(bufs[i], 0, 4096);
         q[i] = (ovl_request){OVL_OP_READ, 0, (ovl_fd)fds[i], bufs[i], 4096,
-                             (int64_t)(i % 4) * 4096, bufs[i], 0};
+                             (int64_t)(i % 4) * 4096, bufs[i], 0, 0};
     }
     cr_assert_eq(ovl_submit(p, q, (size_t)n, &done), OVL_OK);
     rec_wait(r, before + (size_t)n);

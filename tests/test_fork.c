@@ -55,7 +55,7 @@ static int child_checks(ovl_port *p, int pipe_rd, int file_fd)
     CHECK(ovl_submit_read(p, (ovl_fd)pipe_rd, buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, NULL) ==
           OVL_EFORKED);
     CHECK(ovl_submit_write(p, (ovl_fd)file_fd, "zz", 2, 0, NULL, NULL) == OVL_EFORKED);
-    ovl_request req = {OVL_OP_POST, 0, 0, NULL, 0, 5, NULL, 0};
+    ovl_request req = {OVL_OP_POST, 0, 0, NULL, 0, 5, NULL, 0, 0};
     size_t done = 7;
     CHECK(ovl_submit(p, &req, 1, &done) == OVL_EFORKED && done == 0);
     CHECK(ovl_cancel(p, 1) == OVL_EFORKED);

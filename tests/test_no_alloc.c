@@ -38,14 +38,14 @@ static void workload(ovl_port *p, rec *r, int fd, int pfd[2], int rounds)
         size_t before = rec_count(r);
         ovl_request q[8];
         for (int i = 0; i < 8; i++) {
-            ovl_request x = {OVL_OP_READ, 0, (ovl_fd)fd, buf[i], 4096, (int64_t)i * 4096, NULL, 0};
+            ovl_request x = {OVL_OP_READ, 0, (ovl_fd)fd, buf[i], 4096, (int64_t)i * 4096, NULL, 0, 0};
             q[i] = x;
         }
         cr_assert_eq(ovl_submit(p, q, 8, NULL), OVL_OK);
         cr_assert_eq(ovl_submit_write(p, fd, buf[8], 4096, 65536, NULL, NULL), OVL_OK);
         cr_assert_eq(ovl_post(p, k, NULL, NULL), OVL_OK);
-        ovl_request posts[2] = {{OVL_OP_POST, 0, 0, NULL, 0, k, NULL, 0},
-                                {OVL_OP_POST, 0, 0, NULL, 0, -k, NULL, 0}};
+        ovl_request posts[2] = {{OVL_OP_POST, 0, 0, NULL, 0, k, NULL, 0, 0},
+                                {OVL_OP_POST, 0, 0, NULL, 0, -k, NULL, 0, 0}};
         cr_assert_eq(ovl_submit(p, posts, 2, NULL), OVL_OK);
         cr_assert_geq(ovl_poll(p, 0), 0); /* delivery on this thread too */
         uint64_t parked;

@@ -286,7 +286,7 @@ static void flip_fill(flip *f, size_t i, ovl_request *q)
     f->recs[i][0] = 0x5245434f52440000ull | (i & 0xffff); /* "RECORD" + low bits */
     f->recs[i][1] = (uint64_t)i;
     ovl_request rq = {OVL_OP_WRITE, 0, (ovl_fd)f->a, f->recs[i], 16, (int64_t)(16 * i),
-                      (void *)(uintptr_t)(i + 1), 0};
+                      (void *)(uintptr_t)(i + 1), 0, 0};
     *q = rq;
 }
 

@@ -202,7 +202,7 @@ static ovl_completion broken_write(crec *r, const wcase *c, int fds[2])
     size_t len = c->waiting ? sizeof payload : 1;
     if (c->waiting) fill(fds[1]);
     else close(fds[0]);
-    ovl_request w = {OVL_OP_WRITE, 0, (ovl_fd)fds[1], payload, len, OVL_OFFSET_CURRENT, NULL, 0};
+    ovl_request w = {OVL_OP_WRITE, 0, (ovl_fd)fds[1], payload, len, OVL_OFFSET_CURRENT, NULL, 0, 0};
     size_t want, done = 0;
     uint64_t id = 0;
     if (c->style == STYLE_ONE) {
@@ -210,7 +210,7 @@ static ovl_completion broken_write(crec *r, const wcase *c, int fds[2])
                   OVL_OK, "submit");
         want = 1;
     } else if (c->style == STYLE_BATCH) {
-        ovl_request q[2] = {{OVL_OP_POST, 0, 0, NULL, 0, 5, NULL, 0}, w};
+        ovl_request q[2] = {{OVL_OP_POST, 0, 0, NULL, 0, 5, NULL, 0, 0}, w};
         CHECK(ovl_submit(p, q, 2, &done) == OVL_OK && done == 2, "batch");
         id = q[1].id;
         want = 2;

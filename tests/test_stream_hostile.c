@@ -58,7 +58,7 @@ static void run_subs(ovl_port *p, sub *s, size_t n, bool batch)
         cr_assert_leq(n, 64u);
         for (size_t i = 0; i < n; i++)
             q[i] = (ovl_request){s[i].op, 0, (ovl_fd)s[i].fd, s[i].buf, s[i].len, s[i].off,
-                                 NULL, 0};
+                                 NULL, 0, 0};
         size_t done = 0;
         int32_t rc = ovl_submit(p, q, n, &done);
         for (size_t i = 0; i < n; i++) {

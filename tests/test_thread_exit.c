@@ -73,7 +73,7 @@ static void cold_reads(uint32_t flags)
     exiter ex[NCHUNKS];
     for (uint32_t i = 0; i < NCHUNKS; i++) {
         ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fd, buf + (size_t)i * CHUNK, CHUNK,
-                         (int64_t)i * CHUNK, NULL, 0};
+                         (int64_t)i * CHUNK, NULL, 0, 0};
         ex[i] = (exiter){p, q, 1};
     }
     submit_from_exiting_threads(ex, NCHUNKS);
@@ -111,7 +111,7 @@ static void cold_writes(uint32_t flags)
     exiter ex[NCHUNKS];
     for (uint32_t i = 0; i < NCHUNKS; i++) {
         ovl_request q = {OVL_OP_WRITE, 0, (ovl_fd)fd, src + (size_t)i * CHUNK, CHUNK,
-                         (int64_t)i * CHUNK + skew, NULL, 0};
+                         (int64_t)i * CHUNK + skew, NULL, 0, 0};
         ex[i] = (exiter){p, q, 1};
     }
     submit_from_exiting_threads(ex, NCHUNKS);
@@ -154,7 +154,7 @@ static void bad_address(uint32_t flags, bool cold, bool exiting)
     long pg = sysconf(_SC_PAGESIZE);
     void *hole = mmap(NULL, (size_t)pg * 4, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(hole, MAP_FAILED);
-    ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fd, hole, (uint64_t)pg * 4, 0, NULL, 0};
+    ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fd, hole, (uint64_t)pg * 4, 0, NULL, 0, 0};
     exiter ex = {p, q, 1};
     if (exiting) {
         submit_from_exiting_threads(&ex, 1);

@@ -263,6 +263,7 @@ void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
         reqs[k].len = r[k].len;
         reqs[k].offset = r[k].offset;
         reqs[k].ctx = (void *)(uintptr_t)r[k].ctx;
+        reqs[k].timeout_ns = 0;
         reqs[k].id = 0;
     }
     while (i < n) {
@@ -344,6 +345,7 @@ int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r,
     req.offset = r->offset;
     req.ctx = (void *)(uintptr_t)r->ctx;
     req.id = 0;
+    req.timeout_ns = 0;
     size_t accepted = 0;
     int32_t rc = ovl_submit(port, &req, 1, &accepted);
     r->id = req.id;

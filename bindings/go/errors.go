@@ -48,6 +48,15 @@ const (
 	// EFORKED: a port used in a child process after fork(); the port
 	// belongs to the parent.
 	EFORKED = Errno(C.OVL_EFORKED)
+	// Connection and timeout codes.
+	ETIMEDOUT     = Errno(C.OVL_ETIMEDOUT)
+	ECONNREFUSED  = Errno(C.OVL_ECONNREFUSED)
+	EADDRINUSE    = Errno(C.OVL_EADDRINUSE)
+	ENETUNREACH   = Errno(C.OVL_ENETUNREACH)
+	EHOSTUNREACH  = Errno(C.OVL_EHOSTUNREACH)
+	ECONNABORTED  = Errno(C.OVL_ECONNABORTED)
+	ENOTCONN      = Errno(C.OVL_ENOTCONN)
+	EADDRNOTAVAIL = Errno(C.OVL_EADDRNOTAVAIL)
 )
 
 // Error returns the library's message for the code (ovl_strerror).

@@ -442,7 +442,7 @@ static void *submitter(void *arg)
                 r->buf = malloc(r->len);
                 atomic_store(&r->state, R_SUBMITTED);
                 q[k] = (ovl_request){OVL_OP_READ, 0, (ovl_fd)R->datafd, r->buf,
-                                     r->len, (int64_t)r->off, r, 0};
+                                     r->len, (int64_t)r->off, r, 0, 0};
             }
             if (k == 0) break;
             int32_t rc = ovl_submit(atomic_load(&R->port), q, k, &done);

@@ -9,7 +9,14 @@ fn lib_names(target_os: &str) -> &'static [&'static str] {
     if target_os == "windows" {
         // mingw import library first, then MSVC-style names, then the DLL
         // itself (GNU ld can link against a DLL directly).
-        &["libovl.dll.a", "ovl.dll.a", "ovl.lib", "libovl.a", "ovl.dll", "libovl.dll"]
+        &[
+            "libovl.dll.a",
+            "ovl.dll.a",
+            "ovl.lib",
+            "libovl.a",
+            "ovl.dll",
+            "libovl.dll",
+        ]
     } else if target_os == "macos" {
         &["libovl.dylib"]
     } else {
@@ -92,7 +99,10 @@ fn main() {
     if how != "OVL_LIB_DIR" {
         // Until the in-tree library exists, re-run so that it is picked up as
         // soon as CMake has built it (a missing path always counts as changed).
-        println!("cargo:rerun-if-changed={}", in_tree.join(lib_names(&target_os)[0]).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            in_tree.join(lib_names(&target_os)[0]).display()
+        );
     }
 
     for d in &dirs {

@@ -282,11 +282,11 @@ static void do_batch(run *R, in *s)
         r->state = 1;
         rs[m] = r;
         q[m] = (ovl_request){op, u8(s) % 3 == 0 ? u8(s) : 0, fd, r->buf, len,
-                             r->offset, r, 0xdead};
+                             r->offset, r, 0xdead, 0};
         if (op == OVL_OP_POST && (u8(s) & 1)) {
             /* A well-formed batch post: the value travels in offset. */
             r->post_value = r->offset;
-            q[m] = (ovl_request){op, 0, 0, NULL, 0, r->offset, r, 0xdead};
+            q[m] = (ovl_request){op, 0, 0, NULL, 0, r->offset, r, 0xdead, 0};
         }
     }
     if (!m) return;

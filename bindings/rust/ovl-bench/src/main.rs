@@ -159,6 +159,7 @@ impl Core {
             offset: (self.rng.next(self.blocks) * BLOCK) as i64,
             ctx: i as *mut c_void,
             id: 0,
+            timeout_ns: 0,
         }
     }
 }

@@ -92,8 +92,24 @@ pub const OVL_EMODE: i32 = -22;
 pub const OVL_EOS: i32 = -23;
 /// The port belongs to the parent process (inherited across fork).
 pub const OVL_EFORKED: i32 = -24;
+/// Operation timed out.
+pub const OVL_ETIMEDOUT: i32 = -25;
+/// Connection refused.
+pub const OVL_ECONNREFUSED: i32 = -26;
+/// Address already in use.
+pub const OVL_EADDRINUSE: i32 = -27;
+/// Network is unreachable.
+pub const OVL_ENETUNREACH: i32 = -28;
+/// No route to host.
+pub const OVL_EHOSTUNREACH: i32 = -29;
+/// Connection aborted.
+pub const OVL_ECONNABORTED: i32 = -30;
+/// Socket is not connected.
+pub const OVL_ENOTCONN: i32 = -31;
+/// Address not available.
+pub const OVL_EADDRNOTAVAIL: i32 = -32;
 /// The last (most negative) code this header knows.
-pub const OVL__ERR_LAST: i32 = -24;
+pub const OVL__ERR_LAST: i32 = -32;
 
 // ---- basic types -------------------------------------------------------------
 
@@ -121,6 +137,22 @@ pub const OVL_OP_WRITE: u32 = 2;
 pub const OVL_OP_FSYNC: u32 = 3;
 /// Op kind: user-posted completion.
 pub const OVL_OP_POST: u32 = 4;
+/// Op kind: accept a connection.
+pub const OVL_OP_ACCEPT: u32 = 5;
+/// Op kind: connect a socket.
+pub const OVL_OP_CONNECT: u32 = 6;
+/// Op kind: shut down a socket's directions.
+pub const OVL_OP_SHUTDOWN: u32 = 7;
+/// Op kind: a timer.
+pub const OVL_OP_TIMER: u32 = 8;
+/// Shutdown: no more receives.
+pub const OVL_SHUT_RD: u32 = 1;
+/// Shutdown: no more sends (the peer reads end of file).
+pub const OVL_SHUT_WR: u32 = 2;
+/// Shutdown: both directions.
+pub const OVL_SHUT_RDWR: u32 = 3;
+/// Bytes of address an [`ovl_addr`] holds.
+pub const OVL_ADDR_MAX: u32 = 128;
 
 /// `ovl_submit_fsync` flag: data only (fdatasync).
 pub const OVL_FSYNC_DATA: u32 = 1;
@@ -197,6 +229,18 @@ pub struct ovl_port_config {
     pub userdata: *mut c_void,
 }
 
+/// A socket address (a `struct sockaddr` in `data`, `len` bytes of it).
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct ovl_addr {
+    /// The sockaddr's bytes.
+    pub data: [u8; 128],
+    /// Bytes of `data` in use.
+    pub len: u32,
+    /// 0.
+    pub reserved: u32,
+}
+
 /// One request of a batch submit ([`ovl_submit`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -217,6 +261,9 @@ pub struct ovl_request {
     pub ctx: *mut c_void,
     /// Out: the op id once submitted, 0 if not.
     pub id: u64,
+    /// `> 0`: cancel with `OVL_ETIMEDOUT` after this long; 0: none. For a
+    /// timer, its delay.
+    pub timeout_ns: i64,
 }
 
 /// Counters of a port (versioned: set `size` before [`ovl_port_stats`]).
@@ -316,6 +363,37 @@ extern "C" {
         n: usize,
         out_submitted: *mut usize,
         timeout_ms: i32,
+    ) -> i32;
+    /// Accept a connection on a listening socket; the result is its handle.
+    pub fn ovl_submit_accept(
+        port: *mut ovl_port,
+        listener: ovl_fd,
+        peer: *mut ovl_addr,
+        ctx: *mut c_void,
+        out_id: *mut u64,
+    ) -> i32;
+    /// Connect a socket to `addr` (borrowed until the completion).
+    pub fn ovl_submit_connect(
+        port: *mut ovl_port,
+        sock: ovl_fd,
+        addr: *const ovl_addr,
+        ctx: *mut c_void,
+        out_id: *mut u64,
+    ) -> i32;
+    /// Shut down one or both directions (`OVL_SHUT_*`).
+    pub fn ovl_submit_shutdown(
+        port: *mut ovl_port,
+        sock: ovl_fd,
+        how: u32,
+        ctx: *mut c_void,
+        out_id: *mut u64,
+    ) -> i32;
+    /// A timer completing with 0 after `delay_ns`.
+    pub fn ovl_submit_timer(
+        port: *mut ovl_port,
+        delay_ns: i64,
+        ctx: *mut c_void,
+        out_id: *mut u64,
     ) -> i32;
     /// Post a user completion carrying `value` and `ctx`.
     pub fn ovl_post(port: *mut ovl_port, value: i64, ctx: *mut c_void, out_id: *mut u64) -> i32;

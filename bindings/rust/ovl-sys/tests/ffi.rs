@@ -9,17 +9,32 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 #[test]
 fn version_matches_header() {
     assert_eq!(unsafe { ovl_version() }, OVL_VERSION_HEX);
-    let s = unsafe { CStr::from_ptr(ovl_version_string()) }.to_str().unwrap();
+    let s = unsafe { CStr::from_ptr(ovl_version_string()) }
+        .to_str()
+        .unwrap();
     assert_eq!(
         s,
-        format!("{}.{}.{}", OVL_VERSION_MAJOR, OVL_VERSION_MINOR, OVL_VERSION_PATCH)
+        format!(
+            "{}.{}.{}",
+            OVL_VERSION_MAJOR, OVL_VERSION_MINOR, OVL_VERSION_PATCH
+        )
     );
 }
 
 #[test]
 fn error_names_and_messages() {
-    let name = |c| unsafe { CStr::from_ptr(ovl_error_name(c)) }.to_str().unwrap().to_owned();
-    let msg = |c| unsafe { CStr::from_ptr(ovl_strerror(c)) }.to_str().unwrap().to_owned();
+    let name = |c| {
+        unsafe { CStr::from_ptr(ovl_error_name(c)) }
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let msg = |c| {
+        unsafe { CStr::from_ptr(ovl_strerror(c)) }
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(name(OVL_EINVAL), "OVL_EINVAL");
     assert_eq!(name(OVL_EQUEUEFULL), "OVL_EQUEUEFULL");
     assert_eq!(msg(OVL_ECANCELED), "operation cancelled");
@@ -42,10 +57,16 @@ unsafe extern "C" fn on_batch(items: *const ovl_completion, n: usize, userdata: 
 
 #[test]
 fn post_then_close_delivers_every_completion() {
-    let seen = Seen { count: AtomicUsize::new(0), sum: AtomicI64::new(0) };
+    let seen = Seen {
+        count: AtomicUsize::new(0),
+        sum: AtomicI64::new(0),
+    };
     unsafe {
         let mut cfg = std::mem::zeroed::<ovl_port_config>();
-        assert_eq!(ovl_port_config_init(&mut cfg, std::mem::size_of::<ovl_port_config>() as u32), OVL_OK);
+        assert_eq!(
+            ovl_port_config_init(&mut cfg, std::mem::size_of::<ovl_port_config>() as u32),
+            OVL_OK
+        );
         assert_eq!(cfg.queue_depth, OVL_DEFAULT_QUEUE_DEPTH);
         cfg.callback = Some(on_batch);
         cfg.userdata = &seen as *const Seen as *mut c_void;
@@ -59,7 +80,10 @@ fn post_then_close_delivers_every_completion() {
         assert_eq!(ovl_close_port(port), OVL_OK);
         // Closed: the tombstone answers, nothing crashes.
         assert_eq!(ovl_close_port(port), OVL_ECLOSED);
-        let mut st = ovl_stats { size: std::mem::size_of::<ovl_stats>() as u32, ..Default::default() };
+        let mut st = ovl_stats {
+            size: std::mem::size_of::<ovl_stats>() as u32,
+            ..Default::default()
+        };
         assert_eq!(ovl_port_stats(port, &mut st), OVL_OK);
         assert_eq!(st.inflight, 0);
         assert_eq!(st.submitted, 10);
@@ -76,7 +100,15 @@ fn bad_input_is_rejected() {
         assert_eq!(ovl_port_config_init(ptr::null_mut(), 40), OVL_EINVAL);
         let mut b = [0u8; 8];
         assert_eq!(
-            ovl_submit_read(ptr::null_mut(), 0, b.as_mut_ptr().cast(), 8, 0, ptr::null_mut(), ptr::null_mut()),
+            ovl_submit_read(
+                ptr::null_mut(),
+                0,
+                b.as_mut_ptr().cast(),
+                8,
+                0,
+                ptr::null_mut(),
+                ptr::null_mut()
+            ),
             OVL_EINVAL
         );
         let mut port = ptr::null_mut();
@@ -86,15 +118,67 @@ fn bad_input_is_rejected() {
         // `fd` is a plausible descriptor / handle value (on Windows 0 is the
         // NULL handle, itself rejected with OVL_EBADF before the arguments).
         let fd: ovl_fd = if cfg!(windows) { 4 } else { 0 };
-        assert_eq!(ovl_submit_read(port, fd, ptr::null_mut(), 8, 0, ptr::null_mut(), ptr::null_mut()), OVL_EINVAL);
-        assert_eq!(ovl_submit_read(port, fd, b.as_mut_ptr().cast(), 8, -2, ptr::null_mut(), ptr::null_mut()), OVL_EINVAL);
         assert_eq!(
-            ovl_submit_read(port, fd, b.as_mut_ptr().cast(), OVL_MAX_IO_SIZE as usize + 1, 0, ptr::null_mut(), ptr::null_mut()),
+            ovl_submit_read(
+                port,
+                fd,
+                ptr::null_mut(),
+                8,
+                0,
+                ptr::null_mut(),
+                ptr::null_mut()
+            ),
+            OVL_EINVAL
+        );
+        assert_eq!(
+            ovl_submit_read(
+                port,
+                fd,
+                b.as_mut_ptr().cast(),
+                8,
+                -2,
+                ptr::null_mut(),
+                ptr::null_mut()
+            ),
+            OVL_EINVAL
+        );
+        assert_eq!(
+            ovl_submit_read(
+                port,
+                fd,
+                b.as_mut_ptr().cast(),
+                OVL_MAX_IO_SIZE as usize + 1,
+                0,
+                ptr::null_mut(),
+                ptr::null_mut()
+            ),
             OVL_ETOOBIG
         );
-        assert_eq!(ovl_submit_read(port, u64::MAX, b.as_mut_ptr().cast(), 8, 0, ptr::null_mut(), ptr::null_mut()), OVL_EBADF);
+        assert_eq!(
+            ovl_submit_read(
+                port,
+                u64::MAX,
+                b.as_mut_ptr().cast(),
+                8,
+                0,
+                ptr::null_mut(),
+                ptr::null_mut()
+            ),
+            OVL_EBADF
+        );
         assert_eq!(ovl_cancel(port, 123_456), OVL_ENOENT);
         assert_eq!(ovl_close_port(port), OVL_OK);
-        assert_eq!(ovl_submit_read(port, 0, b.as_mut_ptr().cast(), 8, 0, ptr::null_mut(), ptr::null_mut()), OVL_ECLOSED);
+        assert_eq!(
+            ovl_submit_read(
+                port,
+                0,
+                b.as_mut_ptr().cast(),
+                8,
+                0,
+                ptr::null_mut(),
+                ptr::null_mut()
+            ),
+            OVL_ECLOSED
+        );
     }
 }

@@ -32,28 +32,121 @@ fn rust_side() -> BTreeMap<String, i64> {
                         offset!($t, $f) as i64); )*
         };
     }
-    st!(ovl_completion { ctx, id, result, op, os_error });
-    st!(ovl_port_config { size, queue_depth, backend, flags, threads, spin_usec, callback, userdata });
-    st!(ovl_request { op, flags, fd, buf, len, offset, ctx, id });
-    st!(ovl_stats { size, inflight, submitted, completed, cancels, batches, stale, syscalls });
+    st!(ovl_completion {
+        ctx,
+        id,
+        result,
+        op,
+        os_error
+    });
+    st!(ovl_port_config {
+        size,
+        queue_depth,
+        backend,
+        flags,
+        threads,
+        spin_usec,
+        callback,
+        userdata
+    });
+    st!(ovl_request {
+        op,
+        flags,
+        fd,
+        buf,
+        len,
+        offset,
+        ctx,
+        id,
+        timeout_ns
+    });
+    st!(ovl_addr {
+        data,
+        len,
+        reserved
+    });
+    st!(ovl_stats {
+        size,
+        inflight,
+        submitted,
+        completed,
+        cancels,
+        batches,
+        stale,
+        syscalls
+    });
     m.insert("sizeof ovl_fd".into(), size_of::<ovl_fd>() as i64);
-    m.insert("sizeof ovl_callback".into(), size_of::<ovl_callback>() as i64);
+    m.insert(
+        "sizeof ovl_callback".into(),
+        size_of::<ovl_callback>() as i64,
+    );
 
     macro_rules! c {
         ($($n:ident),* $(,)?) => { $( m.insert(format!("const {}", stringify!($n)), $n as i64); )* };
     }
     c!(
-        OVL_OK, OVL_EINVAL, OVL_EBADF, OVL_ENOMEM, OVL_EQUEUEFULL, OVL_ECLOSED,
-        OVL_ECANCELED, OVL_ENOENT, OVL_EDEADLK, OVL_EUNAVAIL, OVL_ENOTSUP, OVL_EIO,
-        OVL_EACCES, OVL_ENOSPC, OVL_EPIPE, OVL_ECONNRESET, OVL_EAGAIN, OVL_EINTR,
-        OVL_EFAULT, OVL_ETOOBIG, OVL_EISDIR, OVL_EFBIG, OVL_EMODE, OVL_EOS,
-        OVL_EFORKED, OVL__ERR_LAST,
-        OVL_VERSION_MAJOR, OVL_VERSION_MINOR, OVL_VERSION_PATCH, OVL_VERSION_HEX,
-        OVL_OFFSET_CURRENT, OVL_MAX_IO_SIZE, OVL_DEFAULT_QUEUE_DEPTH, OVL_MAX_QUEUE_DEPTH,
+        OVL_OK,
+        OVL_EINVAL,
+        OVL_EBADF,
+        OVL_ENOMEM,
+        OVL_EQUEUEFULL,
+        OVL_ECLOSED,
+        OVL_ECANCELED,
+        OVL_ENOENT,
+        OVL_EDEADLK,
+        OVL_EUNAVAIL,
+        OVL_ENOTSUP,
+        OVL_EIO,
+        OVL_EACCES,
+        OVL_ENOSPC,
+        OVL_EPIPE,
+        OVL_ECONNRESET,
+        OVL_EAGAIN,
+        OVL_EINTR,
+        OVL_EFAULT,
+        OVL_ETOOBIG,
+        OVL_EISDIR,
+        OVL_EFBIG,
+        OVL_EMODE,
+        OVL_EOS,
+        OVL_EFORKED,
+        OVL_ETIMEDOUT,
+        OVL_ECONNREFUSED,
+        OVL_EADDRINUSE,
+        OVL_ENETUNREACH,
+        OVL_EHOSTUNREACH,
+        OVL_ECONNABORTED,
+        OVL_ENOTCONN,
+        OVL_EADDRNOTAVAIL,
+        OVL__ERR_LAST,
+        OVL_VERSION_MAJOR,
+        OVL_VERSION_MINOR,
+        OVL_VERSION_PATCH,
+        OVL_VERSION_HEX,
+        OVL_OFFSET_CURRENT,
+        OVL_MAX_IO_SIZE,
+        OVL_DEFAULT_QUEUE_DEPTH,
+        OVL_MAX_QUEUE_DEPTH,
         OVL_MAX_REGISTERED_FDS,
-        OVL_OP_READ, OVL_OP_WRITE, OVL_OP_FSYNC, OVL_OP_POST, OVL_FSYNC_DATA,
-        OVL_BACKEND_AUTO, OVL_BACKEND_URING, OVL_BACKEND_THREADS, OVL_BACKEND_IOCP,
-        OVL_PORT_MANUAL, OVL_PORT_INLINE,
+        OVL_OP_READ,
+        OVL_OP_WRITE,
+        OVL_OP_FSYNC,
+        OVL_OP_POST,
+        OVL_FSYNC_DATA,
+        OVL_OP_ACCEPT,
+        OVL_OP_CONNECT,
+        OVL_OP_SHUTDOWN,
+        OVL_OP_TIMER,
+        OVL_SHUT_RD,
+        OVL_SHUT_WR,
+        OVL_SHUT_RDWR,
+        OVL_ADDR_MAX,
+        OVL_BACKEND_AUTO,
+        OVL_BACKEND_URING,
+        OVL_BACKEND_THREADS,
+        OVL_BACKEND_IOCP,
+        OVL_PORT_MANUAL,
+        OVL_PORT_INLINE,
     );
     m
 }
@@ -80,7 +173,11 @@ fn probe_exe() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ovl-sys-layout");
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join("layout.c");
-    let exe = dir.join(if cfg!(windows) { "layout.exe" } else { "layout" });
+    let exe = dir.join(if cfg!(windows) {
+        "layout.exe"
+    } else {
+        "layout"
+    });
     std::fs::write(&src, C_PROGRAM).unwrap();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let out = Command::new(&cc)
@@ -104,7 +201,12 @@ fn c_side() -> BTreeMap<String, i64> {
     let run = Command::new(&exe)
         .output()
         .unwrap_or_else(|e| panic!("cannot run the layout probe {:?}: {}", exe, e));
-    assert!(run.status.success(), "the layout probe {:?} failed: {:?}", exe, run.status);
+    assert!(
+        run.status.success(),
+        "the layout probe {:?} failed: {:?}",
+        exe,
+        run.status
+    );
     String::from_utf8(run.stdout)
         .unwrap()
         .lines()
@@ -129,11 +231,19 @@ fn rust_declarations_match_the_c_header() {
     }
     for k in r.keys() {
         if !c.contains_key(k) {
-            problems.push(format!("{}: Rust declares it, the C probe does not print it", k));
+            problems.push(format!(
+                "{}: Rust declares it, the C probe does not print it",
+                k
+            ));
         }
     }
-    assert!(problems.is_empty(), "ovl-sys drifted from ovl.h:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "ovl-sys drifted from ovl.h:\n{}",
+        problems.join("\n")
+    );
     // Sanity: the probe really printed the structs (not an empty map).
     assert_eq!(c["sizeof ovl_completion"], 32);
-    assert_eq!(c["sizeof ovl_request"], 56);
+    assert_eq!(c["sizeof ovl_request"], 64);
+    assert_eq!(c["sizeof ovl_addr"], 136);
 }

@@ -26,7 +26,9 @@ int main(void) {
     ST(ovl_request);
     OFF(ovl_request, op); OFF(ovl_request, flags); OFF(ovl_request, fd);
     OFF(ovl_request, buf); OFF(ovl_request, len); OFF(ovl_request, offset);
-    OFF(ovl_request, ctx); OFF(ovl_request, id);
+    OFF(ovl_request, ctx); OFF(ovl_request, id); OFF(ovl_request, timeout_ns);
+    ST(ovl_addr);
+    OFF(ovl_addr, data); OFF(ovl_addr, len); OFF(ovl_addr, reserved);
     ST(ovl_stats);
     OFF(ovl_stats, size); OFF(ovl_stats, inflight); OFF(ovl_stats, submitted);
     OFF(ovl_stats, completed); OFF(ovl_stats, cancels); OFF(ovl_stats, batches);
@@ -39,6 +41,8 @@ int main(void) {
     K(OVL_OFFSET_CURRENT); K(OVL_MAX_IO_SIZE);
     K(OVL_DEFAULT_QUEUE_DEPTH); K(OVL_MAX_QUEUE_DEPTH); K(OVL_MAX_REGISTERED_FDS);
     K(OVL_OP_READ); K(OVL_OP_WRITE); K(OVL_OP_FSYNC); K(OVL_OP_POST); K(OVL_FSYNC_DATA);
+    K(OVL_OP_ACCEPT); K(OVL_OP_CONNECT); K(OVL_OP_SHUTDOWN); K(OVL_OP_TIMER);
+    K(OVL_SHUT_RD); K(OVL_SHUT_WR); K(OVL_SHUT_RDWR); K(OVL_ADDR_MAX);
     K(OVL_BACKEND_AUTO); K(OVL_BACKEND_URING); K(OVL_BACKEND_THREADS); K(OVL_BACKEND_IOCP);
     K(OVL_PORT_MANUAL);
     K(OVL_PORT_INLINE);

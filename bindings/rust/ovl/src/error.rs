@@ -84,6 +84,12 @@ impl Error {
             sys::OVL_EPIPE => K::BrokenPipe,
             sys::OVL_ECONNRESET => K::ConnectionReset,
             sys::OVL_EINTR => K::Interrupted,
+            sys::OVL_ETIMEDOUT => K::TimedOut,
+            sys::OVL_ECONNREFUSED => K::ConnectionRefused,
+            sys::OVL_EADDRINUSE => K::AddrInUse,
+            sys::OVL_EADDRNOTAVAIL => K::AddrNotAvailable,
+            sys::OVL_ECONNABORTED => K::ConnectionAborted,
+            sys::OVL_ENOTCONN => K::NotConnected,
             sys::OVL_EOS if self.os_error != 0 => io::Error::from_raw_os_error(self.os_error).kind(),
             _ => K::Other,
         }

@@ -311,6 +311,7 @@ impl<B: Send + 'static> OpFuture<B> {
             offset,
             ctx: Arc::into_raw(op.clone()) as *mut c_void,
             id: 0,
+            timeout_ns: 0,
         };
         self.port.shared().enqueue(req, op.clone());
         self.state = State::Queued(op);
