@@ -61,6 +61,7 @@ void ovl__wait_end(void)
  * the holder of deliver_lock in manual mode. Returns completions delivered. */
 size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
 {
+    OVL__ASSERT_HELD(&p->deliver_lock); /* the reaper role */
     size_t n = p->backend->wait(p, timeout_ms, p->events, p->batch_cap);
     if (n == 0) return 0;
 

@@ -1,6 +1,8 @@
 /* op.c - the op pool: the wrapper trick's storage. Ops are allocated once
  * per port (queue_depth of them) and recycled through a free list, so the
- * hot path never allocates. Every function here runs with port->lock held. */
+ * hot path never allocates. Alloc, release and the token lookup run with
+ * port->lock held (asserted in OVL_DEBUG_LOCKS builds); init and free run
+ * while the port is not open, with nobody else to see it. */
 #include "ovl_internal.h"
 
 #include <stdlib.h>
@@ -41,6 +43,7 @@ void ovl__pool_free(ovl_port *p)
 /* FREE -> INFLIGHT. NULL when the pool is empty (back-pressure). */
 ovl__op *ovl__op_alloc(ovl_port *p)
 {
+    OVL__ASSERT_HELD(&p->lock);
     ovl__op *op = p->free_list;
     if (!op) return NULL;
     p->free_list = op->next;
@@ -62,6 +65,7 @@ ovl__op *ovl__op_alloc(ovl_port *p)
 /* INFLIGHT -> FREE, once its completion has been harvested. */
 void ovl__op_release(ovl_port *p, ovl__op *op)
 {
+    OVL__ASSERT_HELD(&p->lock);
     op->state = OVL__OP_FREE;
     op->ctx = NULL;
     op->buf = NULL;
@@ -77,6 +81,7 @@ void ovl__op_release(ovl_port *p, ovl__op *op)
  * duplicated completion). */
 ovl__op *ovl__op_from_token(ovl_port *p, uint64_t token)
 {
+    OVL__ASSERT_HELD(&p->lock);
     uint32_t idx1 = (uint32_t)token & OVL__TOKEN_INDEX_MASK;
     uint32_t pslot = (uint32_t)token >> OVL__TOKEN_SLOT_SHIFT;
     uint32_t gen = (uint32_t)(token >> 32);

@@ -13,6 +13,34 @@
 #include <stdint.h>
 
 /* ==========================================================================
+ * LOCK ORDER. Take them in this order, never an earlier one while holding a
+ * later one; OVL_DEBUG_LOCKS builds check "held" where code needs a lock
+ * (OVL__ASSERT_HELD), and the test suite runs such a build.
+ *
+ *   1. p->deliver_lock   the reaper role: whoever holds it reaps the
+ *                        backend's events and runs the port's callbacks
+ *                        (the completion thread, an ovl_poll caller, close
+ *                        in manual mode). Held across the callback.
+ *   2. p->lock           the port: pool and op states, the port's state,
+ *                        callback pointer, registered fds, the backends'
+ *                        queues (the threads backend uses it for all its
+ *                        lists; io_uring for its SQ). Never held across a
+ *                        callback or a blocking wait.
+ *   3. graph_lock        (deliver.c) the wait-for graph of callbacks that
+ *                        block in close or ovl_poll; taken under p->lock by
+ *                        close, alone by ovl_poll.
+ *
+ *   Alone, never nested with the above: ports_lock (port.c, the handle
+ *   table; atfork holds it across fork()), the probe locks (backend.c,
+ *   uring.c).
+ *
+ * Not locks, but part of the protocol: `users` (an atomic count) keeps
+ * close from destroying the backend under a caller that left p->lock to
+ * enter the backend (a kick, an ovl_poll(p, 0) on a threaded port); close
+ * stores CLOSING first and then waits for users to reach zero.
+ * ========================================================================== */
+
+/* ==========================================================================
  * THE TRICK: the op wrapper.
  *
  * Every submitted operation is an ovl__op taken from the port's pool. The OS
@@ -311,8 +339,9 @@ static inline bool ovl__port_open(ovl_port *p, const ovl_port *h)
 }
 
 /* The index in p->reg of registered fd `fd`, or -1. Lock held. */
-static inline int ovl__reg_find(const ovl_port *p, ovl_fd fd)
+static inline int ovl__reg_find(ovl_port *p, ovl_fd fd)
 {
+    OVL__ASSERT_HELD(&p->lock);
     for (uint32_t i = 0; i < p->nreg; i++)
         if (p->reg[i].fd == fd) return (int)i;
     return -1;

@@ -115,21 +115,59 @@ static inline void ovl__atfork(void (*prepare)(void), void (*parent)(void),
 #include <time.h>
 #include <errno.h>
 
+/* OVL_DEBUG_LOCKS (a CMake option; the test suite runs one such build):
+ * every mutex records its owner, so that code which needs a lock can check
+ * that its caller holds it (OVL__ASSERT_HELD; a failure aborts with the
+ * place). Otherwise a mutex is a plain pthread mutex and the check is
+ * nothing. */
+#ifdef OVL_DEBUG_LOCKS
+typedef struct {
+    pthread_mutex_t m;
+    _Atomic uintptr_t owner;
+} ovl__mutex;
+#define OVL__MUTEX_INITIALIZER {PTHREAD_MUTEX_INITIALIZER, 0}
+#define OVL__PM(x) (&(x)->m)
+static inline uintptr_t ovl__self(void) { return (uintptr_t)pthread_self(); }
+static inline void ovl__owned(ovl__mutex *m, int mine)
+{
+    atomic_store_explicit(&m->owner, mine ? ovl__self() : 0, memory_order_relaxed);
+}
+#else
 typedef pthread_mutex_t ovl__mutex;
+#define OVL__MUTEX_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+#define OVL__PM(x) (x)
+#define ovl__owned(m, mine) ((void)0)
+#endif
 typedef pthread_cond_t ovl__cond;
 typedef pthread_t ovl__thread;
 #define OVL__THREAD_LOCAL _Thread_local
-#define OVL__MUTEX_INITIALIZER PTHREAD_MUTEX_INITIALIZER
 
 /* POSIX fds are non-negative ints. */
 static inline int ovl__fd_plausible(uint64_t fd) { return fd <= 0x7fffffffu; }
 
-static inline int ovl__mutex_init(ovl__mutex *m) { return pthread_mutex_init(m, NULL); }
-static inline void ovl__mutex_destroy(ovl__mutex *m) { pthread_mutex_destroy(m); }
-static inline void ovl__mutex_lock(ovl__mutex *m) { pthread_mutex_lock(m); }
-static inline void ovl__mutex_unlock(ovl__mutex *m) { pthread_mutex_unlock(m); }
+static inline int ovl__mutex_init(ovl__mutex *m)
+{
+    ovl__owned(m, 0);
+    return pthread_mutex_init(OVL__PM(m), NULL);
+}
+static inline void ovl__mutex_destroy(ovl__mutex *m) { pthread_mutex_destroy(OVL__PM(m)); }
+static inline void ovl__mutex_lock(ovl__mutex *m)
+{
+    pthread_mutex_lock(OVL__PM(m));
+    ovl__owned(m, 1);
+}
+static inline void ovl__mutex_unlock(ovl__mutex *m)
+{
+    ovl__owned(m, 0);
+    pthread_mutex_unlock(OVL__PM(m));
+}
 /* 1 when acquired. */
-static inline int ovl__mutex_trylock(ovl__mutex *m) { return pthread_mutex_trylock(m) == 0; }
+static inline int ovl__mutex_trylock(ovl__mutex *m)
+{
+    if (pthread_mutex_trylock(OVL__PM(m)) != 0) return 0;
+    ovl__owned(m, 1);
+    return 1;
+}
 static inline int ovl__cond_init(ovl__cond *c)
 {
     pthread_condattr_t a;
@@ -143,7 +181,12 @@ static inline int ovl__cond_init(ovl__cond *c)
     return r;
 }
 static inline void ovl__cond_destroy(ovl__cond *c) { pthread_cond_destroy(c); }
-static inline void ovl__cond_wait(ovl__cond *c, ovl__mutex *m) { pthread_cond_wait(c, m); }
+static inline void ovl__cond_wait(ovl__cond *c, ovl__mutex *m)
+{
+    ovl__owned(m, 0);
+    pthread_cond_wait(c, OVL__PM(m));
+    ovl__owned(m, 1);
+}
 static inline int ovl__cond_timedwait_ms(ovl__cond *c, ovl__mutex *m, int64_t ms)
 {
     struct timespec ts;
@@ -155,15 +198,23 @@ static inline int ovl__cond_timedwait_ms(ovl__cond *c, ovl__mutex *m, int64_t ms
      * does not depend on the condvar's clock; the callers check their own
      * deadline on ovl__now_ms(), so an early return is only a spurious
      * wake-up to them. */
+    int r;
     ts.tv_sec = (time_t)(ms / 1000);
     ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    return pthread_cond_timedwait_relative_np(c, m, &ts) == ETIMEDOUT;
+    ovl__owned(m, 0);
+    r = pthread_cond_timedwait_relative_np(c, OVL__PM(m), &ts);
+    ovl__owned(m, 1);
+    return r == ETIMEDOUT;
 #else
+    int r;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-    return pthread_cond_timedwait(c, m, &ts) == ETIMEDOUT;
+    ovl__owned(m, 0);
+    r = pthread_cond_timedwait(c, OVL__PM(m), &ts);
+    ovl__owned(m, 1);
+    return r == ETIMEDOUT;
 #endif
 }
 static inline void ovl__cond_signal(ovl__cond *c) { pthread_cond_signal(c); }
@@ -199,5 +250,21 @@ static inline void ovl__cpu_relax(void)
 #endif
 }
 #endif /* _WIN32 */
+
+/* Abort, naming the place, where code that needs lock `m` runs without it
+ * (OVL_DEBUG_LOCKS builds on POSIX; nothing otherwise). */
+#if defined(OVL_DEBUG_LOCKS) && !defined(_WIN32)
+#include <stdio.h>
+#include <stdlib.h>
+#define OVL__ASSERT_HELD(m)                                                       \
+    do {                                                                          \
+        if (atomic_load_explicit(&(m)->owner, memory_order_relaxed) != ovl__self()) { \
+            fprintf(stderr, "ovl: %s:%d: %s not held\n", __FILE__, __LINE__, #m);  \
+            abort();                                                              \
+        }                                                                         \
+    } while (0)
+#else
+#define OVL__ASSERT_HELD(m) ((void)0)
+#endif
 
 #endif /* OVL_PLATFORM_H */

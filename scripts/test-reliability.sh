@@ -45,9 +45,10 @@ scripts/deps.sh build-essential cmake ninja-build pkg-config libcriterion-dev \
     g++ valgrind clang libclang-rt-14-dev || echo "-- deps: install failed (steps needing them will fail)"
 
 # ---- sanitizer trees: build, then the whole ctest suite ---------------------
-san_suite() { # san_suite DIR SANITIZERS
+san_suite() { # san_suite DIR SANITIZERS [CMAKE ARGS...]
     local dir=$1 san=$2
-    scripts/build.sh "$dir" -DOVL_SANITIZE="$san" || return 1
+    shift 2
+    scripts/build.sh "$dir" -DOVL_SANITIZE="$san" "$@" || return 1
     (cd "$dir" && ctest --output-on-failure -j2 --timeout 900)
 }
 
@@ -60,7 +61,9 @@ TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 [ -f tests/reliability/tsan.supp ] && TSAN_OPTIONS="$TSAN_OPTIONS:suppressions=$root/tests/reliability/tsan.supp"
 export TSAN_OPTIONS
 
-step asan san_suite build-asan address,undefined
+# The ASan tree also checks the lock rules (OVL_DEBUG_LOCKS): every place
+# that needs a lock aborts if its caller does not hold it.
+step asan san_suite build-asan address,undefined -DOVL_DEBUG_LOCKS=ON
 step tsan san_suite build-tsan thread
 
 # ---- the figures from those runs -------------------------------------------
