@@ -28,6 +28,13 @@
  *   TIMER   - a timer waiting for its deadline (no OS object at all);
  *             expiry or cancel posts the MARKER
  *
+ * Connections: accept is AcceptEx on a socket created at submit (same
+ * family, type and protocol as the listener), connect is ConnectEx on a
+ * socket bound to the wildcard address if the caller left it unbound, both
+ * followed by their SO_UPDATE_*_CONTEXT; shutdown is the synchronous
+ * shutdown() plus the marker. AcceptEx's socket is owned by the op until
+ * its completion is delivered with it, and closed exactly once otherwise.
+ *
  * Deadlines (timers, ovl_request.timeout_ns): a binary heap of op indices
  * in the backend state, sized with the pool (no allocation per op), under
  * the port lock. Whoever waits on the port (the completion thread, a
@@ -45,6 +52,11 @@
 #include "ovl_internal.h"
 
 #ifdef _WIN32
+/* winsock2.h before anything pulls in the old winsock.h (platform.h's
+ * windows.h is lean and does not). */
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mswsock.h>
 #include <stdlib.h>
 #include <string.h>
 #include <winternl.h>
@@ -71,7 +83,14 @@ typedef struct opx {
     uint64_t deadline; /* ns (now_ns clock) while in the heap */
     uint32_t hpos;     /* 1 + its place in the heap; 0: not in it */
     uint32_t timed_out;/* its deadline passed: a failure is OVL_ETIMEDOUT */
+    SOCKET asock;      /* accept: the socket AcceptEx fills, owned by the op
+                          until delivered; INVALID_SOCKET otherwise */
 } opx;
+
+/* AcceptEx writes both addresses, each with 16 bytes of its own, and wants
+ * room for the largest address the provider may return. */
+#define ADDR_ROOM ((DWORD)sizeof(SOCKADDR_STORAGE) + 16u)
+#define ABUF_SIZE (2u * ADDR_ROOM)
 
 typedef struct iocp {
     HANDLE port;
@@ -86,6 +105,10 @@ typedef struct iocp {
     uint64_t sleep_until;      /* the deadline the waiter sleeps until
                                   (UINT64_MAX: none); 0: nobody sleeps */
     uint64_t qpf;              /* QueryPerformanceFrequency */
+    /* AcceptEx address buffers, ABUF_SIZE per pool slot; allocated by the
+     * port's first accept (port lock), so ports that never accept do not
+     * pay depth * 288 bytes. */
+    uint8_t *abuf;
 } iocp;
 
 NTSYSAPI ULONG NTAPI RtlNtStatusToDosError(NTSTATUS status);
@@ -241,6 +264,253 @@ static void deadline_del(iocp *c, ovl__op *op)
     heap_down(c, c->x[last].hpos - 1u);
 }
 
+/* ---- connections -------------------------------------------------------- */
+
+/* The process must have called WSAStartup before any Winsock call of ours
+ * works; a caller with sockets has, but a bad handle passed to accept by a
+ * program without sockets would otherwise read WSANOTINITIALISED instead
+ * of "not a socket". One reference, kept for the life of the process. */
+static ovl__once wsa_once = OVL__ONCE_INIT;
+static void wsa_start(void)
+{
+    WSADATA w;
+    (void)WSAStartup(MAKEWORD(2, 2), &w);
+}
+
+/* The Winsock extension functions, loaded through the first socket that
+ * needs them (as Go's runtime does): the base provider's entry points serve
+ * every IFS socket. A race loads the same pointer twice, harmlessly. */
+static void *_Atomic fn_acceptex, *_Atomic fn_connectex, *_Atomic fn_sockaddrs;
+
+static void *ext_fn(SOCKET s, void *_Atomic *slot, GUID guid, DWORD *err)
+{
+    void *fn = atomic_load(slot);
+    if (fn) return fn;
+    DWORD got = 0;
+    if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &fn,
+                 sizeof fn, &got, NULL, NULL) != 0 || !fn) {
+        *err = (DWORD)WSAGetLastError();
+        if (!*err) *err = WSAEOPNOTSUPP;
+        return NULL;
+    }
+    atomic_store(slot, fn);
+    return fn;
+}
+
+static uint8_t *abuf_of(iocp *c, const ovl__op *op)
+{
+    return c->abuf + (size_t)op->index * ABUF_SIZE;
+}
+
+/* Lock held. AcceptEx finished with err (0: a connection is in x->asock):
+ * finish it into op->result, or close the socket (exactly once: here). */
+static void finish_accept(iocp *c, ovl__op *op, DWORD err)
+{
+    opx *x = &c->x[op->index];
+    SOCKET s = x->asock, l = (SOCKET)op->fd;
+    x->asock = INVALID_SOCKET;
+    /* Without SO_UPDATE_ACCEPT_CONTEXT the new socket knows neither its
+     * addresses nor its listener's options: getpeername and shutdown fail
+     * on it. */
+    if (!err && setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (const char *)&l,
+                           sizeof l) != 0)
+        err = (DWORD)WSAGetLastError();
+    if (err) {
+        closesocket(s);
+        set_result(c, op, err, 0);
+        return;
+    }
+    ovl_addr *peer = op->buf;
+    if (peer) {
+        memset(peer, 0, sizeof *peer);
+        struct sockaddr *la = NULL, *ra = NULL;
+        int llen = 0, rlen = 0;
+        DWORD e2 = 0;
+        LPFN_GETACCEPTEXSOCKADDRS get =
+            (LPFN_GETACCEPTEXSOCKADDRS)ext_fn(l, &fn_sockaddrs,
+                                              (GUID)WSAID_GETACCEPTEXSOCKADDRS, &e2);
+        if (get) {
+            get(abuf_of(c, op), 0, ADDR_ROOM, ADDR_ROOM, &la, &llen, &ra, &rlen);
+        }
+        if (ra && rlen > 0) {
+            if ((uint32_t)rlen > OVL_ADDR_MAX) rlen = OVL_ADDR_MAX;
+            memcpy(peer->data.bytes, ra, (size_t)rlen);
+            peer->len = (uint32_t)rlen;
+        } else {
+            int n = OVL_ADDR_MAX;
+            if (getpeername(s, (struct sockaddr *)peer->data.bytes, &n) == 0)
+                peer->len = (uint32_t)n;
+        }
+    }
+    /* The caller's now (once delivered): a SOCKET is a handle, and handles
+     * have 32 significant bits, so it is never negative here. */
+    op->result = (int64_t)s;
+    op->os_error = 0;
+}
+
+/* Lock held. Start an AcceptEx on the listener op->fd. */
+static void start_accept(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    opx *x = &c->x[op->index];
+    SOCKET l = (SOCKET)op->fd;
+    DWORD err = 0;
+    ovl__once_run(&wsa_once, wsa_start);
+    if (!c->abuf && !(c->abuf = malloc((size_t)p->depth * ABUF_SIZE))) {
+        err = ERROR_NOT_ENOUGH_MEMORY;
+        goto fail;
+    }
+    /* The new socket must match the listener's provider: same family, type
+     * and protocol (an IPv6 listener gets an IPv6 socket). Reading them
+     * also tells a non-socket apart (WSAENOTSOCK). */
+    WSAPROTOCOL_INFOW info;
+    int ilen = sizeof info;
+    if (getsockopt(l, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &ilen) != 0) {
+        err = (DWORD)WSAGetLastError();
+        goto fail;
+    }
+    /* Windows fails AcceptEx on a socket that is not listening with
+     * WSAEINVAL, but wine 8 leaves it pending for ever: ask first, so that
+     * the header's promise (OVL_EINVAL in the completion) holds on both. */
+    BOOL listening = FALSE;
+    int blen = sizeof listening;
+    if (getsockopt(l, SOL_SOCKET, SO_ACCEPTCONN, (char *)&listening, &blen) != 0) {
+        err = (DWORD)WSAGetLastError();
+        goto fail;
+    }
+    if (!listening) {
+        err = WSAEINVAL;
+        goto fail;
+    }
+    /* Only now: on a handle that is not a socket, wine's WSAIoctl says
+     * WSAEOPNOTSUPP where the checks above say WSAENOTSOCK (OVL_EBADF). */
+    LPFN_ACCEPTEX acceptex = (LPFN_ACCEPTEX)ext_fn(l, &fn_acceptex, (GUID)WSAID_ACCEPTEX, &err);
+    if (!acceptex) goto fail;
+    /* Not inheritable (the POSIX backends accept close-on-exec); old
+     * Windows 7 without SP1 refuses the flag, then clear it afterwards. */
+    SOCKET s = WSASocketW(info.iAddressFamily, info.iSocketType, info.iProtocol, NULL, 0,
+                          WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL) {
+        s = WSASocketW(info.iAddressFamily, info.iSocketType, info.iProtocol, NULL, 0,
+                       WSA_FLAG_OVERLAPPED);
+        if (s != INVALID_SOCKET) SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+    }
+    if (s == INVALID_SOCKET) {
+        err = (DWORD)WSAGetLastError();
+        goto fail;
+    }
+    /* Bound to this port now, so the caller gets a socket ready for
+     * ovl_submit_read/write (the header says so). */
+    if (!CreateIoCompletionPort((HANDLE)s, c->port, KEY_IO, 0)) {
+        err = GetLastError();
+        closesocket(s);
+        goto fail;
+    }
+    x->asock = s;
+    memset(op_ov(op), 0, sizeof(OVERLAPPED));
+    DWORD got = 0;
+    BOOL ok = acceptex(l, s, abuf_of(c, op), 0, ADDR_ROOM, ADDR_ROOM, &got, op_ov(op));
+    err = ok ? 0 : (DWORD)WSAGetLastError();
+    if (err == ERROR_IO_PENDING) {
+        op->bstate = B_PENDING;
+        return;
+    }
+    /* Synchronous: a connection was waiting, or the listener is bad. Any
+     * real packet is swallowed ahead of the marker (file comment). */
+    finish_accept(c, op, err);
+    post_marker(p, op);
+    return;
+fail:
+    set_result(c, op, err, 0);
+    post_marker(p, op);
+}
+
+/* Lock held. ConnectEx finished with err: SO_UPDATE_CONNECT_CONTEXT makes
+ * the socket a normal connected one (getpeername, shutdown work). */
+static void finish_connect(iocp *c, ovl__op *op, DWORD err)
+{
+    if (!err && setsockopt((SOCKET)op->fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
+        err = (DWORD)WSAGetLastError();
+    set_result(c, op, err, 0);
+}
+
+/* Lock held. Start a ConnectEx on op->fd to the ovl_addr in op->buf. */
+static void start_connect(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    SOCKET s = (SOCKET)op->fd;
+    const ovl_addr *a = op->buf;
+    const struct sockaddr *to = (const struct sockaddr *)(const void *)a->data.bytes;
+    DWORD err = 0;
+    ovl__once_run(&wsa_once, wsa_start);
+    /* The socket's own family (for the bind below); reading it also tells
+     * a handle that is not a socket apart (WSAENOTSOCK, so OVL_EBADF: wine's
+     * getsockname and WSAIoctl answer WSAEOPNOTSUPP there). */
+    WSAPROTOCOL_INFOW info;
+    int ilen = sizeof info;
+    if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &ilen) != 0) {
+        err = (DWORD)WSAGetLastError();
+        goto fail;
+    }
+    /* ConnectEx refuses an unbound socket (WSAEINVAL); connect() would
+     * bind it implicitly, so do what it does: the wildcard address of the
+     * socket's family, any port. getsockname fails with WSAEINVAL exactly
+     * when the socket is unbound. */
+    SOCKADDR_STORAGE ss;
+    int slen = sizeof ss;
+    if (getsockname(s, (struct sockaddr *)&ss, &slen) != 0) {
+        err = (DWORD)WSAGetLastError();
+        if (err != WSAEINVAL) goto fail;
+        memset(&ss, 0, sizeof ss);
+        ss.ss_family = (short)info.iAddressFamily;
+        if (info.iAddressFamily == AF_INET) slen = sizeof(struct sockaddr_in);
+        else if (info.iAddressFamily == AF_INET6) slen = sizeof(struct sockaddr_in6);
+        else {
+            err = WSAEAFNOSUPPORT;
+            goto fail;
+        }
+        if (bind(s, (struct sockaddr *)&ss, slen) != 0) {
+            err = (DWORD)WSAGetLastError();
+            goto fail;
+        }
+    }
+    LPFN_CONNECTEX connectex = (LPFN_CONNECTEX)ext_fn(s, &fn_connectex, (GUID)WSAID_CONNECTEX, &err);
+    if (!connectex) goto fail;
+    memset(op_ov(op), 0, sizeof(OVERLAPPED));
+    BOOL ok = connectex(s, to, (int)a->len, NULL, 0, NULL, op_ov(op));
+    err = ok ? 0 : (DWORD)WSAGetLastError();
+    if (err == ERROR_IO_PENDING) {
+        op->bstate = B_PENDING;
+        return;
+    }
+    finish_connect(c, op, err);
+    post_marker(p, op);
+    return;
+fail:
+    set_result(c, op, err, 0);
+    post_marker(p, op);
+}
+
+/* Lock held. shutdown() never blocks; its result goes out as a marker. */
+static void start_shutdown(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    ovl__once_run(&wsa_once, wsa_start);
+    /* OVL_SHUT_RD/WR/RDWR are 1/2/3; SD_RECEIVE/SEND/BOTH are 0/1/2. */
+    int how = (int)op->flags - 1;
+    SOCKET s = (SOCKET)op->fd;
+    DWORD err = shutdown(s, how) == 0 ? 0 : (DWORD)WSAGetLastError();
+    if (err == WSAEOPNOTSUPP) {
+        /* Wine's answer for a handle that is not a socket (Windows says
+         * WSAENOTSOCK): find out which, on this failure path only. */
+        int type, tlen = sizeof type;
+        if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &tlen) != 0)
+            err = (DWORD)WSAGetLastError();
+    }
+    set_result(c, op, err, 0);
+    post_marker(p, op);
+}
+
 /* ---- the backend -------------------------------------------------------- */
 
 static int32_t w_init(ovl_port *p)
@@ -258,6 +528,7 @@ static int32_t w_init(ovl_port *p)
         free(c);
         return OVL_ENOMEM;
     }
+    for (uint32_t i = 0; i < p->depth; i++) c->x[i].asock = INVALID_SOCKET;
     LARGE_INTEGER f;
     QueryPerformanceFrequency(&f); /* never fails since Windows XP */
     c->qpf = (uint64_t)f.QuadPart;
@@ -282,10 +553,15 @@ static void w_destroy(ovl_port *p)
 {
     iocp *c = p->be;
     if (!c) return;
+    /* Every op has completed, so no accept socket is left; this only
+     * matters if a marker was lost (see post_marker). */
+    for (uint32_t i = 0; i < p->depth; i++)
+        if (c->x[i].asock != INVALID_SOCKET) closesocket(c->x[i].asock);
     CloseHandle(c->port);
     free(c->entries);
     free(c->x);
     free(c->heap);
+    free(c->abuf);
     free(c);
 }
 
@@ -388,6 +664,15 @@ static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
                 post_marker(p, op);
             }
             break;
+        case OVL_OP_ACCEPT:
+            start_accept(p, op);
+            break;
+        case OVL_OP_CONNECT:
+            start_connect(p, op);
+            break;
+        case OVL_OP_SHUTDOWN:
+            start_shutdown(p, op);
+            break;
         case OVL_OP_TIMER:
             /* Nothing in the OS: the deadline heap is the timer. */
             op->bstate = B_TIMER;
@@ -426,7 +711,8 @@ static VOID CALLBACK fsync_work(PTP_CALLBACK_INSTANCE inst, PVOID arg)
     }
 }
 
-/* Lock held. Stop the OS's part of an I/O op; its one packet follows.
+/* Lock held. Stop the OS's part of an I/O op; its one packet follows. For
+ * an accept that is the listener's AcceptEx with this OVERLAPPED only.
  * ERROR_NOT_FOUND means the I/O is finishing anyway: its packet comes. */
 static void cancel_io(ovl__op *op)
 {
@@ -569,7 +855,9 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
              * 32-bit NTSTATUS it is. */
             NTSTATUS st = (NTSTATUS)(uint32_t)e->Internal;
             DWORD err = st == 0 ? ERROR_SUCCESS : RtlNtStatusToDosError(st);
-            set_result(c, op, err, e->dwNumberOfBytesTransferred);
+            if (op->kind == OVL_OP_ACCEPT) finish_accept(c, op, err);
+            else if (op->kind == OVL_OP_CONNECT) finish_connect(c, op, err);
+            else set_result(c, op, err, e->dwNumberOfBytesTransferred);
         } else if (key != KEY_MARKER && key != KEY_POST) {
             continue; /* an unknown key on our port: ignore */
         }
@@ -585,7 +873,7 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
 }
 
 static const ovl__backend iocp_backend = {
-    .name = "iocp", .id = OVL_BACKEND_IOCP, .timeouts = true,
+    .name = "iocp", .id = OVL_BACKEND_IOCP, .net_ops = true, .timeouts = true,
     .init = w_init, .submit = w_submit, .cancel = w_cancel, .kick = w_kick,
     .wait = w_wait, .wake = w_wake, .associate = w_associate, .destroy = w_destroy,
 };
