@@ -19,8 +19,9 @@ if(_ovl_libs)
   list(REMOVE_ITEM _ovl_libs Threads::Threads)
   set_property(TARGET ovl PROPERTY LINK_LIBRARIES ${_ovl_libs})
 endif()
-# RtlNtStatusToDosError (dll/iocp.c) lives in ntdll.
-target_link_libraries(ovl PRIVATE ntdll)
+# RtlNtStatusToDosError (dll/iocp.c) lives in ntdll; the socket calls of the
+# connection ops (and WSAIoctl, which yields AcceptEx/ConnectEx) in ws2_32.
+target_link_libraries(ovl PRIVATE ntdll ws2_32)
 target_compile_definitions(ovl_objects PRIVATE WIN32_LEAN_AND_MEAN _WIN32_WINNT=0x0601)
 
 set_target_properties(ovl PROPERTIES

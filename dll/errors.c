@@ -84,8 +84,24 @@ int32_t ovl__win32_to_code(uint32_t err)
 {
     switch (err) {
     case ERROR_SUCCESS: return OVL_OK;
-    case ERROR_INVALID_HANDLE: return OVL_EBADF;
-    case ERROR_INVALID_PARAMETER: return OVL_EINVAL;
+    case ERROR_INVALID_HANDLE:
+    case WSAENOTSOCK: /* a handle that is not a socket, or a closed one */
+    case WSAEBADF: return OVL_EBADF;
+    case ERROR_INVALID_PARAMETER:
+    case WSAEINVAL: return OVL_EINVAL; /* AcceptEx on a non-listening socket */
+    case WSAEFAULT: return OVL_EFAULT;
+    case WSAEACCES: return OVL_EACCES;
+    case WSAEINTR: return OVL_EINTR;
+    case WSAEWOULDBLOCK: return OVL_EAGAIN;
+    case WSAENOBUFS: return OVL_ENOMEM;
+    case WSAEOPNOTSUPP:
+    case WSAEAFNOSUPPORT:
+    case WSAEPFNOSUPPORT:
+    case WSAEPROTONOSUPPORT:
+    case WSAESOCKTNOSUPPORT: return OVL_ENOTSUP;
+    case WSAESHUTDOWN: return OVL_EPIPE; /* a send after shutdown(SD_SEND) */
+    case WSAENETRESET: return OVL_ECONNRESET;
+    case WSAEHOSTDOWN: return OVL_EHOSTUNREACH;
     case ERROR_NOT_ENOUGH_MEMORY:
     case ERROR_OUTOFMEMORY:
     case ERROR_NOT_ENOUGH_QUOTA:

@@ -25,6 +25,25 @@
  *   POST    - ovl_post: one packet, key KEY_POST
  *   FSYNC   - FlushFileBuffers on a thread-pool thread (Win32 has no
  *             overlapped flush), which then posts the MARKER
+ *   TIMER   - a timer waiting for its deadline (no OS object at all);
+ *             expiry or cancel posts the MARKER
+ *
+ * Connections: accept is AcceptEx on a socket created at submit (same
+ * family, type and protocol as the listener), connect is ConnectEx on a
+ * socket bound to the wildcard address if the caller left it unbound, both
+ * followed by their SO_UPDATE_*_CONTEXT; shutdown is the synchronous
+ * shutdown() plus the marker. AcceptEx's socket is owned by the op until
+ * its completion is delivered with it, and closed exactly once otherwise.
+ *
+ * Deadlines (timers, ovl_request.timeout_ns): a binary heap of op indices
+ * in the backend state, sized with the pool (no allocation per op), under
+ * the port lock. Whoever waits on the port (the completion thread, a
+ * manual-mode ovl_poll) waits no longer than the nearest deadline; a submit
+ * whose deadline comes before the one the waiter sleeps until wakes it. At
+ * expiry a timer posts its marker (result 0) and an I/O op is CancelIoEx'd
+ * with a "timed out" mark, so its ERROR_OPERATION_ABORTED packet becomes
+ * OVL_ETIMEDOUT, while a packet that reports success (the I/O finished
+ * first) keeps its real result: still one packet, so still exactly once.
  *
  * Wine 8.0 facts this is built around (measured; see docs/WINDOWS.md):
  * closing the port handle does not wake GetQueuedCompletionStatusEx, so the
@@ -33,6 +52,11 @@
 #include "ovl_internal.h"
 
 #ifdef _WIN32
+/* winsock2.h before anything pulls in the old winsock.h (platform.h's
+ * windows.h is lean and does not). */
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mswsock.h>
 #include <stdlib.h>
 #include <string.h>
 #include <winternl.h>
@@ -52,7 +76,21 @@ _Static_assert(_Alignof(OVERLAPPED) <= _Alignof(ovl__op), "OVERLAPPED alignment"
 #define KEY_POST   ((ULONG_PTR)0x6f766c33u) /* ovl_post */
 #define KEY_WAKE   ((ULONG_PTR)0x6f766c34u) /* wake(): NULL overlapped */
 
-enum { B_PENDING = 1, B_SYNC, B_POST, B_FSYNC };
+enum { B_PENDING = 1, B_SYNC, B_POST, B_FSYNC, B_TIMER };
+
+/* What an op needs beyond ovl__op, one per pool slot (same index). */
+typedef struct opx {
+    uint64_t deadline; /* ns (now_ns clock) while in the heap */
+    uint32_t hpos;     /* 1 + its place in the heap; 0: not in it */
+    uint32_t timed_out;/* its deadline passed: a failure is OVL_ETIMEDOUT */
+    SOCKET asock;      /* accept: the socket AcceptEx fills, owned by the op
+                          until delivered; INVALID_SOCKET otherwise */
+} opx;
+
+/* AcceptEx writes both addresses, each with 16 bytes of its own, and wants
+ * room for the largest address the provider may return. */
+#define ADDR_ROOM ((DWORD)sizeof(SOCKADDR_STORAGE) + 16u)
+#define ABUF_SIZE (2u * ADDR_ROOM)
 
 typedef struct iocp {
     HANDLE port;
@@ -60,6 +98,17 @@ typedef struct iocp {
     ULONG cap;
     _Atomic int wake_pending;  /* at most one wake packet queued */
     _Atomic uint32_t lost;     /* markers that could not be posted */
+    /* Deadlines (port lock). */
+    opx *x;                    /* p->depth of them */
+    uint32_t *heap;            /* op indices, min-heap on x[].deadline */
+    uint32_t nheap;
+    uint64_t sleep_until;      /* the deadline the waiter sleeps until
+                                  (UINT64_MAX: none); 0: nobody sleeps */
+    uint64_t qpf;              /* QueryPerformanceFrequency */
+    /* AcceptEx address buffers, ABUF_SIZE per pool slot; allocated by the
+     * port's first accept (port lock), so ports that never accept do not
+     * pay depth * 288 bytes. */
+    uint8_t *abuf;
 } iocp;
 
 NTSYSAPI ULONG NTAPI RtlNtStatusToDosError(NTSTATUS status);
@@ -86,7 +135,7 @@ static ovl__op *op_from_ov(ovl_port *p, OVERLAPPED *ov)
 
 /* Lock held. Turn a finished I/O's Win32 error (0 = success) and byte count
  * into the op's result. */
-static void set_result(ovl__op *op, DWORD err, DWORD bytes)
+static void set_result(iocp *c, ovl__op *op, DWORD err, DWORD bytes)
 {
     op->os_error = 0;
     switch (err) {
@@ -110,7 +159,14 @@ static void set_result(ovl__op *op, DWORD err, DWORD bytes)
         break;
     }
     op->os_error = (int32_t)err;
-    if (op->cancel_req && err != ERROR_INVALID_HANDLE)
+    if (err == ERROR_INVALID_HANDLE)
+        /* The handle itself is gone: that, not the stop, is the news. */
+        op->result = OVL_EBADF;
+    else if (c->x[op->index].timed_out)
+        /* Our CancelIoEx at its deadline stopped it (995, or whatever the
+         * driver reports); the deadline came before any cancel request. */
+        op->result = OVL_ETIMEDOUT;
+    else if (op->cancel_req)
         /* ovl_cancel or close asked for it: 995, or whatever the handle's
          * driver reports when torn down (a socket gives other codes), all
          * mean cancelled. */
@@ -140,6 +196,321 @@ static void post_marker(ovl_port *p, ovl__op *op)
 
 static VOID CALLBACK fsync_work(PTP_CALLBACK_INSTANCE inst, PVOID arg);
 
+/* ---- deadlines ---------------------------------------------------------- */
+
+/* A monotonic clock in ns. QueryPerformanceCounter, not GetTickCount64:
+ * the tick is 10-16 ms, coarser than the timers people set. */
+static uint64_t now_ns(const iocp *c)
+{
+    LARGE_INTEGER t;
+    QueryPerformanceCounter(&t);
+    uint64_t v = (uint64_t)t.QuadPart;
+    return v / c->qpf * 1000000000u + v % c->qpf * 1000000000u / c->qpf;
+}
+
+static bool before(const iocp *c, uint32_t a, uint32_t b)
+{
+    return c->x[a].deadline < c->x[b].deadline;
+}
+
+static void heap_set(iocp *c, uint32_t pos, uint32_t idx)
+{
+    c->heap[pos] = idx;
+    c->x[idx].hpos = pos + 1u;
+}
+
+static void heap_up(iocp *c, uint32_t pos)
+{
+    uint32_t idx = c->heap[pos];
+    while (pos > 0) {
+        uint32_t parent = (pos - 1u) / 2u;
+        if (!before(c, idx, c->heap[parent])) break;
+        heap_set(c, pos, c->heap[parent]);
+        pos = parent;
+    }
+    heap_set(c, pos, idx);
+}
+
+static void heap_down(iocp *c, uint32_t pos)
+{
+    uint32_t idx = c->heap[pos];
+    for (;;) {
+        uint32_t l = 2u * pos + 1u, m = l;
+        if (l >= c->nheap) break;
+        if (l + 1u < c->nheap && before(c, c->heap[l + 1u], c->heap[l])) m = l + 1u;
+        if (!before(c, c->heap[m], idx)) break;
+        heap_set(c, pos, c->heap[m]);
+        pos = m;
+    }
+    heap_set(c, pos, idx);
+}
+
+/* Lock held. Start op's deadline, timeout_ns from now; wake the waiter if
+ * it sleeps past it. The heap holds at most one entry per pool slot, so it
+ * never overflows. */
+static void deadline_add(ovl_port *p, ovl__op *op);
+
+/* Lock held. Take op out of the heap if it is there. */
+static void deadline_del(iocp *c, ovl__op *op)
+{
+    uint32_t pos = c->x[op->index].hpos;
+    if (!pos) return;
+    pos--;
+    c->x[op->index].hpos = 0;
+    uint32_t last = c->heap[--c->nheap];
+    if (pos == c->nheap) return;
+    heap_set(c, pos, last);
+    heap_up(c, pos);
+    heap_down(c, c->x[last].hpos - 1u);
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+/* The process must have called WSAStartup before any Winsock call of ours
+ * works; a caller with sockets has, but a bad handle passed to accept by a
+ * program without sockets would otherwise read WSANOTINITIALISED instead
+ * of "not a socket". One reference, kept for the life of the process. */
+static ovl__once wsa_once = OVL__ONCE_INIT;
+static void wsa_start(void)
+{
+    WSADATA w;
+    (void)WSAStartup(MAKEWORD(2, 2), &w);
+}
+
+/* The Winsock extension functions, loaded through the first socket that
+ * needs them (as Go's runtime does): the base provider's entry points serve
+ * every IFS socket. A race loads the same pointer twice, harmlessly. */
+static void *_Atomic fn_acceptex, *_Atomic fn_connectex, *_Atomic fn_sockaddrs;
+
+static void *ext_fn(SOCKET s, void *_Atomic *slot, GUID guid, DWORD *err)
+{
+    void *fn = atomic_load(slot);
+    if (fn) return fn;
+    DWORD got = 0;
+    if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &fn,
+                 sizeof fn, &got, NULL, NULL) != 0 || !fn) {
+        *err = (DWORD)WSAGetLastError();
+        if (!*err) *err = WSAEOPNOTSUPP;
+        return NULL;
+    }
+    atomic_store(slot, fn);
+    return fn;
+}
+
+static uint8_t *abuf_of(iocp *c, const ovl__op *op)
+{
+    return c->abuf + (size_t)op->index * ABUF_SIZE;
+}
+
+/* Lock held. AcceptEx finished with err (0: a connection is in x->asock):
+ * finish it into op->result, or close the socket (exactly once: here). */
+static void finish_accept(iocp *c, ovl__op *op, DWORD err)
+{
+    opx *x = &c->x[op->index];
+    SOCKET s = x->asock, l = (SOCKET)op->fd;
+    x->asock = INVALID_SOCKET;
+    /* Without SO_UPDATE_ACCEPT_CONTEXT the new socket knows neither its
+     * addresses nor its listener's options: getpeername and shutdown fail
+     * on it. */
+    if (!err && setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (const char *)&l,
+                           sizeof l) != 0)
+        err = (DWORD)WSAGetLastError();
+    if (err) {
+        closesocket(s);
+        set_result(c, op, err, 0);
+        return;
+    }
+    ovl_addr *peer = op->buf;
+    if (peer) {
+        memset(peer, 0, sizeof *peer);
+        struct sockaddr *la = NULL, *ra = NULL;
+        int llen = 0, rlen = 0;
+        DWORD e2 = 0;
+        LPFN_GETACCEPTEXSOCKADDRS get =
+            (LPFN_GETACCEPTEXSOCKADDRS)ext_fn(l, &fn_sockaddrs,
+                                              (GUID)WSAID_GETACCEPTEXSOCKADDRS, &e2);
+        if (get) {
+            get(abuf_of(c, op), 0, ADDR_ROOM, ADDR_ROOM, &la, &llen, &ra, &rlen);
+        }
+        if (ra && rlen > 0) {
+            if ((uint32_t)rlen > OVL_ADDR_MAX) rlen = OVL_ADDR_MAX;
+            memcpy(peer->data.bytes, ra, (size_t)rlen);
+            peer->len = (uint32_t)rlen;
+        } else {
+            int n = OVL_ADDR_MAX;
+            if (getpeername(s, (struct sockaddr *)peer->data.bytes, &n) == 0)
+                peer->len = (uint32_t)n;
+        }
+    }
+    /* The caller's now (once delivered): a SOCKET is a handle, and handles
+     * have 32 significant bits, so it is never negative here. */
+    op->result = (int64_t)s;
+    op->os_error = 0;
+}
+
+/* Lock held. Start an AcceptEx on the listener op->fd. */
+static void start_accept(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    opx *x = &c->x[op->index];
+    SOCKET l = (SOCKET)op->fd;
+    DWORD err = 0;
+    ovl__once_run(&wsa_once, wsa_start);
+    if (!c->abuf && !(c->abuf = malloc((size_t)p->depth * ABUF_SIZE))) {
+        err = ERROR_NOT_ENOUGH_MEMORY;
+        goto fail;
+    }
+    /* The new socket must match the listener's provider: same family, type
+     * and protocol (an IPv6 listener gets an IPv6 socket). Reading them
+     * also tells a non-socket apart (WSAENOTSOCK). */
+    WSAPROTOCOL_INFOW info;
+    int ilen = sizeof info;
+    if (getsockopt(l, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &ilen) != 0) {
+        err = (DWORD)WSAGetLastError();
+        goto fail;
+    }
+    /* Windows fails AcceptEx on a socket that is not listening with
+     * WSAEINVAL, but wine 8 leaves it pending for ever: ask first, so that
+     * the header's promise (OVL_EINVAL in the completion) holds on both. */
+    BOOL listening = FALSE;
+    int blen = sizeof listening;
+    if (getsockopt(l, SOL_SOCKET, SO_ACCEPTCONN, (char *)&listening, &blen) != 0) {
+        err = (DWORD)WSAGetLastError();
+        goto fail;
+    }
+    if (!listening) {
+        err = WSAEINVAL;
+        goto fail;
+    }
+    /* Only now: on a handle that is not a socket, wine's WSAIoctl says
+     * WSAEOPNOTSUPP where the checks above say WSAENOTSOCK (OVL_EBADF). */
+    LPFN_ACCEPTEX acceptex = (LPFN_ACCEPTEX)ext_fn(l, &fn_acceptex, (GUID)WSAID_ACCEPTEX, &err);
+    if (!acceptex) goto fail;
+    /* Not inheritable (the POSIX backends accept close-on-exec); old
+     * Windows 7 without SP1 refuses the flag, then clear it afterwards. */
+    SOCKET s = WSASocketW(info.iAddressFamily, info.iSocketType, info.iProtocol, NULL, 0,
+                          WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL) {
+        s = WSASocketW(info.iAddressFamily, info.iSocketType, info.iProtocol, NULL, 0,
+                       WSA_FLAG_OVERLAPPED);
+        if (s != INVALID_SOCKET) SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+    }
+    if (s == INVALID_SOCKET) {
+        err = (DWORD)WSAGetLastError();
+        goto fail;
+    }
+    /* Bound to this port now, so the caller gets a socket ready for
+     * ovl_submit_read/write (the header says so). */
+    if (!CreateIoCompletionPort((HANDLE)s, c->port, KEY_IO, 0)) {
+        err = GetLastError();
+        closesocket(s);
+        goto fail;
+    }
+    x->asock = s;
+    memset(op_ov(op), 0, sizeof(OVERLAPPED));
+    DWORD got = 0;
+    BOOL ok = acceptex(l, s, abuf_of(c, op), 0, ADDR_ROOM, ADDR_ROOM, &got, op_ov(op));
+    err = ok ? 0 : (DWORD)WSAGetLastError();
+    if (err == ERROR_IO_PENDING) {
+        op->bstate = B_PENDING;
+        return;
+    }
+    /* Synchronous: a connection was waiting, or the listener is bad. Any
+     * real packet is swallowed ahead of the marker (file comment). */
+    finish_accept(c, op, err);
+    post_marker(p, op);
+    return;
+fail:
+    set_result(c, op, err, 0);
+    post_marker(p, op);
+}
+
+/* Lock held. ConnectEx finished with err: SO_UPDATE_CONNECT_CONTEXT makes
+ * the socket a normal connected one (getpeername, shutdown work). */
+static void finish_connect(iocp *c, ovl__op *op, DWORD err)
+{
+    if (!err && setsockopt((SOCKET)op->fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
+        err = (DWORD)WSAGetLastError();
+    set_result(c, op, err, 0);
+}
+
+/* Lock held. Start a ConnectEx on op->fd to the ovl_addr in op->buf. */
+static void start_connect(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    SOCKET s = (SOCKET)op->fd;
+    const ovl_addr *a = op->buf;
+    const struct sockaddr *to = (const struct sockaddr *)(const void *)a->data.bytes;
+    DWORD err = 0;
+    ovl__once_run(&wsa_once, wsa_start);
+    /* The socket's own family (for the bind below); reading it also tells
+     * a handle that is not a socket apart (WSAENOTSOCK, so OVL_EBADF: wine's
+     * getsockname and WSAIoctl answer WSAEOPNOTSUPP there). */
+    WSAPROTOCOL_INFOW info;
+    int ilen = sizeof info;
+    if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &ilen) != 0) {
+        err = (DWORD)WSAGetLastError();
+        goto fail;
+    }
+    /* ConnectEx refuses an unbound socket (WSAEINVAL); connect() would
+     * bind it implicitly, so do what it does: the wildcard address of the
+     * socket's family, any port. getsockname fails with WSAEINVAL exactly
+     * when the socket is unbound. */
+    SOCKADDR_STORAGE ss;
+    int slen = sizeof ss;
+    if (getsockname(s, (struct sockaddr *)&ss, &slen) != 0) {
+        err = (DWORD)WSAGetLastError();
+        if (err != WSAEINVAL) goto fail;
+        memset(&ss, 0, sizeof ss);
+        ss.ss_family = (short)info.iAddressFamily;
+        if (info.iAddressFamily == AF_INET) slen = sizeof(struct sockaddr_in);
+        else if (info.iAddressFamily == AF_INET6) slen = sizeof(struct sockaddr_in6);
+        else {
+            err = WSAEAFNOSUPPORT;
+            goto fail;
+        }
+        if (bind(s, (struct sockaddr *)&ss, slen) != 0) {
+            err = (DWORD)WSAGetLastError();
+            goto fail;
+        }
+    }
+    LPFN_CONNECTEX connectex = (LPFN_CONNECTEX)ext_fn(s, &fn_connectex, (GUID)WSAID_CONNECTEX, &err);
+    if (!connectex) goto fail;
+    memset(op_ov(op), 0, sizeof(OVERLAPPED));
+    BOOL ok = connectex(s, to, (int)a->len, NULL, 0, NULL, op_ov(op));
+    err = ok ? 0 : (DWORD)WSAGetLastError();
+    if (err == ERROR_IO_PENDING) {
+        op->bstate = B_PENDING;
+        return;
+    }
+    finish_connect(c, op, err);
+    post_marker(p, op);
+    return;
+fail:
+    set_result(c, op, err, 0);
+    post_marker(p, op);
+}
+
+/* Lock held. shutdown() never blocks; its result goes out as a marker. */
+static void start_shutdown(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    ovl__once_run(&wsa_once, wsa_start);
+    /* OVL_SHUT_RD/WR/RDWR are 1/2/3; SD_RECEIVE/SEND/BOTH are 0/1/2. */
+    int how = (int)op->flags - 1;
+    SOCKET s = (SOCKET)op->fd;
+    DWORD err = shutdown(s, how) == 0 ? 0 : (DWORD)WSAGetLastError();
+    if (err == WSAEOPNOTSUPP) {
+        /* Wine's answer for a handle that is not a socket (Windows says
+         * WSAENOTSOCK): find out which, on this failure path only. */
+        int type, tlen = sizeof type;
+        if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &tlen) != 0)
+            err = (DWORD)WSAGetLastError();
+    }
+    set_result(c, op, err, 0);
+    post_marker(p, op);
+}
+
 /* ---- the backend -------------------------------------------------------- */
 
 static int32_t w_init(ovl_port *p)
@@ -148,10 +519,19 @@ static int32_t w_init(ovl_port *p)
     if (!c) return OVL_ENOMEM;
     c->cap = (ULONG)p->batch_cap;
     c->entries = calloc(c->cap, sizeof *c->entries);
-    if (!c->entries) {
+    c->x = calloc(p->depth, sizeof *c->x);
+    c->heap = calloc(p->depth, sizeof *c->heap);
+    if (!c->entries || !c->x || !c->heap) {
+        free(c->entries);
+        free(c->x);
+        free(c->heap);
         free(c);
         return OVL_ENOMEM;
     }
+    for (uint32_t i = 0; i < p->depth; i++) c->x[i].asock = INVALID_SOCKET;
+    LARGE_INTEGER f;
+    QueryPerformanceFrequency(&f); /* never fails since Windows XP */
+    c->qpf = (uint64_t)f.QuadPart;
     atomic_init(&c->wake_pending, 0);
     atomic_init(&c->lost, 0);
     /* One completion thread (or one ovl_poll caller) dequeues: concurrency 1. */
@@ -159,6 +539,8 @@ static int32_t w_init(ovl_port *p)
     if (!c->port) {
         DWORD e = GetLastError();
         free(c->entries);
+        free(c->x);
+        free(c->heap);
         free(c);
         int32_t rc = ovl__win32_to_code(e);
         return rc == OVL_ENOMEM ? rc : OVL_EOS;
@@ -171,8 +553,15 @@ static void w_destroy(ovl_port *p)
 {
     iocp *c = p->be;
     if (!c) return;
+    /* Every op has completed, so no accept socket is left; this only
+     * matters if a marker was lost (see post_marker). */
+    for (uint32_t i = 0; i < p->depth; i++)
+        if (c->x[i].asock != INVALID_SOCKET) closesocket(c->x[i].asock);
     CloseHandle(c->port);
     free(c->entries);
+    free(c->x);
+    free(c->heap);
+    free(c->abuf);
     free(c);
 }
 
@@ -227,8 +616,24 @@ static void start_rw(ovl_port *p, ovl__op *op)
     }
     /* Synchronous: success, EOF or failure. ov->InternalHigh holds the byte
      * count of a synchronous success. */
-    set_result(op, err, ok ? (DWORD)ov->InternalHigh : 0);
+    set_result(p->be, op, err, ok ? (DWORD)ov->InternalHigh : 0);
     post_marker(p, op);
+}
+
+static void w_wake(ovl_port *p);
+
+static void deadline_add(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    opx *x = &c->x[op->index];
+    x->deadline = now_ns(c) + (uint64_t)op->timeout_ns; /* < 2^63 + 2^63 */
+    c->heap[c->nheap] = op->index;
+    c->nheap++;
+    heap_up(c, c->nheap - 1u);
+    /* The waiter computed its sleep from an older nearest deadline. The
+     * wake packet stays queued if it has not gone to sleep yet, so this
+     * cannot be missed. */
+    if (c->sleep_until && x->deadline < c->sleep_until) w_wake(p);
 }
 
 static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
@@ -236,6 +641,7 @@ static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
     iocp *c = p->be;
     for (size_t i = 0; i < n; i++) {
         ovl__op *op = ops[i];
+        c->x[op->index].timed_out = 0;
         switch (op->kind) {
         case OVL_OP_READ:
         case OVL_OP_WRITE:
@@ -258,6 +664,21 @@ static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
                 post_marker(p, op);
             }
             break;
+        case OVL_OP_ACCEPT:
+            start_accept(p, op);
+            break;
+        case OVL_OP_CONNECT:
+            start_connect(p, op);
+            break;
+        case OVL_OP_SHUTDOWN:
+            start_shutdown(p, op);
+            break;
+        case OVL_OP_TIMER:
+            /* Nothing in the OS: the deadline heap is the timer. */
+            op->bstate = B_TIMER;
+            memset(op_ov(op), 0, sizeof(OVERLAPPED));
+            deadline_add(p, op);
+            break;
         default: /* OVL_OP_POST: one packet straight back */
             op->bstate = B_POST;
             memset(op_ov(op), 0, sizeof(OVERLAPPED));
@@ -265,6 +686,10 @@ static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
                 post_marker(p, op); /* same packet, retried */
             break;
         }
+        /* A timeout only means something for I/O the OS still owns: one
+         * that finished at submit has its result, and an fsync cannot be
+         * interrupted (it keeps its real result, as the header allows). */
+        if (op->timeout_ns > 0 && op->bstate == B_PENDING) deadline_add(p, op);
     }
 }
 
@@ -286,15 +711,74 @@ static VOID CALLBACK fsync_work(PTP_CALLBACK_INSTANCE inst, PVOID arg)
     }
 }
 
+/* Lock held. Stop the OS's part of an I/O op; its one packet follows. For
+ * an accept that is the listener's AcceptEx with this OVERLAPPED only.
+ * ERROR_NOT_FOUND means the I/O is finishing anyway: its packet comes. */
+static void cancel_io(ovl__op *op)
+{
+    CancelIoEx(fd_handle(op->fd), op_ov(op));
+}
+
 static void w_cancel(ovl_port *p, ovl__op *op)
 {
-    (void)p;
-    /* Only I/O the OS still owns can be stopped. A SYNC op's result is
-     * already final; an fsync inside FlushFileBuffers cannot be interrupted
-     * (it completes with its real result, as the header allows).
-     * ERROR_NOT_FOUND means the I/O is finishing anyway: its packet comes. */
-    if (op->bstate == B_PENDING)
-        CancelIoEx(fd_handle(op->fd), op_ov(op));
+    iocp *c = p->be;
+    /* Cancelled before its deadline: the deadline no longer applies. */
+    deadline_del(c, op);
+    /* Only I/O the OS still owns can be stopped, and a timer. A SYNC op's
+     * result is already final; an fsync inside FlushFileBuffers cannot be
+     * interrupted (it completes with its real result, as the header
+     * allows). */
+    if (op->bstate == B_PENDING) {
+        cancel_io(op);
+    } else if (op->bstate == B_TIMER) {
+        op->result = OVL_ECANCELED;
+        op->os_error = 0;
+        post_marker(p, op);
+    }
+}
+
+/* Lock held. Act on every deadline that has passed; returns how many. */
+static size_t expire(ovl_port *p, uint64_t now)
+{
+    iocp *c = p->be;
+    size_t fired = 0;
+    while (c->nheap && c->x[c->heap[0]].deadline <= now) {
+        ovl__op *op = &p->ops[c->heap[0]];
+        deadline_del(c, op);
+        fired++;
+        if (op->bstate == B_TIMER) {
+            op->result = 0;
+            op->os_error = 0;
+            post_marker(p, op);
+        } else if (op->bstate == B_PENDING) {
+            /* Its packet decides: aborted means timed out, anything else
+             * (it finished first) is its real result. */
+            c->x[op->index].timed_out = 1;
+            cancel_io(op);
+        }
+    }
+    return fired;
+}
+
+/* Lock held. Fire what is due, then how long a wait that the caller allows
+ * timeout_ms (-1: for ever) may sleep before the next deadline. */
+static DWORD arm(ovl_port *p, int32_t timeout_ms)
+{
+    iocp *c = p->be;
+    DWORD ms = timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms;
+    uint64_t until = UINT64_MAX;
+    if (c->nheap) {
+        uint64_t now = now_ns(c);
+        expire(p, now);
+        if (c->nheap) {
+            until = c->x[c->heap[0]].deadline;
+            /* Rounded up: waking before the deadline would only spin. */
+            uint64_t left = (until - now + 999999u) / 1000000u;
+            if (left < ms) ms = (DWORD)left; /* INFINITE is above any left we use */
+        }
+    }
+    c->sleep_until = ms == 0 ? 0 : until;
+    return ms;
 }
 
 static void w_kick(ovl_port *p, bool from_cb)
@@ -320,15 +804,27 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
     iocp *c = p->be;
     ULONG got = 0;
     ULONG want = cap < c->cap ? (ULONG)cap : c->cap;
+    ovl__mutex_lock(&p->lock);
+    DWORD ms = arm(p, timeout_ms);
+    ovl__mutex_unlock(&p->lock);
     atomic_fetch_add(&p->syscalls, 1);
-    if (!GetQueuedCompletionStatusEx(c->port, c->entries, want, &got,
-                                     timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms,
-                                     FALSE)) {
-        /* WAIT_TIMEOUT, or the port is gone (cannot happen before destroy). */
-        return 0;
+    BOOL ok = GetQueuedCompletionStatusEx(c->port, c->entries, want, &got, ms, FALSE);
+    if (!ok) {
+        /* WAIT_TIMEOUT (the port cannot be gone before destroy). If it was
+         * a deadline's, act on it now and take what that queued (a timer's
+         * marker) in the same call. */
+        ovl__mutex_lock(&p->lock);
+        c->sleep_until = 0;
+        size_t fired = c->nheap ? expire(p, now_ns(c)) : 0;
+        ovl__mutex_unlock(&p->lock);
+        if (!fired) return 0;
+        atomic_fetch_add(&p->syscalls, 1);
+        if (!GetQueuedCompletionStatusEx(c->port, c->entries, want, &got, 0, FALSE))
+            return 0;
     }
     size_t n = 0;
     ovl__mutex_lock(&p->lock);
+    c->sleep_until = 0;
     for (ULONG i = 0; i < got; i++) {
         OVERLAPPED_ENTRY *e = &c->entries[i];
         ULONG_PTR key = e->lpCompletionKey;
@@ -353,11 +849,15 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
                  * marker behind it delivers the result. */
                 continue;
             }
+            /* Finished before its deadline: the deadline is moot. */
+            deadline_del(c, op);
             /* Wine sets only the low 32 bits of Internal: read it as the
              * 32-bit NTSTATUS it is. */
             NTSTATUS st = (NTSTATUS)(uint32_t)e->Internal;
             DWORD err = st == 0 ? ERROR_SUCCESS : RtlNtStatusToDosError(st);
-            set_result(op, err, e->dwNumberOfBytesTransferred);
+            if (op->kind == OVL_OP_ACCEPT) finish_accept(c, op, err);
+            else if (op->kind == OVL_OP_CONNECT) finish_connect(c, op, err);
+            else set_result(c, op, err, e->dwNumberOfBytesTransferred);
         } else if (key != KEY_MARKER && key != KEY_POST) {
             continue; /* an unknown key on our port: ignore */
         }
@@ -373,9 +873,9 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
 }
 
 static const ovl__backend iocp_backend = {
-    .name = "iocp", .id = OVL_BACKEND_IOCP, .init = w_init,
-    .submit = w_submit, .cancel = w_cancel, .kick = w_kick, .wait = w_wait,
-    .wake = w_wake, .associate = w_associate, .destroy = w_destroy,
+    .name = "iocp", .id = OVL_BACKEND_IOCP, .net_ops = true, .timeouts = true,
+    .init = w_init, .submit = w_submit, .cancel = w_cancel, .kick = w_kick,
+    .wait = w_wait, .wake = w_wake, .associate = w_associate, .destroy = w_destroy,
 };
 const ovl__backend *const ovl__backend_iocp = &iocp_backend;
 
