@@ -249,6 +249,39 @@ static void accept_many(uint32_t flags)
     close_clean(p, &r);
 }
 
+/* Accepts cancelled, and in flight at close: OVL_ECANCELED, once each. */
+static void accept_cancel_close(uint32_t flags)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, flags);
+    ovl_addr la;
+    int l = tcp_listener(8, &la);
+    uint64_t id, ids[4];
+    int32_t rc = ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &id);
+    skip_unsupported(rc, p, &r);
+    cr_assert_eq(rc, OVL_OK);
+    cr_assert_eq(ovl_cancel(p, id), OVL_OK);
+    pump(p, &r, 1, flags);
+    cr_assert_eq(rec_one(&r, id).result, OVL_ECANCELED);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(submit1(p, OVL_OP_ACCEPT, (ovl_fd)l, NULL, 0, 0, 3600 * 1000 * MS, NULL,
+                             &ids[i]),
+                     OVL_OK);
+    close_check(p, &r);
+    for (int i = 0; i < 4; i++) cr_assert_eq(rec_one(&r, ids[i]).result, OVL_ECANCELED);
+    /* The listener is untouched: a plain accept still gets a client. */
+    cr_assert_eq(fcntl(l, F_GETFL) & O_NONBLOCK, 0);
+    int c = tcp_socket();
+    cr_assert_eq(connect(c, (struct sockaddr *)(void *)la.data.bytes, la.len), 0);
+    int a = accept(l, NULL, NULL);
+    cr_assert_geq(a, 0);
+    close(a);
+    close(c);
+    close(l);
+    rec_free(&r);
+}
+
 static void connect_ok_refused(uint32_t flags)
 {
     rec r;
@@ -555,6 +588,7 @@ IN_MODES(timer_close_inflight)
 IN_MODES(timer_many)
 IN_MODES(accept_timeout_then_accept)
 IN_MODES(accept_many)
+IN_MODES(accept_cancel_close)
 IN_MODES(connect_ok_refused)
 IN_MODES(connect_timeout)
 IN_MODES(file_read_timeout)
