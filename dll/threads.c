@@ -22,7 +22,23 @@
  *   RUNNING - inside a system call on a worker; it completes normally
  *             (pread on a regular file cannot be interrupted portably; a
  *             stream call never waits, so it returns promptly)
- *   DONE    - result known, in the done list for the completion side */
+ *   TIMER   - a timer (OVL_OP_TIMER), only in the deadline heap
+ *   DONE    - result known, in the done list for the completion side
+ *
+ * Connections (see "accept" and "connect" below): an accept waits for its
+ * listener to be readable like a stream read, then is taken by the port's
+ * acceptor thread, never by a worker; a connect is started on a worker,
+ * parked until the socket is writable, then finished with SO_ERROR; a
+ * shutdown is one call on a worker.
+ *
+ * Deadlines: an op submitted with a timeout, and every timer, sits in a
+ * min-heap of deadlines (preallocated, one slot per op of the pool) that the
+ * readiness thread waits on. An op still QUEUED or WAITING at its deadline
+ * completes OVL_ETIMEDOUT; a RUNNING one is only marked, and completes with
+ * its real result, or OVL_ETIMEDOUT if the call found nothing to do (it
+ * would otherwise park again). Every move between states happens under the
+ * port lock and ends in complete() at most once, so a deadline, readiness,
+ * a cancel and close never produce two completions for one op. */
 #include "ovl_internal.h"
 
 #ifndef _WIN32
@@ -39,6 +55,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 /* OVL_THREADS_POLL forces the portable poll() variant (to test it here). */
 #if defined(__linux__) && !defined(OVL_THREADS_POLL)
@@ -46,15 +63,23 @@
 #define USE_EPOLL 1
 #endif
 
-enum { B_QUEUED = 1, B_WAITING, B_RUNNING, B_DONE, B_PENDING };
+enum { B_QUEUED = 1, B_WAITING, B_RUNNING, B_DONE, B_PENDING, B_TIMER };
 
 typedef struct list {
     ovl__op *head, *tail;
 } list;
 
+/* An op's place in the deadline heap (t->dl, indexed by op->index). */
+typedef struct dl_slot {
+    uint64_t at;      /* CLOCK_MONOTONIC ns */
+    uint32_t hpos;    /* index in t->heap + 1; 0 = not in the heap */
+    uint32_t expired; /* its deadline passed while it was RUNNING */
+} dl_slot;
+
 typedef struct tb {
     ovl_port *p;
-    list work;          /* QUEUED */
+    list work;          /* QUEUED, for the workers */
+    list accq;          /* QUEUED accepts, for the acceptor thread */
     list waiting;       /* WAITING (readiness) */
     list done;          /* DONE */
     size_t nwaiting;
@@ -66,6 +91,12 @@ typedef struct tb {
     uint32_t nworkers;
     pthread_t poller;
     bool poller_started;
+    pthread_t acceptor;  /* started with the first accept (see accept) */
+    bool acceptor_started;
+    ovl__cond acc_cond;
+    dl_slot *dl;         /* depth entries */
+    ovl__op **heap;      /* depth entries: min-heap on dl[].at */
+    uint32_t nheap;
     int pwake[2];        /* wakes the readiness thread */
     int efd[2];          /* manual mode: pollable handle */
 #ifdef USE_EPOLL
@@ -103,6 +134,86 @@ static ovl__op *list_pop(list *l)
     ovl__op *op = l->head;
     if (op) list_remove(l, op);
     return op;
+}
+
+/* ---- deadlines -------------------------------------------------------------
+ * A binary min-heap of the ops that have a deadline, ordered by it; each op
+ * knows its position (dl_slot.hpos) so that one that completes otherwise
+ * leaves the heap in O(log n). Port lock held for all. */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t dl_at(const tb *t, const ovl__op *op) { return t->dl[op->index].at; }
+
+static inline void heap_set(tb *t, uint32_t i, ovl__op *op)
+{
+    t->heap[i] = op;
+    t->dl[op->index].hpos = i + 1;
+}
+
+static void heap_up(tb *t, uint32_t i)
+{
+    ovl__op *op = t->heap[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (dl_at(t, t->heap[parent]) <= dl_at(t, op)) break;
+        heap_set(t, i, t->heap[parent]);
+        i = parent;
+    }
+    heap_set(t, i, op);
+}
+
+static void heap_down(tb *t, uint32_t i)
+{
+    ovl__op *op = t->heap[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= t->nheap) break;
+        if (c + 1 < t->nheap && dl_at(t, t->heap[c + 1]) < dl_at(t, t->heap[c])) c++;
+        if (dl_at(t, t->heap[c]) >= dl_at(t, op)) break;
+        heap_set(t, i, t->heap[c]);
+        i = c;
+    }
+    heap_set(t, i, op);
+}
+
+/* Returns true if op is now the nearest deadline (the readiness thread
+ * must recompute its wait). */
+static bool heap_push(tb *t, ovl__op *op)
+{
+    uint32_t i = t->nheap++;
+    t->heap[i] = op;
+    heap_up(t, i);
+    return t->dl[op->index].hpos == 1;
+}
+
+static void heap_remove(tb *t, ovl__op *op)
+{
+    uint32_t i = t->dl[op->index].hpos - 1;
+    t->dl[op->index].hpos = 0;
+    ovl__op *last = t->heap[--t->nheap];
+    if (i == t->nheap) return;
+    heap_set(t, i, last);
+    heap_up(t, i);
+    heap_down(t, t->dl[last->index].hpos - 1);
+}
+
+/* The readiness thread's wait: `dflt` (-1 = forever), shortened to the
+ * nearest deadline, rounded up to the millisecond (an early wake-up would
+ * only spin). */
+static int wait_ms(tb *t, int dflt)
+{
+    if (!t->nheap) return dflt;
+    uint64_t now = now_ns(), at = dl_at(t, t->heap[0]);
+    if (at <= now) return 0;
+    uint64_t ms = (at - now + 999999u) / 1000000u;
+    if (ms > INT_MAX) ms = INT_MAX;
+    return dflt >= 0 && (uint64_t)dflt < ms ? dflt : (int)ms;
 }
 
 static void signal_fd(int fds[2])
@@ -200,6 +311,7 @@ static void op_file_release(tb *t, ovl__op *op)
 /* Lock held: the op's result is known; hand it to the completion side. */
 static void complete(ovl_port *p, tb *t, ovl__op *op, int64_t res, int32_t oserr)
 {
+    if (t->dl[op->index].hpos) heap_remove(t, op);
     op->bstate = B_DONE;
     op->result = op->kind == OVL_OP_POST ? op->result : res;
     op->os_error = oserr;
@@ -377,10 +489,163 @@ static int64_t stream_io(ovl__op *op)
     return -e;
 }
 
+/* ---- connections (no lock) ------------------------------------------------
+ * accept: the call that takes a connection off a listener has no
+ * per-call non-blocking form on POSIX (accept4's SOCK_NONBLOCK is about
+ * the NEW socket; MSG_DONTWAIT does not apply; the listener's O_NONBLOCK
+ * belongs to its open file description, which the application shares, and
+ * a socket cannot be reopened as a private description the way a FIFO
+ * can). So an accept op first parks until its listener is readable, as a
+ * stream read does, and then goes to the port's one acceptor thread, never
+ * to a worker: it polls the listener once more (no wait) and calls accept4
+ * only if a connection is there. Within a port only that thread accepts,
+ * so the library's own accepts never take a connection from under each
+ * other. On a non-blocking listener accept4 cannot block at all (a
+ * connection taken meanwhile by someone else is EAGAIN: the op parks
+ * again). On a blocking listener that the application (or another port or
+ * process) also accepts on, a connection can be taken between that poll
+ * and accept4; the acceptor thread then waits inside accept4 for the next
+ * one, which the OS offers no way to interrupt without changing the
+ * listener's flags or signal state: that op is RUNNING (a cancel or its
+ * timeout does not stop it, close waits for it, as for a pread), the
+ * workers and every other op of the port except later accepts are not
+ * affected, and the connection it gets is delivered to it. Nothing is
+ * ever changed on the listener.
+ *
+ * The new connection is made close-on-exec and blocking (as the OS makes
+ * it); an accept op completes only with it (or an error), so the
+ * connection always reaches the caller, on close too. */
+
+/* A listener that is not readable now: -EAGAIN (park). Else the new fd,
+ * or -errno; the peer's address goes to the op's ovl_addr, if any. */
+static int64_t do_accept(ovl__op *op)
+{
+    int fd = op_fd(op);
+    struct pollfd pf = {fd, POLLIN, 0};
+    int pr;
+    do {
+        pr = ovl__sys.poll(&pf, 1, 0);
+    } while (pr < 0 && errno == EINTR);
+    if (pr < 0) return -errno;
+    if (pr == 0) return -EAGAIN;
+    if (pf.revents & POLLNVAL) return -EBADF;
+    /* POLLIN, or POLLHUP/POLLERR on a socket that is not listening:
+     * accept4 answers at once (EINVAL) there. */
+    ovl_addr *peer = op->buf;
+    socklen_t cap = 0;
+    struct sockaddr *sa = NULL;
+    if (peer) {
+        cap = peer->len && peer->len < OVL_ADDR_MAX ? peer->len : OVL_ADDR_MAX;
+        sa = (struct sockaddr *)(void *)peer->data.bytes;
+    }
+    socklen_t len = cap;
+    int nfd;
+    do {
+#ifdef __APPLE__
+        /* No accept4: close-on-exec right after (a fork() by another
+         * thread in between may inherit it). */
+        nfd = accept(fd, sa, sa ? &len : NULL);
+        if (nfd >= 0) (void)fcntl(nfd, F_SETFD, FD_CLOEXEC);
+#else
+        nfd = accept4(fd, sa, sa ? &len : NULL, SOCK_CLOEXEC);
+#endif
+    } while (nfd < 0 && errno == EINTR);
+    if (nfd < 0) {
+        int e = errno;
+        /* Taken by someone else, or a connection reset while queued (the
+         * next one may be fine): not an error of this op, wait again. */
+        if (e == EWOULDBLOCK || e == ECONNABORTED) return -EAGAIN;
+        return -e;
+    }
+    if (peer) peer->len = len < cap ? len : cap;
+    return nfd;
+}
+
+/* connect: a socket's connect is either blocking or not by its open file
+ * description's O_NONBLOCK; no call takes a per-call non-blocking flag. A
+ * blocking connect would hold a worker for the whole handshake (minutes
+ * when SYNs are dropped), and nothing could cancel it or time it out. So:
+ *   - a non-blocking socket: connect, then park until writable;
+ *   - a BLOCKING socket: the ONE place this backend changes a file status
+ *     flag. O_NONBLOCK is set right before connect(2) and the previous
+ *     flags are restored right after it returns (EINPROGRESS: the
+ *     handshake goes on in the kernel whatever the flag, and readiness and
+ *     SO_ERROR work on blocking sockets too), a window of one system call.
+ *     A socket being connected is not yet in use for I/O, so only a thread
+ *     that changes the same description's flags in that window could see
+ *     the difference (its change may be undone by the restore).
+ * Then, once writable, SO_ERROR is the answer. A connect whose deadline
+ * passes or that is cancelled while waiting completes OVL_ETIMEDOUT /
+ * OVL_ECANCELED and leaves the socket as it is (still connecting in the
+ * kernel): the caller closes it. */
+enum { C_START = 0, C_INPROGRESS = 1 };
+
+static int64_t do_connect(ovl__op *op)
+{
+    int fd = op_fd(op);
+    if (op_how(op) == C_INPROGRESS) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0) return -errno;
+        if (err) return -err;
+        /* Writable without an error: connected, unless the wake-up was
+         * spurious (then wait again). */
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+            return errno == ENOTCONN ? -EAGAIN : -errno;
+        return 0;
+    }
+    const ovl_addr *a = op->buf;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+    bool set = !(fl & O_NONBLOCK);
+    if (set && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+    int r = connect(fd, (const struct sockaddr *)(const void *)a->data.bytes, (socklen_t)a->len);
+    int e = r < 0 ? errno : 0;
+    if (set) (void)fcntl(fd, F_SETFL, fl);
+    if (r == 0) return 0;
+    /* EINTR: the connect goes on asynchronously, as EINPROGRESS. EAGAIN
+     * (a Unix socket whose listener's backlog is full) is the answer: a
+     * retry would find the socket writable at once and spin. */
+    if (e == EINPROGRESS || e == EINTR) {
+        op_set_how(op, C_INPROGRESS);
+        return -EAGAIN;
+    }
+    return -e;
+}
+
+static int64_t do_shutdown(ovl__op *op)
+{
+    int how = op->flags == OVL_SHUT_RD ? SHUT_RD : op->flags == OVL_SHUT_WR ? SHUT_WR : SHUT_RDWR;
+    return shutdown(op_fd(op), how) < 0 ? -errno : 0;
+}
+
+/* Whether a -EAGAIN from the op's call means "park until ready". */
+static bool may_park(const ovl__op *op)
+{
+    switch (op->kind) {
+    case OVL_OP_READ:
+    case OVL_OP_WRITE: return op->offset < 0;
+    case OVL_OP_CONNECT: return op_how(op) == C_INPROGRESS;
+    case OVL_OP_ACCEPT: return true;
+    default: return false;
+    }
+}
+
+/* The readiness an op waits for: readable (read, accept) or writable. */
+static inline bool wants_in(const ovl__op *op)
+{
+    return op->kind == OVL_OP_READ || op->kind == OVL_OP_ACCEPT;
+}
+
 static int64_t do_io(ovl__op *op)
 {
     int fd = op_fd(op);
     ssize_t r;
+    if (op->kind == OVL_OP_CONNECT) return do_connect(op);
+    if (op->kind == OVL_OP_SHUTDOWN) return do_shutdown(op);
+    if (op->kind == OVL_OP_ACCEPT) return do_accept(op);
     if (op->kind == OVL_OP_FSYNC) {
         do {
             r = (op->flags & OVL_FSYNC_DATA) ? ovl__sys.fdatasync(fd)
@@ -414,6 +679,36 @@ static void block_sigpipe(void)
 static int park(tb *t, ovl__op *op);
 static void unpark(tb *t, ovl__op *op);
 
+/* A RUNNING op's call returned r: whether it is to park (-EAGAIN on an op
+ * that waits for readiness). If not, its file is let go here, outside the
+ * lock, rather than on the completion side. No lock. */
+static bool ran_unlocked(tb *t, ovl__op *op, int64_t r)
+{
+    bool again = r == -EAGAIN && may_park(op);
+    if (!again) op_file_release(t, op);
+    return again;
+}
+
+/* Lock held: then park it, unless a cancel or its deadline came meanwhile
+ * (t_wait releases the file of an op that ends so), or complete it. */
+static void ran(ovl_port *p, tb *t, ovl__op *op, int64_t r, bool again)
+{
+    if (again) {
+        if (op->cancel_req) {
+            complete_errno(p, t, op, ECANCELED);
+        } else if (t->dl[op->index].expired) {
+            complete_errno(p, t, op, ETIMEDOUT);
+        } else {
+            int e = park(t, op);
+            if (e) complete_errno(p, t, op, e);
+        }
+    } else if (r < 0) {
+        complete_errno(p, t, op, (int)-r);
+    } else {
+        complete(p, t, op, r, 0);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     ovl_port *p = arg;
@@ -429,23 +724,31 @@ static void *worker_main(void *arg)
         /* The op's fields are stable while RUNNING: only this worker owns
          * it until complete(). */
         int64_t r = do_io(op);
-        bool again = r == -EAGAIN && op->offset < 0 && op->kind != OVL_OP_FSYNC;
-        /* Done with the file: let it go here, outside the lock, rather than
-         * on the completion side. */
-        if (!again) op_file_release(t, op);
+        bool again = ran_unlocked(t, op, r);
         ovl__mutex_lock(&p->lock);
-        if (again) {
-            if (op->cancel_req) {
-                complete_errno(p, t, op, ECANCELED);
-            } else {
-                int e = park(t, op);
-                if (e) complete_errno(p, t, op, e);
-            }
-        } else if (r < 0) {
-            complete_errno(p, t, op, (int)-r);
-        } else {
-            complete(p, t, op, r, 0);
-        }
+        ran(p, t, op, r, again);
+    }
+    ovl__mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* The acceptor thread: the only place an accept op's accept4 runs (see
+ * "connections"). Started with the port's first accept. */
+static void *acceptor_main(void *arg)
+{
+    ovl_port *p = arg;
+    tb *t = p->be;
+    ovl__mutex_lock(&p->lock);
+    for (;;) {
+        while (!t->accq.head && !t->stop) ovl__cond_wait(&t->acc_cond, &p->lock);
+        if (!t->accq.head) break;
+        ovl__op *op = list_pop(&t->accq);
+        op->bstate = B_RUNNING;
+        ovl__mutex_unlock(&p->lock);
+        int64_t r = do_accept(op);
+        bool again = ran_unlocked(t, op, r);
+        ovl__mutex_lock(&p->lock);
+        ran(p, t, op, r, again);
     }
     ovl__mutex_unlock(&p->lock);
     return NULL;
@@ -484,7 +787,7 @@ static int park(tb *t, ovl__op *op)
     }
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
-    ev.events = (op->kind == OVL_OP_READ ? EPOLLIN : EPOLLOUT) | EPOLLONESHOT;
+    ev.events = (wants_in(op) ? EPOLLIN : EPOLLOUT) | EPOLLONESHOT;
     ev.data.u64 = ovl__op_token(op);
     int fd = op_fd(op);
     int r = epoll_ctl(t->epfd, op_armed(op) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
@@ -527,6 +830,8 @@ static ovl__op *op_of_token(ovl_port *p, uint64_t token)
 }
 
 static void make_ready(tb *t, ovl__op *op);
+static void wake_queues(tb *t);
+static void expire(ovl_port *p, tb *t);
 
 static void *poller_main(void *arg)
 {
@@ -535,11 +840,12 @@ static void *poller_main(void *arg)
     struct epoll_event evs[64];
     ovl__mutex_lock(&p->lock);
     while (!t->stop) {
-        int timeout = t->nretry ? RETRY_MS : -1;
+        int timeout = wait_ms(t, t->nretry ? RETRY_MS : -1);
         ovl__mutex_unlock(&p->lock);
         int n = epoll_wait(t->epfd, evs, 64, timeout);
         if (n < 0 && errno != EINTR) ovl__yield();
         ovl__mutex_lock(&p->lock);
+        expire(p, t);
         bool moved = false;
         if (t->nretry) {
             for (ovl__op *op = t->waiting.head, *next; op; op = next) {
@@ -560,7 +866,7 @@ static void *poller_main(void *arg)
             make_ready(t, op);
             moved = true;
         }
-        if (moved) ovl__cond_broadcast(&t->work_cond);
+        if (moved) wake_queues(t);
     }
     ovl__mutex_unlock(&p->lock);
     return NULL;
@@ -603,6 +909,8 @@ static void rd_forget(tb *t, ovl__op *op)
 }
 
 static void make_ready(tb *t, ovl__op *op);
+static void wake_queues(tb *t);
+static void expire(ovl_port *p, tb *t);
 
 static void unpark(tb *t, ovl__op *op)
 {
@@ -628,17 +936,21 @@ static void *poller_main(void *arg)
         n++;
         for (ovl__op *op = t->waiting.head; op; op = op->next) {
             t->pfds[n].fd = op_fd(op);
-            t->pfds[n].events = op->kind == OVL_OP_READ ? POLLIN : POLLOUT;
+            t->pfds[n].events = wants_in(op) ? POLLIN : POLLOUT;
             t->pfds[n].revents = 0;
             t->pops[n] = op;
             t->ptok[n] = ovl__op_token(op);
             n++;
         }
+        int timeout = wait_ms(t, -1);
         ovl__mutex_unlock(&p->lock);
-        int r = ovl__sys.poll(t->pfds, n, -1);
+        int r = ovl__sys.poll(t->pfds, n, timeout);
         if (r < 0 && errno != EINTR) ovl__yield();
         if (t->pfds[0].revents) drain_fd(t->pwake[0]);
         ovl__mutex_lock(&p->lock);
+        /* First the deadlines: an op whose fd turned ready as its deadline
+         * passed is settled by one of the two, under this lock. */
+        expire(p, t);
         if (r <= 0) continue;
         bool moved = false;
         for (size_t i = 1; i < n; i++) {
@@ -651,7 +963,7 @@ static void *poller_main(void *arg)
             make_ready(t, op);
             moved = true;
         }
-        if (moved) ovl__cond_broadcast(&t->work_cond);
+        if (moved) wake_queues(t);
     }
     ovl__mutex_unlock(&p->lock);
     return NULL;
@@ -673,12 +985,56 @@ static void rd_free(tb *t)
 }
 #endif
 
-/* Lock held: a parked op's fd is ready; a worker retries it. */
+/* The queue an op waits in when QUEUED: accepts go to the acceptor
+ * thread, everything else to the workers. */
+static inline list *queue_of(tb *t, const ovl__op *op)
+{
+    return op->kind == OVL_OP_ACCEPT ? &t->accq : &t->work;
+}
+
+/* Lock held: a parked op's fd is ready; a worker (an accept: the acceptor
+ * thread) retries it. */
 static void make_ready(tb *t, ovl__op *op)
 {
     unpark(t, op);
     op->bstate = B_QUEUED;
-    list_push(&t->work, op);
+    list_push(queue_of(t, op), op);
+}
+
+/* Lock held: after make_ready()s, wake who takes them. */
+static void wake_queues(tb *t)
+{
+    if (t->work.head) ovl__cond_broadcast(&t->work_cond);
+    if (t->accq.head) ovl__cond_signal(&t->acc_cond);
+}
+
+/* Lock held: settle every op whose deadline has passed (see "deadlines"
+ * at the top). A timer completes 0; a queued or parked op OVL_ETIMEDOUT
+ * (t_wait releases its file); a RUNNING one is only marked, for ran(). */
+static void expire(ovl_port *p, tb *t)
+{
+    if (!t->nheap) return;
+    uint64_t now = now_ns();
+    while (t->nheap && dl_at(t, t->heap[0]) <= now) {
+        ovl__op *op = t->heap[0];
+        heap_remove(t, op);
+        switch (op->bstate) {
+        case B_TIMER:
+            complete(p, t, op, 0, 0);
+            break;
+        case B_QUEUED:
+            list_remove(queue_of(t, op), op);
+            complete_errno(p, t, op, ETIMEDOUT);
+            break;
+        case B_WAITING:
+            unpark(t, op);
+            complete_errno(p, t, op, ETIMEDOUT);
+            break;
+        default: /* RUNNING (PENDING and DONE ops are never in the heap) */
+            t->dl[op->index].expired = 1;
+            break;
+        }
+    }
 }
 
 /* ---- backend interface --------------------------------------------------- */
@@ -691,7 +1047,10 @@ static void t_free(tb *t)
     if (t->efd[1] >= 0) ovl__sys.close(t->efd[1]);
     ovl__cond_destroy(&t->work_cond);
     ovl__cond_destroy(&t->done_cond);
+    ovl__cond_destroy(&t->acc_cond);
     free(t->workers);
+    free(t->dl);
+    free(t->heap);
     rd_free(t);
     free(t);
 }
@@ -701,10 +1060,13 @@ static void t_stop_threads(ovl_port *p, tb *t, uint32_t nworkers)
     ovl__mutex_lock(&p->lock);
     t->stop = true;
     ovl__cond_broadcast(&t->work_cond);
+    ovl__cond_broadcast(&t->acc_cond);
+    bool acceptor = t->acceptor_started;
     ovl__mutex_unlock(&p->lock);
     signal_fd(t->pwake);
     for (uint32_t i = 0; i < nworkers; i++) pthread_join(t->workers[i], NULL);
     if (t->poller_started) pthread_join(t->poller, NULL);
+    if (acceptor) pthread_join(t->acceptor, NULL);
 }
 
 static int32_t t_init(ovl_port *p)
@@ -715,11 +1077,16 @@ static int32_t t_init(ovl_port *p)
     t->pwake[0] = t->pwake[1] = t->efd[0] = t->efd[1] = -1;
     ovl__cond_init(&t->work_cond);
     ovl__cond_init(&t->done_cond);
+    ovl__cond_init(&t->acc_cond);
 #ifdef USE_EPOLL
     t->epfd = -1;
 #endif
     t->workers = calloc(p->nthreads, sizeof *t->workers);
-    if (!t->workers) {
+    /* The deadline heap is sized for the whole pool here: no allocation
+     * per op. */
+    t->dl = calloc(p->depth, sizeof *t->dl);
+    t->heap = calloc(p->depth, sizeof *t->heap);
+    if (!t->workers || !t->dl || !t->heap) {
         t_free(t);
         return OVL_ENOMEM;
     }
@@ -776,6 +1143,8 @@ static void t_forget(ovl_port *p)
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0) ovl__sys.close(fds[i]);
     free(t->workers);
+    free(t->dl);
+    free(t->heap);
     rd_free(t); /* closes this process's copy of the epoll fd, frees */
     free(t);
 }
@@ -816,15 +1185,62 @@ static OVL__THREAD_LOCAL struct {
     ovl__op *head, *tail;
 } pend;
 
+/* Lock held: a QUEUED op joins its queue; the caller wakes the workers.
+ * Returns false if it went to the acceptor thread (woken here) or could
+ * not: the acceptor thread starts with the port's first accept, so that a
+ * port that never accepts does not pay for it. */
+static bool enqueue(ovl_port *p, tb *t, ovl__op *op)
+{
+    if (op->kind == OVL_OP_ACCEPT) {
+        if (!t->acceptor_started) {
+            int e = ovl__sys.thread_create(&t->acceptor, acceptor_main, p);
+            if (e) {
+                complete_errno(p, t, op, e);
+                return false;
+            }
+            t->acceptor_started = true;
+        }
+        op->bstate = B_QUEUED;
+        list_push(&t->accq, op);
+        ovl__cond_signal(&t->acc_cond);
+        return false;
+    }
+    op->bstate = B_QUEUED;
+    list_push(&t->work, op);
+    return true;
+}
+
+/* Lock held: an op with a deadline enters the heap; wakes the readiness
+ * thread when it is the nearest. */
+static void arm_deadline(tb *t, ovl__op *op)
+{
+    if (op->timeout_ns > 0 && heap_push(t, op)) signal_fd(t->pwake);
+}
+
 static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     tb *t = p->be;
     bool queued = false;
+    uint64_t now = 0;
     for (size_t i = 0; i < n; i++) {
         ovl__op *op = ops[i];
         op_file_init(op);
         if (op->kind == OVL_OP_POST) {
             complete(p, t, op, 0, 0);
+            continue;
+        }
+        /* The deadline counts from the submit; the op enters the heap when
+         * it leaves PENDING (t_kick), a timer at once. */
+        dl_slot *d = &t->dl[op->index];
+        d->expired = 0;
+        if (op->timeout_ns > 0) {
+            if (!now) now = now_ns();
+            d->at = (uint64_t)op->timeout_ns > UINT64_MAX - now ? UINT64_MAX
+                                                                : now + (uint64_t)op->timeout_ns;
+        }
+        if (op->kind == OVL_OP_TIMER) {
+            op->bstate = B_TIMER;
+            arm_deadline(t, op);
             continue;
         }
         if (!pend.head || pend.p == p) {
@@ -845,9 +1261,8 @@ static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
             complete_errno(p, t, op, e);
             continue;
         }
-        op->bstate = B_QUEUED;
-        list_push(&t->work, op);
-        queued = true;
+        if (enqueue(p, t, op)) queued = true;
+        if (op->bstate == B_QUEUED) arm_deadline(t, op);
     }
     if (queued) {
         if (n > 1) ovl__cond_broadcast(&t->work_cond);
@@ -860,7 +1275,10 @@ static void t_cancel(ovl_port *p, ovl__op *op)
     tb *t = p->be;
     switch (op->bstate) {
     case B_QUEUED:
-        list_remove(&t->work, op);
+        list_remove(queue_of(t, op), op);
+        complete_errno(p, t, op, ECANCELED);
+        break;
+    case B_TIMER:
         complete_errno(p, t, op, ECANCELED);
         break;
     case B_WAITING:
@@ -895,9 +1313,8 @@ static void t_kick(ovl_port *p, bool from_cb)
             /* ovl_cancel or close came first; t_wait releases the file. */
             complete_errno(p, t, op, ECANCELED);
         } else {
-            op->bstate = B_QUEUED;
-            list_push(&t->work, op);
-            queued++;
+            if (enqueue(p, t, op)) queued++;
+            if (op->bstate == B_QUEUED) arm_deadline(t, op);
         }
     }
     if (queued > 1) ovl__cond_broadcast(&t->work_cond);
@@ -964,7 +1381,8 @@ static int32_t t_event_fd(ovl_port *p, ovl_fd *out)
 }
 
 static const ovl__backend threads_backend = {
-    .name = "threads", .id = OVL_BACKEND_THREADS, .init = t_init,
+    .name = "threads", .id = OVL_BACKEND_THREADS, .net_ops = true, .timeouts = true,
+    .init = t_init,
     .submit = t_submit, .cancel = t_cancel, .kick = t_kick, .wait = t_wait,
     .wake = t_wake, .event_fd = t_event_fd, .destroy = t_destroy,
     .forget = t_forget,
