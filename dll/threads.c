@@ -535,7 +535,7 @@ static int64_t do_accept(ovl__op *op)
     socklen_t cap = 0;
     struct sockaddr *sa = NULL;
     if (peer) {
-        cap = peer->len && peer->len < OVL_ADDR_MAX ? peer->len : OVL_ADDR_MAX;
+        cap = OVL_ADDR_MAX; /* the whole struct, whatever len says on entry */
         sa = (struct sockaddr *)(void *)peer->data.bytes;
     }
     socklen_t len = cap;

@@ -458,8 +458,15 @@ OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
  * The same rules as the other submits (one completion, cancel, close,
  * back-pressure, bad input); a timeout for any of them goes through
  * ovl_submit's ovl_request.timeout_ns. Sockets are the caller's, created
- * as it likes (blocking or not: the library never changes their flags); on
- * Windows associate them with the port first (ovl_associate). */
+ * as it likes, blocking or not; on Windows associate them with the port
+ * first (ovl_associate). The library leaves their file status flags alone,
+ * with one exception: on the threads backend a connect on a blocking
+ * socket sets O_NONBLOCK around the connect() call itself and restores the
+ * flags at once (POSIX has no other way to start a connect that does not
+ * hold a thread). Prefer non-blocking listeners there too: when another
+ * thread accepts from the same blocking listener at the same moment, an
+ * accept op of the threads backend may wait in accept() for the next
+ * connection, and its cancel, its timeout and close wait with it. */
 
 /* Accept a connection on a listening socket. The completion's result is the
  * new connection's handle (>= 0; a POSIX fd or a Windows SOCKET, created
@@ -468,7 +475,8 @@ OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
  * to the caller once delivered (an accepted connection that nobody can
  * receive, because the op was cancelled or the port closed after the OS
  * made it, is closed by the library). `peer` (may be NULL) is borrowed
- * until the completion and receives the peer's address and length.
+ * until the completion and receives the peer's address and its length
+ * (peer->len on entry is not read).
  * Errors at submit: as every submit; a non-listening socket is reported in
  * the completion (OVL_EINVAL). */
 OVL_API int32_t ovl_submit_accept(ovl_port *port, ovl_fd listener, ovl_addr *peer,
@@ -476,8 +484,10 @@ OVL_API int32_t ovl_submit_accept(ovl_port *port, ovl_fd listener, ovl_addr *pee
 
 /* Connect a socket to `addr` (borrowed until the completion; addr->len
  * bytes of sockaddr). Completion result 0 on success; refused is
- * OVL_ECONNREFUSED, and so on. A NULL addr or a len of 0 or above
- * OVL_ADDR_MAX is OVL_EINVAL at submit. */
+ * OVL_ECONNREFUSED, and so on (a Unix socket whose listener's backlog is
+ * full: OVL_EAGAIN). A connect that is cancelled or times out may leave the
+ * socket connecting in the kernel: close it. A NULL addr or a len of 0 or
+ * above OVL_ADDR_MAX is OVL_EINVAL at submit. */
 OVL_API int32_t ovl_submit_connect(ovl_port *port, ovl_fd sock, const ovl_addr *addr,
                                    void *ctx, uint64_t *out_id);
 
