@@ -116,6 +116,12 @@ size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
         cb(p->batch, k, ud);
         atomic_store(&p->cb_thr, NULL);
         me->top = frame.prev;
+    } else if (k && p->backend->close_handle) {
+        /* No callback: the completions are discarded, and a connection
+         * accepted for the caller would be lost with its handle open. */
+        for (size_t i = 0; i < k; i++)
+            if (p->batch[i].op == OVL_OP_ACCEPT && p->batch[i].result >= 0)
+                p->backend->close_handle((ovl_fd)p->batch[i].result);
     }
     return k;
 }

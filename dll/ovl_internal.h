@@ -177,6 +177,9 @@ typedef struct ovl__backend {
     /* Optional: put fd into registered-file slot `slot` (OVL__NO_FD: empty
      * the slot). Lock held. Without it, ovl_register_fd only records it. */
     int32_t (*register_fd)(ovl_port *p, uint32_t slot, ovl_fd fd);
+    /* Close a handle an op made for the caller (an accepted connection)
+     * that nobody will receive (the port has no callback). Any thread. */
+    void (*close_handle)(ovl_fd h);
     /* Free everything. No op is in flight any more. */
     void (*destroy)(ovl_port *p);
     /* Optional, in a child of fork() on its parent's port: close this

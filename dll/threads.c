@@ -1217,6 +1217,8 @@ static void arm_deadline(tb *t, ovl__op *op)
     if (op->timeout_ns > 0 && heap_push(t, op)) signal_fd(t->pwake);
 }
 
+static void t_close_handle(ovl_fd h) { (void)ovl__sys.close((int)h); }
+
 static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     tb *t = p->be;
@@ -1385,7 +1387,7 @@ static const ovl__backend threads_backend = {
     .init = t_init,
     .submit = t_submit, .cancel = t_cancel, .kick = t_kick, .wait = t_wait,
     .wake = t_wake, .event_fd = t_event_fd, .destroy = t_destroy,
-    .forget = t_forget,
+    .forget = t_forget, .close_handle = t_close_handle,
 };
 const ovl__backend *const ovl__backend_threads = &threads_backend;
 

@@ -673,6 +673,8 @@ static void u_destroy(ovl_port *p)
 /* A child of fork(): see ovl__backend.forget. Unmapping the rings and
  * closing this process's copies of the ring fd and eventfd leave the
  * parent's ring as it is. */
+static void u_close_handle(ovl_fd h) { (void)ovl__sys.close((int)h); }
+
 static void u_forget(ovl_port *p)
 {
     uring *u = p->be;
@@ -1093,6 +1095,7 @@ static const ovl__backend uring_backend = {
     .wait = u_wait,
     .wake = u_wake, .wait_ready = u_wait_ready, .event_fd = u_event_fd,
     .register_fd = u_register_fd, .destroy = u_destroy, .forget = u_forget,
+    .close_handle = u_close_handle,
 };
 const ovl__backend *const ovl__backend_uring = &uring_backend;
 

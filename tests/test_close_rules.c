@@ -469,4 +469,64 @@ Test(close_rules, another_ports_id_never_cancels_a_parked_read)
         }
     }
 }
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+/* A port without a callback discards its completions; a connection it
+ * accepted must then be closed, not leaked with its fd open. */
+Test(close_rules, accepted_connection_with_no_callback_is_closed)
+{
+    for (size_t m = 0; m < NMODES; m++) {
+        int base = open_fds();
+        ovl_port *p = raw_port(modes[m], NULL, NULL);
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(l, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t al = sizeof a;
+        cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+        cr_assert_eq(listen(l, 8), 0);
+        cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
+        int32_t rc = ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, NULL);
+        if (rc == OVL_ENOTSUP) {
+            close(l);
+            cr_assert_eq(ovl_close_port(p), OVL_OK);
+            continue; /* a backend without connection ops yet */
+        }
+        cr_assert_eq(rc, OVL_OK);
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(c, 0);
+        cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            ovl_stats s = {.size = sizeof s};
+            cr_assert_eq(ovl_port_stats(p, &s), OVL_OK);
+            if (s.completed == 1) break;
+            if (modes[m] & OVL_PORT_MANUAL) (void)ovl_poll(p, 10);
+            else usleep(200);
+            cr_assert_lt(ms_since(&t0), (uint64_t)WAIT_LIMIT_MS, "the accept never completed");
+        }
+        /* Close returns once no delivery can run: the port's own fds are
+         * gone then, and only the listener and the client stay. */
+        cr_assert_eq(ovl_close_port(p), OVL_OK);
+        cr_assert_eq(open_fds(), base + 2, "%s: the accepted fd was left open",
+                     mode_name(modes[m]));
+        close(c);
+        close(l);
+    }
+}
 #endif
