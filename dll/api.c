@@ -424,6 +424,7 @@ OVL_API int32_t ovl_port_event(ovl_port *port, ovl_fd *out)
     ovl_port *p = ovl__port_get(port, &rc);
     if (!p) return rc;
     if (!out) return OVL_EINVAL;
+    if (!ovl__port_open(p, port)) return OVL_ECLOSED;
     if (!(p->flags & OVL_PORT_MANUAL)) return OVL_EMODE;
     ovl__mutex_lock(&p->lock);
     if (!ovl__port_open(p, port)) rc = OVL_ECLOSED;

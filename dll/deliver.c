@@ -324,11 +324,12 @@ OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms)
     ovl_port *p = ovl__port_get(port, &rc);
     if (!p) return rc;
     if (ovl__in_callback(p)) return OVL_EDEADLK;
+    /* Closed before wrong mode: a stale handle always says OVL_ECLOSED. */
+    if (!ovl__port_open(p, port)) return OVL_ECLOSED;
     if (!(p->flags & OVL_PORT_MANUAL)) {
         if (timeout_ms != 0) return OVL_EMODE;
         return ovl__poll_helping(p, port);
     }
-    if (!ovl__port_open(p, port)) return OVL_ECLOSED;
     return poll_manual(p, port, timeout_ms, deadline);
 }
 
@@ -341,6 +342,7 @@ OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
     ovl_port *p = ovl__port_get(port, &rc);
     if (!p) return rc;
     if (ovl__in_callback(p)) return OVL_EDEADLK;
+    if (!ovl__port_open(p, port)) return OVL_ECLOSED;
     bool manual = p->flags & OVL_PORT_MANUAL;
     if (!manual && timeout_ms != 0) return OVL_EMODE;
     if (n && !reqs) return OVL_EINVAL;

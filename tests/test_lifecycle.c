@@ -129,7 +129,10 @@ Test(lifecycle, use_after_close_and_double_close)
     cr_assert_eq(ovl_register_fd(p, 3), OVL_ECLOSED);
     cr_assert_eq(ovl_unregister_fd(p, 3), OVL_ECLOSED);
     cr_assert_eq(ovl_poll(p, 0), OVL_ECLOSED);
-    cr_assert_eq(ovl_poll(p, 10), OVL_EMODE);
+    cr_assert_eq(ovl_poll(p, 10), OVL_ECLOSED, "closed comes before wrong mode");
+    ovl_fd ev;
+    cr_assert_eq(ovl_port_event(p, &ev), OVL_ECLOSED);
+    cr_assert_eq(ovl_submit_and_poll(p, NULL, 0, NULL, 10), OVL_ECLOSED);
     ovl_request req = {OVL_OP_READ, 0, 0, buf, 1, 0, NULL, 5, 0};
     size_t done = 9;
     cr_assert_eq(ovl_submit(p, &req, 1, &done), OVL_ECLOSED);
