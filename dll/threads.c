@@ -78,6 +78,10 @@ typedef struct dl_slot {
 
 typedef struct tb {
     ovl_port *p;
+    /* Registered fds (ovl_register_fd): the port's own duplicate per slot
+     * (-1: none), so that the registered file stays reachable after the
+     * caller closes its number, as io_uring's fixed files do. Lock. */
+    int reg_dup[OVL_MAX_REGISTERED_FDS];
     list work;          /* QUEUED, for the workers */
     list accq;          /* QUEUED accepts, for the acceptor thread */
     list waiting;       /* WAITING (readiness) */
@@ -1041,6 +1045,8 @@ static void expire(ovl_port *p, tb *t)
 
 static void t_free(tb *t)
 {
+    for (unsigned i = 0; i < OVL_MAX_REGISTERED_FDS; i++)
+        if (t->reg_dup[i] >= 0) ovl__sys.close(t->reg_dup[i]);
     if (t->pwake[0] >= 0) ovl__sys.close(t->pwake[0]);
     if (t->pwake[1] >= 0) ovl__sys.close(t->pwake[1]);
     if (t->efd[0] >= 0) ovl__sys.close(t->efd[0]);
@@ -1074,6 +1080,7 @@ static int32_t t_init(ovl_port *p)
     tb *t = calloc(1, sizeof *t);
     if (!t) return OVL_ENOMEM;
     t->p = p;
+    for (unsigned i = 0; i < OVL_MAX_REGISTERED_FDS; i++) t->reg_dup[i] = -1;
     t->pwake[0] = t->pwake[1] = t->efd[0] = t->efd[1] = -1;
     ovl__cond_init(&t->work_cond);
     ovl__cond_init(&t->done_cond);
@@ -1219,6 +1226,47 @@ static void arm_deadline(tb *t, ovl__op *op)
 
 static void t_close_handle(ovl_fd h) { (void)ovl__sys.close((int)h); }
 
+/* Lock held. Registering takes the port's own duplicate of the file;
+ * unregistering drops it (ops submitted before hold their own duplicates,
+ * taken under the lock at submit: see t_submit). */
+static int32_t t_register_fd(ovl_port *p, uint32_t slot, ovl_fd fd)
+{
+    tb *t = p->be;
+    if (fd == OVL__NO_FD) {
+        if (t->reg_dup[slot] >= 0) ovl__sys.close(t->reg_dup[slot]);
+        t->reg_dup[slot] = -1;
+        return OVL_OK;
+    }
+    int d;
+    do {
+        d = fcntl((int)fd, F_DUPFD_CLOEXEC, 0);
+    } while (d < 0 && errno == EINTR);
+    if (d < 0) return errno == EBADF ? OVL_EBADF : ovl__errno_to_code(errno);
+    t->reg_dup[slot] = d;
+    return OVL_OK;
+}
+
+/* Lock held: an op on a registered fd takes its reference from the port's
+ * duplicate now, while the registration cannot change (a later unregister
+ * closes that duplicate): it then runs on the file registered when it was
+ * submitted, even if the caller closes its number. Returns 0 (done, or not
+ * registered: t_kick takes it from the caller's number) or an errno. */
+static int take_registered_file(ovl_port *p, tb *t, ovl__op *op)
+{
+    int i;
+    if (!p->nreg || (i = ovl__reg_find(p, op->fd)) < 0) return 0;
+    int src = t->reg_dup[p->reg[i].slot];
+    if (src < 0) return 0;
+    int fd;
+    do {
+        fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) return 0; /* borrow, as take_file */
+    if (fd < 0) return errno;
+    op_set_fd(op, fd);
+    return 0;
+}
+
 static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     tb *t = p->be;
@@ -1245,8 +1293,14 @@ static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
             arm_deadline(t, op);
             continue;
         }
+        int re = take_registered_file(p, t, op);
+        if (re) {
+            complete_errno(p, t, op, re);
+            continue;
+        }
         if (!pend.head || pend.p == p) {
-            /* The kick that follows takes its file reference. */
+            /* The kick that follows takes its file reference (unless it
+             * has one already: a registered fd's). */
             op->bstate = B_PENDING;
             op->next = NULL;
             if (pend.head) pend.tail->next = op;
@@ -1258,7 +1312,7 @@ static void t_submit(ovl_port *p, ovl__op **ops, size_t n)
         /* Another port's ops pending on this thread: cannot happen (every
          * submit is followed by its kick before the thread can submit
          * elsewhere), but if it did, take the reference here. */
-        int e = take_file(op);
+        int e = op_fd(op) >= 0 ? 0 : take_file(op);
         if (e) {
             complete_errno(p, t, op, e);
             continue;
@@ -1303,7 +1357,8 @@ static void t_kick(ovl_port *p, bool from_cb)
     ovl__op *head = pend.head;
     pend.head = pend.tail = NULL;
     pend.p = NULL;
-    for (ovl__op *op = head; op; op = op->next) op->os_error = take_file(op);
+    for (ovl__op *op = head; op; op = op->next)
+        op->os_error = op_fd(op) >= 0 ? 0 : take_file(op);
     tb *t = p->be;
     size_t queued = 0;
     ovl__mutex_lock(&p->lock);
@@ -1387,7 +1442,7 @@ static const ovl__backend threads_backend = {
     .init = t_init,
     .submit = t_submit, .cancel = t_cancel, .kick = t_kick, .wait = t_wait,
     .wake = t_wake, .event_fd = t_event_fd, .destroy = t_destroy,
-    .forget = t_forget, .close_handle = t_close_handle,
+    .forget = t_forget, .close_handle = t_close_handle, .register_fd = t_register_fd,
 };
 const ovl__backend *const ovl__backend_threads = &threads_backend;
 

@@ -367,17 +367,17 @@ Test(file_io, registered_fd_unregistered_with_ops_in_flight)
 }
 
 #ifndef _WIN32
-/* The documented trap, which also shows that io_uring really reads through
+/* The documented trap, which also shows that the port really reads through
  * the registered file: once the number names another file (dup2), reads
- * on it still reach the file that was registered until it is unregistered.
- * Other backends only record the fd and read whatever the number names.
- * An fd that is not open is refused by io_uring. */
+ * on it still reach the file that was registered until it is unregistered
+ * (io_uring's fixed file, the threads backend's own duplicate). An fd that
+ * is not open is refused. */
 Test(file_io, registered_fd_keeps_its_file_until_unregistered)
 {
     rec r;
     rec_init(&r);
     ovl_port *p = open_port(&r, 8, 0);
-    bool uring = !strcmp(ovl_backend_name(p), "uring");
+    bool uring = true; /* both POSIX backends keep the registered file */
     int a = temp_file(4096, 11), b = temp_file(4096, 12);
     cr_assert_eq(ovl_register_fd(p, (ovl_fd)a), OVL_OK);
     cr_assert_eq(dup2(b, a), a); /* the number a now names file b */

@@ -25,7 +25,10 @@ static uint32_t variant_flags(variant v)
     return v == V_MANUAL ? OVL_PORT_MANUAL : v == V_INLINE ? OVL_PORT_INLINE : 0u;
 }
 
-static bool is_uring(ovl_port *p) { return !strcmp(ovl_backend_name(p), "uring"); }
+/* Backends where the port holds its own reference to a registered file
+ * (io_uring's fixed files; the threads backend's duplicate): all but IOCP,
+ * which only records the handle. */
+static bool is_uring(ovl_port *p) { return strcmp(ovl_backend_name(p), "iocp") != 0; }
 
 /* rec_wait for any port: a manual one is driven here. */
 static void wait_count(ovl_port *p, rec *r, variant v, size_t n)
