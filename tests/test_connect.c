@@ -808,3 +808,66 @@ static void bad_input_body(uint32_t flags)
     close(l);
 }
 MODES(bad_input)
+
+/* ---- timeouts of ops whose issuing thread exits ----------------------------
+ * io_uring runs a linked timeout's expiry in the task that issued it; once
+ * that thread has exited, the kernel drops the expiry (the op stays armed
+ * without a timeout) or fails the op itself. Either way the op must still
+ * time out on time, or complete with its data, exactly once. */
+typedef struct exiter {
+    ovl_port *p;
+    ovl_request q;
+    int32_t rc;
+} exiter;
+
+static void *submit_and_exit(void *arg)
+{
+    exiter *e = arg;
+    e->rc = ovl_submit(e->p, &e->q, 1, NULL);
+    return NULL;
+}
+
+static uint64_t submit_from_thread(ovl_port *p, int fd, void *buf, size_t len, int64_t timeout_ns)
+{
+    exiter e;
+    memset(&e, 0, sizeof e);
+    e.p = p;
+    e.q.op = OVL_OP_READ;
+    e.q.fd = (ovl_fd)fd;
+    e.q.buf = buf;
+    e.q.len = len;
+    e.q.offset = OVL_OFFSET_CURRENT;
+    e.q.timeout_ns = timeout_ns;
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, submit_and_exit, &e), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(need(e.rc, "read with a timeout"), OVL_OK);
+    return e.q.id;
+}
+
+static void timeout_outlives_its_thread_body(uint32_t flags)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 8, flags);
+    int fds[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    char buf[8];
+    /* Nothing comes: it times out, not before its deadline. */
+    uint64_t t0 = now_ns();
+    uint64_t id = submit_from_thread(p, fds[0], buf, sizeof buf, 30000000);
+    wait_n(p, &r, flags, 1);
+    cr_assert_eq(rec_one(&r, id).result, OVL_ETIMEDOUT, "%s",
+                 ovl_error_name((int32_t)rec_one(&r, id).result));
+    cr_assert_geq(now_ns() - t0, 30000000ull);
+    /* Data comes before the deadline: it is read, once. */
+    id = submit_from_thread(p, fds[0], buf, sizeof buf, (int64_t)WAIT_LIMIT_MS * 1000000LL);
+    cr_assert_eq(write(fds[1], "late", 4), 4);
+    wait_n(p, &r, flags, 2);
+    cr_assert_eq(rec_one(&r, id).result, 4, "%s", ovl_error_name((int32_t)rec_one(&r, id).result));
+    cr_assert_eq(memcmp(buf, "late", 4), 0);
+    close_clean(p, &r);
+    close(fds[0]);
+    close(fds[1]);
+}
+MODES(timeout_outlives_its_thread)
