@@ -871,3 +871,78 @@ static void timeout_outlives_its_thread_body(uint32_t flags)
     close(fds[1]);
 }
 MODES(timeout_outlives_its_thread)
+
+/* A connect under way when its issuing thread exits: the kernel fails it
+ * when the connection is made (its task work sees the exit); issued again,
+ * it must report the connection its first issue made. The SYN to a full
+ * accept queue is dropped, and the client's retransmission (about a second
+ * later) gets through once the queue has room. */
+static void *connect_and_exit(void *arg)
+{
+    exiter *e = arg;
+    e->rc = ovl_submit(e->p, &e->q, 1, NULL);
+    return NULL;
+}
+
+static void connect_outlives_its_thread_body(uint32_t flags)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 8, flags);
+    ovl_addr a;
+    int filler;
+    int l = full_listener(&a, &filler);
+    /* With a timeout: its expiry, dropped by the kernel with the thread,
+     * still ends the connect on time (issued again, the connect finds its
+     * first SYN under way and waits for it). */
+    int c2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    exiter e;
+    memset(&e, 0, sizeof e);
+    e.p = p;
+    e.q.op = OVL_OP_CONNECT;
+    e.q.fd = (ovl_fd)c2;
+    e.q.buf = &a;
+    e.q.timeout_ns = 100000000;
+    pthread_t t;
+    uint64_t t0 = now_ns();
+    cr_assert_eq(pthread_create(&t, NULL, connect_and_exit, &e), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(need(e.rc, "connect with a timeout"), OVL_OK);
+    wait_n(p, &r, flags, 1);
+    ovl_completion c2c = rec_one(&r, e.q.id);
+    cr_assert_eq(c2c.result, OVL_ETIMEDOUT, "%s", ovl_error_name((int32_t)c2c.result));
+    cr_assert_geq(now_ns() - t0, 100000000ull);
+    close(c2); /* its SYN must not take the queue's room below */
+    /* Without a timeout: the connection is made, and reported. */
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&e, 0, sizeof e);
+    e.p = p;
+    e.q.op = OVL_OP_CONNECT;
+    e.q.fd = (ovl_fd)c;
+    e.q.buf = &a;
+    cr_assert_eq(pthread_create(&t, NULL, connect_and_exit, &e), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(need(e.rc, "connect"), OVL_OK);
+    /* Room in the queue: the retransmitted SYN is answered. */
+    int f = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(f, 0);
+    wait_n(p, &r, flags, 2);
+    ovl_completion cc = rec_one(&r, e.q.id);
+    cr_assert_eq(cc.result, 0, "%s", ovl_error_name((int32_t)cc.result));
+    /* And it is this client's connection. */
+    int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(s, 0);
+    struct sockaddr_storage x, y;
+    socklen_t xl = sizeof x, yl = sizeof y;
+    cr_assert_eq(getsockname(c, (struct sockaddr *)&x, &xl), 0);
+    cr_assert_eq(getpeername(s, (struct sockaddr *)&y, &yl), 0);
+    cr_assert_eq(xl, yl);
+    cr_assert_eq(memcmp(&x, &y, xl), 0);
+    close_clean(p, &r);
+    close(s);
+    close(f);
+    close(c);
+    close(filler);
+    close(l);
+}
+MODES(connect_outlives_its_thread)
