@@ -48,9 +48,10 @@ ovl__op *ovl__op_alloc(ovl_port *p)
     if (!op) return NULL;
     p->free_list = op->next;
     /* A new generation makes every older token for this slot stale. Skip 0
-     * so that a token (and an op id) is never 0, and stay below 2^31 so
-     * that a token never has OVL__TOKEN_INTERNAL set. */
-    if (++op->gen > 0x7fffffffu) op->gen = 1;
+     * so that a token (and an op id) is never 0, and stay below 2^30 so
+     * that a token never has bit 63 (OVL__TOKEN_INTERNAL) or bit 62 set:
+     * io_uring marks an op's linked-timeout CQE with bit 62. */
+    if (++op->gen > 0x3fffffffu) op->gen = 1;
     op->state = OVL__OP_INFLIGHT;
     op->bstate = 0;
     op->next = op->prev = NULL;

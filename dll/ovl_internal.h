@@ -51,9 +51,10 @@
  *    lives in `os`, the FIRST member, so that pointer *is* the op
  *    (CONTAINING_RECORD with offset 0). iocp.c static-asserts this.
  *  - io_uring returns the 64-bit user_data of the SQE. ovl puts the op's
- *    token there: (generation << 32) | (index + 1), the generation kept
- *    below 2^31 so that bit 63 is free for a backend's internal tokens. The token is also the op
- *    id the caller sees, so a stale or duplicated completion (an old
+ *    token there: the generation, the port's handle slot and index + 1
+ *    (layout below), the generation kept below 2^30 so that bits 62 and 63
+ *    are free for a backend's marks and internal tokens. The token is also
+ *    the op id the caller sees, so a stale or duplicated completion (an old
  *    generation, an index out of range, an op not in flight) is caught by
  *    ovl__op_from_token() instead of corrupting a reused op.
  *

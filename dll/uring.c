@@ -31,12 +31,29 @@
 #define TOKEN_WAKE (OVL__TOKEN_INTERNAL | 1u)
 #define TOKEN_CANCEL (OVL__TOKEN_INTERNAL | 2u)
 #define TOKEN_PROBE (OVL__TOKEN_INTERNAL | 3u)
+/* An op's token with this bit: the CQE of its linked timeout (see "per-op
+ * timeouts"). Op generations stay below 2^30 (op.c), so no op token has
+ * it, and the internal tokens above do not either. */
+#define TOKEN_LINKED_TIMEOUT (1ull << 62)
 
 /* op->bstate bits */
 #define B_CANCEL_SENT 1u
 #define B_POLL 2u /* a pipe write waiting in its poll stage (see "SIGPIPE") */
+#define B_LINK 4u      /* this round's linked-timeout CQE has not come yet */
+#define B_HELD 8u      /* the op's own result came first: in op->result */
+#define B_FIRED 16u    /* this round's timeout fired (its CQE said -ETIME) */
+#define B_PARKED 32u   /* a pipe write's poll to be armed again once the
+                          timeout CQE is in */
+#define B_CONNPOLL 64u /* a connect issued again waits for the connection
+                          its first issue started (POLLOUT, then SO_ERROR) */
+#define B_UNSUP 128u   /* the kernel lacks the opcode: a NOP, OVL_ENOTSUP */
 #define B_REISSUE_SHIFT 8 /* bits 8..15: re-issues after an EFAULT (below) */
 #define B_REISSUE_MAX 16u
+#define B_TERR_SHIFT 16 /* bits 16..27: errno of a linked timeout that failed */
+
+/* ovl__event.pad, from reap to u_settle: which CQE of the op it is. */
+#define EV_OP 0u
+#define EV_TIMEOUT 1u
 
 /* The kernel-visible features this backend relies on, all in Linux 5.11+:
  * one mmap for both rings, no dropped CQEs on overflow, and timeouts passed
@@ -86,6 +103,7 @@ typedef struct uring {
     uint32_t nretired;             /* KF_RETIRED slots */
     kfile *kf;                     /* nk of them */
     _Atomic uint32_t *opk;         /* depth of them */
+    uint64_t ops_ok;               /* bit n: the kernel has opcode n (< 64) */
 } uring;
 
 /* ---- the ring itself ---------------------------------------------------- */
@@ -571,6 +589,34 @@ static unsigned pow2_at_least(unsigned v)
     return x;
 }
 
+/* Which of the opcodes this backend may issue the kernel knows
+ * (IORING_REGISTER_PROBE, Linux 5.6+). Every one is older than the
+ * features ring_open requires (accept, connect, timeouts and linked
+ * timeouts 5.5, shutdown 5.11), so a kernel ovl runs on has them all; the
+ * probe is there for kernels that lack an opcode anyway (a distribution
+ * that disables one). An op whose opcode is missing completes with
+ * OVL_ENOTSUP; the rest of the port works as usual. */
+static void probe_ops(uring *u)
+{
+    enum { N = 64 };
+    size_t sz = sizeof(struct io_uring_probe) + N * sizeof(struct io_uring_probe_op);
+    struct io_uring_probe *pr = calloc(1, sz); /* the kernel wants it zeroed */
+    u->ops_ok = ~0ull; /* no answer: assume the 5.11 floor */
+    if (!pr) return;
+    long rc = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_PROBE, pr, N);
+    if (rc >= 0) {
+        u->ops_ok = 0;
+        for (unsigned i = 0; i < pr->ops_len && i < N; i++)
+            if (pr->ops[i].flags & IO_URING_OP_SUPPORTED) u->ops_ok |= 1ull << pr->ops[i].op;
+    }
+    free(pr);
+}
+
+static inline bool op_ok(const uring *u, unsigned opcode)
+{
+    return opcode < 64 && (u->ops_ok >> opcode) & 1u;
+}
+
 static int32_t u_init(ovl_port *p)
 {
     uring *u = calloc(1, sizeof *u);
@@ -579,10 +625,11 @@ static int32_t u_init(ovl_port *p)
     u->port = p;
     u->nosignal = nosignal_usable();
     atomic_init(&u->wake_pending, 0);
-    /* Room for every op plus one cancel per op, so a callback's deferred
-     * submits never fill the SQ; CQ twice that so it does not overflow in
-     * normal use (IORING_FEAT_NODROP keeps any overflow, see u_wait). */
-    unsigned sq = pow2_at_least(2 * p->depth + 2);
+    /* Room for every op, its linked timeout and a cancel, so a callback's
+     * deferred submits never fill the SQ; CQ twice that so it does not
+     * overflow in normal use (IORING_FEAT_NODROP keeps any overflow, see
+     * u_wait). */
+    unsigned sq = pow2_at_least(3 * p->depth + 2);
     if (sq > 32768) sq = 32768;
     int rc = ring_open(&u->r, sq, 2 * sq);
     if (rc < 0) {
@@ -616,6 +663,7 @@ static int32_t u_init(ovl_port *p)
         }
     }
     files_init(p, u);
+    probe_ops(u);
     p->be = u;
     return OVL_OK;
 }
@@ -685,14 +733,109 @@ static void u_forget(ovl_port *p)
     free(u);
 }
 
-/* Write op's SQE. Lock held. */
+/* ---- per-op timeouts and timers -------------------------------------------
+ * An op with timeout_ns goes in as two SQEs: the op with IOSQE_IO_LINK, then
+ * IORING_OP_LINK_TIMEOUT under the op's token with bit 62. Each posts one
+ * CQE, in either order:
+ *  - the op finished first: its real result; the timeout, disarmed by the
+ *    op's completion, -ECANCELED (or -ENOENT/-EALREADY when it expired
+ *    just as the op finished, and found nothing it could stop);
+ *  - the timeout fired first: it cancelled the op, which posts -ECANCELED
+ *    (a poll-driven op: socket, pipe, accept, connect), and it posts -ETIME;
+ *    an op it could not stop (a regular-file read inside an io-wq worker)
+ *    posts its real result, the timeout -EALREADY;
+ *  - the timeout's own SQE failed: the op is cancelled before it starts,
+ *    the timeout posts the error.
+ * The op's slot therefore waits for both (B_LINK: the timeout's CQE is still
+ * to come; B_HELD: the op's came first and is kept in op->result), and only
+ * then is the one completion decided: -ECANCELED with -ETIME is
+ * OVL_ETIMEDOUT, anything else the op's own result. An op issued again (an
+ * exit of its issuer, a pipe write whose room was taken, a connect that
+ * waits for the connection its first issue started) starts a new pair only
+ * after both CQEs of the last one are in, so a late CQE is never taken for
+ * the new round's.
+ *
+ * The deadline is absolute (IORING_TIMEOUT_ABS on CLOCK_MONOTONIC), fixed
+ * at submit and kept in op->os.raw[2..3]: an op issued again keeps it
+ * instead of restarting its timeout ("this long after the submit"). The
+ * kernel copies the timespec when it consumes the SQE, while the op is in
+ * flight, so the op's own storage is enough. Timers are IORING_OP_TIMEOUT
+ * (count 0) on the same deadline: -ETIME is the timer firing (result 0). */
+_Static_assert(sizeof(struct __kernel_timespec) == 2 * sizeof(uint64_t),
+               "the deadline fits op->os.raw[2..3]");
+
+static void set_deadline(ovl__op *op)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    struct __kernel_timespec ts;
+    long long ns = now.tv_nsec + op->timeout_ns % 1000000000LL;
+    ts.tv_sec = (long long)now.tv_sec + op->timeout_ns / 1000000000LL + ns / 1000000000LL;
+    ts.tv_nsec = ns % 1000000000LL;
+    memcpy(&op->os.raw[2], &ts, sizeof ts);
+}
+
+static inline bool has_link(const ovl__op *op)
+{
+    return op->timeout_ns > 0 && op->kind != OVL_OP_TIMER && op->kind != OVL_OP_POST;
+}
+
+/* Room for n SQEs in a row. A linked pair must reach the kernel in one
+ * io_uring_enter: a link cut by the end of a submission ends there, and the
+ * timeout alone would fail. Lock held. */
+static void sq_reserve(ovl_port *p, ring *r, unsigned n)
+{
+    for (;;) {
+        unsigned head = __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
+        if (r->tail - head + n <= r->sq_entries) return;
+        publish(r);
+        if (flush(p, r) < 0) ovl__yield();
+    }
+}
+
+/* The kernel's opcode for op as prep issues it. */
+static unsigned op_opcode(const ovl__op *op)
+{
+    switch (op->kind) {
+    case OVL_OP_ACCEPT: return IORING_OP_ACCEPT;
+    case OVL_OP_CONNECT: return (op->bstate & B_CONNPOLL) ? IORING_OP_POLL_ADD : IORING_OP_CONNECT;
+    case OVL_OP_SHUTDOWN: return IORING_OP_SHUTDOWN;
+    case OVL_OP_TIMER: return IORING_OP_TIMEOUT;
+    case OVL_OP_FSYNC: return IORING_OP_FSYNC;
+    case OVL_OP_READ: return IORING_OP_READ;
+    case OVL_OP_WRITE: return IORING_OP_WRITE;
+    default: return IORING_OP_NOP;
+    }
+}
+
+static unsigned poll_mask(unsigned ev)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    ev = (ev << 16) | (ev >> 16); /* the kernel swaps the halves */
+#endif
+    return ev;
+}
+
+/* Write op's SQE (and its linked timeout's). Lock held. */
 static void prep(ovl_port *p, uring *u, ovl__op *op)
 {
     ring *r = &u->r;
-    struct io_uring_sqe *sqe = sqe_get(p, r);
+    bool link = has_link(op);
     uint64_t ud = ovl__op_token(op); /* the trick: the way back */
+    if (!op_ok(u, op_opcode(op)) || (link && !op_ok(u, IORING_OP_LINK_TIMEOUT))) {
+        /* Per op, never per port: this one completes OVL_ENOTSUP (u_settle)
+         * through a NOP, everything else runs as usual. */
+        struct io_uring_sqe *nop = sqe_get(p, r);
+        nop->opcode = IORING_OP_NOP;
+        nop->fd = -1;
+        nop->user_data = ud;
+        op->bstate |= B_UNSUP;
+        stamp(op);
+        return;
+    }
+    if (link) sq_reserve(p, r, 2);
+    struct io_uring_sqe *sqe = sqe_get(p, r);
     sqe->fd = (int)op->fd;
-    unsigned ev;
     switch (op->kind) {
     case OVL_OP_READ:
     case OVL_OP_WRITE:
@@ -703,7 +846,8 @@ static void prep(ovl_port *p, uring *u, ovl__op *op)
         sqe->addr = (uint64_t)(uintptr_t)op->buf + op->os.raw[1];
         sqe->len = (uint32_t)(op->len - op->os.raw[1]);
         /* off == -1: use (and advance) the file position, which is what
-         * stream I/O on pipes and sockets means. */
+         * stream I/O on pipes and sockets means. A read of a socket is a
+         * recv (sock_read_iter), which never raises a signal. */
         sqe->off = op->offset >= 0 ? (uint64_t)op->offset + op->os.raw[1] : (uint64_t)-1;
         if (op->kind == OVL_OP_READ) break;
         if (u->nosignal) {
@@ -725,11 +869,7 @@ static void prep(ovl_port *p, uring *u, ovl__op *op)
             sqe->addr = 0;
             sqe->len = 0;
             sqe->off = 0;
-            ev = POLLOUT;
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            ev = (ev << 16) | (ev >> 16); /* the kernel swaps the halves */
-#endif
-            sqe->poll32_events = ev;
+            sqe->poll32_events = poll_mask(POLLOUT);
             ud |= OVL__TOKEN_INTERNAL;
             op->bstate |= B_POLL;
             break;
@@ -744,12 +884,65 @@ static void prep(ovl_port *p, uring *u, ovl__op *op)
         sqe->opcode = IORING_OP_FSYNC;
         sqe->fsync_flags = (op->flags & OVL_FSYNC_DATA) ? IORING_FSYNC_DATASYNC : 0;
         break;
+    case OVL_OP_ACCEPT:
+        if (u->fixed) sqe_file(p, u, op, sqe);
+        sqe->opcode = IORING_OP_ACCEPT;
+        /* Close-on-exec from the start: a fork+exec on another thread
+         * never inherits it. */
+        sqe->accept_flags = SOCK_CLOEXEC;
+        if (op->buf) {
+            ovl_addr *peer = op->buf;
+            /* In: the room; out: the address's real length (socklen_t is
+             * the uint32_t len). */
+            peer->len = OVL_ADDR_MAX;
+            sqe->addr = (uint64_t)(uintptr_t)peer->data.bytes;
+            sqe->addr2 = (uint64_t)(uintptr_t)&peer->len;
+        }
+        break;
+    case OVL_OP_CONNECT:
+        if (u->fixed) sqe_file(p, u, op, sqe);
+        if (op->bstate & B_CONNPOLL) {
+            /* Issued again while the first issue's connect is under way
+             * (see conn_settle): wait for it to end. */
+            sqe->opcode = IORING_OP_POLL_ADD;
+            sqe->poll32_events = poll_mask(POLLOUT);
+            break;
+        }
+        sqe->opcode = IORING_OP_CONNECT;
+        sqe->addr = (uint64_t)(uintptr_t)((const ovl_addr *)op->buf)->data.bytes;
+        sqe->off = ((const ovl_addr *)op->buf)->len; /* addrlen */
+        break;
+    case OVL_OP_SHUTDOWN:
+        if (u->fixed) sqe_file(p, u, op, sqe);
+        sqe->opcode = IORING_OP_SHUTDOWN;
+        /* OVL_SHUT_RD/WR/RDWR are SHUT_RD/WR/RDWR + 1. */
+        sqe->len = op->flags - 1u;
+        break;
+    case OVL_OP_TIMER:
+        sqe->opcode = IORING_OP_TIMEOUT;
+        sqe->fd = -1;
+        sqe->addr = (uint64_t)(uintptr_t)&op->os.raw[2];
+        sqe->len = 1;
+        sqe->off = 0; /* no completion count: a pure timer */
+        sqe->timeout_flags = IORING_TIMEOUT_ABS;
+        break;
     default: /* OVL_OP_POST: a NOP round trip through the ring */
         sqe->opcode = IORING_OP_NOP;
         sqe->fd = -1;
         break;
     }
     sqe->user_data = ud;
+    if (link) {
+        sqe->flags |= IOSQE_IO_LINK;
+        struct io_uring_sqe *t = sqe_get(p, r); /* reserved above */
+        t->opcode = IORING_OP_LINK_TIMEOUT;
+        t->fd = -1;
+        t->addr = (uint64_t)(uintptr_t)&op->os.raw[2];
+        t->len = 1;
+        t->timeout_flags = IORING_TIMEOUT_ABS;
+        t->user_data = ovl__op_token(op) | TOKEN_LINKED_TIMEOUT;
+        op->bstate |= B_LINK;
+    }
     stamp(op);
 }
 
@@ -758,6 +951,7 @@ static void u_submit(ovl_port *p, ovl__op **ops, size_t n)
     uring *u = p->be;
     for (size_t i = 0; i < n; i++) {
         ops[i]->os.raw[1] = 0;
+        if (ops[i]->timeout_ns > 0) set_deadline(ops[i]);
         prep(p, u, ops[i]);
     }
     publish(&u->r);
@@ -777,8 +971,9 @@ static bool poll_stage(uring *u, uint64_t token, int32_t res, ovl__event *ev, bo
         ovl__mutex_unlock(&p->lock);
         return false;
     }
-    if (op->cancel_req) {
-        /* Nothing written yet: stopped, whatever the poll said. */
+    if (op->cancel_req || (res == -ECANCELED && (op->bstate & B_FIRED))) {
+        /* Nothing written yet: stopped, whatever the poll said (by its
+         * timeout, if that fired: u_settle makes it OVL_ETIMEDOUT). */
         out = -ECANCELED;
     } else if (res < 0 && res != -ECANCELED) {
         out = res; /* -EBADF and the like, from the poll */
@@ -800,9 +995,16 @@ static bool poll_stage(uring *u, uint64_t token, int32_t res, ovl__event *ev, bo
             }
         }
         /* Room taken meanwhile, or the poll cancelled by the exit of the
-         * thread that armed it (its task work fails it with -ECANCELED):
-         * poll again. A cancel from now on finds the new poll (its SQE
-         * goes after this one); one that came before is seen above. */
+         * thread that armed it (its task work fails it with -ECANCELED),
+         * or by its timeout: poll again, once this round's timeout CQE
+         * says which (u_settle arms it then). A cancel from now on finds
+         * the new poll (its SQE goes after this one); one that came before
+         * is seen above. */
+        if (op->bstate & B_LINK) {
+            op->bstate |= B_PARKED;
+            ovl__mutex_unlock(&p->lock);
+            return false;
+        }
         op->bstate &= ~(B_CANCEL_SENT | B_POLL); /* prep sets B_POLL again */
         prep(p, u, op);
         publish(&u->r);
@@ -813,6 +1015,7 @@ static bool poll_stage(uring *u, uint64_t token, int32_t res, ovl__event *ev, bo
 done:
     ovl__mutex_unlock(&p->lock);
     ev->token = token;
+    ev->pad = EV_OP;
     ev->result = out >= 0 ? out : ovl__errno_to_code((int)-out);
     ev->os_error = out >= 0 ? 0 : (int32_t)-out;
     return true;
@@ -829,7 +1032,7 @@ static bool settle_exit(ovl_port *p, ovl__op *op, ovl__event *ev)
     uint64_t done = op->os.raw[1];
     uint32_t tries = (op->bstate >> B_REISSUE_SHIFT) & 0xffu;
     bool stale = !exit_key_ok || op->os.raw[0] != atomic_load(&exits);
-    bool positional = op->offset >= 0 && op->kind != OVL_OP_FSYNC;
+    bool positional = op->offset >= 0 && (op->kind == OVL_OP_READ || op->kind == OVL_OP_WRITE);
     bool exit_made;
     if (ev->result >= 0) {
         /* Task work failed by the exit after part of the transfer reports
@@ -846,7 +1049,10 @@ static bool settle_exit(ovl_port *p, ovl__op *op, ovl__event *ev)
     }
     if (exit_made && !op->cancel_req && atomic_load(&p->state) == OVL__PORT_OPEN) {
         if (ev->result > 0) op->os.raw[1] = done + (uint64_t)ev->result;
-        op->bstate = (tries < 0xffu ? tries + 1 : tries) << B_REISSUE_SHIFT;
+        /* A connect that waits for its first issue's connection keeps
+         * waiting for it. */
+        op->bstate = (op->bstate & B_CONNPOLL) |
+                     (tries < 0xffu ? tries + 1 : tries) << B_REISSUE_SHIFT;
         prep(p, u, op);
         publish(&u->r);
         return false;
@@ -869,19 +1075,10 @@ static bool settle_exit(ovl_port *p, ovl__op *op, ovl__event *ev)
     return true;
 }
 
-static bool u_settle(ovl_port *p, ovl__op *op, ovl__event *ev)
+/* Ask the kernel to stop op's current SQE (ovl_cancel, close, or the
+ * recovery in round_done). Lock held. */
+static void send_cancel(uring *u, ovl_port *p, ovl__op *op)
 {
-    if (!settle_exit(p, op, ev)) return false; /* issued again */
-    uring *u = p->be;
-    if (u->fixed) files_done(u, op);
-    return true;
-}
-
-static void u_cancel(ovl_port *p, ovl__op *op)
-{
-    uring *u = p->be;
-    if (op->bstate & B_CANCEL_SENT) return; /* one cancel SQE per op */
-    op->bstate |= B_CANCEL_SENT;
     struct io_uring_sqe *sqe = sqe_get(p, &u->r);
     sqe->opcode = IORING_OP_ASYNC_CANCEL;
     sqe->fd = -1;
@@ -892,6 +1089,138 @@ static void u_cancel(ovl_port *p, ovl__op *op)
      * completes by itself); skip it on success where supported. */
     if (u->r.features & IORING_FEAT_CQE_SKIP) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     publish(&u->r);
+}
+
+static inline bool stamp_stale(const ovl__op *op)
+{
+    return !exit_key_ok || op->os.raw[0] != atomic_load(&exits);
+}
+
+/* The two CQEs of an op with a linked timeout (see "per-op timeouts"):
+ * returns false while this round still waits for one of them (or after it
+ * armed a pipe write's poll again), true with *ev set to the round's one
+ * result. Ops without a timeout pass straight through. Lock held. */
+static bool round_done(ovl_port *p, uring *u, ovl__op *op, ovl__event *ev)
+{
+    if (ev->pad == EV_TIMEOUT) {
+        int e = ev->os_error; /* a linked timeout always posts an error */
+        op->bstate &= ~B_LINK;
+        if (e == ETIME) {
+            op->bstate |= B_FIRED;
+        } else if (e != ECANCELED && e != ENOENT && e != EALREADY && e > 0 && e < 4096) {
+            /* Its SQE failed, and the kernel cancelled the op with it. */
+            op->bstate |= (uint32_t)e << B_TERR_SHIFT;
+        }
+        if (op->bstate & B_PARKED) {
+            /* A pipe write's poll ended without a write (see poll_stage). */
+            op->bstate &= ~B_PARKED;
+            if (!(op->bstate & (B_FIRED | (0xfffu << B_TERR_SHIFT))) && !op->cancel_req) {
+                op->bstate &= ~(B_CANCEL_SENT | B_POLL);
+                prep(p, u, op);
+                publish(&u->r);
+                return false;
+            }
+            ev->result = OVL_ECANCELED;
+            ev->os_error = ECANCELED;
+        } else if (op->bstate & B_HELD) {
+            ev->result = op->result;
+            ev->os_error = op->os_error;
+            op->bstate &= ~B_HELD;
+        } else {
+            /* The op's own CQE is still to come. A timeout cancelled
+             * before its op finished can only be the exit of the thread
+             * that issued them: the kernel fails the timeout's task work
+             * (-ECANCELED) and leaves the op waiting without one. Stop the
+             * op, which then goes round again as any op an exit stopped
+             * (settle_exit), with a timeout, on the same deadline. Where
+             * the op has finished after all, the cancel finds nothing. */
+            if (e == ECANCELED && !op->cancel_req && stamp_stale(op) &&
+                atomic_load(&p->state) == OVL__PORT_OPEN)
+                send_cancel(u, p, op);
+            return false;
+        }
+        ev->pad = EV_OP;
+    } else if (op->bstate & B_LINK) {
+        op->result = ev->result;
+        op->os_error = ev->os_error;
+        op->bstate |= B_HELD;
+        return false;
+    }
+    /* Both CQEs are in. */
+    uint32_t terr = (op->bstate >> B_TERR_SHIFT) & 0xfffu;
+    bool fired = op->bstate & B_FIRED;
+    op->bstate &= ~(B_FIRED | (0xfffu << B_TERR_SHIFT));
+    if (ev->result < 0 && ev->os_error == ECANCELED) {
+        if (fired) {
+            ev->result = OVL_ETIMEDOUT;
+            ev->os_error = ETIMEDOUT;
+        } else if (terr) {
+            ev->result = ovl__errno_to_code((int)terr);
+            ev->os_error = (int32_t)terr;
+        }
+    }
+    return true;
+}
+
+/* A connect issued again (an exit stopped the first issue): the first
+ * issue may have started the connection. Connecting a socket whose
+ * connection is under way says EALREADY: wait for it (POLLOUT) and take
+ * its outcome from SO_ERROR; EISCONN: it is made. Returns false when the
+ * op went round again. Lock held. */
+static bool conn_settle(ovl_port *p, uring *u, ovl__op *op, ovl__event *ev)
+{
+    if (op->bstate & B_CONNPOLL) {
+        if (ev->result < 0) return true; /* cancelled, timed out, bad fd */
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt((int)op->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        ev->result = err ? ovl__errno_to_code(err) : 0;
+        ev->os_error = err;
+        return true;
+    }
+    if (((op->bstate >> B_REISSUE_SHIFT) & 0xffu) == 0) return true; /* first issue */
+    if (ev->os_error == EISCONN) {
+        ev->result = 0;
+        ev->os_error = 0;
+    } else if (ev->os_error == EALREADY && !op->cancel_req &&
+               atomic_load(&p->state) == OVL__PORT_OPEN) {
+        op->bstate = (op->bstate & ~(uint32_t)B_CANCEL_SENT) | B_CONNPOLL;
+        prep(p, u, op);
+        publish(&u->r);
+        return false;
+    }
+    return true;
+}
+
+static bool u_settle(ovl_port *p, ovl__op *op, ovl__event *ev)
+{
+    uring *u = p->be;
+    if (op->kind != OVL_OP_POST) {
+        if (op->bstate & B_UNSUP) {
+            ev->result = OVL_ENOTSUP;
+            ev->os_error = EOPNOTSUPP;
+        } else {
+            if (!round_done(p, u, op, ev)) return false; /* the other CQE */
+            if (op->kind == OVL_OP_TIMER && ev->os_error == ETIME) {
+                ev->result = 0; /* the timer fired */
+                ev->os_error = 0;
+            }
+            if (op->kind == OVL_OP_CONNECT && !conn_settle(p, u, op, ev)) return false;
+            if (!settle_exit(p, op, ev)) return false; /* issued again */
+        }
+    }
+    if (u->fixed) files_done(u, op);
+    /* An accepted connection nobody receives (no callback) is closed by
+     * the core's delivery, through close_handle. */
+    return true;
+}
+
+static void u_cancel(ovl_port *p, ovl__op *op)
+{
+    uring *u = p->be;
+    if (op->bstate & B_CANCEL_SENT) return; /* one cancel SQE per op */
+    op->bstate |= B_CANCEL_SENT;
+    send_cancel(u, p, op);
 }
 
 static void u_kick(ovl_port *p, bool from_cb)
@@ -943,8 +1272,11 @@ static size_t reap(uring *u, ovl__event *out, size_t cap, bool *internal)
             if (ud == TOKEN_WAKE) atomic_store(&u->wake_pending, 0);
             *internal = true;
         } else {
+            /* An op's CQE, or (bit 62) its linked timeout's: u_settle
+             * pairs them under the op's own id. */
             ovl__event *ev = &out[n++];
-            ev->token = ud;
+            ev->token = ud & ~TOKEN_LINKED_TIMEOUT;
+            ev->pad = (ud & TOKEN_LINKED_TIMEOUT) ? EV_TIMEOUT : EV_OP;
             if (cqe->res >= 0) {
                 ev->result = cqe->res;
                 ev->os_error = 0;
@@ -1090,6 +1422,7 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
 
 static const ovl__backend uring_backend = {
     .name = "uring", .id = OVL_BACKEND_URING, .wait_submits = true,
+    .net_ops = true, .timeouts = true,
     .init = u_init,
     .submit = u_submit, .settle = u_settle, .cancel = u_cancel, .kick = u_kick,
     .wait = u_wait,

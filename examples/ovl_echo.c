@@ -1,5 +1,8 @@
 /* ovl_echo - an echo server and its client on one port, over a socketpair
- * (default) or a pair of pipes, all I/O as stream ops (OVL_OFFSET_CURRENT).
+ * (default) or a pair of pipes, all I/O as stream ops (OVL_OFFSET_CURRENT);
+ * or (-t) a TCP echo server on 127.0.0.1 and its many clients, where
+ * accept, connect, shutdown and all I/O go through the port (see "TCP"
+ * below).
  * Three chains run at once, each driven entirely by the port's callback,
  * which submits the chain's next op from inside the completion:
  *
@@ -13,7 +16,13 @@
  *   ovl_echo [-p] [-n BYTES] [-m MSG] [INPUT [OUTPUT]]
  *
  * Without INPUT it echoes BYTES of generated data (default 32M) in MSG-byte
- * writes (default 64k). With OUTPUT the echoed bytes are written there. */
+ * writes (default 64k). With OUTPUT the echoed bytes are written there.
+ *
+ *   ovl_echo -t [-c CLIENTS] [-n BYTES] [-m MSG]
+ *
+ * TCP: CLIENTS connections (default 256) at once, each sending BYTES
+ * (default 128k) in MSG-byte requests (default 16k) and checking every
+ * byte of each echo. */
 #include "ovl.h"
 #include "ex_util.h"
 
@@ -23,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -223,6 +234,343 @@ static void on_complete(const ovl_completion *items, size_t n, void *userdata)
     }
 }
 
+/* ---- TCP ---------------------------------------------------------------------
+ * One listening socket on 127.0.0.1 (an ephemeral port) and CLIENTS client
+ * sockets, all on one port and driven by its callback:
+ *
+ *   acceptor: ACCEPTS accepts in flight; each accepted connection becomes a
+ *             server and, while connections are still to come, the accept
+ *             is submitted again
+ *   server:   read -> write it back (all of it) -> read ... -> end of file:
+ *             close
+ *   client:   connect -> write a request -> read until the whole echo is
+ *             back, compare it byte for byte -> ... -> shutdown(SHUT_WR) ->
+ *             read the server's end of file -> done
+ *
+ * Every request is fresh generated data, so a byte lost, doubled or
+ * reordered anywhere is caught. */
+enum { T_ACCEPT, T_SERVER, T_CLIENT };
+enum { TS_CONNECT, TS_SEND, TS_RECV, TS_SHUT, TS_EOF };
+#define ACCEPTS 64u
+
+struct tcp;
+
+typedef struct tconn {
+    struct tcp *t;
+    int role;          /* T_* */
+    int state;         /* client: TS_* */
+    int fd;
+    unsigned char *out, *in; /* client: the request, its echo; server: in */
+    uint32_t len;      /* bytes of the request / of what the server read */
+    uint32_t done;     /* of them written / echoed back so far */
+    uint64_t left;     /* client: bytes still to send */
+    uint64_t seed;
+    ovl_addr peer;     /* acceptor: the client's address */
+} tconn;
+
+typedef struct tcp {
+    ovl_port *port;
+    int lfd;
+    ovl_addr addr;
+    unsigned clients;
+    uint32_t msg;
+    tconn *cl, *sv, acc[ACCEPTS];
+    unsigned accepts_made;   /* accepts submitted (callback only after start) */
+    unsigned servers;        /* connections accepted */
+    unsigned open_conns;     /* clients and servers not finished */
+    uint64_t echoed;         /* bytes checked by the clients */
+    _Atomic int32_t error;
+    const char *error_what;
+    ex_latch finished;
+} tcp;
+
+static void tfail(tcp *t, int32_t code, const char *what)
+{
+    int32_t ok = OVL_OK;
+    if (atomic_compare_exchange_strong(&t->error, &ok, code)) {
+        t->error_what = what;
+        ex_latch_open(&t->finished);
+    }
+}
+
+static void tdone(tconn *c)
+{
+    if (--c->t->open_conns == 0) ex_latch_open(&c->t->finished);
+}
+
+static void tcheck(tcp *t, int32_t rc, const char *what)
+{
+    if (rc != OVL_OK) tfail(t, rc, what);
+}
+
+static void client_next(tconn *c)
+{
+    tcp *t = c->t;
+    if (c->left == 0) {
+        /* The half-close: the server reads end of file, closes, and this
+         * side then reads the server's end of file. */
+        c->state = TS_SHUT;
+        tcheck(t, ovl_submit_shutdown(t->port, (ovl_fd)c->fd, OVL_SHUT_WR, c, NULL), "shutdown");
+        return;
+    }
+    c->len = (uint32_t)(c->left < t->msg ? c->left : t->msg);
+    c->left -= c->len;
+    ex_fill(&c->seed, c->out, c->len);
+    c->done = 0;
+    c->state = TS_SEND;
+    tcheck(t, ovl_submit_write(t->port, (ovl_fd)c->fd, c->out, c->len, OVL_OFFSET_CURRENT, c, NULL),
+           "client write");
+}
+
+static void client_step(tconn *c, int64_t res)
+{
+    tcp *t = c->t;
+    switch (c->state) {
+    case TS_CONNECT:
+        client_next(c);
+        return;
+    case TS_SEND:
+        c->done += (uint32_t)res;
+        if (c->done < c->len) {
+            tcheck(t, ovl_submit_write(t->port, (ovl_fd)c->fd, c->out + c->done, c->len - c->done,
+                                       OVL_OFFSET_CURRENT, c, NULL), "client write");
+            return;
+        }
+        c->done = 0;
+        c->state = TS_RECV;
+        break;
+    case TS_RECV:
+        if (res == 0) {
+            tfail(t, OVL_EIO, "client: end of file before the whole echo");
+            return;
+        }
+        c->done += (uint32_t)res;
+        if (c->done == c->len) {
+            if (memcmp(c->in, c->out, c->len) != 0) {
+                tfail(t, OVL_EIO, "client: the echo differs from the request");
+                return;
+            }
+            t->echoed += c->len;
+            client_next(c);
+            return;
+        }
+        break;
+    case TS_SHUT:
+        c->state = TS_EOF;
+        tcheck(t, ovl_submit_read(t->port, (ovl_fd)c->fd, c->in, t->msg, OVL_OFFSET_CURRENT, c, NULL),
+               "client read");
+        return;
+    default: /* TS_EOF */
+        if (res != 0) {
+            tfail(t, OVL_EIO, "client: data after the last echo");
+            return;
+        }
+        tdone(c);
+        return;
+    }
+    tcheck(t, ovl_submit_read(t->port, (ovl_fd)c->fd, c->in + c->done, c->len - c->done,
+                              OVL_OFFSET_CURRENT, c, NULL), "client read");
+}
+
+static void server_step(tconn *s, uint32_t op, int64_t res)
+{
+    tcp *t = s->t;
+    if (op == OVL_OP_READ) {
+        if (res == 0) { /* the client's half-close */
+            close(s->fd);
+            s->fd = -1;
+            tdone(s);
+            return;
+        }
+        s->len = (uint32_t)res;
+        s->done = 0;
+    } else {
+        s->done += (uint32_t)res;
+    }
+    if (s->done < s->len)
+        tcheck(t, ovl_submit_write(t->port, (ovl_fd)s->fd, s->in + s->done, s->len - s->done,
+                                   OVL_OFFSET_CURRENT, s, NULL), "server write");
+    else
+        tcheck(t, ovl_submit_read(t->port, (ovl_fd)s->fd, s->in, t->msg, OVL_OFFSET_CURRENT, s, NULL),
+               "server read");
+}
+
+static void accepted(tconn *a, int fd)
+{
+    tcp *t = a->t;
+    tconn *s = &t->sv[t->servers++];
+    s->fd = fd;
+    server_step(s, OVL_OP_WRITE, 0); /* nothing to write back: read */
+    if (t->accepts_made < t->clients) {
+        t->accepts_made++;
+        tcheck(t, ovl_submit_accept(t->port, (ovl_fd)t->lfd, &a->peer, a, NULL), "accept");
+    }
+}
+
+static void on_tcp(const ovl_completion *items, size_t n, void *userdata)
+{
+    tcp *t = userdata;
+    for (size_t i = 0; i < n; i++) {
+        const ovl_completion *c = &items[i];
+        tconn *k = c->ctx;
+        if (atomic_load(&t->error) != OVL_OK) {
+            /* Draining after a failure: a connection accepted meanwhile is
+             * ours to close. */
+            if (c->op == OVL_OP_ACCEPT && c->result >= 0) close((int)c->result);
+            continue;
+        }
+        if (c->result < 0) {
+            tfail(t, (int32_t)c->result,
+                  k->role == T_ACCEPT ? "accept" : k->role == T_SERVER ? "server" : "client");
+            continue;
+        }
+        if (k->role == T_ACCEPT) accepted(k, (int)c->result);
+        else if (k->role == T_SERVER) server_step(k, c->op, c->result);
+        else client_step(k, c->result);
+    }
+}
+
+static int tcp_main(unsigned clients, uint64_t per_client, uint64_t msg)
+{
+    static tcp t; /* static: late callbacks never see a dead frame */
+    int status = 1;
+    int32_t rc;
+    t.lfd = -1;
+    t.clients = clients;
+    t.msg = (uint32_t)msg;
+    ex_latch_init(&t.finished);
+    t.cl = calloc(clients, sizeof *t.cl);
+    t.sv = calloc(clients, sizeof *t.sv);
+    if (!t.cl || !t.sv) goto oom;
+    for (unsigned i = 0; i < clients; i++) {
+        t.cl[i] = (tconn){.t = &t, .role = T_CLIENT, .fd = -1, .left = per_client,
+                          .seed = 0x9e3779b97f4a7c15ull * (i + 1)};
+        t.sv[i] = (tconn){.t = &t, .role = T_SERVER, .fd = -1};
+        t.cl[i].out = malloc(msg);
+        t.cl[i].in = malloc(msg);
+        t.sv[i].in = malloc(msg);
+        if (!t.cl[i].out || !t.cl[i].in || !t.sv[i].in) goto oom;
+    }
+    for (unsigned i = 0; i < ACCEPTS; i++) t.acc[i] = (tconn){.t = &t, .role = T_ACCEPT, .fd = -1};
+
+    /* Loopback only, an ephemeral port; a backlog for every client. */
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof t.addr.data;
+    t.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (t.lfd < 0 || bind(t.lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(t.lfd, (int)clients) != 0 ||
+        getsockname(t.lfd, (struct sockaddr *)t.addr.data.bytes, &alen) != 0) {
+        perror("listener");
+        goto out;
+    }
+    t.addr.len = alen;
+    for (unsigned i = 0; i < clients; i++) {
+        t.cl[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (t.cl[i].fd < 0) {
+            perror("socket");
+            goto out;
+        }
+    }
+
+    ovl_port_config cfg;
+    ovl_port_config_init(&cfg, sizeof cfg);
+    /* Every client and every server has one op in flight, plus the accepts. */
+    cfg.queue_depth = 2 * clients + ACCEPTS;
+    cfg.callback = on_tcp;
+    cfg.userdata = &t;
+    rc = ovl_create_port(&cfg, &t.port);
+    if (rc != OVL_OK) {
+        fprintf(stderr, "%s: ovl_create_port: %s (%s)\n", prog, ovl_strerror(rc), ovl_error_name(rc));
+        if (rc == OVL_EUNAVAIL) status = EX_EXIT_SKIP;
+        goto out;
+    }
+    ex_print_backend(prog, t.port);
+    printf("%s: TCP echo on 127.0.0.1:%u, %u clients at once, %llu bytes each in requests of "
+           "up to %llu bytes\n", prog, ntohs(((struct sockaddr_in *)t.addr.data.bytes)->sin_port),
+           clients, (unsigned long long)per_client, (unsigned long long)msg);
+
+    /* Set before the first submit: callbacks may run from now on. */
+    t.open_conns = 2 * clients;
+    t.accepts_made = clients < ACCEPTS ? clients : ACCEPTS;
+    double t0 = ex_now();
+    /* The accepts and connects go in as one batch each. The callback
+     * resubmits from the first completion on; the batches are made before
+     * it can (it only resubmits accepts once one has completed). */
+    ovl_request *q = calloc(t.accepts_made + clients, sizeof *q);
+    if (!q) goto oom;
+    for (unsigned i = 0; i < t.accepts_made; i++) {
+        q[i].op = OVL_OP_ACCEPT;
+        q[i].fd = (ovl_fd)t.lfd;
+        q[i].buf = &t.acc[i].peer;
+        q[i].ctx = &t.acc[i];
+    }
+    for (unsigned i = 0; i < clients; i++) {
+        tconn *c = &t.cl[i];
+        c->state = TS_CONNECT;
+        q[t.accepts_made + i].op = OVL_OP_CONNECT;
+        q[t.accepts_made + i].fd = (ovl_fd)c->fd;
+        q[t.accepts_made + i].buf = &t.addr;
+        q[t.accepts_made + i].ctx = c;
+    }
+    size_t done = 0;
+    rc = ovl_submit(t.port, q, t.accepts_made + clients, &done);
+    free(q);
+    if (rc == OVL_ENOTSUP && done == 0) {
+        fprintf(stderr, "%s: backend %s has no accept/connect yet: skipped\n", prog,
+                ovl_backend_name(t.port));
+        status = EX_EXIT_SKIP;
+        goto out;
+    }
+    if (rc != OVL_OK) tfail(&t, rc, "submit accepts and connects");
+    ex_latch_wait(&t.finished);
+    double secs = ex_now() - t0;
+    rc = atomic_load(&t.error);
+    if (rc != OVL_OK) {
+        fprintf(stderr, "%s: failed in %s: %s (%s)\n", prog, t.error_what ? t.error_what : "?",
+                ovl_strerror(rc), ovl_error_name(rc));
+        goto out;
+    }
+    printf("%s: %u connections accepted, %llu bytes echoed and checked in %.3f s: %.1f MiB/s, "
+           "%.0f connections/s\n", prog, t.servers, (unsigned long long)t.echoed, secs,
+           secs > 0 ? ex_mib(t.echoed) / secs : 0.0, secs > 0 ? clients / secs : 0.0);
+    ex_print_stats(prog, t.port);
+    if (t.servers != clients || t.echoed != (uint64_t)clients * per_client) {
+        fprintf(stderr, "%s: MISMATCH: %u of %u connections, %llu of %llu bytes\n", prog, t.servers,
+                clients, (unsigned long long)t.echoed,
+                (unsigned long long)((uint64_t)clients * per_client));
+        goto out;
+    }
+    printf("%s: OK\n", prog);
+    status = 0;
+    goto out;
+oom:
+    fprintf(stderr, "%s: out of memory\n", prog);
+out:
+    /* Close delivers every completion still owed (cancelled after a
+     * failure) before it returns; only then may fds and buffers go. */
+    if (t.port && (rc = ovl_close_port(t.port)) != OVL_OK) {
+        fprintf(stderr, "%s: ovl_close_port: %s\n", prog, ovl_strerror(rc));
+        status = 1;
+    }
+    for (unsigned i = 0; t.cl && i < clients; i++) {
+        if (t.cl[i].fd >= 0) close(t.cl[i].fd);
+        free(t.cl[i].out);
+        free(t.cl[i].in);
+    }
+    for (unsigned i = 0; t.sv && i < clients; i++) {
+        if (t.sv[i].fd >= 0) close(t.sv[i].fd);
+        free(t.sv[i].in);
+    }
+    free(t.cl);
+    free(t.sv);
+    if (t.lfd >= 0) close(t.lfd);
+    ex_latch_destroy(&t.finished);
+    return status;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -230,15 +578,21 @@ static void usage(void)
             "  echoes INPUT (or BYTES of generated data, default 32M) through\n"
             "  a socketpair (-p: a pair of pipes) in MSG-byte messages\n"
             "  (default 64k); the echo is checked and written to OUTPUT if\n"
-            "  given. OVL_BACKEND=uring|threads picks the backend.\n",
-            prog);
+            "  given.\n"
+            "       %s -t [-c CLIENTS] [-n BYTES] [-m MSG]\n"
+            "  a TCP echo server on 127.0.0.1 and CLIENTS (default 256)\n"
+            "  clients at once, each echoing BYTES (default 128k) in MSG-byte\n"
+            "  requests (default 16k), every byte checked.\n"
+            "  OVL_BACKEND=uring|threads picks the backend.\n",
+            prog, prog);
 }
 
 int main(int argc, char **argv)
 {
     uint64_t total = 32u << 20;
     uint64_t msg = 64 * 1024;
-    int use_pipes = 0;
+    int use_pipes = 0, use_tcp = 0, size_set = 0, msg_set = 0;
+    uint64_t clients = 256;
     int argi = 1;
     for (; argi < argc && argv[argi][0] == '-' && argv[argi][1]; argi++) {
         const char *a = argv[argi];
@@ -250,23 +604,30 @@ int main(int argc, char **argv)
             use_pipes = 1;
             continue;
         }
+        if (!strcmp(a, "-t")) {
+            use_tcp = 1;
+            continue;
+        }
         if (argi + 1 >= argc) {
             usage();
             return 2;
         }
         uint64_t v = ex_parse_size(argv[++argi]);
-        if (!strcmp(a, "-n") && v > 0) total = v;
-        else if (!strcmp(a, "-m") && v >= 1 && v <= (16u << 20)) msg = v;
+        if (!strcmp(a, "-n") && v > 0) total = v, size_set = 1;
+        else if (!strcmp(a, "-m") && v >= 1 && v <= (16u << 20)) msg = v, msg_set = 1;
+        else if (!strcmp(a, "-c") && v >= 1 && v <= 4096) clients = v;
         else {
             usage();
             return 2;
         }
     }
     int nfiles = argc - argi;
-    if (nfiles > 2) {
+    if (nfiles > 2 || (use_tcp && (nfiles || use_pipes))) {
         usage();
         return 2;
     }
+    if (use_tcp)
+        return tcp_main((unsigned)clients, size_set ? total : 128 * 1024, msg_set ? msg : 16 * 1024);
     /* A write to a pipe whose reader is gone must fail with EPIPE (reported
      * as OVL_EPIPE in the completion), not kill the process. */
     signal(SIGPIPE, SIG_IGN);

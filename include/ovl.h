@@ -237,7 +237,7 @@ typedef struct ovl_completion {
     int64_t result;   /* >= 0: bytes transferred (0 on a read = end of file;
                          for OVL_OP_POST the value given to ovl_post);
                          < 0: an OVL_E code (OVL_ECANCELED if cancelled) */
-    uint32_t op;      /* OVL_OP_READ / WRITE / FSYNC / POST */
+    uint32_t op;      /* OVL_OP_* of the request */
     int32_t os_error; /* raw errno / GetLastError() behind a negative
                          result, for diagnostics; 0 otherwise */
 } ovl_completion;
