@@ -304,12 +304,16 @@ void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
     }
 }
 
-/* The poller, before it gives up the role: take the wake-ups
- * govl_cancel_block posted for a wait that ended without them, so that no
+/* The poller, before it gives up the role: take the wake-up
+ * govl_cancel_block posted for a wait that ended without it, so that no
  * post is left in the ring (counted in flight, signalling the eventfd) with
- * nobody polling. They are NOPs, in the CQ at once; others' completions
- * taken meanwhile are queued for the Go side as usual. rc: the last poll's
- * (a closed port delivers the rest itself). */
+ * nobody polling. A post is a NOP, in the CQ at once; others' completions
+ * taken meanwhile are queued for the Go side as usual. The waits are short:
+ * a post that failed (the queue was full) is counted until its poster
+ * takes the count back, and nothing else may be in flight to end a longer
+ * wait (the others' operations may be done and queued, waiting for this
+ * thread to return). rc: the last poll's (a closed port delivers the rest
+ * itself). */
 static void block_unwake(govl_queue *q, ovl_port *port, int32_t rc)
 {
     while (rc >= 0) {
@@ -318,7 +322,7 @@ static void block_unwake(govl_queue *q, ovl_port *port, int32_t rc)
         govl__lock_give(&q->lock);
         if (!wakes)
             break;
-        rc = ovl_poll(port, -1);
+        rc = ovl_poll(port, 1);
     }
 }
 
@@ -443,9 +447,9 @@ void govl_cancel_block(ovl_port *port, govl_queue *q, uint64_t ctx)
     if (q->block_ctx == ctx) {
         id = q->block_id;
         /* Inside ovl_submit_and_poll nobody knows the id yet: end the
-         * wait with a post; the submitter then sees cancel_ctx and
-         * cancels the op itself. */
-        wake = !id && q->block_merged;
+         * wait with a post (one is enough); the submitter then sees
+         * cancel_ctx and cancels the op itself. */
+        wake = !id && q->block_merged && !q->wakes;
         if (wake)
             q->wakes++;
     }
