@@ -25,12 +25,22 @@ struct govl_queue {
      * submitter waits for it inside the library (0: none), whether a
      * callback has delivered it, its op id once submitted, and the key of
      * the last one govl_cancel_block was asked to cancel (keys are never
-     * reused, so a stale one matches nothing). Under lock. */
+     * reused, so a stale one matches nothing). block_merged: the submitter
+     * is inside ovl_submit_and_poll, which submits and waits in one call,
+     * so nobody learns the op id before the wait ends; wakes: the posts
+     * govl_cancel_block made to end such a wait, not yet delivered. Under
+     * lock. */
     uint64_t block_ctx;
     uint64_t block_id;
     int block_done;
+    int block_merged;
+    unsigned wakes;
     uint64_t cancel_ctx;
 };
+
+/* The ctx of govl_cancel_block's posts: no slot key (a key's generation,
+ * its high half, is never 0), and the callback drops them. */
+#define GOVL_WAKE_CTX UINT64_MAX
 
 govl_queue *govl_queue_new(size_t cap)
 {
@@ -85,6 +95,13 @@ void govl_callback(const ovl_completion *items, size_t n, void *userdata)
         }
     }
     for (size_t i = 0; i < n; i++) {
+        if ((uint64_t)(uintptr_t)items[i].ctx == GOVL_WAKE_CTX &&
+            items[i].op == OVL_OP_POST) {
+            /* A wake-up for the blocked submitter: it was woken. */
+            if (q->wakes)
+                q->wakes--;
+            continue;
+        }
         if (q->len == q->cap) {
             q->lost++;
             continue;
@@ -288,6 +305,28 @@ void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
     }
 }
 
+/* The poller, before it gives up the role: take the wake-up
+ * govl_cancel_block posted for a wait that ended without it, so that no
+ * post is left in the ring (counted in flight, signalling the eventfd) with
+ * nobody polling. A post is a NOP, in the CQ at once; others' completions
+ * taken meanwhile are queued for the Go side as usual. The waits are short:
+ * a post that failed (the queue was full) is counted until its poster
+ * takes the count back, and nothing else may be in flight to end a longer
+ * wait (the others' operations may be done and queued, waiting for this
+ * thread to return). rc: the last poll's (a closed port delivers the rest
+ * itself). */
+static void block_unwake(govl_queue *q, ovl_port *port, int32_t rc)
+{
+    while (rc >= 0) {
+        govl__lock_take(&q->lock);
+        unsigned wakes = q->wakes;
+        govl__lock_give(&q->lock);
+        if (!wakes)
+            break;
+        rc = ovl_poll(port, 1);
+    }
+}
+
 /* The poller's wait for the blocked operation: ovl_poll(port, -1) until a
  * callback has delivered it, or has delivered another operation's
  * completion (the Go side must hand that one to its goroutine), or the
@@ -296,19 +335,17 @@ void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
  * have been taken from the ring after block_done was read and before
  * ovl_poll sleeps. (ovl_close_port reaps on its own, but it also wakes
  * ovl_poll, which then returns OVL_ECLOSED.) */
-static int32_t block_wait(govl_queue *q, ovl_port *port)
+static int32_t block_wait(govl_queue *q, ovl_port *port, int32_t rc)
 {
-    int32_t rc = 0;
-    for (;;) {
+    while (rc >= 0) {
         govl__lock_take(&q->lock);
         int stop = q->block_done || q->len > 0;
         govl__lock_give(&q->lock);
         if (stop)
             break;
         rc = ovl_poll(port, -1);
-        if (rc < 0)
-            break;
     }
+    block_unwake(q, port, rc);
     (void)poll_release(q, port);
     return rc < 0 ? rc : 0;
 }
@@ -346,26 +383,49 @@ int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r,
     req.ctx = (void *)(uintptr_t)r->ctx;
     req.id = 0;
     req.timeout_ns = 0;
+    /* As the poller, submit and wait in one call (on io_uring one
+     * io_uring_enter, as a pread is one system call), unless a cancel
+     * came first: then the op id is needed between the two. */
+    govl__lock_take(&q->lock);
+    int merged = polling && q->cancel_ctx != r->ctx;
+    q->block_merged = merged;
+    govl__lock_give(&q->lock);
     size_t accepted = 0;
-    int32_t rc = ovl_submit(port, &req, 1, &accepted);
+    int32_t rc, prc = 0;
+    if (merged) {
+        /* < 0: the submit's error if nothing was accepted, else the
+         * wait's (OVL_ECLOSED: the port is closing). */
+        prc = ovl_submit_and_poll(port, &req, 1, &accepted, -1);
+        rc = accepted == 1 ? OVL_OK : prc;
+    } else {
+        rc = ovl_submit(port, &req, 1, &accepted);
+    }
     r->id = req.id;
     r->rc = accepted == 1 ? OVL_OK : (rc != OVL_OK ? rc : OVL_EINVAL);
-    if (r->rc != OVL_OK) {
-        if (polling)
-            (void)poll_release(q, port);
-        govl__lock_take(&q->lock);
+    govl__lock_take(&q->lock);
+    q->block_merged = 0;
+    int cancel = 0;
+    if (r->rc == OVL_OK) {
+        q->block_id = req.id;
+        cancel = q->cancel_ctx == r->ctx;
+    } else {
         q->block_ctx = 0;
-        govl__lock_give(&q->lock);
+    }
+    govl__lock_give(&q->lock);
+    if (r->rc != OVL_OK) {
+        if (polling) {
+            block_unwake(q, port, 0);
+            (void)poll_release(q, port);
+        }
         return OVL_OK;
     }
-    govl__lock_take(&q->lock);
-    q->block_id = req.id;
-    int cancel = q->cancel_ctx == r->ctx;
-    govl__lock_give(&q->lock);
+    /* A cancel that came during ovl_submit_and_poll found no id and woke
+     * the wait with a post (or the wait ended by itself): cancel now. The
+     * operation may be done by now; ovl_cancel then finds nothing. */
     if (cancel)
         (void)ovl_cancel(port, req.id);
     if (polling)
-        rc = block_wait(q, port);
+        rc = block_wait(q, port, prc < 0 ? prc : 0);
     else
         rc = GOVL_BUSY; /* the other poller polls again for us */
     block_finish(q, out, cap, nout, done);
@@ -375,7 +435,7 @@ int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r,
 int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap,
                    size_t *nout, int *done)
 {
-    int32_t rc = poll_acquire(q) ? block_wait(q, port) : GOVL_BUSY;
+    int32_t rc = poll_acquire(q) ? block_wait(q, port, 0) : GOVL_BUSY;
     block_finish(q, out, cap, nout, done);
     return rc;
 }
@@ -383,13 +443,28 @@ int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap,
 void govl_cancel_block(ovl_port *port, govl_queue *q, uint64_t ctx)
 {
     uint64_t id = 0;
+    int wake = 0;
     govl__lock_take(&q->lock);
     q->cancel_ctx = ctx;
-    if (q->block_ctx == ctx)
+    if (q->block_ctx == ctx) {
         id = q->block_id;
+        /* Inside ovl_submit_and_poll nobody knows the id yet: end the
+         * wait with a post (one is enough); the submitter then sees
+         * cancel_ctx and cancels the op itself. */
+        wake = !id && q->block_merged && !q->wakes;
+        if (wake)
+            q->wakes++;
+    }
     govl__lock_give(&q->lock);
-    if (id)
+    if (id) {
         (void)ovl_cancel(port, id);
+    } else if (wake && ovl_post(port, 0, (void *)(uintptr_t)GOVL_WAKE_CTX, NULL) != OVL_OK) {
+        /* Closed (the close wakes the wait itself), or the queue is full
+         * of others' operations, whose completions end the wait. */
+        govl__lock_take(&q->lock);
+        q->wakes--;
+        govl__lock_give(&q->lock);
+    }
 }
 
 size_t govl_reap(ovl_port *port, govl_queue *q, govl_item *out, size_t cap)

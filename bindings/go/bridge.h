@@ -103,11 +103,14 @@ void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
                       govl_item *out, size_t cap, size_t *nout);
 
 /* A lone blocking operation (manual mode): submit r and wait for its
- * completion inside the library, ovl_poll(port, -1), instead of arming the
- * port's eventfd for a drainer goroutine: the submitting thread sleeps in
- * io_uring_enter (or the backend's wait) and is the one woken, as a pread
- * would be. It becomes the poller before submitting (see govl_poll), so no
- * other thread of the binding reaps in between. Returns when the callback
+ * completion inside the library, ovl_submit_and_poll(port, r, 1, -1),
+ * instead of arming the port's eventfd for a drainer goroutine: the
+ * submitting thread sleeps in io_uring_enter (or the backend's wait) and is
+ * the one woken, as a pread would be; on io_uring the submit and the wait
+ * are one io_uring_enter. It becomes the poller before submitting (see
+ * govl_poll), so no other thread of the binding reaps in between. The
+ * port's queue depth must be at least 2: a cancel during the wait posts a
+ * wake-up to the port (see govl_cancel_block). Returns when the callback
  * has delivered the operation (*done = 1), or has delivered others' (the
  * Go side delivers them, then may call govl_block to go on waiting), or
  * with OVL_ECLOSED, or at once with GOVL_BUSY when another thread was
@@ -121,7 +124,9 @@ int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r,
 int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap,
                    size_t *nout, int *done);
 /* Cancel the operation of govl_submit_block with key ctx (never 0): at
- * once if the submit has given it an id, else as soon as it does. Go sees
+ * once if the submit has given it an id, else as soon as it does (a wait
+ * that submitted it in the same call, and so has not told anyone its id,
+ * is ended with an ovl_post the callback drops, and cancels it). Go sees
  * its slot as submitting until govl_submit_block returns, so it cannot
  * call ovl_cancel itself. */
 void govl_cancel_block(ovl_port *port, govl_queue *q, uint64_t ctx);

@@ -16,11 +16,19 @@ int govl__wake_init(govl__wake *w)
 {
     /* Nonblocking, so that os.NewFile registers it with the poller. */
     w->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->given = 0;
     return w->fd < 0 ? -1 : 0;
 }
 
-/* The Go side wraps the fd in an *os.File and closes it. */
-void govl__wake_destroy(govl__wake *w) { w->fd = -1; }
+/* The eventfd belongs to the Go side once it has taken it (govl__wake_fd:
+ * it wraps it in an *os.File and closes it); a queue whose drainer never
+ * took it (manual mode waits on the port's own eventfd) closes it here. */
+void govl__wake_destroy(govl__wake *w)
+{
+    if (w->fd >= 0 && !w->given)
+        close(w->fd);
+    w->fd = -1;
+}
 
 void govl__wake_signal(govl__wake *w)
 {
@@ -30,6 +38,10 @@ void govl__wake_signal(govl__wake *w)
         ;
 }
 
-int govl__wake_fd(govl__wake *w) { return w->fd; }
+int govl__wake_fd(govl__wake *w)
+{
+    w->given = 1;
+    return w->fd;
+}
 
 void govl__wake_wait(govl__wake *w) { (void)w; }

@@ -14,7 +14,8 @@ typedef struct { HANDLE event; } govl__wake;
 #include <pthread.h>
 typedef pthread_mutex_t govl__lock;
 #if defined(__linux__)
-typedef struct { int fd; } govl__wake;
+/* An eventfd: fd, and whether the Go side took it (then Go closes it). */
+typedef struct { int fd, given; } govl__wake;
 #else
 /* A pipe: fd is the read end (Go's once given), wfd the write end. */
 typedef struct { int fd, wfd, given; } govl__wake;

@@ -691,8 +691,9 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 		// completion. Alone on the port, on a regular file (whose I/O
 		// ends by itself) and with no context to watch, it waits for its
 		// completion inside the library; otherwise it is submitted with
-		// those of other goroutines.
-		if w.done() == nil && (!f.stream || blockStreams) && p.free.len() == p.depth-1 {
+		// those of other goroutines. (A port of depth 1 has no room for
+		// the post that ends such a wait when it is cancelled.)
+		if w.done() == nil && (!f.stream || blockStreams) && p.depth > 1 && p.free.len() == p.depth-1 {
 			r.submitBlock(s, key)
 		} else {
 			r.enqueue(idx)
@@ -805,8 +806,10 @@ var blockStreams bool
 
 // submitBlock submits the blocking operation of slot s (key), the only
 // operation on the port, and waits for its completion in the same cgo
-// call, in ovl_poll(port, -1): the thread sleeps in the kernel and is the
-// one woken, as with a pread (Go's scheduler sees a system call). Parking
+// call, ovl_submit_and_poll(port, op, -1): the thread sleeps in the kernel
+// and is the one woken, as with a pread (Go's scheduler sees a system
+// call), and on io_uring the submit and the wait are one io_uring_enter,
+// as a pread is one system call. Parking
 // the goroutine instead costs, per operation, the eventfd's arming, a wake-up
 // of the thread parked in Go's poller, the drainer goroutine's turn, the
 // waiter's wake-up, and the idle Ps' spinning meanwhile.

@@ -140,11 +140,23 @@ func (r *ring) loopManual() {
 	err := r.waker.rc.Read(func(ep uintptr) bool {
 		// Consume the event (the set is level-triggered for Go's poller
 		// while it holds one); the oneshot registration is now disarmed.
+		var n int
 		for {
-			_, err := syscall.EpollWait(int(ep), evs[:], 0)
+			var err error
+			n, err = syscall.EpollWait(int(ep), evs[:], 0)
 			if err != syscall.EINTR {
 				break
 			}
+		}
+		if n <= 0 {
+			// Nothing fired: RawConn.Read's first call, made before it
+			// waits, or a wake-up for nothing; the registration is as
+			// it was (armed or not). Polling here would only hold the
+			// bridge's poller role for nothing, and a lone operation
+			// submitted meanwhile would find it taken and hand its
+			// wait over to this goroutine instead of waiting in the
+			// library.
+			return false
 		}
 		r.waker.armed.Store(false)
 		r.reap(true)
