@@ -27,6 +27,7 @@
 #include "ex_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +37,23 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* Strict C on the BSDs and macOS hides it (a BSD name, not POSIX's). */
+#ifndef INADDR_LOOPBACK
+#define INADDR_LOOPBACK 0x7f000001u
+#endif
+
+/* A TCP socket, close-on-exec (macOS has no SOCK_CLOEXEC). */
+static int tcp_socket(void)
+{
+#ifdef SOCK_CLOEXEC
+    return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#else
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+#endif
+}
 
 static const char *prog = "ovl_echo";
 
@@ -459,7 +477,7 @@ static int tcp_main(unsigned clients, uint64_t per_client, uint64_t msg)
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t alen = sizeof t.addr.data;
-    t.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    t.lfd = tcp_socket();
     if (t.lfd < 0 || bind(t.lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         listen(t.lfd, (int)clients) != 0 ||
         getsockname(t.lfd, (struct sockaddr *)t.addr.data.bytes, &alen) != 0) {
@@ -468,7 +486,7 @@ static int tcp_main(unsigned clients, uint64_t per_client, uint64_t msg)
     }
     t.addr.len = alen;
     for (unsigned i = 0; i < clients; i++) {
-        t.cl[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        t.cl[i].fd = tcp_socket();
         if (t.cl[i].fd < 0) {
             perror("socket");
             goto out;
