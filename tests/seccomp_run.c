@@ -2,7 +2,7 @@
  * Docker's default seccomp profile, so that a test suite can be run with
  * OVL_BACKEND=auto where auto must fall back to threads:
  *
- *   seccomp_run ovl_tests --filter 'connect/*'
+ *   seccomp_run ovl_tests --filter connect/STAR (a glob)
  *
  * The filter is inherited by every child and kept across exec. */
 #define _GNU_SOURCE
