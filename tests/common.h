@@ -75,7 +75,11 @@ static inline void rec_cb(const ovl_completion *items, size_t n, void *ud)
     }
     pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < n; i++) {
-        if (r->hook) r->hook(r, &items[i]);
+        /* A test may change the hook while the port runs (rec_set_hook). */
+        pthread_mutex_lock(&r->mu);
+        rec_hook hook = r->hook;
+        pthread_mutex_unlock(&r->mu);
+        if (hook) hook(r, &items[i]);
         pthread_mutex_lock(&r->mu);
         if (r->n == r->cap) {
             r->cap *= 2;
@@ -89,6 +93,15 @@ static inline void rec_cb(const ovl_completion *items, size_t n, void *ud)
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     atomic_fetch_sub(&r->in_cb, 1);
+}
+
+/* Change the hook while completions may be arriving. */
+static inline void rec_set_hook(rec *r, rec_hook hook, void *data)
+{
+    pthread_mutex_lock(&r->mu);
+    r->hook = hook;
+    r->hook_data = data;
+    pthread_mutex_unlock(&r->mu);
 }
 
 static inline size_t rec_count(rec *r)
@@ -117,7 +130,8 @@ static inline void rec_wait(rec *r, size_t n)
     pthread_mutex_unlock(&r->mu);
 }
 
-/* The completion recorded for op id (NULL if none); counts duplicates. */
+/* The completion recorded for op id (NULL if none); counts duplicates. The
+ * pointer is only good while no callback can record more (rec_one copies). */
 static inline const ovl_completion *rec_find(rec *r, uint64_t id, int *count)
 {
     const ovl_completion *found = NULL;
@@ -133,13 +147,22 @@ static inline const ovl_completion *rec_find(rec *r, uint64_t id, int *count)
     return found;
 }
 
-/* Exactly one completion for id; returns it. */
+/* Exactly one completion for id; returns a copy (taken under the lock: the
+ * array may grow, and move, while callbacks still run). */
 static inline ovl_completion rec_one(rec *r, uint64_t id)
 {
-    int c;
-    const ovl_completion *f = rec_find(r, id, &c);
+    ovl_completion found;
+    memset(&found, 0, sizeof found);
+    int c = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++)
+        if (r->items[i].id == id) {
+            found = r->items[i];
+            c++;
+        }
+    pthread_mutex_unlock(&r->mu);
     cr_assert_eq(c, 1, "op %llx completed %d times", (unsigned long long)id, c);
-    return *f;
+    return found;
 }
 
 /* ---- ports ---------------------------------------------------------------- */

@@ -74,12 +74,11 @@ static void run(ovl_port *p, rec *r, variant v, bool in_callback, void (*fn)(voi
         return;
     }
     action a = {fn, arg};
-    r->hook = action_hook;
-    r->hook_data = &a;
+    rec_set_hook(r, action_hook, &a);
     size_t before = rec_count(r);
     cr_assert_eq(ovl_post(p, 0, &action_tag, NULL), OVL_OK);
     wait_count(p, r, v, before + 1);
-    r->hook = NULL;
+    rec_set_hook(r, NULL, NULL);
 }
 
 static off_t file_size(int fd)
