@@ -826,12 +826,6 @@ static void rd_forget(tb *t, ovl__op *op)
     op_set_armed(op, false);
 }
 
-/* The op a token names, if it is still in flight with that token. Lock
- * held. */
-static ovl__op *op_of_token(ovl_port *p, uint64_t token)
-{
-    return ovl__op_from_token(p, token);
-}
 
 static void make_ready(tb *t, ovl__op *op);
 static void wake_queues(tb *t);
@@ -865,7 +859,7 @@ static void *poller_main(void *arg)
                 drain_fd(t->pwake[0]);
                 continue;
             }
-            ovl__op *op = op_of_token(p, tag);
+            ovl__op *op = ovl__op_from_token(p, tag);
             if (!op || op->bstate != B_WAITING) continue; /* stale */
             make_ready(t, op);
             moved = true;
