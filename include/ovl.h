@@ -21,8 +21,9 @@
  *     (io_uring), ovl issues it again, and it completes as if nothing
  *     happened; OVL_ECANCELED only ever answers ovl_cancel or close.
  *  2. Where callbacks run. On the port's completion thread, inside
- *     ovl_poll() / ovl_close_port() in manual mode, inside an
- *     ovl_poll(port, 0) that a thread calls on a port with a completion
+ *     ovl_poll() / ovl_submit_and_poll() / ovl_close_port() in manual mode,
+ *     inside an ovl_poll(port, 0) or ovl_submit_and_poll(..., 0) that a
+ *     thread calls on a port with a completion
  *     thread (it then delivers what is ready on the calling thread), or, on
  *     an OVL_PORT_INLINE port, inside the submit call whose work completed
  *     at once; never two at once for one port. A callback may submit, cancel and post on
