@@ -133,13 +133,13 @@ lib_checks() { # lib_checks TARGET
     *-macos)
         lib="$b/libovl.dylib"
         # As a native build: found through the executable's rpath.
-        "$objdump" --macho --dylib-id "$lib" | tee /dev/stderr | grep -qx '@rpath/libovl\.[0-9]*\.[0-9]*\.dylib' ||
+        "$objdump" --macho --dylib-id "$lib" | tee /dev/stderr | grep -x '@rpath/libovl\.[0-9]*\.[0-9]*\.dylib' >/dev/null ||
             { echo "install name is not @rpath/..."; return 1; }
         # The relative timed wait (platform.h): the absolute one always
         # times out at once on Apple's CLOCK_REALTIME condvars.
-        "$nm" -u "$b/CMakeFiles/ovl_objects.dir/dll/threads.c.o" | grep -q '_pthread_cond_timedwait_relative_np$' ||
+        "$nm" -u "$b/CMakeFiles/ovl_objects.dir/dll/threads.c.o" | grep '_pthread_cond_timedwait_relative_np$' >/dev/null ||
             { echo "threads.c does not use pthread_cond_timedwait_relative_np"; return 1; }
-        if "$nm" -u "$b/CMakeFiles/ovl_objects.dir/dll/threads.c.o" | grep -q '_pthread_cond_timedwait$'; then
+        if "$nm" -u "$b/CMakeFiles/ovl_objects.dir/dll/threads.c.o" | grep '_pthread_cond_timedwait$' >/dev/null; then
             echo "threads.c still calls pthread_cond_timedwait"; return 1
         fi
         ;;
@@ -149,8 +149,8 @@ lib_checks() { # lib_checks TARGET
     # The threads backend is the poll() variant there (threads.c calls it
     # through sys.c's table), and the reason auto gives names the OS.
     local o="$b/CMakeFiles/ovl_objects.dir/dll"
-    "$nm" -u "$o/sys.c.o" | awk '{print $NF}' | grep -qx '_\?poll' || { echo "sys.c does not call poll()"; return 1; }
-    if "$nm" -u "$o/threads.c.o" | grep -q 'epoll'; then echo "threads.c calls epoll"; return 1; fi
+    "$nm" -u "$o/sys.c.o" | awk '{print $NF}' | grep -x '_\?poll' >/dev/null || { echo "sys.c does not call poll()"; return 1; }
+    if "$nm" -u "$o/threads.c.o" | grep 'epoll' >/dev/null; then echo "threads.c calls epoll"; return 1; fi
     grep -q 'no completion API on this OS' "$lib" || { echo "no backend reason for this OS"; return 1; }
 }
 
@@ -249,9 +249,9 @@ go_test_c() { # go_test_c TARGET : link the test binary; check what it loads
     goenv "$1" go test -c $(go_ldflags "$1") -o "$exe" . || return 1
     case $1 in
     *-macos)
-        "$objdump" --macho --dylibs-used "$exe" | tee /dev/stderr | grep -q '@rpath/libovl\.[0-9.]*dylib' ;;
+        "$objdump" --macho --dylibs-used "$exe" | tee /dev/stderr | grep '@rpath/libovl\.[0-9.]*dylib' >/dev/null ;;
     *)
-        readelf -d "$exe" | tee /dev/stderr | grep -q 'NEEDED.*libovl\.so' ;;
+        readelf -d "$exe" | tee /dev/stderr | grep 'NEEDED.*libovl\.so' >/dev/null ;;
     esac
 }
 

@@ -109,7 +109,7 @@ pkgconfig_build() {
     libdir=$(PKG_CONFIG_PATH="$pc" pkg-config --variable=libdir ovl) || return 1
     # The test binary must load the installed library, not build/'s.
     PKG_CONFIG_PATH="$pc" CGO_CPPFLAGS="-I$prefix/include" go test -tags ovl_pkgconfig -c -o "$build/ovl-pkgconfig.test" . || return 1
-    if ! LD_LIBRARY_PATH="$libdir" ldd "$build/ovl-pkgconfig.test" | grep -q "$prefix"; then
+    if ! LD_LIBRARY_PATH="$libdir" ldd "$build/ovl-pkgconfig.test" | grep "$prefix" >/dev/null; then
         echo "the ovl_pkgconfig build does not load the installed libovl"
         return 1
     fi
