@@ -874,8 +874,15 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
 
 static void w_close_handle(ovl_fd h) { closesocket((SOCKET)(uintptr_t)h); }
 
+/* Every Windows this builds for has completion ports. */
+static int32_t w_probe(const char **reason)
+{
+    *reason = "Windows: I/O completion port";
+    return OVL_OK;
+}
+
 static const ovl__backend iocp_backend = {
-    .name = "iocp", .id = OVL_BACKEND_IOCP, .net_ops = true, .timeouts = true,
+    .name = "iocp", .id = OVL_BACKEND_IOCP, .probe = w_probe, .net_ops = true, .timeouts = true,
     .init = w_init, .submit = w_submit, .cancel = w_cancel, .kick = w_kick,
     .wait = w_wait, .wake = w_wake, .associate = w_associate, .destroy = w_destroy,
     .close_handle = w_close_handle,

@@ -129,8 +129,13 @@ typedef struct ovl__event {
  * call per batch). wait/wake/destroy are called without the lock.
  * ========================================================================== */
 typedef struct ovl__backend {
-    const char *name;
-    uint32_t id; /* OVL_BACKEND_* */
+    const char *name; /* also its OVL_BACKEND value */
+    uint32_t id;      /* OVL_BACKEND_* */
+    /* Optional: can this process use it at all? OVL_OK or OVL_EUNAVAIL,
+     * with a static reason (what works, or why not). Called once per
+     * process, any thread, no lock: backend.c caches the answer. Without
+     * it the backend is always usable. */
+    int32_t (*probe)(const char **reason);
     /* Which ops it runs: without net_ops, accept, connect and shutdown are
      * refused at submit with OVL_ENOTSUP; without timeouts, timers and an
      * op's timeout_ns likewise. */
@@ -363,6 +368,8 @@ static inline bool ovl__in_callback(const ovl_port *p)
 /* backend.c: resolve the requested backend (config, then OVL_BACKEND for
  * AUTO); *is_auto tells whether the probe chose. */
 int32_t ovl__pick_backend(uint32_t want, const ovl__backend **out, bool *is_auto);
+/* AUTO's next choice after `be` failed to start a port (NULL: none). */
+const ovl__backend *ovl__next_backend(const ovl__backend *be);
 
 /* api.c: submit a checked batch (see ovl_submit); no_kick leaves the work
  * for the caller's wait (it holds deliver_lock). */
@@ -398,8 +405,5 @@ int32_t ovl__win32_to_code(uint32_t err);
 extern const ovl__backend *const ovl__backend_uring;
 extern const ovl__backend *const ovl__backend_threads;
 extern const ovl__backend *const ovl__backend_iocp;
-
-/* Probes (per backend file): OVL_OK if usable, with a static reason. */
-int32_t ovl__uring_probe(const char **reason);
 
 #endif /* OVL_INTERNAL_H */

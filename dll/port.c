@@ -199,12 +199,13 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     p->batch = calloc(p->batch_cap, sizeof *p->batch);
     rc = (p->events && p->batch) ? ovl__pool_init(p) : OVL_ENOMEM;
     if (rc == OVL_OK) rc = be->init(p);
-    if ((rc == OVL_ENOMEM || rc == OVL_EUNAVAIL) && is_auto &&
-        be == ovl__backend_uring && ovl__backend_threads) {
-        /* The probe's small ring worked but this port's ring does not (a
-         * locked-memory limit on big rings, say): auto means "what works",
-         * so fall back for this port too. An explicit request does not. */
-        be = p->backend = ovl__backend_threads;
+    /* The probe passed but this port cannot start (io_uring: a
+     * locked-memory limit on big rings, say): auto means "what works", so
+     * try the next candidate for this port. An explicit request does not. */
+    while ((rc == OVL_ENOMEM || rc == OVL_EUNAVAIL) && is_auto) {
+        const ovl__backend *next = ovl__next_backend(be);
+        if (!next) break;
+        be = p->backend = next;
         rc = be->init(p);
     }
     if (rc != OVL_OK) goto fail;

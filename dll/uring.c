@@ -1420,8 +1420,59 @@ static int32_t u_event_fd(ovl_port *p, ovl_fd *out)
     return OVL_OK;
 }
 
+/* ---- probe -------------------------------------------------------------- */
+
+static const char *setup_reason(int err)
+{
+    switch (err) {
+    case EPERM:
+        return "io_uring_setup failed: EPERM (blocked by seccomp, or "
+               "kernel.io_uring_disabled)";
+    case ENOSYS:
+        return "io_uring_setup failed: ENOSYS (kernel without io_uring)";
+    case ENOMEM:
+        return "io_uring_setup failed: ENOMEM (locked-memory limit?)";
+    case EOPNOTSUPP:
+        return "io_uring lacks SINGLE_MMAP/NODROP/EXT_ARG (kernel older "
+               "than 5.11)";
+    case EINVAL:
+        return "io_uring_setup failed: EINVAL (kernel too old for the "
+               "flags used)";
+    default:
+        return "io_uring_setup failed";
+    }
+}
+
+/* A throw-away ring and one NOP round trip (backend.c caches the answer). */
+static int32_t u_probe(const char **reason)
+{
+    ring r;
+    int rc = ring_open(&r, 4, 8);
+    if (rc < 0) {
+        *reason = setup_reason(-rc);
+        return OVL_EUNAVAIL;
+    }
+    struct io_uring_sqe *sqe = &r.sqes[r.tail & r.sq_mask];
+    memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = IORING_OP_NOP;
+    sqe->user_data = TOKEN_PROBE;
+    r.tail++;
+    publish(&r);
+    long e;
+    do {
+        e = ring_enter(NULL, &r, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+    } while (e == -EINTR);
+    unsigned tail = __atomic_load_n(r.cq_tail, __ATOMIC_ACQUIRE);
+    bool ok = e >= 0 && tail != *r.cq_head &&
+              r.cqes[*r.cq_head & r.cq_mask].user_data == TOKEN_PROBE;
+    ring_close(&r);
+    *reason = ok ? "io_uring available (NOP round trip ok)"
+                 : "io_uring_enter failed on a NOP (blocked?)";
+    return ok ? OVL_OK : OVL_EUNAVAIL;
+}
+
 static const ovl__backend uring_backend = {
-    .name = "uring", .id = OVL_BACKEND_URING, .wait_submits = true,
+    .name = "uring", .id = OVL_BACKEND_URING, .probe = u_probe, .wait_submits = true,
     .net_ops = true, .timeouts = true,
     .init = u_init,
     .submit = u_submit, .settle = u_settle, .cancel = u_cancel, .kick = u_kick,
@@ -1432,80 +1483,6 @@ static const ovl__backend uring_backend = {
 };
 const ovl__backend *const ovl__backend_uring = &uring_backend;
 
-/* ---- probe -------------------------------------------------------------- */
-
-static const char *setup_reason(int err)
-{
-    switch (err) {
-    case EPERM:
-        return "io_uring_setup failed: EPERM (blocked by seccomp, or "
-               "kernel.io_uring_disabled): using threads";
-    case ENOSYS:
-        return "io_uring_setup failed: ENOSYS (kernel without io_uring): "
-               "using threads";
-    case ENOMEM:
-        return "io_uring_setup failed: ENOMEM (locked-memory limit?): "
-               "using threads";
-    case EOPNOTSUPP:
-        return "io_uring lacks SINGLE_MMAP/NODROP/EXT_ARG (kernel older "
-               "than 5.11): using threads";
-    case EINVAL:
-        return "io_uring_setup failed: EINVAL (kernel too old for the "
-               "flags used): using threads";
-    default:
-        return "io_uring_setup failed: using threads";
-    }
-}
-
-/* A throw-away ring and one NOP round trip, once per process. */
-static ovl__mutex probe_lock = OVL__MUTEX_INITIALIZER;
-static int probe_state; /* 0 unknown, 1 ok, -1 unusable */
-static const char *probe_why;
-
-int32_t ovl__uring_probe(const char **reason)
-{
-    ovl__mutex_lock(&probe_lock);
-    if (probe_state == 0) {
-        ring r;
-        int rc = ring_open(&r, 4, 8);
-        if (rc < 0) {
-            probe_state = -1;
-            probe_why = setup_reason(-rc);
-        } else {
-            struct io_uring_sqe *sqe = &r.sqes[r.tail & r.sq_mask];
-            memset(sqe, 0, sizeof *sqe);
-            sqe->opcode = IORING_OP_NOP;
-            sqe->user_data = TOKEN_PROBE;
-            r.tail++;
-            publish(&r);
-            long e;
-            do {
-                e = ring_enter(NULL, &r, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
-            } while (e == -EINTR);
-            unsigned tail = __atomic_load_n(r.cq_tail, __ATOMIC_ACQUIRE);
-            if (e >= 0 && tail != *r.cq_head &&
-                r.cqes[*r.cq_head & r.cq_mask].user_data == TOKEN_PROBE) {
-                probe_state = 1;
-                probe_why = "io_uring available (NOP round trip ok)";
-            } else {
-                probe_state = -1;
-                probe_why = "io_uring_enter failed on a NOP (blocked?): "
-                            "using threads";
-            }
-            ring_close(&r);
-        }
-    }
-    int32_t rc = probe_state > 0 ? OVL_OK : OVL_EUNAVAIL;
-    if (reason) *reason = probe_why;
-    ovl__mutex_unlock(&probe_lock);
-    return rc;
-}
-
 #else /* !__linux__ */
 const ovl__backend *const ovl__backend_uring = NULL;
-int32_t ovl__uring_probe(const char **reason)
-{
-    if (reason) *reason = "io_uring not built in (not Linux)";
-    return OVL_EUNAVAIL;
-}
 #endif

@@ -544,7 +544,10 @@ FTest(uring_enter_blocked_at_probe_falls_back)
 FTest(uring_setup_and_mmap_fail_at_create)
 {
     only_backend("uring");
-    if (ovl__uring_probe(NULL) != OVL_OK) cr_skip_test("io_uring unavailable");
+    /* The probe runs (and is cached) now, before any fault is armed. */
+    uint32_t probed;
+    ovl_backend_reason(&probed);
+    if (probed != OVL_BACKEND_URING) cr_skip_test("io_uring unavailable");
     int before = count_fds();
     struct { inj *f; int skip; int err; int32_t want; } cases[] = {
         {&F.uring_setup, 0, ENOMEM, OVL_ENOMEM},
@@ -579,7 +582,10 @@ FTest(uring_setup_fails_at_create_auto_falls_back)
 {
     only_backend("uring");
     unsetenv("OVL_BACKEND");
-    if (ovl__uring_probe(NULL) != OVL_OK) cr_skip_test("io_uring unavailable");
+    /* The probe runs (and is cached) now, before any fault is armed. */
+    uint32_t probed;
+    ovl_backend_reason(&probed);
+    if (probed != OVL_BACKEND_URING) cr_skip_test("io_uring unavailable");
     int before = count_fds();
     inj_arm(&F.uring_setup, -1, 0, 1, ENOMEM, 0);
     coll *c = coll_new();
