@@ -213,8 +213,7 @@ typedef struct ovl_addr {
  * completion thread is delivering at that moment; the completion thread
  * delivers the rest. On io_uring the completion thread then waits for work
  * outside the kernel while nothing is in flight, so a submit whose work
- * completes at once wakes no other thread at all: a thread that keeps one
- * read in flight runs close to single-thread liburing. The price: the
+ * completes at once wakes no other thread at all. The price: the
  * callback may run inside your submit call, so do not submit while holding
  * a lock the callback takes, and expect the callback (and its ctx's
  * completion) before the submit returns; posts, too, may be delivered on
@@ -311,17 +310,17 @@ OVL_API int32_t ovl_set_callback(ovl_port *port, ovl_callback cb,
  * Errors: OVL_EINVAL, OVL_EBADF, OVL_ECLOSED. Any thread. No completion. */
 OVL_API int32_t ovl_associate(ovl_port *port, ovl_fd fd);
 
-/* Register an fd with the port, for speed: on io_uring, reads and writes
- * that name this fd then use a registered ("fixed") file and skip the
- * kernel's per-operation file lookup and reference counting (5-8% more
- * 4 KiB page-cache reads per second on the benchmark machine). The port
+/* Register an fd with the port, for speed: on io_uring, ops that name this
+ * fd then use a registered ("fixed") file and skip the kernel's
+ * per-operation file lookup and reference counting. The port
  * holds its own reference to the open file until ovl_unregister_fd or
  * ovl_close_port (and, after an unregister, until the ops submitted before
  * it complete): unregister BEFORE closing the fd, or a new file opened
  * later under the same number would be ignored in favour of the old one.
  * Ops in flight are not affected by either call: each executes on the file
- * that was registered when it was submitted. On the threads and IOCP
- * backends the fd is only recorded (same bookkeeping, no effect on I/O).
+ * that was registered when it was submitted. The threads backend keeps its
+ * own duplicate of the fd in the same way (so the same rules hold there);
+ * on IOCP the fd is only recorded (same bookkeeping, no effect on I/O).
  * Errors: OVL_EINVAL (port NULL, or fd already registered), OVL_EBADF (not
  * a plausible fd; on io_uring, not an open one), OVL_ENOSPC (already
  * OVL_MAX_REGISTERED_FDS registered), OVL_ECLOSED, OVL_EOS. Any thread,

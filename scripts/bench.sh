@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench.sh - run ovl's benchmarks and write docs/BENCHMARKS.md (issue 7).
+# bench.sh - run ovl's benchmarks and write docs/BENCHMARKS.md.
 #
 #   scripts/bench.sh            # C benchmark, plus Go/Rust ones if present
 #   OVLBENCH_ARGS="--reps 7" scripts/bench.sh
@@ -156,10 +156,14 @@ dirty=""
         cat "$tmp.rs"
         echo '```'
     fi
-    if [ -f bench/notes.md ]; then
-        echo
-        cat bench/notes.md
-    fi
+    # The notes: how the figures are made and what earlier rounds learnt
+    # (the bindings' too: measurements live here, not in their READMEs).
+    for notes in bench/notes.md bench/notes-go.md bench/notes-rust.md; do
+        if [ -f "$notes" ]; then
+            echo
+            cat "$notes"
+        fi
+    done
 } >"$out"
 cat "$tmp"
 echo "bench.sh: wrote $out" >&2

@@ -7,8 +7,7 @@ import "C"
 
 // registerFD registers a regular file's descriptor with each ring
 // (ovl_register_fd: io_uring's fixed files, no per-operation file lookup
-// and reference count in the kernel; 5-8% more page-cache reads per second
-// by the core's measure). A number still registered belongs to a File
+// and reference count in the kernel). A number still registered belongs to a File
 // that was never closed (its *os.File's finalizer closed the descriptor):
 // it is registered again, so that the ring uses the file open now. It
 // reports whether any ring took it; one that could not (a full table:

@@ -78,7 +78,7 @@ fn post_then_close_delivers_every_completion() {
             assert_ne!(id, 0);
         }
         assert_eq!(ovl_close_port(port), OVL_OK);
-        // Closed: the tombstone answers, nothing crashes.
+        // Closed: the stale handle is recognised, nothing crashes.
         assert_eq!(ovl_close_port(port), OVL_ECLOSED);
         let mut st = ovl_stats {
             size: std::mem::size_of::<ovl_stats>() as u32,

@@ -50,8 +50,8 @@ pub struct File {
     keep: Option<Keep>,
 }
 
-/// A port handle that outlives the port: after close the library keeps a
-/// tombstone that answers `OVL_ECLOSED`, so the pointer stays valid.
+/// A port handle that outlives the port: `ovl_port *` is a handle (slot and
+/// generation), not an address, so after close it answers `OVL_ECLOSED`.
 struct RawPort(*mut sys::ovl_port);
 // SAFETY: the C port is thread-safe, and only used for ovl_unregister_fd.
 unsafe impl Send for RawPort {}
