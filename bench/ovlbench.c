@@ -1,10 +1,13 @@
 /* ovlbench.c - ovl against the alternatives, side by side in one process:
- * 4 KiB random reads from a file held in the page cache, and NOP round trips.
+ * 4 KiB random I/O on one file, and NOP round trips. The workload
+ * (--workload) is reads from the page cache (the default), O_DIRECT reads
+ * (the device: slow I/O, where a wake-up is cheap next to the read), or
+ * buffered writes (the page cache again).
  * Competitors run interleaved (every repetition runs each of them once per
  * depth, in a rotating order), each figure is the median of the repetitions,
  * and every ratio is taken against liburing measured in the same repetition.
  * Prints Markdown on stdout, progress on stderr. Not a test: it asserts
- * nothing about timings, only that every read returned 4096 bytes. */
+ * nothing about timings, only that every read or write moved 4096 bytes. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -25,7 +28,9 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <linux/futex.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -42,7 +47,16 @@ static double g_secs = 0.4;             /* per run */
 static int g_reps = 5;
 static int g_depths[8] = {1, 16, 64, 256};
 static int g_ndepths = 4;
-static int g_fd = -1;
+static int g_fd = -1;                   /* the file, buffered */
+static int g_iofd = -1;                 /* what the runs use: g_fd, or an O_DIRECT fd */
+enum { W_CACHE, W_DIRECT, W_WRITE };
+static int g_work = W_CACHE;
+static const char *const g_work_id[] = {"cache", "direct", "write"};
+static const char *const g_work_title[] = {
+    "4 KiB random reads from the page cache",
+    "4 KiB O_DIRECT random reads (the device)",
+    "4 KiB buffered random writes (page cache)",
+};
 static unsigned char *g_bufs;           /* MAXD aligned 4 KiB buffers */
 static double g_min_resident = 100.0;   /* lowest residency seen before a run */
 static int g_rewarms;                   /* runs that found the file evicted */
@@ -135,7 +149,14 @@ static void finish(result *r, const snap *a, const snap *b, uint64_t ops,
 
 static void check_read(int64_t res)
 {
-    if (res != (int64_t)BLK) die("read returned %lld, expected %u", (long long)res, BLK);
+    if (res != (int64_t)BLK)
+        die("%s returned %lld, expected %u", g_work == W_WRITE ? "write" : "read", (long long)res, BLK);
+}
+
+/* One synchronous op of the workload (pread or pwrite). */
+static ssize_t sync_io(void *buf, int64_t off)
+{
+    return g_work == W_WRITE ? pwrite(g_iofd, buf, BLK, off) : pread(g_iofd, buf, BLK, off);
 }
 
 /* ---- the file: create, warm, check residency ------------------------------ */
@@ -191,6 +212,14 @@ static void open_file(void)
     }
     g_nblocks = g_size / BLK;
     warm();
+    g_iofd = g_fd;
+    if (g_work == W_DIRECT) {
+        /* Written and synced above: O_DIRECT reads then never wait for
+         * writeback of a dirty range. */
+        if (fsync(g_fd) != 0) die("fsync: %s", strerror(errno));
+        g_iofd = open(g_path, O_RDONLY | O_DIRECT);
+        if (g_iofd < 0) die("open %s with O_DIRECT: %s", g_path, strerror(errno));
+    }
 }
 
 /* ---- competitor: a synchronous pread loop ---------------------------------- */
@@ -205,7 +234,7 @@ static void run_pread(int depth, int lat, result *out)
     uint64_t deadline = a.t + (uint64_t)(g_secs * 1e9);
     for (;;) {
         uint64_t t0 = lat ? now_ns() : 0;
-        check_read(pread(g_fd, buf_of(0), BLK, rnd_off(&r)));
+        check_read(sync_io(buf_of(0), rnd_off(&r)));
         ops++;
         if (lat) {
             uint64_t t1 = now_ns();
@@ -225,15 +254,25 @@ static void run_pread(int depth, int lat, result *out)
 
 /* fixed: the file registered with the ring (IOSQE_FIXED_FILE), which ovl
  * does not do (see bench/notes.md): shows what that would be worth. */
-static void run_liburing(int depth, int lat, int nop, int fixed, result *out)
+/* One SQE of the workload. */
+static void prep_io(struct io_uring_sqe *sqe, int fd, void *buf, int64_t off)
+{
+    if (g_work == W_WRITE) io_uring_prep_write(sqe, fd, buf, BLK, (uint64_t)off);
+    else io_uring_prep_read(sqe, fd, buf, BLK, (uint64_t)off);
+}
+
+/* setup_flags: fio's io_uring engine sets COOP_TASKRUN, SINGLE_ISSUER and
+ * DEFER_TASKRUN (one thread submits and reaps, as here). */
+static void run_liburing(int depth, int lat, int nop, int fixed, unsigned setup_flags,
+                         result *out)
 {
     struct io_uring ring;
     unsigned entries = depth < 4 ? 4 : (unsigned)depth;
-    int e = io_uring_queue_init(entries, &ring, 0);
-    if (e < 0) die("io_uring_queue_init: %s", strerror(-e));
-    int rfd = g_fd;
+    int e = io_uring_queue_init(entries, &ring, setup_flags);
+    if (e < 0) die("io_uring_queue_init(flags %#x): %s", setup_flags, strerror(-e));
+    int rfd = g_iofd;
     if (fixed) {
-        e = io_uring_register_files(&ring, &g_fd, 1);
+        e = io_uring_register_files(&ring, &g_iofd, 1);
         if (e < 0) die("io_uring_register_files: %s", strerror(-e));
         rfd = 0;
     }
@@ -248,7 +287,7 @@ static void run_liburing(int depth, int lat, int nop, int fixed, result *out)
     for (int i = 0; i < depth; i++) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
         if (nop) io_uring_prep_nop(sqe);
-        else io_uring_prep_read(sqe, rfd, buf_of(i), BLK, (uint64_t)rnd_off(&r));
+        else prep_io(sqe, rfd, buf_of(i), rnd_off(&r));
         if (fixed) sqe->flags |= IOSQE_FIXED_FILE;
         sqe->user_data = (uint64_t)i;
         if (lat) tsub[i] = now_ns();
@@ -275,7 +314,7 @@ static void run_liburing(int depth, int lat, int nop, int fixed, result *out)
             }
             struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
             if (nop) io_uring_prep_nop(sqe);
-            else io_uring_prep_read(sqe, rfd, buf_of(i), BLK, (uint64_t)rnd_off(&r));
+            else prep_io(sqe, rfd, buf_of(i), rnd_off(&r));
             if (fixed) sqe->flags |= IOSQE_FIXED_FILE;
             sqe->user_data = (uint64_t)i;
             if (lat) tsub[i] = t;
@@ -304,6 +343,13 @@ typedef struct {
 } uvb;
 
 static uvb *g_uv;
+static void uv_cb(uv_fs_t *req);
+
+static int uv_io(uv_loop_t *loop, uv_fs_t *req, uv_buf_t *buf, int64_t off)
+{
+    return g_work == W_WRITE ? uv_fs_write(loop, req, g_iofd, buf, 1, off, uv_cb)
+                             : uv_fs_read(loop, req, g_iofd, buf, 1, off, uv_cb);
+}
 
 static void uv_cb(uv_fs_t *req)
 {
@@ -317,8 +363,8 @@ static void uv_cb(uv_fs_t *req)
     if (t >= u->deadline) u->stop = 1;
     if (u->stop) return;
     u->tsub[i] = t;
-    int e = uv_fs_read(&u->loop, req, g_fd, &u->buf[i], 1, rnd_off(&u->r), uv_cb);
-    if (e) die("uv_fs_read: %s", uv_strerror(e));
+    int e = uv_io(&u->loop, req, &u->buf[i], rnd_off(&u->r));
+    if (e) die("uv_fs_read/write: %s", uv_strerror(e));
 }
 
 static void run_libuv(int depth, int lat, result *out)
@@ -335,8 +381,8 @@ static void run_libuv(int depth, int lat, result *out)
     for (int i = 0; i < depth; i++) {
         u->buf[i] = uv_buf_init(buf_of(i), BLK);
         u->tsub[i] = now_ns();
-        int e = uv_fs_read(&u->loop, &u->req[i], g_fd, &u->buf[i], 1, rnd_off(&u->r), uv_cb);
-        if (e) die("uv_fs_read: %s", uv_strerror(e));
+        int e = uv_io(&u->loop, &u->req[i], &u->buf[i], rnd_off(&u->r));
+        if (e) die("uv_fs_read/write: %s", uv_strerror(e));
     }
     uv_run(&u->loop, UV_RUN_DEFAULT);
     snap_take(&b);
@@ -363,8 +409,8 @@ typedef struct {
 static void fill_req(ovl_request *q, int i, int64_t off)
 {
     memset(q, 0, sizeof *q);
-    q->op = OVL_OP_READ;
-    q->fd = (ovl_fd)g_fd;
+    q->op = g_work == W_WRITE ? OVL_OP_WRITE : OVL_OP_READ;
+    q->fd = (ovl_fd)g_iofd;
     q->buf = buf_of(i);
     q->len = BLK;
     q->offset = off;
@@ -451,7 +497,9 @@ static ovl_port *make_port(uint32_t backend, int depth, uint32_t spin_usec, ovl_
     return p;
 }
 
-/* fixed: register the file with the port first (ovl_register_fd). */
+/* fixed: register the file with the port first (ovl_register_fd).
+ * With OVL_PORT_MANUAL in g_port_flags this thread drives delivery with
+ * ovl_poll(port, -1) (an event loop on a manual port). */
 static void run_ovl_a(uint32_t backend, int depth, int lat, int nop, int fixed, result *out)
 {
     ovla *s = calloc(1, sizeof *s);
@@ -462,7 +510,7 @@ static void run_ovl_a(uint32_t backend, int depth, int lat, int nop, int fixed, 
     s->lat = lat;
     s->nop = nop;
     s->port = make_port(backend, depth, 0, ovla_cb, s);
-    if (fixed && ovl_register_fd(s->port, (ovl_fd)g_fd) != OVL_OK) die("ovl_register_fd");
+    if (fixed && ovl_register_fd(s->port, (ovl_fd)g_iofd) != OVL_OK) die("ovl_register_fd");
     snap a, b;
     snap_take(&a);
     s->deadline = a.t + (uint64_t)(g_secs * 1e9);
@@ -482,9 +530,17 @@ static void run_ovl_a(uint32_t backend, int depth, int lat, int nop, int fixed, 
         int32_t rc = ovl_submit(s->port, init, (size_t)depth, &done);
         if (rc || done != (size_t)depth) die("ovl_submit: %s", ovl_strerror(rc));
     }
-    pthread_mutex_lock(&s->m);
-    while (!s->finished) pthread_cond_wait(&s->c, &s->m);
-    pthread_mutex_unlock(&s->m);
+    if (g_port_flags & OVL_PORT_MANUAL) {
+        /* The callback runs in here, on this thread: finished is ours. */
+        while (!s->finished) {
+            int32_t rc = ovl_poll(s->port, -1);
+            if (rc < 0) die("ovl_poll: %s", ovl_strerror(rc));
+        }
+    } else {
+        pthread_mutex_lock(&s->m);
+        while (!s->finished) pthread_cond_wait(&s->c, &s->m);
+        pthread_mutex_unlock(&s->m);
+    }
     snap_take(&b);
     finish(out, &a, &b, s->ops, lat);
     port_figures(out, s->port, s->ops);
@@ -586,11 +642,134 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int p
     free(s);
 }
 
+/* ---- ovl, submit and deliver on one thread (ovl_submit_and_poll) ---------- */
+
+/* A manual port and one thread: each call submits the slots that came back
+ * and then delivers, waiting for at least one completion (the shape of
+ * liburing's io_uring_submit_and_wait). The callback runs inside the call,
+ * on this thread. */
+static void run_ovl_s(uint32_t backend, int depth, int lat, result *out)
+{
+    ovlb *s = calloc(1, sizeof *s);
+    if (!s) die("out of memory");
+    pthread_mutex_init(&s->m, NULL);
+    pthread_cond_init(&s->c, NULL);
+    s->lat = lat;
+    for (int i = 0; i < depth; i++) s->freeq[s->nfree++] = depth - 1 - i;
+    g_port_flags = OVL_PORT_MANUAL;
+    s->port = make_port(backend, depth, 0, ovlb_cb, s);
+    g_port_flags = 0;
+    rng r = {0x8cb92ba72f3d8dd7ull};
+    ovl_request reqs[MAXD];
+    snap a, b;
+    snap_take(&a);
+    uint64_t deadline = a.t + (uint64_t)(g_secs * 1e9);
+    uint64_t submitted = 0;
+    for (;;) {
+        uint64_t t = now_ns();
+        if (t >= deadline) break;
+        int m = s->nfree; /* the callback only runs inside our calls */
+        for (int k = 0; k < m; k++) {
+            fill_req(&reqs[k], s->freeq[k], rnd_off(&r));
+            if (lat) s->tsub[s->freeq[k]] = t;
+        }
+        s->nfree = 0;
+        size_t done = 0;
+        int32_t rc = ovl_submit_and_poll(s->port, reqs, (size_t)m, &done, -1);
+        if (rc < 0 || done != (size_t)m) die("ovl_submit_and_poll: %s", ovl_strerror(rc));
+        submitted += (uint64_t)m;
+    }
+    while (s->ops < submitted) {
+        int32_t rc = ovl_poll(s->port, -1);
+        if (rc < 0) die("ovl_poll: %s", ovl_strerror(rc));
+    }
+    snap_take(&b);
+    finish(out, &a, &b, s->ops, lat);
+    port_figures(out, s->port, s->ops);
+    ovl_close_port(s->port);
+    pthread_mutex_destroy(&s->m);
+    pthread_cond_destroy(&s->c);
+    free(s);
+}
+
+/* ---- the limit of a hand-off: a futex ping-pong ----------------------------- */
+
+/* Two threads pass a token back and forth through a futex, each sleeping
+ * in the kernel until the other wakes it: one round trip is the two
+ * hand-offs an external submitter's op costs at depth 1 (submitter ->
+ * completion thread -> submitter), with no I/O at all. Both threads on one
+ * CPU, or on two (a wake-up of a thread on another, idle vCPU). */
+typedef struct {
+    _Atomic uint32_t turn; /* 0: the pinger's, 1: the ponger's */
+    _Atomic int stop;
+} pingpong;
+
+static void pp_wait(_Atomic uint32_t *w, uint32_t busy)
+{
+    while (atomic_load(w) == busy)
+        syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, busy, NULL, NULL, 0);
+}
+
+static void pp_pass(_Atomic uint32_t *w, uint32_t to)
+{
+    atomic_store(w, to);
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void *ponger(void *arg)
+{
+    pingpong *pp = arg;
+    for (;;) {
+        pp_wait(&pp->turn, 0);
+        if (atomic_load(&pp->stop)) return NULL;
+        pp_pass(&pp->turn, 0);
+    }
+}
+
+static void run_pingpong(int same_cpu, result *out)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!same_cpu && ncpu < 2) die("ping-pong across CPUs needs two CPUs");
+    cpu_set_t old, mine, theirs;
+    if (pthread_getaffinity_np(pthread_self(), sizeof old, &old) != 0) die("getaffinity");
+    int cpu = sched_getcpu();
+    if (cpu < 0) cpu = 0;
+    CPU_ZERO(&mine);
+    CPU_SET(cpu, &mine);
+    CPU_ZERO(&theirs);
+    CPU_SET(same_cpu ? cpu : (int)((cpu + 1) % ncpu), &theirs);
+    if (pthread_setaffinity_np(pthread_self(), sizeof mine, &mine) != 0) die("setaffinity");
+    pingpong pp;
+    atomic_init(&pp.turn, 0);
+    atomic_init(&pp.stop, 0);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setaffinity_np(&at, sizeof theirs, &theirs);
+    pthread_t th;
+    if (pthread_create(&th, &at, ponger, &pp) != 0) die("pthread_create");
+    pthread_attr_destroy(&at);
+    snap a, b;
+    snap_take(&a);
+    uint64_t deadline = a.t + (uint64_t)(g_secs * 1e9), trips = 0;
+    do {
+        pp_pass(&pp.turn, 1);
+        pp_wait(&pp.turn, 1);
+        trips++;
+    } while ((trips & 63) || now_ns() < deadline);
+    snap_take(&b);
+    atomic_store(&pp.stop, 1);
+    pp_pass(&pp.turn, 1);
+    pthread_join(th, NULL);
+    pthread_setaffinity_np(pthread_self(), sizeof old, &old);
+    finish(out, &a, &b, trips, 0);
+}
+
 /* ---- the competitors ------------------------------------------------------ */
 
 enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_A_FIXED, K_OVL_U_B, K_OVL_U_B_POLL, K_OVL_U_B_INLINE,
        K_OVL_U_B_SPIN, K_OVL_U_B_PIN, K_OVL_T_A,
-       K_OVL_T_B, K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_U_BATCH, K_NOP_OVL_T, K_N };
+       K_OVL_T_B, K_OVL_U_M, K_OVL_U_S, K_OVL_T_M, K_LIBURING_COOP, K_PING_1CPU, K_PING_2CPU,
+       K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_U_BATCH, K_NOP_OVL_T, K_N };
 
 static const char *const k_name[K_N] = {
     "liburing, 1 thread (ceiling)",
@@ -606,6 +785,12 @@ static const char *const k_name[K_N] = {
     "ovl uring, external submitter, both threads on one CPU",
     "ovl threads, resubmit in callback",
     "ovl threads, external submitter",
+    "ovl uring, manual port, ovl_poll loop, resubmit in callback",
+    "ovl uring, manual port, ovl_submit_and_poll (submit and deliver)",
+    "ovl threads, manual port, ovl_poll loop, resubmit in callback",
+    "liburing, COOP_TASKRUN + SINGLE_ISSUER + DEFER_TASKRUN (fio's flags)",
+    "futex ping-pong, 2 threads on one CPU (round trips; no I/O)",
+    "futex ping-pong, 2 threads on two CPUs (round trips; no I/O)",
     "liburing NOP, 1 thread",
     "ovl uring ovl_post from callback",
     "ovl uring posts from callback, one ovl_submit per batch",
@@ -613,7 +798,9 @@ static const char *const k_name[K_N] = {
 };
 static const char *const k_id[K_N] = {
     "liburing", "liburing-fixed", "pread", "libuv", "ovl-uring-cb", "ovl-uring-cb-fixed", "ovl-uring-ext",
-    "ovl-uring-ext-poll", "ovl-uring-ext-inline", "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext", "nop-liburing", "nop-ovl-uring",
+    "ovl-uring-ext-poll", "ovl-uring-ext-inline", "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext",
+    "ovl-uring-manual", "ovl-uring-sap", "ovl-threads-manual", "liburing-coop", "pingpong-1cpu", "pingpong-2cpu",
+    "nop-liburing", "nop-ovl-uring",
     "nop-ovl-uring-batch", "nop-ovl-threads",
 };
 
@@ -637,13 +824,27 @@ static void run_one(int k, int depth, result *out)
     g_cur_k = k;
     g_cur_depth = depth;
     alarm((unsigned)(g_secs * 20) + 30);
-    int lat = depth == 1 && k < K_NOP_LIBURING;
+    int lat = depth == 1 && k < K_PING_1CPU;
     g_nlat = 0;
     memset(out, 0, sizeof *out);
-    if (k < K_NOP_LIBURING) ensure_resident();
+    if (k < K_PING_1CPU && g_work != W_DIRECT) ensure_resident();
     switch (k) {
-    case K_LIBURING: run_liburing(depth, lat, 0, 0, out); break;
-    case K_LIBURING_FIXED: run_liburing(depth, lat, 0, 1, out); break;
+    case K_LIBURING: run_liburing(depth, lat, 0, 0, 0, out); break;
+    case K_LIBURING_FIXED: run_liburing(depth, lat, 0, 1, 0, out); break;
+    case K_LIBURING_COOP:
+        run_liburing(depth, lat, 0, 0,
+                     IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+                     out);
+        break;
+    case K_OVL_U_M:
+    case K_OVL_T_M:
+        g_port_flags = OVL_PORT_MANUAL;
+        run_ovl_a(k == K_OVL_U_M ? OVL_BACKEND_URING : OVL_BACKEND_THREADS, depth, lat, 0, 0, out);
+        g_port_flags = 0;
+        break;
+    case K_OVL_U_S: run_ovl_s(OVL_BACKEND_URING, depth, lat, out); break;
+    case K_PING_1CPU: run_pingpong(1, out); break;
+    case K_PING_2CPU: run_pingpong(0, out); break;
     case K_PREAD: run_pread(depth, lat, out); break;
     case K_LIBUV: run_libuv(depth, lat, out); break;
     case K_OVL_U_A: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, 0, out); break;
@@ -673,7 +874,7 @@ static void run_one(int k, int depth, result *out)
     }
     case K_OVL_T_A: run_ovl_a(OVL_BACKEND_THREADS, depth, lat, 0, 0, out); break;
     case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, 0, out); break;
-    case K_NOP_LIBURING: run_liburing(depth, 0, 1, 0, out); break;
+    case K_NOP_LIBURING: run_liburing(depth, 0, 1, 0, 0, out); break;
     case K_NOP_OVL_U: run_ovl_a(OVL_BACKEND_URING, depth, 0, 1, 0, out); break;
     case K_NOP_OVL_U_BATCH: run_ovl_a(OVL_BACKEND_URING, depth, 0, 2, 0, out); break;
     case K_NOP_OVL_T: run_ovl_a(OVL_BACKEND_THREADS, depth, 0, 1, 0, out); break;
@@ -721,7 +922,8 @@ static void fmt_rate(char *b, size_t n, double v)
     else snprintf(b, n, "%.0fk", v / 1e3);
 }
 
-static int pread_only_d1(int k) { return k == K_PREAD; }
+/* Rows with no depth: they run at depth 1 only. */
+static int pread_only_d1(int k) { return k == K_PREAD || k == K_PING_1CPU || k == K_PING_2CPU; }
 
 static void print_header(const char *first)
 {
@@ -797,9 +999,35 @@ static double med_vs(int k, int other, int d)
     return median(v, g_reps);
 }
 
+/* O_DIRECT and buffered writes: slow I/O must not pay for what wins page-cache
+ * hits, and writes must keep up with fio's ring flags: every ovl mode at
+ * least 0.95x liburing (and, for writes, liburing with those flags). */
+static void targets_other(void)
+{
+    printf("\n### Targets: every ovl mode against liburing (ratios within the same repetition, median)\n\n"
+           "| target | measured | wanted | |\n|---|---:|---:|---|\n");
+    char b[200];
+    for (int k = K_OVL_U_A; k < K_PING_1CPU; k++) {
+        if (k == K_LIBURING_COOP || !g_enabled[k]) continue;
+        for (int d = 0; d < g_ndepths; d++) {
+            if (!g_have[k][d]) continue;
+            snprintf(b, sizeof b, "%s / liburing, depth %d", k_name[k], g_depths[d]);
+            target_line(b, med_ratio(k, d), 0.95);
+            if (g_work == W_WRITE && g_enabled[K_LIBURING_COOP] && g_have[K_LIBURING_COOP][d]) {
+                snprintf(b, sizeof b, "%s / liburing with fio's flags, depth %d", k_name[k], g_depths[d]);
+                target_line(b, med_vs(k, K_LIBURING_COOP, d), 0.95);
+            }
+        }
+    }
+}
+
 static void targets(void)
 {
-    printf("\n### Issue 7 targets (ratios within the same repetition, median)\n\n"
+    if (g_work != W_CACHE) {
+        targets_other();
+        return;
+    }
+    printf("\n### Page-cache targets (ratios within the same repetition, median)\n\n"
            "| target | measured | wanted | |\n|---|---:|---:|---|\n");
     char b[128];
     for (int d = 0; d < g_ndepths; d++) {
@@ -854,7 +1082,7 @@ static void targets(void)
 
 static void report(void)
 {
-    table_rates(K_LIBURING, K_NOP_LIBURING, "4 KiB random reads from the page cache");
+    table_rates(K_LIBURING, K_NOP_LIBURING, g_work_title[g_work]);
     table_field(K_LIBURING, K_NOP_LIBURING, "CPU time per op, µs (user + system, every thread of the process)",
                 offsetof(result, cpu_us), (size_t)-1, "%.2f");
     table_field(K_LIBURING, K_NOP_LIBURING, "Context switches per op (voluntary + involuntary, every thread)",
@@ -867,20 +1095,29 @@ static void report(void)
     if (d1 >= 0) {
         printf("\n### Latency at depth 1 (submit to completion seen by the caller, µs; median of runs)\n\n"
                "| competitor | p50 | p99 |\n|---|---:|---:|\n");
-        for (int k = K_LIBURING; k < K_NOP_LIBURING; k++) {
+        for (int k = K_LIBURING; k < K_PING_1CPU; k++) {
             if (!g_enabled[k] || !g_have[k][d1]) continue;
             printf("| %s | %.2f | %.2f |\n", k_name[k], med_field(k, d1, offsetof(result, p50_us)),
                    med_field(k, d1, offsetof(result, p99_us)));
         }
     }
-    table_rates(K_NOP_LIBURING, K_N, "NOP round trips (liburing NOP vs ovl_post)");
-    table_field(K_NOP_LIBURING, K_N, "NOP: CPU time per op, µs", offsetof(result, cpu_us), (size_t)-1, "%.3f");
-    table_field(K_NOP_LIBURING, K_N, "NOP: system calls per op", offsetof(result, sys_op),
-                offsetof(result, has_sys), "%.3f");
+    int nops = 0;
+    for (int k = K_NOP_LIBURING + 1; k < K_N; k++) nops += g_enabled[k];
+    if (nops) {
+        table_rates(K_NOP_LIBURING, K_N, "NOP round trips (liburing NOP vs ovl_post)");
+        table_field(K_NOP_LIBURING, K_N, "NOP: CPU time per op, µs", offsetof(result, cpu_us), (size_t)-1,
+                    "%.3f");
+        table_field(K_NOP_LIBURING, K_N, "NOP: system calls per op", offsetof(result, sys_op),
+                    offsetof(result, has_sys), "%.3f");
+    }
     targets();
-    printf("\nFile: %llu MiB, %s; page-cache residency checked with mincore before every read run: "
-           "lowest seen %.1f%%, re-warmed %d time(s).\n",
-           (unsigned long long)(g_size >> 20), g_path, g_min_resident, g_rewarms);
+    if (g_work == W_DIRECT)
+        printf("\nFile: %llu MiB, %s, opened with O_DIRECT (written and synced first).\n",
+               (unsigned long long)(g_size >> 20), g_path);
+    else
+        printf("\nFile: %llu MiB, %s; page-cache residency checked with mincore before every run: "
+               "lowest seen %.1f%%, re-warmed %d time(s).\n",
+               (unsigned long long)(g_size >> 20), g_path, g_min_resident, g_rewarms);
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -902,6 +1139,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: ovlbench [--file PATH] [--size-mib N] [--secs S] [--reps N]\n"
             "                [--depths 1,16,64,256] [--only id,id,...]\n"
+            "                [--workload cache|direct|write]\n"
             "ids: ");
     for (int k = 0; k < K_N; k++) fprintf(stderr, "%s%s", k_id[k], k + 1 < K_N ? "," : "\n");
     exit(2);
@@ -917,6 +1155,13 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--size-mib") && v) g_size = strtoull(argv[++i], NULL, 10) << 20;
         else if (!strcmp(a, "--secs") && v) g_secs = atof(argv[++i]);
         else if (!strcmp(a, "--reps") && v) g_reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--workload") && v) {
+            const char *w = argv[++i];
+            int found = 0;
+            for (int k = 0; k < 3; k++)
+                if (!strcmp(w, g_work_id[k])) g_work = k, found = 1;
+            if (!found) usage();
+        }
         else if (!strcmp(a, "--depths") && v) {
             char *s = argv[++i], *tok, *save = NULL;
             g_ndepths = 0;
@@ -933,7 +1178,8 @@ int main(int argc, char **argv)
             }
             /* Ratios need their reference. */
             g_enabled[K_LIBURING] = 1;
-            g_enabled[K_NOP_LIBURING] = 1;
+            for (int k = K_NOP_LIBURING + 1; k < K_N; k++)
+                if (g_enabled[k]) g_enabled[K_NOP_LIBURING] = 1;
         } else usage();
     }
     if (g_reps < 1 || g_reps > MAXREP || g_secs <= 0 || g_size < (1u << 20)) usage();
@@ -951,7 +1197,8 @@ int main(int argc, char **argv)
 
     uint32_t auto_be = 0;
     const char *why = ovl_backend_reason(&auto_be);
-    fprintf(stderr, "ovl %s; auto backend: %s\n", ovl_version_string(), why);
+    fprintf(stderr, "ovl %s; auto backend: %s; workload: %s\n", ovl_version_string(), why,
+            g_work_id[g_work]);
 
     for (int rep = 0; rep < g_reps; rep++) {
         for (int d = 0; d < g_ndepths; d++) {
@@ -975,6 +1222,7 @@ int main(int argc, char **argv)
         }
     }
     report();
+    if (g_iofd != g_fd) close(g_iofd);
     close(g_fd);
     return 0;
 }

@@ -7,7 +7,7 @@
 #
 # Installs what is missing (Debian: liburing-dev libuv1-dev pkg-config, as
 # root), builds in build-bench/ with Release flags, runs the C benchmark
-# (a 1 GiB file in build-bench/, kept in the page cache; about 2-3 minutes),
+# (a 1 GiB file in build-bench/, kept in the page cache; about 5 minutes),
 # then the Go and Rust binding benchmarks when their toolchains and bench
 # code exist, and writes docs/BENCHMARKS.md. The data file is build output:
 # it stays in build-bench/ and is never committed.
@@ -62,10 +62,21 @@ cpu_busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /p
 stat_before=$(cpu_busy)
 self_before=$(awk '{print $14+$15+$16+$17}' /proc/$$/stat)
 tmp=$(mktemp)
-trap 'rm -f "$tmp" "$tmp.go" "$tmp.rs"' EXIT
+trap 'rm -f "$tmp" "$tmp.go" "$tmp.rs" "$tmp.direct" "$tmp.write"' EXIT
 echo "bench.sh: C benchmark (progress below, about 2-3 minutes)" >&2
 # shellcheck disable=SC2086
 "$build/ovlbench" --file "$build/ovlbench.dat" $args >"$tmp"
+# Slow I/O (O_DIRECT reads: the device) and buffered writes, where every
+# delivery mode must keep up with liburing (writes: also with fio's ring
+# flags). Depth 1 and 32, the modes only.
+modes="pread,libuv,ovl-uring-cb,ovl-uring-ext,ovl-uring-ext-inline,ovl-uring-manual,ovl-uring-sap"
+modes="$modes,ovl-threads-cb,ovl-threads-ext,ovl-threads-manual,liburing-coop"
+for w in direct write; do
+    echo "bench.sh: C benchmark, workload $w" >&2
+    # shellcheck disable=SC2086
+    "$build/ovlbench" --file "$build/ovlbench.dat" --workload $w --depths 1,32 --only "$modes" $args \
+        >"$tmp.$w"
+done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 stat_after=$(cpu_busy)
 # The benchmark's own CPU: children of this shell (times of waited-for
@@ -138,6 +149,12 @@ dirty=""
     echo
     echo "## C: ovl against liburing, pread and libuv"
     cat "$tmp"
+    echo
+    echo "## C: O_DIRECT reads (\`--workload direct --depths 1,32\`)"
+    cat "$tmp.direct"
+    echo
+    echo "## C: buffered writes (\`--workload write --depths 1,32\`)"
+    cat "$tmp.write"
     if [ "$go_done" != 0 ]; then
         echo
         echo "## Go binding (\`go test -bench ReadAt -benchtime 20000x -count 3\` in bindings/go)"
