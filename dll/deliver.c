@@ -194,26 +194,69 @@ static void ct_unpark(ovl_port *p)
     ovl__mutex_unlock(&p->lock);
 }
 
+/* The completion thread's spin, when the port leaves it to the library
+ * (spin_usec 0). A thread asleep in the kernel costs a wake-up per batch
+ * (tens of µs when it must wake an idle vCPU: more than a page-cache read
+ * and more than the op's own work), so after a batch the thread polls for
+ * the next one for up to SPIN_MAX_US before it sleeps, but only while
+ * spinning pays: each spin that found a batch earns a credit, each one that
+ * timed out costs two, and with no credit left the thread sleeps at once,
+ * trying one spin again only every SPIN_PROBE_EVERY sleeps. So a steady
+ * stream of quick completions (a submitter waiting for each, page-cache
+ * reads, local sockets) is taken without wake-ups, slow I/O (a disk, a
+ * quiet network) spins about once per SPIN_PROBE_EVERY batches, and an idle
+ * port never spins (a spin starts only after a batch). */
+enum { SPIN_MAX_US = 50, SPIN_CREDIT_MAX = 8, SPIN_PROBE_EVERY = 64 };
+
+typedef struct {
+    int credit;
+    unsigned sleeps; /* since the last spin */
+} spin_state;
+
+/* How long to spin before the next sleep (0: do not). */
+static uint32_t spin_budget(const ovl_port *p, spin_state *st)
+{
+    if (p->spin_usec == OVL_SPIN_NONE) return 0;
+    if (p->spin_usec) return p->spin_usec; /* fixed, as configured */
+    if (st->credit > 0 || st->sleeps >= SPIN_PROBE_EVERY) return SPIN_MAX_US;
+    return 0;
+}
+
+static void spin_result(const ovl_port *p, spin_state *st, bool found)
+{
+    if (p->spin_usec) return;
+    st->sleeps = 0;
+    if (found) st->credit = st->credit + 1 > SPIN_CREDIT_MAX ? SPIN_CREDIT_MAX : st->credit + 1;
+    else st->credit = st->credit > 2 ? st->credit - 2 : 0;
+}
+
 void *ovl__completion_thread(void *arg)
 {
     ovl_port *p = arg;
+    spin_state st = {0, 0};
+    bool after_batch = false; /* the last round delivered something */
     for (;;) {
         size_t n = 0;
         if (p->parking) ct_park(p);
-        if (p->spin_usec) {
-            /* Opt-in: poll without sleeping for a while first; saves the
-             * wake-up latency when completions arrive in a steady stream. */
-            uint64_t end = ovl__now_us() + p->spin_usec;
+        uint32_t budget = after_batch ? spin_budget(p, &st) : 0;
+        if (budget) {
+            /* Poll without sleeping for a while first: saves the wake-up
+             * when the next completion comes soon. */
+            uint64_t end = ovl__now_us() + budget;
             while ((n = ct_deliver(p, 0)) == 0 && ovl__now_us() < end)
                 ovl__cpu_relax();
+            spin_result(p, &st, n != 0);
+            /* A close's wake-up consumed while spinning looks like an
+             * empty poll (0): check before sleeping, or we sleep for ever
+             * with nothing left in flight to wake us. */
+            if (n == 0 && ovl__port_drained(p)) break;
+        } else if (after_batch) {
+            st.sleeps++;
         }
-        /* A close's wake-up consumed while spinning looks like an empty
-         * poll (0): check before sleeping, or we sleep for ever with
-         * nothing left in flight to wake us. */
-        if (n == 0 && p->spin_usec && ovl__port_drained(p)) break;
         /* The wait also flushes submits made by the previous batch's
          * callbacks (io_uring: one io_uring_enter submits and waits). */
         if (n == 0) n = ct_deliver(p, -1);
+        after_batch = n != 0;
         if (atomic_load(&p->state) != OVL__PORT_OPEN && ovl__port_drained(p)) break;
     }
     return NULL;

@@ -258,6 +258,9 @@ typedef void (*ovl_callback)(const ovl_completion *items, size_t n,
  * ovl_port_config_init(&cfg, sizeof cfg), then change fields. The library
  * reads only the first `size` bytes, so a program built against an older
  * header keeps working with a newer library. */
+/* ovl_port_config.spin_usec: the completion thread never spins. */
+#define OVL_SPIN_NONE 0xFFFFFFFFu
+
 typedef struct ovl_port_config {
     uint32_t size;        /* sizeof(ovl_port_config) as the caller knows it */
     uint32_t queue_depth; /* max ops in flight; default 256, 1..16384 */
@@ -269,8 +272,13 @@ typedef struct ovl_port_config {
                              (0 = 4, at most 1024); on io_uring, when not
                              0, the cap on the kernel's io-wq workers per
                              kind (Linux 5.15+; 0 = the kernel default) */
-    uint32_t spin_usec;   /* opt-in: spin this long for completions before
-                             sleeping (completion thread); 0 = never spin */
+    uint32_t spin_usec;   /* how long the completion thread polls for the
+                             next completions before it sleeps: 0 = the
+                             library decides (it spins briefly after a
+                             batch, only while that finds completions, and
+                             never on an idle port); OVL_SPIN_NONE = never;
+                             any other value = always that many µs after
+                             a batch */
     ovl_callback callback;/* may be NULL and set later with ovl_set_callback */
     void *userdata;       /* passed to callback */
 } ovl_port_config;

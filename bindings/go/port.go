@@ -72,9 +72,10 @@ type Config struct {
 	// leaves the kernel's default (up to 4 per CPU per submitting thread
 	// for file I/O).
 	Threads int
-	// Spin, if positive, lets the completion thread spin this long for
-	// completions before it sleeps (opt-in; costs CPU). It implies
-	// CompletionThread.
+	// Spin, if positive, makes the completion thread spin this long for
+	// completions after each batch before it sleeps (0: the library
+	// decides; it spins briefly, only while that finds completions, and
+	// never on an idle port). A positive Spin implies CompletionThread.
 	Spin time.Duration
 	// Rings is how many library ports (io_uring instances) a Port in
 	// manual mode on the uring backend spreads its operations over; 0
@@ -360,9 +361,11 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 			C.govl_queue_free(p.q)
 		}
 	}
+	// The C field is µs in a uint32_t whose largest value means "never".
+	spin := min(int64(cfg.Spin/time.Microsecond), 1<<32-2)
 	var cp *C.ovl_port
 	rc := C.govl_create_port(C.uint32_t(depth), C.uint32_t(cfg.Backend), C.uint32_t(cfg.Threads),
-		C.uint32_t(cfg.Spin/time.Microsecond), flags, br.cb, br.ud, &cp)
+		C.uint32_t(spin), flags, br.cb, br.ud, &cp)
 	if rc != 0 {
 		fail()
 		return nil, &OpError{Op: "port", Offset: -1, Code: Errno(rc)}

@@ -127,10 +127,13 @@ impl Builder {
         self
     }
 
-    /// Let the completion thread spin this long for completions before it
-    /// sleeps (opt-in; costs CPU, saves wake-up latency).
+    /// Make the completion thread spin this long for completions after each
+    /// batch before it sleeps. By default (or with `Duration::ZERO`) the
+    /// library decides: it spins briefly, only while that finds
+    /// completions, and never on an idle port.
     pub fn spin(mut self, d: Duration) -> Builder {
-        self.spin_usec = d.as_micros().min(u32::MAX as u128) as u32;
+        // u32::MAX is OVL_SPIN_NONE ("never"), not a duration.
+        self.spin_usec = d.as_micros().min(u32::MAX as u128 - 1) as u32;
         self
     }
 
