@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds libovl if needed, then runs the Rust binding's tests (bindings/rust)
 # once per backend the host has (OVL_BACKEND=uring, =threads; one the host
-# lacks is skipped, not failed) and its read_concurrent example, then clippy
-# if present, then a build of the library workspace with Debian's rustc 1.63
+# lacks is skipped, not failed) and its read_concurrent example, then
+# cargo fmt --check and clippy if present, then a build of the library workspace with Debian's rustc 1.63
 # and cargo (installed if missing: the MSRV the Windows cross build uses).
 #
 #   scripts/test-rust.sh            # everything
@@ -58,10 +58,19 @@ for backend in uring threads; do
     export OVL_BACKEND=$backend
     run cargo test -j "$jobs" --workspace
     run cargo test -j "$jobs" --manifest-path ovl-tokio-tests/Cargo.toml
-    # The example users start from (issue 9): async reads, contents verified.
+    # The example users start from: async reads, contents verified.
     run cargo run -q -j "$jobs" -p ovl --example read_concurrent
     unset OVL_BACKEND
 done
+
+# Formatting, as gofmt -l is for Go: rustfmt's default style, checked.
+if cargo fmt --version >/dev/null 2>&1; then
+    run cargo fmt --all -- --check
+    run cargo fmt --all --manifest-path ovl-tokio-tests/Cargo.toml -- --check
+    run cargo fmt --all --manifest-path ovl-bench/Cargo.toml -- --check
+else
+    echo "== rustfmt not installed: format check skipped"
+fi
 
 if cargo clippy --version >/dev/null 2>&1; then
     run cargo clippy -j "$jobs" --workspace --all-targets -- -D warnings

@@ -11,8 +11,8 @@
 //!     cargo run --release --manifest-path bindings/rust/ovl-bench/Cargo.toml [-- SECS_PER_RUN REPEATS FILE_MIB]
 //!     cargo bench --manifest-path bindings/rust/ovl-bench/Cargo.toml   # same, defaults
 use std::future::Future;
-use std::os::unix::fs::FileExt;
 use std::os::raw::c_void;
+use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,7 +66,13 @@ impl<F: Future + Unpin> Future for JoinAll<F> {
     }
 }
 
-async fn ovl_loop(file: ovl::File, blocks: u64, seed: u64, stop: Arc<AtomicBool>, ops: Arc<AtomicU64>) {
+async fn ovl_loop(
+    file: ovl::File,
+    blocks: u64,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+) {
     let mut rng = Rng(seed | 1);
     let mut buf = vec![0u8; BLOCK as usize];
     let mut n = 0;
@@ -94,7 +100,11 @@ fn timer(stop: &Arc<AtomicBool>, d: Duration) -> std::thread::JoinHandle<()> {
 static NO_INLINE: AtomicBool = AtomicBool::new(false);
 
 fn threaded_port() -> ovl::Port {
-    ovl::Port::builder().queue_depth(256).inline(!NO_INLINE.load(Ordering::Relaxed)).build().unwrap()
+    ovl::Port::builder()
+        .queue_depth(256)
+        .inline(!NO_INLINE.load(Ordering::Relaxed))
+        .build()
+        .unwrap()
 }
 
 fn without_inline(case: Case, s: &Setup, workers: usize, d: Duration) -> f64 {
@@ -115,11 +125,22 @@ fn ovl_tokio_no_inline(s: &Setup, workers: usize, d: Duration) -> f64 {
 fn ovl_block_on(s: &Setup, workers: usize, d: Duration) -> f64 {
     let port = threaded_port();
     let file = ovl::File::open(&port, &s.path).unwrap();
-    let (stop, ops) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stop, ops) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let t0 = Instant::now();
     let t = timer(&stop, d);
     let futs = (0..workers)
-        .map(|w| Some(Box::pin(ovl_loop(file.clone(), s.blocks, w as u64 * 7919 + 1, stop.clone(), ops.clone()))))
+        .map(|w| {
+            Some(Box::pin(ovl_loop(
+                file.clone(),
+                s.blocks,
+                w as u64 * 7919 + 1,
+                stop.clone(),
+                ops.clone(),
+            )))
+        })
         .collect();
     ovl::block_on(JoinAll(futs));
     let secs = t0.elapsed().as_secs_f64();
@@ -236,7 +257,10 @@ fn c_core(s: &Setup, workers: usize, d: Duration) -> f64 {
         let t0 = Instant::now();
         (*ud).deadline = t0 + d;
         let mut done = 0;
-        assert_eq!(sys::ovl_submit((*ud).port, init.as_mut_ptr(), workers, &mut done), sys::OVL_OK);
+        assert_eq!(
+            sys::ovl_submit((*ud).port, init.as_mut_ptr(), workers, &mut done),
+            sys::OVL_OK
+        );
         assert_eq!(done, workers);
         {
             let fin = &(*ud).finished;
@@ -258,13 +282,28 @@ fn c_core(s: &Setup, workers: usize, d: Duration) -> f64 {
 /// thread submits, delivers the completions and polls; no completion
 /// thread.
 fn ovl_manual(s: &Setup, workers: usize, d: Duration) -> f64 {
-    let port = ovl::Port::builder().queue_depth(256).manual(true).build().unwrap();
+    let port = ovl::Port::builder()
+        .queue_depth(256)
+        .manual(true)
+        .build()
+        .unwrap();
     let file = ovl::File::open(&port, &s.path).unwrap();
-    let (stop, ops) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stop, ops) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let t0 = Instant::now();
     let t = timer(&stop, d);
     let futs = (0..workers)
-        .map(|w| Some(Box::pin(ovl_loop(file.clone(), s.blocks, w as u64 * 7919 + 1, stop.clone(), ops.clone()))))
+        .map(|w| {
+            Some(Box::pin(ovl_loop(
+                file.clone(),
+                s.blocks,
+                w as u64 * 7919 + 1,
+                stop.clone(),
+                ops.clone(),
+            )))
+        })
         .collect();
     port.block_on(JoinAll(futs));
     let secs = t0.elapsed().as_secs_f64();
@@ -273,19 +312,34 @@ fn ovl_manual(s: &Setup, workers: usize, d: Duration) -> f64 {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn ovl_tokio(s: &Setup, workers: usize, d: Duration) -> f64 {
     let rt = rt();
     let port = threaded_port();
     let file = ovl::File::open(&port, &s.path).unwrap();
-    let (stop, ops) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stop, ops) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let t0 = Instant::now();
     let t = timer(&stop, d);
     rt.block_on(async {
         let hs: Vec<_> = (0..workers)
-            .map(|w| tokio::spawn(ovl_loop(file.clone(), s.blocks, w as u64 * 7919 + 1, stop.clone(), ops.clone())))
+            .map(|w| {
+                tokio::spawn(ovl_loop(
+                    file.clone(),
+                    s.blocks,
+                    w as u64 * 7919 + 1,
+                    stop.clone(),
+                    ops.clone(),
+                ))
+            })
             .collect();
         for h in hs {
             h.await.unwrap();
@@ -298,13 +352,17 @@ fn ovl_tokio(s: &Setup, workers: usize, d: Duration) -> f64 {
 
 fn tokio_fs(s: &Setup, workers: usize, d: Duration) -> f64 {
     let rt = rt();
-    let (stop, ops) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stop, ops) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let t0 = Instant::now();
     let t = timer(&stop, d);
     rt.block_on(async {
         let hs: Vec<_> = (0..workers)
             .map(|w| {
-                let (path, blocks, stop, ops) = (s.path.clone(), s.blocks, stop.clone(), ops.clone());
+                let (path, blocks, stop, ops) =
+                    (s.path.clone(), s.blocks, stop.clone(), ops.clone());
                 tokio::spawn(async move {
                     // tokio::fs::File has no positional read: one handle per
                     // worker, seek + read_exact (what its users write).
@@ -313,7 +371,9 @@ fn tokio_fs(s: &Setup, workers: usize, d: Duration) -> f64 {
                     let mut buf = vec![0u8; BLOCK as usize];
                     let mut n = 0;
                     while !stop.load(Ordering::Relaxed) {
-                        f.seek(std::io::SeekFrom::Start(rng.next(blocks) * BLOCK)).await.unwrap();
+                        f.seek(std::io::SeekFrom::Start(rng.next(blocks) * BLOCK))
+                            .await
+                            .unwrap();
                         f.read_exact(&mut buf).await.unwrap();
                         n += 1;
                     }
@@ -333,7 +393,10 @@ fn tokio_fs(s: &Setup, workers: usize, d: Duration) -> f64 {
 fn spawn_blocking_pread(s: &Setup, workers: usize, d: Duration) -> f64 {
     let rt = rt();
     let file = Arc::new(std::fs::File::open(&s.path).unwrap());
-    let (stop, ops) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stop, ops) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let t0 = Instant::now();
     let t = timer(&stop, d);
     rt.block_on(async {
@@ -384,12 +447,17 @@ fn main() {
     let path = std::env::temp_dir().join(format!("ovl-bench-{}", std::process::id()));
     {
         let f = std::fs::File::create(&path).unwrap();
-        let chunk: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let chunk: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
         for i in 0..mib {
             f.write_all_at(&chunk, i << 20).unwrap();
         }
     }
-    let setup = Setup { path: path.clone(), blocks: (mib << 20) / BLOCK };
+    let setup = Setup {
+        path: path.clone(),
+        blocks: (mib << 20) / BLOCK,
+    };
     let backend = ovl::Port::new().map(|p| p.backend_name()).unwrap_or("?");
 
     const FS: usize = 5;

@@ -49,7 +49,10 @@ fn pipe() -> (std::fs::File, std::fs::File) {
     let mut fds = [0i32; 2];
     unsafe {
         assert_eq!(pipe(fds.as_mut_ptr()), 0);
-        (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1]))
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
     }
 }
 
@@ -85,11 +88,18 @@ unsafe impl IoBufMut for Tracked {
 }
 
 fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// 64 spawned tasks x 16 reads each at scattered offsets of a known file,
@@ -108,7 +118,12 @@ async fn many_spawned_readers() {
                 let off = (*o as usize * 4001 + i * 17) % (data.len() - 4096);
                 let (n, buf) = file.read_at(vec![0u8; 4096], off as u64).await;
                 assert_eq!(n.unwrap(), 4096);
-                assert!(buf == data[off..off + 4096], "task {} wrong bytes at {}", t, off);
+                assert!(
+                    buf == data[off..off + 4096],
+                    "task {} wrong bytes at {}",
+                    t,
+                    off
+                );
             }
             16
         }));
@@ -151,7 +166,9 @@ fn always_ready_reads_let_other_tasks_run() {
                 if seen_at.is_none() && f2.load(Ordering::SeqCst) == 1 {
                     seen_at = Some(i);
                 }
-                let (n, _) = file2.read_at(vec![0u8; 512], ((i * 4096) % (1 << 20)) as u64).await;
+                let (n, _) = file2
+                    .read_at(vec![0u8; 512], ((i * 4096) % (1 << 20)) as u64)
+                    .await;
                 assert_eq!(n.unwrap(), 512);
             }
             seen_at

@@ -8,7 +8,12 @@ fn main() {
     let (auto, why) = ovl::Backend::auto_choice();
     match ovl::Port::new() {
         Ok(port) => {
-            println!("{} (auto would pick {:?}: {})", port.backend_name(), auto, why);
+            println!(
+                "{} (auto would pick {:?}: {})",
+                port.backend_name(),
+                auto,
+                why
+            );
         }
         Err(e) if e.code() == ovl::sys::OVL_EUNAVAIL => {
             eprintln!("unavailable: {} (auto would pick {:?}: {})", e, auto, why);

@@ -48,7 +48,9 @@ fn main() -> std::io::Result<()> {
     let path = match args.get(1) {
         Some(p) => std::path::PathBuf::from(p),
         None => {
-            let data: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+            let data: Vec<u8> = (0..8u32 << 20)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+                .collect();
             std::fs::write(&temp, data)?;
             temp.clone()
         }
@@ -70,7 +72,10 @@ fn main() -> std::io::Result<()> {
             .map(|c| file.read_at(vec![0u8; CHUNK], (c * CHUNK) as u64))
             .collect();
         let n = wave.len();
-        let all = JoinAll { outs: (0..n).map(|_| None).collect(), futs: wave.into_iter().map(Some).collect() };
+        let all = JoinAll {
+            outs: (0..n).map(|_| None).collect(),
+            futs: wave.into_iter().map(Some).collect(),
+        };
         let results = ovl::block_on(all);
         for (i, (res, buf)) in results.into_iter().enumerate() {
             let off = (next + i) * CHUNK;

@@ -37,7 +37,10 @@ impl Wake for ThreadWaker {
 /// assert_eq!(ovl::block_on(async { 6 * 7 }), 42);
 /// ```
 pub fn block_on<F: Future>(fut: F) -> F::Output {
-    let tw = Arc::new(ThreadWaker { thread: thread::current(), woken: AtomicBool::new(false) });
+    let tw = Arc::new(ThreadWaker {
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+    });
     let waker = Waker::from(tw.clone());
     let mut cx = Context::from_waker(&waker);
     let mut fut = fut;
@@ -79,7 +82,14 @@ impl Wake for PortWaker {
             // fails (the queue is full: completions are coming anyway, or
             // the port is closed) the runner's bounded wait ends the wait.
             // SAFETY: the port handle is alive (we hold a clone).
-            unsafe { sys::ovl_post(self.port.as_raw(), 0, std::ptr::null_mut(), std::ptr::null_mut()) };
+            unsafe {
+                sys::ovl_post(
+                    self.port.as_raw(),
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
         }
         self.thread.unpark();
     }

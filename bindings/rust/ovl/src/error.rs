@@ -90,14 +90,18 @@ impl Error {
             sys::OVL_EADDRNOTAVAIL => K::AddrNotAvailable,
             sys::OVL_ECONNABORTED => K::ConnectionAborted,
             sys::OVL_ENOTCONN => K::NotConnected,
-            sys::OVL_EOS if self.os_error != 0 => io::Error::from_raw_os_error(self.os_error).kind(),
+            sys::OVL_EOS if self.os_error != 0 => {
+                io::Error::from_raw_os_error(self.os_error).kind()
+            }
             _ => K::Other,
         }
     }
 
     /// The `ovl::Error` inside an [`io::Error`] made from one, if any.
     pub fn from_io(e: &io::Error) -> Option<Error> {
-        e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()).copied()
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<Error>())
+            .copied()
     }
 }
 

@@ -166,7 +166,15 @@ impl File {
 
     /// Create (or truncate) a file for reading and writing, bound to `port`.
     pub fn create<P: AsRef<Path>>(port: &Port, path: P) -> io::Result<File> {
-        File::open_with(port, OpenOptions::new().read(true).write(true).create(true).truncate(true), path)
+        File::open_with(
+            port,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+            path,
+        )
     }
 
     /// Open `path` with `options`, bound to `port`. On Windows this sets
@@ -184,7 +192,11 @@ impl File {
     /// # std::fs::remove_file(&path)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn open_with<P: AsRef<Path>>(port: &Port, options: &mut OpenOptions, path: P) -> io::Result<File> {
+    pub fn open_with<P: AsRef<Path>>(
+        port: &Port,
+        options: &mut OpenOptions,
+        path: P,
+    ) -> io::Result<File> {
         #[cfg(windows)]
         {
             use std::os::windows::fs::OpenOptionsExt;
@@ -232,12 +244,23 @@ impl File {
             // free slot. Borrowed handles are not: we could not tell when
             // they are closed.
             // SAFETY: as above.
-            Some(owner) if port.is_uring() && unsafe { sys::ovl_register_fd(port.as_raw(), fd) } == sys::OVL_OK => {
-                Some(Arc::new(Registered { port: RawPort(port.as_raw()), fd, owner }) as Keep)
+            Some(owner)
+                if port.is_uring()
+                    && unsafe { sys::ovl_register_fd(port.as_raw(), fd) } == sys::OVL_OK =>
+            {
+                Some(Arc::new(Registered {
+                    port: RawPort(port.as_raw()),
+                    fd,
+                    owner,
+                }) as Keep)
             }
             other => other,
         };
-        Ok(File { port: port.clone(), fd, keep })
+        Ok(File {
+            port: port.clone(),
+            fd,
+            keep,
+        })
     }
 
     /// The port this handle is bound to.
@@ -274,8 +297,20 @@ impl File {
         }
     }
 
-    fn op<B: Send + 'static>(&self, kind: Kind, buf: B, prep: fn(&mut B) -> (*mut u8, usize)) -> OpFuture<B> {
-        OpFuture::new(self.port.clone(), self.fd, self.keep.clone(), kind, buf, prep)
+    fn op<B: Send + 'static>(
+        &self,
+        kind: Kind,
+        buf: B,
+        prep: fn(&mut B) -> (*mut u8, usize),
+    ) -> OpFuture<B> {
+        OpFuture::new(
+            self.port.clone(),
+            self.fd,
+            self.keep.clone(),
+            kind,
+            buf,
+            prep,
+        )
     }
 
     /// Read into `buf` (all of its `bytes_init()` bytes, e.g. a `Vec`'s
@@ -331,12 +366,17 @@ impl File {
 
     /// Flush data to storage (`fdatasync`).
     pub fn sync_data(&self) -> SyncFuture {
-        SyncFuture(self.op(Kind::Fsync(sys::OVL_FSYNC_DATA), (), |_| (std::ptr::null_mut(), 0)))
+        SyncFuture(self.op(Kind::Fsync(sys::OVL_FSYNC_DATA), (), |_| {
+            (std::ptr::null_mut(), 0)
+        }))
     }
 }
 
 impl fmt::Debug for File {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("File").field("fd", &self.fd).field("owned", &self.keep.is_some()).finish()
+        f.debug_struct("File")
+            .field("fd", &self.fd)
+            .field("owned", &self.keep.is_some())
+            .finish()
     }
 }

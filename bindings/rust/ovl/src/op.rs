@@ -198,7 +198,10 @@ enum State<B> {
     /// In the port's queue (the queue holds a reference as the ctx), or
     /// submitted from it by a flush since (then the header has its id).
     Queued(Arc<Op<B>>),
-    InFlight { op: Arc<Op<B>>, id: u64 },
+    InFlight {
+        op: Arc<Op<B>>,
+        id: u64,
+    },
     /// Rejected before reaching the library.
     Failed(Error, B),
     Done,
@@ -259,7 +262,11 @@ impl<B: Send + 'static> OpFuture<B> {
     ) -> OpFuture<B> {
         let op = Arc::new(Op {
             hdr: Header {
-                slot: Mutex::new(Slot { done: None, waker: None, woken: false }),
+                slot: Mutex::new(Slot {
+                    done: None,
+                    waker: None,
+                    woken: false,
+                }),
                 id: AtomicU64::new(0),
                 dropped: AtomicBool::new(false),
                 release: release::<B>,
@@ -267,11 +274,23 @@ impl<B: Send + 'static> OpFuture<B> {
             },
             buf: UnsafeCell::new(Some(buf)),
         });
-        OpFuture { port, fd, kind, prep, state: State::Unsubmitted(op) }
+        OpFuture {
+            port,
+            fd,
+            kind,
+            prep,
+            state: State::Unsubmitted(op),
+        }
     }
 
     pub(crate) fn failed(port: Port, kind: Kind, err: Error, buf: B) -> OpFuture<B> {
-        OpFuture { port, fd: 0, kind, prep: |_| (std::ptr::null_mut(), 0), state: State::Failed(err, buf) }
+        OpFuture {
+            port,
+            fd: 0,
+            kind,
+            prep: |_| (std::ptr::null_mut(), 0),
+            state: State::Failed(err, buf),
+        }
     }
 
     /// The op id, once submitted and until it resolves (for `ovl_cancel` or
@@ -324,7 +343,11 @@ impl<B: Send + 'static> OpFuture<B> {
             _ => unreachable!(),
         };
         let buf = Self::take_buf(&op);
-        let res = if res >= 0 { Ok(res as usize) } else { Err(Error::new(res as i32, os_error).into()) };
+        let res = if res >= 0 {
+            Ok(res as usize)
+        } else {
+            Err(Error::new(res as i32, os_error).into())
+        };
         (res, buf)
     }
 
@@ -354,10 +377,24 @@ impl<B: Send + 'static> OpFuture<B> {
             // the op alive); ctx is that reference.
             let rc = unsafe {
                 match self.kind {
-                    Kind::Read(off) => sys::ovl_submit_read(raw, self.fd, ptr as *mut c_void, len, off, ctx, &mut id),
-                    Kind::Write(off) => {
-                        sys::ovl_submit_write(raw, self.fd, ptr as *const c_void, len, off, ctx, &mut id)
-                    }
+                    Kind::Read(off) => sys::ovl_submit_read(
+                        raw,
+                        self.fd,
+                        ptr as *mut c_void,
+                        len,
+                        off,
+                        ctx,
+                        &mut id,
+                    ),
+                    Kind::Write(off) => sys::ovl_submit_write(
+                        raw,
+                        self.fd,
+                        ptr as *const c_void,
+                        len,
+                        off,
+                        ctx,
+                        &mut id,
+                    ),
                     Kind::Fsync(flags) => sys::ovl_submit_fsync(raw, self.fd, flags, ctx, &mut id),
                 }
             };
@@ -439,7 +476,9 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                             return Poll::Pending;
                         }
                         Err(e) => match std::mem::replace(&mut this.state, State::Done) {
-                            State::Unsubmitted(op) => return Poll::Ready((Err(e.into()), Self::take_buf(&op))),
+                            State::Unsubmitted(op) => {
+                                return Poll::Ready((Err(e.into()), Self::take_buf(&op)))
+                            }
                             _ => unreachable!(),
                         },
                     }
@@ -585,7 +624,10 @@ impl<B: Send + 'static> fmt::Debug for OpFuture<B> {
             State::Failed(..) => "failed",
             State::Done => "done",
         };
-        f.debug_struct("OpFuture").field("kind", &self.kind).field("state", &state).finish()
+        f.debug_struct("OpFuture")
+            .field("kind", &self.kind)
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -610,6 +652,8 @@ impl Future for SyncFuture {
     type Output = io::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll(cx).map(|(r, ())| r.map(|_| ()))
+        Pin::new(&mut self.get_mut().0)
+            .poll(cx)
+            .map(|(r, ())| r.map(|_| ()))
     }
 }

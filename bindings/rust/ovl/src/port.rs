@@ -66,7 +66,10 @@ impl Backend {
         let mut b = 0u32;
         // SAFETY: returns a static string; `b` is a valid out-pointer.
         let why = unsafe { CStr::from_ptr(sys::ovl_backend_reason(&mut b)) };
-        (Backend::from_raw(b).unwrap_or(Backend::Auto), why.to_str().unwrap_or("?"))
+        (
+            Backend::from_raw(b).unwrap_or(Backend::Auto),
+            why.to_str().unwrap_or("?"),
+        )
     }
 }
 
@@ -206,11 +209,15 @@ impl Builder {
         };
         // (A port that asks for the threads or IOCP backend by name never
         // gets the flag; Auto resolves to io_uring where it can.)
-        let want_inline = self.inline
-            && !self.manual
-            && matches!(self.backend, Backend::Auto | Backend::Uring);
-        let (mut rc, mut raw, mut depth) =
-            create(if self.manual { sys::OVL_PORT_MANUAL } else if want_inline { sys::OVL_PORT_INLINE } else { 0 });
+        let want_inline =
+            self.inline && !self.manual && matches!(self.backend, Backend::Auto | Backend::Uring);
+        let (mut rc, mut raw, mut depth) = create(if self.manual {
+            sys::OVL_PORT_MANUAL
+        } else if want_inline {
+            sys::OVL_PORT_INLINE
+        } else {
+            0
+        });
         let mut core_inline = want_inline && rc == sys::OVL_OK;
         if core_inline && !is_uring(raw) {
             // OVL_PORT_INLINE pays on io_uring only (elsewhere the
@@ -253,7 +260,12 @@ impl Builder {
             }
         }
         Ok(Port {
-            inner: Arc::new(PortInner { raw, shared, depth, manual: self.manual }),
+            inner: Arc::new(PortInner {
+                raw,
+                shared,
+                depth,
+                manual: self.manual,
+            }),
         })
     }
 }
@@ -449,7 +461,11 @@ impl Shared {
         if self.queued.load(SeqCst) == 0 {
             // Perhaps because a running flush took the requests: ours may
             // be among them, not submitted yet.
-            return if self.flushing.load(SeqCst) { None } else { Some((sys::OVL_OK, 0)) };
+            return if self.flushing.load(SeqCst) {
+                None
+            } else {
+                Some((sys::OVL_OK, 0))
+            };
         }
         if self.flushing.swap(true, SeqCst) {
             return None;
@@ -473,7 +489,9 @@ impl Shared {
                 let wakers: Vec<Waker> = {
                     let q = lock(&self.queue);
                     // SAFETY: each ctx is an op reference owned by the queue.
-                    q.0.iter().filter_map(|r| unsafe { crate::op::waker_of(r.ctx) }).collect()
+                    q.0.iter()
+                        .filter_map(|r| unsafe { crate::op::waker_of(r.ctx) })
+                        .collect()
                 };
                 for w in wakers {
                     w.wake();

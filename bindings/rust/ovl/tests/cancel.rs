@@ -26,7 +26,11 @@ fn dropped_future_keeps_its_buffer_until_the_completion() {
     drop(fut); // cancels
 
     assert_eq!(tracker.live(), 1, "freed while the library still owns it");
-    assert_eq!(port.stats().inflight, 1, "the cancelled op still owes its completion");
+    assert_eq!(
+        port.stats().inflight,
+        1,
+        "the cancelled op still owes its completion"
+    );
     assert_eq!(port.stats().cancels, 1);
 
     let mut delivered = 0;
@@ -53,7 +57,11 @@ fn dropped_pending_read_frees_its_buffer_once_cancelled() {
     let mut fut = r.read(tracker.buf(64, 7));
     assert!(poll_once(&mut fut, &waker).is_pending());
     drop(fut);
-    assert_eq!(rx.recv_timeout(WAIT), Ok(7), "the cancelled op's buffer was never freed");
+    assert_eq!(
+        rx.recv_timeout(WAIT),
+        Ok(7),
+        "the cancelled op's buffer was never freed"
+    );
     assert_eq!(tracker.live(), 0);
     drop(r);
     finish(&port);
@@ -83,7 +91,11 @@ fn close_with_ops_pending_resolves_them_as_cancelled() {
                 let e = res.unwrap_err();
                 assert_eq!(code_of(&e), ovl::sys::OVL_ECANCELED);
                 assert_eq!(buf.tag, i);
-                assert_eq!(buf.data, vec![0xee; 32], "a cancelled read leaves the buffer as it was");
+                assert_eq!(
+                    buf.data,
+                    vec![0xee; 32],
+                    "a cancelled read leaves the buffer as it was"
+                );
             }
             std::task::Poll::Pending => panic!("future {} still pending after close", i),
         }
@@ -193,7 +205,10 @@ fn future_dropped_after_completion_frees_buffer_once() {
     let (tracker, _rx) = Tracker::new();
     let (waker, wakes) = counting_waker();
     let mut fut = r.read(tracker.buf(4, 0));
-    assert!(poll_once(&mut fut, &waker).is_pending(), "manual mode delivers only in poll");
+    assert!(
+        poll_once(&mut fut, &waker).is_pending(),
+        "manual mode delivers only in poll"
+    );
     let mut n = 0;
     while n == 0 {
         n = port.poll(Some(WAIT)).unwrap();
@@ -253,6 +268,10 @@ fn cancel_races_completion_across_threads() {
     // in the port's queue (other tasks had just been woken), and then it
     // was taken out, never submitted. Either way the accounting balances.
     let s = port.stats();
-    assert!(s.submitted >= 4 * 100 && s.submitted <= 4 * 300 + 4 * 100, "{:?}", s);
+    assert!(
+        s.submitted >= 4 * 100 && s.submitted <= 4 * 300 + 4 * 100,
+        "{:?}",
+        s
+    );
     assert_eq!((s.inflight, s.completed), (0, s.submitted));
 }

@@ -12,7 +12,10 @@ fn builder_rejects_bad_depths() {
         let e = Port::builder().queue_depth(depth).build().unwrap_err();
         assert_eq!(e.code(), OVL_EINVAL, "depth {}", depth);
     }
-    let port = Port::builder().queue_depth(OVL_MAX_QUEUE_DEPTH).build().unwrap();
+    let port = Port::builder()
+        .queue_depth(OVL_MAX_QUEUE_DEPTH)
+        .build()
+        .unwrap();
     assert_eq!(port.queue_depth(), OVL_MAX_QUEUE_DEPTH);
     finish(&port);
 }
@@ -28,7 +31,11 @@ fn a_backend_the_host_lacks_is_unavailable() {
 #[test]
 fn auto_choice_names_a_real_backend() {
     let (b, why) = Backend::auto_choice();
-    assert!(matches!(b, Backend::Uring | Backend::Threads | Backend::Iocp), "{:?}", b);
+    assert!(
+        matches!(b, Backend::Uring | Backend::Threads | Backend::Iocp),
+        "{:?}",
+        b
+    );
     assert!(!why.is_empty());
 }
 
@@ -124,7 +131,11 @@ fn an_offset_beyond_i64_is_invalid_and_returns_the_buffer() {
     assert_eq!(res.unwrap(), 0);
     drop(file);
     finish(&port);
-    assert_eq!(port.stats().submitted, 1, "only the last read reached the OS");
+    assert_eq!(
+        port.stats().submitted,
+        1,
+        "only the last read reached the OS"
+    );
 }
 
 #[test]
@@ -157,7 +168,10 @@ fn error_display_names_and_kinds() {
     // OVL_EOS takes the kind of the OS error behind it (ENOENT = 2 on
     // Linux and Windows alike).
     assert_eq!(Error::new(OVL_EOS, 2).kind(), ErrorKind::NotFound);
-    assert_eq!(Error::from_io(&std::io::Error::from(ErrorKind::Other)), None);
+    assert_eq!(
+        Error::from_io(&std::io::Error::from(ErrorKind::Other)),
+        None
+    );
 }
 
 #[test]
@@ -179,7 +193,12 @@ fn port_options_and_manual_mode_calls() {
             assert!(!port.inline_delivery());
         }
     }
-    assert_eq!(port.poll(Some(std::time::Duration::from_millis(1))).unwrap_err().code(), OVL_EMODE);
+    assert_eq!(
+        port.poll(Some(std::time::Duration::from_millis(1)))
+            .unwrap_err()
+            .code(),
+        OVL_EMODE
+    );
     assert_eq!(port.event_handle().unwrap_err().code(), OVL_EMODE);
     let file = tmp.open(&port);
     let (n, buf) = block_on(file.read_at(vec![0u8; 7], 0));
@@ -190,10 +209,17 @@ fn port_options_and_manual_mode_calls() {
 
     let manual = Port::builder().manual(true).build().unwrap();
     assert!(manual.is_manual());
-    assert!(!manual.inline_delivery(), "manual mode delivers only in Port::poll");
+    assert!(
+        !manual.inline_delivery(),
+        "manual mode delivers only in Port::poll"
+    );
     #[cfg(target_os = "linux")]
     assert!(manual.event_handle().is_ok(), "an eventfd on Linux");
-    assert_eq!(manual.poll(Some(std::time::Duration::ZERO)).unwrap(), 0, "nothing to deliver");
+    assert_eq!(
+        manual.poll(Some(std::time::Duration::ZERO)).unwrap(),
+        0,
+        "nothing to deliver"
+    );
     finish(&manual);
     assert_eq!(manual.poll(None).unwrap_err().code(), OVL_ECLOSED);
 }
@@ -215,7 +241,10 @@ fn a_spinning_port_closes() {
         }
     });
     for _ in 0..5 {
-        let port = Port::builder().spin(std::time::Duration::from_micros(50)).build().unwrap();
+        let port = Port::builder()
+            .spin(std::time::Duration::from_micros(50))
+            .build()
+            .unwrap();
         finish(&port);
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);

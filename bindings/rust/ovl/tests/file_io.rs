@@ -28,7 +28,9 @@ fn read_at_returns_known_contents_into_every_buffer_type() {
         assert_eq!(n.unwrap(), 4096);
         assert_eq!(v, &data[8192..12288]);
 
-        let (n, b) = file.read_at(vec![0u8; 1000].into_boxed_slice(), 12345).await;
+        let (n, b) = file
+            .read_at(vec![0u8; 1000].into_boxed_slice(), 12345)
+            .await;
         assert_eq!(n.unwrap(), 1000);
         assert_eq!(&b[..], &data[12345..13345]);
 
@@ -42,7 +44,13 @@ fn read_at_returns_known_contents_into_every_buffer_type() {
 /// 64 tasks, each reading 16 chunks at scattered offsets (some unaligned,
 /// odd lengths) from a 1 MiB file whose every byte is known. The queue
 /// depth of 8 forces most submits through the back-pressure path.
-fn many_readers(port: &ovl::Port, file: &File, data: &Arc<Vec<u8>>, tasks: usize, seed: u64) -> usize {
+fn many_readers(
+    port: &ovl::Port,
+    file: &File,
+    data: &Arc<Vec<u8>>,
+    tasks: usize,
+    seed: u64,
+) -> usize {
     let futs: Vec<_> = (0..tasks)
         .map(|t| {
             let file = file.clone();
@@ -59,7 +67,13 @@ fn many_readers(port: &ovl::Port, file: &File, data: &Arc<Vec<u8>>, tasks: usize
                     let off = (o >> 16) as usize % (data.len() - len);
                     let (n, buf) = file.read_at(vec![0u8; len], off as u64).await;
                     assert_eq!(n.unwrap(), len);
-                    assert!(buf == data[off..off + len], "task {} read {} wrong bytes at {}", t, len, off);
+                    assert!(
+                        buf == data[off..off + len],
+                        "task {} read {} wrong bytes at {}",
+                        t,
+                        len,
+                        off
+                    );
                     done += 1;
                 }
                 done
@@ -108,7 +122,9 @@ fn queue_depth_one_still_completes_everything() {
     let tmp = TempFile::new("depth1", &data);
     let port = port_depth(1);
     let file = tmp.open(&port);
-    let futs: Vec<_> = (0..32u64).map(|i| file.read_at(vec![0u8; 512], i * 4096)).collect();
+    let futs: Vec<_> = (0..32u64)
+        .map(|i| file.read_at(vec![0u8; 512], i * 4096))
+        .collect();
     for (i, (n, buf)) in block_on(join_all(futs)).into_iter().enumerate() {
         assert_eq!(n.unwrap(), 512);
         assert_eq!(buf, &data[i * 4096..i * 4096 + 512]);
@@ -138,7 +154,10 @@ fn write_at_then_read_back_and_sync() {
     assert_eq!(on_disk.len(), 30_006);
     assert_eq!(&on_disk[..20_000], &data[..]);
     assert_eq!(&on_disk[20_000..20_004], b"tail");
-    assert!(on_disk[20_004..30_000].iter().all(|&b| b == 0), "a hole reads as zeros");
+    assert!(
+        on_disk[20_004..30_000].iter().all(|&b| b == 0),
+        "a hole reads as zeros"
+    );
     assert_eq!(&on_disk[30_000..], b"static");
     finish(&port);
 }
@@ -208,9 +227,16 @@ fn owned_handles_are_registered_until_closed() {
         assert_eq!(rc, OVL_OK);
         assert_eq!(unsafe { ovl_unregister_fd(port.as_raw(), fd) }, OVL_OK);
     }
-    assert!(file.get_ref::<std::fs::File>().is_some(), "the owner is still reachable");
+    assert!(
+        file.get_ref::<std::fs::File>().is_some(),
+        "the owner is still reachable"
+    );
     drop(file);
-    assert_eq!(unsafe { ovl_unregister_fd(port.as_raw(), fd) }, OVL_ENOENT, "unregistered with the File");
+    assert_eq!(
+        unsafe { ovl_unregister_fd(port.as_raw(), fd) },
+        OVL_ENOENT,
+        "unregistered with the File"
+    );
     // The lowest free number: usually the one just closed.
     let f = std::fs::File::open(&b.path).unwrap();
     use std::os::unix::io::AsRawFd;
@@ -219,7 +245,10 @@ fn owned_handles_are_registered_until_closed() {
         let raw = unsafe { File::from_raw(&port, fd).unwrap() };
         let (n, buf) = block_on(raw.read_at(vec![0u8; 4096], 0));
         assert_eq!(n.unwrap(), 4096);
-        assert!(buf == pattern(8192, 42)[..4096], "read the old file through a stale registration");
+        assert!(
+            buf == pattern(8192, 42)[..4096],
+            "read the old file through a stale registration"
+        );
     }
     finish(&port);
     drop(f);

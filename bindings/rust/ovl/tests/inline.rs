@@ -79,7 +79,11 @@ fn ready_completions_resolve_in_the_submitting_poll_without_a_wake() {
         let (n, buf) = match poll_once(&mut f, &waker) {
             Poll::Ready(r) => {
                 at_once += 1;
-                assert_eq!(wakes.count(), before, "resolved at once, yet its task was woken");
+                assert_eq!(
+                    wakes.count(),
+                    before,
+                    "resolved at once, yet its task was woken"
+                );
                 r
             }
             Poll::Pending => {
@@ -90,9 +94,17 @@ fn ready_completions_resolve_in_the_submitting_poll_without_a_wake() {
         assert_eq!(n.unwrap(), 4096);
         assert!(buf == data[off..off + 4096]);
     }
-    println!("{}: {} resolved in their first poll, {} later", port.backend_name(), at_once, later);
+    println!(
+        "{}: {} resolved in their first poll, {} later",
+        port.backend_name(),
+        at_once,
+        later
+    );
     if expect_inline(&port) {
-        assert!(at_once > 0, "no read was ever taken by the submitting thread");
+        assert!(
+            at_once > 0,
+            "no read was ever taken by the submitting thread"
+        );
     }
     drop(file);
     finish(&port);
@@ -120,26 +132,48 @@ fn queued_ops_are_submitted_together_by_the_first_poll() {
         .map(|i| (i, file.read_at(tracker.buf(4096, i), (i * 4096) as u64)))
         .collect();
     for (_, f) in futs.iter_mut() {
-        assert!(poll_once(f, &waker).is_pending(), "queued behind the woken task");
+        assert!(
+            poll_once(f, &waker).is_pending(),
+            "queued behind the woken task"
+        );
         assert_eq!(f.id(), None, "not submitted yet");
     }
-    assert_eq!(port.stats().submitted, before, "a queued op reached the library");
+    assert_eq!(
+        port.stats().submitted,
+        before,
+        "a queued op reached the library"
+    );
     assert_eq!(wakes.count(), 16, "each queued future wakes its own task");
 
     let (_, dropped) = futs.remove(3);
     drop(dropped);
     assert_eq!(rx.recv_timeout(WAIT), Ok(3));
-    assert_eq!(tracker.live(), 15, "a queued future's buffer is freed by its drop");
+    assert_eq!(
+        tracker.live(),
+        15,
+        "a queued future's buffer is freed by its drop"
+    );
 
     let first = poll_once(&mut futs[0].1, &waker);
-    assert_eq!(port.stats().submitted, before + 15, "one poll submitted the whole queue");
+    assert_eq!(
+        port.stats().submitted,
+        before + 15,
+        "one poll submitted the whole queue"
+    );
     for (_, f) in futs.iter().skip(1) {
         assert!(f.id().is_some(), "submitted by the first poll");
     }
     let mut results = Vec::new();
     let mut futs = futs.into_iter();
     let (i0, f0) = futs.next().unwrap();
-    results.push((i0, if let Poll::Ready(r) = first { r } else { block_on(f0) }));
+    results.push((
+        i0,
+        if let Poll::Ready(r) = first {
+            r
+        } else {
+            block_on(f0)
+        },
+    ));
     for (i, f) in futs {
         results.push((i, block_on(f)));
     }
@@ -242,7 +276,10 @@ fn future_dropped_inside_a_delivery_on_the_polling_thread() {
         let waker = Waker::from(dow.clone());
         let off = (rounds * 4096) % (60 * 4096);
         let mut f = file.read_at(vec![0u8; 4096], off as u64);
-        assert!(poll_once(&mut f, &waker).is_pending(), "queued behind the woken task");
+        assert!(
+            poll_once(&mut f, &waker).is_pending(),
+            "queued behind the woken task"
+        );
         dow.armed.store(true, Ordering::SeqCst);
         // Submits the queue (the victim's read and ours) and takes what is
         // ready: our read, whose waker drops the victim.
@@ -250,7 +287,10 @@ fn future_dropped_inside_a_delivery_on_the_polling_thread() {
         // whose waker would replace ours).
         finish_read(&mut f, &waker, &dow, &data[off..off + 4096]);
         assert_eq!(dow.wakes.load(Ordering::SeqCst), 1, "woken once");
-        assert!(dow.victim.lock().unwrap().is_none(), "the waker dropped the victim");
+        assert!(
+            dow.victim.lock().unwrap().is_none(),
+            "the waker dropped the victim"
+        );
         if *dow.ran_on.lock().unwrap() == Some(me) {
             on_this_thread += 1;
         }
@@ -258,9 +298,18 @@ fn future_dropped_inside_a_delivery_on_the_polling_thread() {
         assert_eq!(rx.recv_timeout(WAIT), Ok(rounds));
         assert_eq!(tracker.live(), 0);
     }
-    println!("{}: {} of {} round(s) delivered on the polling thread", port.backend_name(), on_this_thread, rounds);
+    println!(
+        "{}: {} of {} round(s) delivered on the polling thread",
+        port.backend_name(),
+        on_this_thread,
+        rounds
+    );
     if expect_inline(&port) {
-        assert!(on_this_thread > 0, "never delivered on the polling thread in {} rounds", rounds);
+        assert!(
+            on_this_thread > 0,
+            "never delivered on the polling thread in {} rounds",
+            rounds
+        );
     }
     woken.collect();
     drop((file, pr));
@@ -280,7 +329,10 @@ fn future_dropped_inside_a_delivery_on_the_polling_thread() {
 fn inline_port_delivers_inside_the_submit() {
     let port = port();
     if !expect_inline(&port) {
-        println!("{}: no inline delivery, nothing to test", port.backend_name());
+        println!(
+            "{}: no inline delivery, nothing to test",
+            port.backend_name()
+        );
         return;
     }
     // Until the completion thread has parked (on a loaded machine it may
@@ -290,18 +342,28 @@ fn inline_port_delivers_inside_the_submit() {
     for i in 0..200i64 {
         let before = port.stats().completed;
         // SAFETY: a post with no ctx (the port's callback ignores it).
-        let rc = unsafe { ovl_sys::ovl_post(port.as_raw(), i, std::ptr::null_mut(), std::ptr::null_mut()) };
+        let rc = unsafe {
+            ovl_sys::ovl_post(port.as_raw(), i, std::ptr::null_mut(), std::ptr::null_mut())
+        };
         assert_eq!(rc, ovl_sys::OVL_OK);
         if port.stats().completed == before + 1 {
             inside += 1;
         } else {
-            assert_eq!(inside, 0, "post {} not delivered inside ovl_post after {} that were", i, inside);
+            assert_eq!(
+                inside, 0,
+                "post {} not delivered inside ovl_post after {} that were",
+                i, inside
+            );
             while port.stats().completed != before + 1 {
                 std::thread::yield_now();
             }
         }
     }
-    assert!(inside >= 100, "only {} of 200 posts delivered inside ovl_post", inside);
+    assert!(
+        inside >= 100,
+        "only {} of 200 posts delivered inside ovl_post",
+        inside
+    );
     let data = pattern(256 * 1024, 35);
     let tmp = TempFile::new("inlineport", &data);
     let file = tmp.open(&port);
@@ -320,7 +382,11 @@ fn inline_port_delivers_inside_the_submit() {
         let (n, buf) = match r {
             Poll::Ready(r) => {
                 at_once += 1;
-                assert_eq!(wakes.count(), before, "resolved at once, yet its task was woken");
+                assert_eq!(
+                    wakes.count(),
+                    before,
+                    "resolved at once, yet its task was woken"
+                );
                 r
             }
             Poll::Pending => {
@@ -332,7 +398,11 @@ fn inline_port_delivers_inside_the_submit() {
         assert!(buf == data[off..off + 4096]);
     }
     println!("uring INLINE: {} of 200 reads resolved in the poll that submitted them, {} later, {} budget yields", at_once, later, yields);
-    assert!(at_once >= 190, "only {} of 200 cached reads resolved in their submitting poll", at_once);
+    assert!(
+        at_once >= 190,
+        "only {} of 200 cached reads resolved in their submitting poll",
+        at_once
+    );
     drop(file);
     finish(&port);
 }
@@ -375,24 +445,46 @@ fn queued_future_dropped_inside_its_own_flush() {
         let waker = Waker::from(dow.clone());
         let off = (rounds * 4096) % (60 * 4096);
         let mut f = file.read_at(vec![0u8; 4096], off as u64);
-        assert!(poll_once(&mut f, &waker).is_pending(), "queued behind the woken task");
+        assert!(
+            poll_once(&mut f, &waker).is_pending(),
+            "queued behind the woken task"
+        );
         let mut victim = pr.read(tracker.buf(8, rounds));
-        assert!(poll_once(&mut victim, &vwaker).is_pending(), "queued behind the woken task");
+        assert!(
+            poll_once(&mut victim, &vwaker).is_pending(),
+            "queued behind the woken task"
+        );
         assert_eq!(victim.id(), None);
         *dow.victim.lock().unwrap() = Some(victim);
         dow.armed.store(true, Ordering::SeqCst);
         finish_read(&mut f, &waker, &dow, &data[off..off + 4096]);
-        assert!(dow.victim.lock().unwrap().is_none(), "the waker dropped the victim");
+        assert!(
+            dow.victim.lock().unwrap().is_none(),
+            "the waker dropped the victim"
+        );
         if *dow.ran_on.lock().unwrap() == Some(me) {
             on_this_thread += 1;
         }
         // The pipe stays empty: only a cancel ends the victim's read.
-        assert_eq!(rx.recv_timeout(WAIT), Ok(rounds), "the dropped read was never cancelled");
+        assert_eq!(
+            rx.recv_timeout(WAIT),
+            Ok(rounds),
+            "the dropped read was never cancelled"
+        );
         assert_eq!(tracker.live(), 0);
     }
-    println!("{}: {} of {} round(s) dropped inside the flush on this thread", port.backend_name(), on_this_thread, rounds);
+    println!(
+        "{}: {} of {} round(s) dropped inside the flush on this thread",
+        port.backend_name(),
+        on_this_thread,
+        rounds
+    );
     if expect_inline(&port) {
-        assert!(on_this_thread > 0, "never delivered inside the flush in {} rounds", rounds);
+        assert!(
+            on_this_thread > 0,
+            "never delivered inside the flush in {} rounds",
+            rounds
+        );
     }
     assert!(port.stats().cancels >= cancels + rounds as u64);
     woken.collect();
@@ -442,7 +534,11 @@ fn a_task_of_always_ready_reads_still_yields() {
 fn port_block_on_drives_a_manual_port() {
     let data = pattern(256 * 1024, 35);
     let tmp = TempFile::new("manualrun", &data);
-    let port = Port::builder().manual(true).queue_depth(32).build().unwrap();
+    let port = Port::builder()
+        .manual(true)
+        .queue_depth(32)
+        .build()
+        .unwrap();
     let file = tmp.open(&port);
     let futs: Vec<_> = (0..200usize)
         .map(|i| {

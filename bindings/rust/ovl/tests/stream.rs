@@ -96,7 +96,10 @@ fn write_to_a_pipe_without_reader_is_broken_pipe() {
 fn socket_pair_echo_between_two_threads() {
     let port = port();
     let (a, b) = socket_pair();
-    let (a, b) = (File::from_socket(&port, a).unwrap(), File::from_socket(&port, b).unwrap());
+    let (a, b) = (
+        File::from_socket(&port, a).unwrap(),
+        File::from_socket(&port, b).unwrap(),
+    );
     const ROUNDS: usize = 50;
     let server = std::thread::spawn(move || {
         block_on(async move {

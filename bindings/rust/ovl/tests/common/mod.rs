@@ -18,7 +18,10 @@ pub fn port() -> Port {
 }
 
 pub fn port_depth(depth: u32) -> Port {
-    Port::builder().queue_depth(depth).build().expect("create port")
+    Port::builder()
+        .queue_depth(depth)
+        .build()
+        .expect("create port")
 }
 
 /// Close the port and check the exactly-once accounting: nothing in flight,
@@ -70,7 +73,12 @@ impl TempFile {
 
     /// Opened read-write through ovl.
     pub fn open_rw(&self, port: &Port) -> ovl::File {
-        ovl::File::open_with(port, std::fs::OpenOptions::new().read(true).write(true), &self.path).unwrap()
+        ovl::File::open_with(
+            port,
+            std::fs::OpenOptions::new().read(true).write(true),
+            &self.path,
+        )
+        .unwrap()
     }
 }
 
@@ -94,7 +102,10 @@ pub fn pipe() -> (std::fs::File, std::fs::File) {
     // SAFETY: fds has room for the two descriptors; we own them after.
     unsafe {
         assert_eq!(pipe(fds.as_mut_ptr()), 0);
-        (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1]))
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
     }
 }
 
@@ -117,7 +128,10 @@ pub fn pipe_with_blocking_writer() -> (std::fs::File, std::fs::File) {
 /// A connected pair of stream sockets, for `ovl::File::from_socket`: a
 /// `UnixStream` pair on Unix, a loopback TCP connection on Windows.
 #[cfg(unix)]
-pub fn socket_pair() -> (std::os::unix::net::UnixStream, std::os::unix::net::UnixStream) {
+pub fn socket_pair() -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+) {
     std::os::unix::net::UnixStream::pair().unwrap()
 }
 
@@ -167,7 +181,10 @@ mod win {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        let wide: Vec<u16> = std::ffi::OsStr::new(&name).encode_wide().chain(Some(0)).collect();
+        let wide: Vec<u16> = std::ffi::OsStr::new(&name)
+            .encode_wide()
+            .chain(Some(0))
+            .collect();
         // SAFETY: `wide` is NUL-terminated; no security attributes.
         let h = unsafe {
             CreateNamedPipeW(
@@ -230,7 +247,11 @@ impl Tracker {
     pub fn buf(&self, len: usize, tag: usize) -> Tracked {
         self.live.fetch_add(1, Ordering::SeqCst);
         self.created.fetch_add(1, Ordering::SeqCst);
-        Tracked { data: vec![0xee; len], tag, tracker: self.clone() }
+        Tracked {
+            data: vec![0xee; len],
+            tag,
+            tracker: self.clone(),
+        }
     }
 
     pub fn live(&self) -> usize {
@@ -334,5 +355,7 @@ impl<F: Future> Future for JoinAll<F> {
 }
 
 pub fn code_of(e: &std::io::Error) -> i32 {
-    ovl::Error::from_io(e).unwrap_or_else(|| panic!("not an ovl error: {:?}", e)).code()
+    ovl::Error::from_io(e)
+        .unwrap_or_else(|| panic!("not an ovl error: {:?}", e))
+        .code()
 }
