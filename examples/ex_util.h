@@ -1,7 +1,8 @@
 /* ex_util.h - the little the examples need besides ovl.h: open a file for
- * overlapped I/O, a clock, a one-shot "done" latch, a fast checksum and
- * temp paths. POSIX and Win32 side by side so that the examples themselves
- * stay free of #ifdefs. Examples only: not part of the library. */
+ * overlapped I/O, a clock, a one-shot "done" latch, a fast checksum, temp
+ * paths and TCP sockets on loopback. POSIX and Win32 side by side so that
+ * the examples themselves stay (nearly) free of #ifdefs. Examples only: not
+ * part of the library. */
 #ifndef OVL_EX_UTIL_H
 #define OVL_EX_UTIL_H
 
@@ -16,6 +17,8 @@
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
+#include <winsock2.h> /* before windows.h */
+#include <ws2tcpip.h>
 #include <windows.h>
 
 /* Overlapped I/O needs FILE_FLAG_OVERLAPPED; the handle is then bound to the
@@ -82,6 +85,7 @@ static inline void ex_latch_wait(ex_latch *l)
 static inline void ex_latch_destroy(ex_latch *l) { DeleteCriticalSection(&l->cs); }
 
 #else /* POSIX */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -150,6 +154,13 @@ static inline void ex_latch_destroy(ex_latch *l)
 }
 #endif
 
+/* What ex_open_* return on failure, also used for "no file". */
+#ifdef _WIN32
+#define EX_NO_FD ((ovl_fd)0)
+#else
+#define EX_NO_FD ((ovl_fd)-1)
+#endif
+
 /* Which values of ex_open_* mean failure. */
 static inline int ex_fd_ok(ovl_fd fd)
 {
@@ -158,6 +169,124 @@ static inline int ex_fd_ok(ovl_fd fd)
 #else
     return fd != (ovl_fd)-1;
 #endif
+}
+
+/* ---- TCP sockets ---------------------------------------------------------
+ * A socket is an ovl_fd on both sides (a POSIX fd, a Windows SOCKET);
+ * EX_NO_SOCK is "none" (-1, which is also INVALID_SOCKET). Sockets are
+ * blocking as created (Windows' are overlapped, as ovl needs); on Windows
+ * every one must be associated with the port before its first op (the
+ * accepted ones come associated). */
+#define EX_NO_SOCK ((ovl_fd)-1)
+
+#ifdef _WIN32
+/* WSAStartup, once before any socket call. 0 on success. */
+static inline int ex_net_init(void)
+{
+    WSADATA w;
+    return WSAStartup(MAKEWORD(2, 2), &w);
+}
+static inline ovl_fd ex_tcp_socket(void)
+{
+    /* Overlapped (IOCP needs it) and not inherited by child processes. */
+    SOCKET s = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+                          WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    return s == INVALID_SOCKET ? EX_NO_SOCK : (ovl_fd)s;
+}
+static inline void ex_sock_close(ovl_fd s) { closesocket((SOCKET)s); }
+/* The last socket call's failure, as perror() prints it on POSIX. */
+static inline void ex_sock_perror(const char *what)
+{
+    fprintf(stderr, "%s: winsock error %d\n", what, WSAGetLastError());
+}
+#else
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+/* Strict C on the BSDs and macOS hides it (a BSD name, not POSIX's). */
+#ifndef INADDR_LOOPBACK
+#define INADDR_LOOPBACK 0x7f000001u
+#endif
+
+static inline int ex_net_init(void) { return 0; }
+/* Close-on-exec (macOS has no SOCK_CLOEXEC). */
+static inline ovl_fd ex_tcp_socket(void)
+{
+#ifdef SOCK_CLOEXEC
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#else
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+    return fd < 0 ? EX_NO_SOCK : (ovl_fd)fd;
+}
+static inline void ex_sock_close(ovl_fd s) { close((int)s); }
+static inline void ex_sock_perror(const char *what) { perror(what); }
+#endif
+
+/* A TCP listener on 127.0.0.1, an ephemeral port, with the given backlog;
+ * its address (to connect to) in *at. EX_NO_SOCK on failure (errno /
+ * WSAGetLastError() tell why). */
+static inline ovl_fd ex_tcp_listener(int backlog, ovl_addr *at)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    memset(at, 0, sizeof *at);
+    socklen_t alen = (socklen_t)sizeof at->data;
+    ovl_fd l = ex_tcp_socket();
+    if (l == EX_NO_SOCK) return EX_NO_SOCK;
+#ifdef _WIN32
+    SOCKET s = (SOCKET)l;
+#else
+    int s = (int)l;
+#endif
+    if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(s, backlog) != 0 ||
+        getsockname(s, (struct sockaddr *)(void *)at->data.bytes, &alen) != 0) {
+#ifdef _WIN32
+        int err = WSAGetLastError();
+        closesocket(s);
+        WSASetLastError(err);
+#else
+        int err = errno;
+        close(s);
+        errno = err;
+#endif
+        return EX_NO_SOCK;
+    }
+    at->len = (uint32_t)alen;
+    return l;
+}
+
+#ifndef _WIN32
+/* A connected pair of stream sockets (POSIX only: ovl_echo's default mode
+ * is not run on Windows, see there). 0 on success. */
+static inline int ex_stream_pair(ovl_fd sv[2])
+{
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return -1;
+    sv[0] = (ovl_fd)fds[0];
+    sv[1] = (ovl_fd)fds[1];
+    return 0;
+}
+#endif
+
+/* The half-close (no more sends: the peer reads end of file). */
+static inline int ex_sock_shutdown_wr(ovl_fd s)
+{
+#ifdef _WIN32
+    return shutdown((SOCKET)s, SD_SEND);
+#else
+    return shutdown((int)s, SHUT_WR);
+#endif
+}
+
+/* The port number of an IPv4 ovl_addr. */
+static inline unsigned ex_addr_port(const ovl_addr *a)
+{
+    return ntohs(((const struct sockaddr_in *)(const void *)a->data.bytes)->sin_port);
 }
 
 /* ---- checksum -------------------------------------------------------------

@@ -46,13 +46,14 @@ win_base_packages() {
 }
 
 # win_build TARGET... - configure build-win/ with the mingw-w64 toolchain
-# and build the targets (both incremental).
+# and build the targets (both incremental). The examples are configured
+# (not built unless named: test-windows.sh runs ovl_echo).
 win_build() {
     say "configure + build $* ($build)"
     cmake -S "$root" -B "$build" -G Ninja \
         -DCMAKE_TOOLCHAIN_FILE="$root/cmake/mingw-w64-x86_64.cmake" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DOVL_BUILD_TESTS=OFF -DOVL_BUILD_EXAMPLES=OFF >"$build.cmake.log" 2>&1 \
+        -DOVL_BUILD_TESTS=OFF -DOVL_BUILD_EXAMPLES=ON >"$build.cmake.log" 2>&1 \
         || { cat "$build.cmake.log"; return 1; }
     rm -f "$build.cmake.log"
     cmake --build "$build" -j 2 -- "$@"

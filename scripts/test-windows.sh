@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test-windows.sh - cross-build ovl.dll with mingw-w64, check its exports and
 # imports, and run the C suite (tests/windows + the shared tests/*.c) under
-# wine. Ends with a line "windows: N passed, M failed".
+# wine, then examples/ovl_echo -t (the TCP echo, 256 clients). Ends with a
+# line "windows: N passed, M failed".
 #
 #   scripts/test-windows.sh            # everything
 #   OVL_WIN_FILTER=win:: scripts/test-windows.sh   # only matching tests
@@ -25,7 +26,7 @@ need=($(win_base_packages))
 win_install "$root/.apt-win.log" "${need[@]}" || { echo "windows: 0 passed, 1 failed"; exit 1; }
 
 # ---- build ------------------------------------------------------------------
-win_build ovl ovl_tests_win || { echo "windows: 0 passed, 1 failed"; exit 1; }
+win_build ovl ovl_tests_win ovl_echo || { echo "windows: 0 passed, 1 failed"; exit 1; }
 
 # ---- exports and imports ------------------------------------------------------
 objdump=x86_64-w64-mingw32-objdump
@@ -75,6 +76,24 @@ if [ -z "$syn" ]; then
     echo "the suite did not finish (exit $rc)"
     passed=${passed:-0}; failing=1; crashing=0; skipped=0
 fi
+
+# The TCP echo example: 256 clients at once, accept, connect, shutdown and
+# I/O on the port, every byte checked. One more pass/fail line; it runs when
+# OVL_WIN_FILTER is unset or a substring of "example::ovl_echo".
+if [[ "example::ovl_echo" == *"${OVL_WIN_FILTER:-}"* ]]; then
+    say "examples/ovl_echo -t under wine (256 clients)"
+    set +e
+    echo_out=$(wine_run 300 "$build/ovl_echo.exe" -t -c 256)
+    echo_rc=$?
+    set -e
+    echo "$echo_out"
+    if [ "$echo_rc" -eq 0 ] && echo "$echo_out" | tr -d '\r' | grep -x 'ovl_echo: OK' >/dev/null; then
+        passed=$((passed + 1))
+    else
+        echo "FAIL: ovl_echo -t (exit $echo_rc)"; fail_static=$((fail_static + 1))
+    fi
+fi
+
 failed=$((failing + crashing + fail_static))
 [ "${skipped:-0}" -gt 0 ] && echo "(${skipped} skipped)"
 echo "windows: ${passed} passed, ${failed} failed"

@@ -5,6 +5,7 @@
  * (OVL_ENOTSUP) skips the test. Outcomes are asserted, never durations:
  * time limits here only detect a hang. Every address is loopback. */
 #include "common.h"
+#include "net_util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -62,31 +63,6 @@ static int32_t submit1(ovl_port *p, uint32_t op, ovl_fd fd, void *buf, uint64_t 
     if (id) *id = rq.id;
     cr_assert_eq(n, rc == OVL_OK ? 1u : 0u);
     return rc;
-}
-
-/* A TCP listener on 127.0.0.1 (an ephemeral port), its address in *a. */
-static int tcp_listener(int backlog, ovl_addr *a)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(l, 0);
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
-    cr_assert_eq(listen(l, backlog), 0);
-    memset(a, 0, sizeof *a);
-    socklen_t len = sizeof a->data;
-    cr_assert_eq(getsockname(l, (struct sockaddr *)(void *)a->data.bytes, &len), 0);
-    a->len = len;
-    return l;
-}
-
-static int tcp_socket(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(s, 0);
-    return s;
 }
 
 /* ---- timers ---------------------------------------------------------------- */
@@ -177,7 +153,7 @@ static void accept_timeout_then_accept(uint32_t flags)
     rec_init(&r);
     ovl_port *p = open_port(&r, 16, flags);
     ovl_addr la;
-    int l = tcp_listener(8, &la);
+    int l = listener(AF_INET, 8, &la);
     uint64_t id;
     int32_t rc = submit1(p, OVL_OP_ACCEPT, (ovl_fd)l, NULL, 0, 0, 20 * MS, NULL, &id);
     skip_unsupported(rc, p, &r);
@@ -223,7 +199,7 @@ static void accept_many(uint32_t flags)
     rec_init(&r);
     ovl_port *p = open_port(&r, 32, flags);
     ovl_addr la;
-    int l = tcp_listener(N, &la);
+    int l = listener(AF_INET, N, &la);
     uint64_t ids[N];
     for (int i = 0; i < N; i++) {
         int32_t rc = ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &ids[i]);
@@ -256,7 +232,7 @@ static void accept_cancel_close(uint32_t flags)
     rec_init(&r);
     ovl_port *p = open_port(&r, 16, flags);
     ovl_addr la;
-    int l = tcp_listener(8, &la);
+    int l = listener(AF_INET, 8, &la);
     uint64_t id, ids[4];
     int32_t rc = ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &id);
     skip_unsupported(rc, p, &r);
@@ -288,7 +264,7 @@ static void connect_ok_refused(uint32_t flags)
     rec_init(&r);
     ovl_port *p = open_port(&r, 16, flags);
     ovl_addr la;
-    int l = tcp_listener(8, &la);
+    int l = listener(AF_INET, 8, &la);
     int s = tcp_socket();
     uint64_t id;
     int32_t rc = ovl_submit_connect(p, (ovl_fd)s, &la, NULL, &id);
@@ -339,7 +315,7 @@ static void connect_timeout(uint32_t flags)
     ovl_addr la;
     /* Backlog 0: one connection fills the accept queue; from then on the
      * kernel drops further SYNs, and a connect can only time out. */
-    int l = tcp_listener(0, &la);
+    int l = listener(AF_INET, 0, &la);
     int filler = tcp_socket();
     cr_assert_eq(connect(filler, (struct sockaddr *)(void *)la.data.bytes, la.len), 0);
     uint64_t t0 = mono_ms();
