@@ -4,6 +4,7 @@
  * code here: backends sit behind ovl__backend (ovl_internal.h), OS
  * primitives behind platform.h / sys.h. */
 #include "ovl_internal.h"
+#include "local.h"
 #include "sys.h"
 
 #include <stdio.h>
@@ -166,7 +167,7 @@ OVL_API int32_t ovl_port_stats(const ovl_port *port, ovl_stats *out)
 
 /* ---- submission --------------------------------------------------------- */
 
-static int32_t check_request(const ovl_port *p, const ovl_request *r)
+static int32_t check_request(ovl_port *p, const ovl_request *r)
 {
     if (r->timeout_ns < 0) return OVL_EINVAL;
     if (r->timeout_ns > 0 && r->op != OVL_OP_TIMER && r->op != OVL_OP_POST &&
@@ -207,6 +208,9 @@ static int32_t check_request(const ovl_port *p, const ovl_request *r)
         if (r->flags || r->fd || r->buf || r->len || r->offset || r->timeout_ns <= 0)
             return OVL_EINVAL;
         return p->backend->timeouts ? OVL_OK : OVL_ENOTSUP;
+    case OVL_OP_LOCAL_ACCEPT:
+    case OVL_OP_LOCAL_DIAL:
+        return ovl__local_check(p, r);
     default:
         return OVL_EINVAL;
     }
@@ -255,6 +259,13 @@ int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, 
             break;
         }
         op_fill(op, r);
+        if (r->op == OVL_OP_LOCAL_ACCEPT || r->op == OVL_OP_LOCAL_DIAL) {
+            /* Its side record, its socket or pipe name (local.c). */
+            if ((rc = ovl__local_start(p, op, r)) != OVL_OK) {
+                ovl__op_release(p, op);
+                break;
+            }
+        }
         r->id = ovl__op_token(op);
         chunk[m++] = op;
         if (m == OVL__SUBMIT_CHUNK) {

@@ -2,6 +2,7 @@
  * and running the callback, on the completion thread, inside ovl_poll, or
  * inside a submit on an OVL_PORT_INLINE port. */
 #include "ovl_internal.h"
+#include "local.h"
 #include "sys.h"
 
 OVL__THREAD_LOCAL ovl__thr ovl__tls_thr;
@@ -79,6 +80,10 @@ size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
             again++; /* issued again: a thread's exit failed it */
             continue;
         }
+        if (p->local && !ovl__local_settle(p, op, ev)) {
+            again++; /* a local op's next stage (local.c) */
+            continue;
+        }
         ovl_completion *c = &p->batch[k++];
         c->ctx = op->ctx;
         c->id = ev->token;
@@ -119,9 +124,12 @@ size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
     } else if (k && p->backend->close_handle) {
         /* No callback: the completions are discarded, and a connection
          * accepted for the caller would be lost with its handle open. */
-        for (size_t i = 0; i < k; i++)
-            if (p->batch[i].op == OVL_OP_ACCEPT && p->batch[i].result >= 0)
-                p->backend->close_handle((ovl_fd)p->batch[i].result);
+        for (size_t i = 0; i < k; i++) {
+            uint32_t kind = p->batch[i].op;
+            if ((kind == OVL_OP_ACCEPT || kind == OVL_OP_LOCAL_ACCEPT ||
+                 kind == OVL_OP_LOCAL_DIAL) && p->batch[i].result >= 0)
+                p->backend->close_handle((ovl_fd)p->batch[i].result, kind);
+        }
     }
     return k;
 }

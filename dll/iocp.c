@@ -50,6 +50,7 @@
  * thread is stopped with a posted packet; OVERLAPPED_ENTRY.Internal carries
  * only 32 meaningful bits, read as an NTSTATUS; file reads always pend. */
 #include "ovl_internal.h"
+#include "local.h"
 
 #ifdef _WIN32
 /* winsock2.h before anything pulls in the old winsock.h (platform.h's
@@ -76,7 +77,7 @@ _Static_assert(_Alignof(OVERLAPPED) <= _Alignof(ovl__op), "OVERLAPPED alignment"
 #define KEY_POST   ((ULONG_PTR)0x6f766c33u) /* ovl_post */
 #define KEY_WAKE   ((ULONG_PTR)0x6f766c34u) /* wake(): NULL overlapped */
 
-enum { B_PENDING = 1, B_SYNC, B_POST, B_FSYNC, B_TIMER };
+enum { B_PENDING = 1, B_SYNC, B_POST, B_FSYNC, B_TIMER, B_DIALWAIT };
 
 /* What an op needs beyond ovl__op, one per pool slot (same index). */
 typedef struct opx {
@@ -85,6 +86,10 @@ typedef struct opx {
     uint32_t timed_out;/* its deadline passed: a failure is OVL_ETIMEDOUT */
     SOCKET asock;      /* accept: the socket AcceptEx fills, owned by the op
                           until delivered; INVALID_SOCKET otherwise */
+    HANDLE pipe;       /* local accept: its pipe instance, owned by the op
+                          until delivered; NULL otherwise */
+    uint64_t dial_end; /* local dial: give up busy retries here (0: never) */
+    uint32_t backoff_us; /* local dial: the next pause while busy */
 } opx;
 
 /* AcceptEx writes both addresses, each with 16 bytes of its own, and wants
@@ -555,8 +560,10 @@ static void w_destroy(ovl_port *p)
     if (!c) return;
     /* Every op has completed, so no accept socket is left; this only
      * matters if a marker was lost (see post_marker). */
-    for (uint32_t i = 0; i < p->depth; i++)
+    for (uint32_t i = 0; i < p->depth; i++) {
         if (c->x[i].asock != INVALID_SOCKET) closesocket(c->x[i].asock);
+        if (c->x[i].pipe) CloseHandle(c->x[i].pipe);
+    }
     CloseHandle(c->port);
     free(c->entries);
     free(c->x);
@@ -636,6 +643,181 @@ static void deadline_add(ovl_port *p, ovl__op *op)
     if (c->sleep_until && x->deadline < c->sleep_until) w_wake(p);
 }
 
+/* Lock held. Put op in the heap with an explicit deadline (ns). */
+static void deadline_at(ovl_port *p, ovl__op *op, uint64_t at)
+{
+    iocp *c = p->be;
+    opx *x = &c->x[op->index];
+    x->deadline = at;
+    c->heap[c->nheap] = op->index;
+    c->nheap++;
+    heap_up(c, c->nheap - 1u);
+    if (c->sleep_until && x->deadline < c->sleep_until) w_wake(p);
+}
+
+/* ---- named pipes (local endpoints; see local_win.c) ----------------------
+ * Accept: ConnectNamedPipe, overlapped, on an instance the op holds (the
+ * listener's idle one, or a new one). ERROR_PIPE_CONNECTED (the client
+ * came first) is a connection at once; ERROR_NO_DATA (it came and left)
+ * is answered with DisconnectNamedPipe and a new ConnectNamedPipe on the
+ * same instance: each round consumes one departed client, so it is never
+ * a busy loop. When the last accept in flight gets its connection, the
+ * listener's next idle instance is created before the connected one is
+ * handed out.
+ * Dial: CreateFile with FILE_FLAG_OVERLAPPED. ERROR_PIPE_BUSY (every
+ * instance taken) parks the op in the deadline heap for a short pause
+ * (1 ms doubling to 10 ms, never past the dial's own timeout) and the
+ * waiter of the port tries again when it expires: no thread sleeps for
+ * the dial. ERROR_FILE_NOT_FOUND: nothing listens, OVL_ENOTFOUND at once. */
+
+static bool connect_pipe(ovl_port *p, ovl__op *op);
+
+/* Lock held. The op's ConnectNamedPipe finished with err. Returns false if
+ * the op goes on (its client had left: it waits for the next one). */
+static bool finish_pipe_accept(ovl_port *p, ovl__op *op, DWORD err)
+{
+    iocp *c = p->be;
+    opx *x = &c->x[op->index];
+    ovl_local *l = ovl__local_lx(p, op)->owner;
+    HANDLE h = x->pipe;
+    if (err == ERROR_NO_DATA && !op->cancel_req && !x->timed_out && !l->closed) {
+        /* Its client left: wait for the next one. Either way nothing is
+         * delivered now (a finish posts its marker). */
+        DisconnectNamedPipe(h);
+        (void)connect_pipe(p, op);
+        return false;
+    }
+    x->pipe = NULL;
+    uint32_t *busy = ovl__local_win_busy(l);
+    (*busy)--;
+    if (err == 0 || err == ERROR_PIPE_CONNECTED) {
+        /* Someone must be waiting before this one is handed out. */
+        if (*busy == 0 && !l->closed) {
+            void *next = NULL;
+            if (ovl__local_win_instance(l, &next) == 0 && !ovl__local_win_put_idle(l, next))
+                CloseHandle(next);
+        }
+        op->result = (int64_t)(uintptr_t)h;
+        op->os_error = 0;
+        return true;
+    }
+    /* No connection: the instance still listens (a cancelled
+     * ConnectNamedPipe leaves it so) and waits as the idle one if none
+     * does; else it goes. */
+    if (*busy != 0 || !ovl__local_win_put_idle(l, h)) CloseHandle(h);
+    set_result(c, op, err, 0);
+    return true;
+}
+
+/* Lock held. Start (or restart) the ConnectNamedPipe of op on x->pipe.
+ * Returns true if the op finished (its marker is posted). */
+static bool connect_pipe(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    HANDLE h = c->x[op->index].pipe;
+    for (;;) {
+        memset(op_ov(op), 0, sizeof(OVERLAPPED));
+        BOOL ok = ConnectNamedPipe(h, op_ov(op));
+        DWORD err = ok ? 0 : GetLastError();
+        if (err == ERROR_IO_PENDING) {
+            op->bstate = B_PENDING;
+            return false;
+        }
+        if (err == ERROR_NO_DATA) {
+            /* A client that connected and left: it is gone, wait again. */
+            DisconnectNamedPipe(h);
+            continue;
+        }
+        finish_pipe_accept(p, op, err);
+        post_marker(p, op);
+        return true;
+    }
+}
+
+/* Lock held. */
+static void start_pipe_accept(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    ovl_local *l = op->buf;
+    void *h = ovl__local_win_take_idle(l);
+    if (!h) {
+        uint32_t e = ovl__local_win_instance(l, &h);
+        if (e) {
+            set_result(c, op, e, 0);
+            post_marker(p, op);
+            return;
+        }
+    }
+    (*ovl__local_win_busy(l))++;
+    c->x[op->index].pipe = h;
+    op->fd = (ovl_fd)(uintptr_t)h; /* what cancel_io stops */
+    (void)connect_pipe(p, op);
+}
+
+/* Lock held. One CreateFile; busy: pause on the heap. */
+static void try_dial(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    opx *x = &c->x[op->index];
+    HANDLE h = CreateFileW((const wchar_t *)op->buf, GENERIC_READ | GENERIC_WRITE, 0, NULL,
+                           OPEN_EXISTING,
+                           FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+                           NULL);
+    if (h != INVALID_HANDLE_VALUE) {
+        if (!CreateIoCompletionPort(h, c->port, KEY_IO, 0)) {
+            DWORD e = GetLastError();
+            CloseHandle(h);
+            set_result(c, op, e, 0);
+            post_marker(p, op);
+            return;
+        }
+        /* A message-mode server: read messages too. */
+        DWORD fl = 0;
+        if (GetNamedPipeInfo(h, &fl, NULL, NULL, NULL) && (fl & PIPE_TYPE_MESSAGE)) {
+            DWORD m = PIPE_READMODE_MESSAGE;
+            SetNamedPipeHandleState(h, &m, NULL, NULL);
+        }
+        op->result = (int64_t)(uintptr_t)h;
+        op->os_error = 0;
+        post_marker(p, op);
+        return;
+    }
+    DWORD err = GetLastError();
+    if (err == ERROR_PIPE_BUSY) {
+        uint64_t now = now_ns(c);
+        if (x->dial_end && now >= x->dial_end) {
+            op->result = OVL_ETIMEDOUT;
+            op->os_error = (int32_t)err;
+            post_marker(p, op);
+            return;
+        }
+        uint64_t at = now + (uint64_t)x->backoff_us * 1000u;
+        if (x->dial_end && at > x->dial_end) at = x->dial_end;
+        if (x->backoff_us < OVL__DIAL_BACKOFF_MAX_US) x->backoff_us *= 2u;
+        if (x->backoff_us > OVL__DIAL_BACKOFF_MAX_US) x->backoff_us = OVL__DIAL_BACKOFF_MAX_US;
+        op->bstate = B_DIALWAIT;
+        memset(op_ov(op), 0, sizeof(OVERLAPPED));
+        deadline_at(p, op, at);
+        return;
+    }
+    if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) {
+        op->result = OVL_ENOTFOUND;
+        op->os_error = (int32_t)err;
+    } else {
+        set_result(c, op, err, 0);
+    }
+    post_marker(p, op);
+}
+
+static void start_dial(ovl_port *p, ovl__op *op)
+{
+    iocp *c = p->be;
+    opx *x = &c->x[op->index];
+    x->backoff_us = OVL__DIAL_BACKOFF_MIN_US;
+    x->dial_end = op->timeout_ns > 0 ? now_ns(c) + (uint64_t)op->timeout_ns : 0;
+    try_dial(p, op);
+}
+
 static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
 {
     iocp *c = p->be;
@@ -673,6 +855,12 @@ static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
         case OVL_OP_SHUTDOWN:
             start_shutdown(p, op);
             break;
+        case OVL_OP_LOCAL_ACCEPT:
+            start_pipe_accept(p, op);
+            break;
+        case OVL_OP_LOCAL_DIAL:
+            start_dial(p, op);
+            break;
         case OVL_OP_TIMER:
             /* Nothing in the OS: the deadline heap is the timer. */
             op->bstate = B_TIMER;
@@ -688,8 +876,10 @@ static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
         }
         /* A timeout only means something for I/O the OS still owns: one
          * that finished at submit has its result, and an fsync cannot be
-         * interrupted (it keeps its real result, as the header allows). */
-        if (op->timeout_ns > 0 && op->bstate == B_PENDING) deadline_add(p, op);
+         * interrupted (it keeps its real result, as the header allows). A
+         * dial keeps its own (dial_end). */
+        if (op->timeout_ns > 0 && op->bstate == B_PENDING && op->kind != OVL_OP_LOCAL_DIAL)
+            deadline_add(p, op);
     }
 }
 
@@ -730,7 +920,7 @@ static void w_cancel(ovl_port *p, ovl__op *op)
      * allows). */
     if (op->bstate == B_PENDING) {
         cancel_io(op);
-    } else if (op->bstate == B_TIMER) {
+    } else if (op->bstate == B_TIMER || op->bstate == B_DIALWAIT) {
         op->result = OVL_ECANCELED;
         op->os_error = 0;
         post_marker(p, op);
@@ -750,6 +940,8 @@ static size_t expire(ovl_port *p, uint64_t now)
             op->result = 0;
             op->os_error = 0;
             post_marker(p, op);
+        } else if (op->bstate == B_DIALWAIT) {
+            try_dial(p, op); /* the pause is over: busy again parks it again */
         } else if (op->bstate == B_PENDING) {
             /* Its packet decides: aborted means timed out, anything else
              * (it finished first) is its real result. */
@@ -857,6 +1049,9 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
             DWORD err = st == 0 ? ERROR_SUCCESS : RtlNtStatusToDosError(st);
             if (op->kind == OVL_OP_ACCEPT) finish_accept(c, op, err);
             else if (op->kind == OVL_OP_CONNECT) finish_connect(c, op, err);
+            else if (op->kind == OVL_OP_LOCAL_ACCEPT) {
+                if (!finish_pipe_accept(p, op, err)) continue; /* waits again */
+            }
             else set_result(c, op, err, e->dwNumberOfBytesTransferred);
         } else if (key != KEY_MARKER && key != KEY_POST) {
             continue; /* an unknown key on our port: ignore */
@@ -872,7 +1067,11 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
     return n;
 }
 
-static void w_close_handle(ovl_fd h) { closesocket((SOCKET)(uintptr_t)h); }
+static void w_close_handle(ovl_fd h, uint32_t kind)
+{
+    if (kind == OVL_OP_ACCEPT) closesocket((SOCKET)(uintptr_t)h);
+    else CloseHandle((HANDLE)(uintptr_t)h); /* a pipe */
+}
 
 /* Every Windows this builds for has completion ports. */
 static int32_t w_probe(const char **reason)
@@ -883,6 +1082,7 @@ static int32_t w_probe(const char **reason)
 
 static const ovl__backend iocp_backend = {
     .name = "iocp", .id = OVL_BACKEND_IOCP, .probe = w_probe, .net_ops = true, .timeouts = true,
+    .local_native = true,
     .init = w_init, .submit = w_submit, .cancel = w_cancel, .kick = w_kick,
     .wait = w_wait, .wake = w_wake, .associate = w_associate, .destroy = w_destroy,
     .close_handle = w_close_handle,

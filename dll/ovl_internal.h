@@ -141,6 +141,10 @@ typedef struct ovl__backend {
      * op's timeout_ns likewise. */
     bool net_ops;
     bool timeouts;
+    /* Runs OVL_OP_LOCAL_ACCEPT / OVL_OP_LOCAL_DIAL itself (IOCP: named
+     * pipes); without it the core turns them into accept, connect and
+     * timer ops on Unix sockets (local.c). */
+    bool local_native;
     /* Create the backend state (p->be). Return OVL_OK or an OVL_E code. */
     int32_t (*init)(ovl_port *p);
     /* Start ops[0..n) (each INFLIGHT, fields filled). Must accept all of
@@ -183,9 +187,10 @@ typedef struct ovl__backend {
     /* Optional: put fd into registered-file slot `slot` (OVL__NO_FD: empty
      * the slot). Lock held. Without it, ovl_register_fd only records it. */
     int32_t (*register_fd)(ovl_port *p, uint32_t slot, ovl_fd fd);
-    /* Close a handle an op made for the caller (an accepted connection)
-     * that nobody will receive (the port has no callback). Any thread. */
-    void (*close_handle)(ovl_fd h);
+    /* Close a handle an op of kind `kind` made for the caller (an accepted
+     * connection, a dialed pipe) that nobody will receive (the port has no
+     * callback). Any thread. */
+    void (*close_handle)(ovl_fd h, uint32_t kind);
     /* Free everything. No op is in flight any more. */
     void (*destroy)(ovl_port *p);
     /* Optional, in a child of fork() on its parent's port: close this
@@ -246,6 +251,8 @@ struct ovl_port {
     void *be;                       /* backend state */
 
     ovl__op *ops;                   /* the pool: depth ops */
+    struct ovl__lx *local;          /* local ops' side records, one per op,
+                                       from the first local op (local.h) */
     ovl__op *free_list;
     uint32_t inflight;              /* INFLIGHT ops (lock) */
 

@@ -133,6 +133,8 @@ OVL_API int32_t ovl_port_config_init(ovl_port_config *out, uint32_t size)
 static void port_free_resources(ovl_port *p)
 {
     ovl__pool_free(p);
+    free(p->local);
+    p->local = NULL;
     free(p->events);
     free(p->batch);
     p->events = NULL;

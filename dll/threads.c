@@ -1218,7 +1218,11 @@ static void arm_deadline(tb *t, ovl__op *op)
     if (op->timeout_ns > 0 && heap_push(t, op)) signal_fd(t->pwake);
 }
 
-static void t_close_handle(ovl_fd h) { (void)ovl__sys.close((int)h); }
+static void t_close_handle(ovl_fd h, uint32_t kind)
+{
+    (void)kind;
+    (void)ovl__sys.close((int)h);
+}
 
 /* Lock held. Registering takes the port's own duplicate of the file;
  * unregistering drops it (ops submitted before hold their own duplicates,

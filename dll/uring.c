@@ -721,7 +721,11 @@ static void u_destroy(ovl_port *p)
 /* A child of fork(): see ovl__backend.forget. Unmapping the rings and
  * closing this process's copies of the ring fd and eventfd leave the
  * parent's ring as it is. */
-static void u_close_handle(ovl_fd h) { (void)ovl__sys.close((int)h); }
+static void u_close_handle(ovl_fd h, uint32_t kind)
+{
+    (void)kind;
+    (void)ovl__sys.close((int)h);
+}
 
 static void u_forget(ovl_port *p)
 {

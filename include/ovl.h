@@ -132,10 +132,11 @@ OVL_API const char *ovl_version_string(void);
     X(EHOSTUNREACH, -29, "no route to host")                                 \
     X(ECONNABORTED, -30, "connection aborted")                               \
     X(ENOTCONN,  -31, "socket is not connected")                             \
-    X(EADDRNOTAVAIL, -32, "address not available")
+    X(EADDRNOTAVAIL, -32, "address not available")                           \
+    X(ENOTFOUND, -33, "no such local endpoint (nothing listens on that name)")
 
 #define OVL__ERR_ENUM(name, value, msg) OVL_##name = (value),
-enum { OVL_ERRORS(OVL__ERR_ENUM) OVL__ERR_LAST = -32 };
+enum { OVL_ERRORS(OVL__ERR_ENUM) OVL__ERR_LAST = -33 };
 #undef OVL__ERR_ENUM
 
 /* Message for an OVL_E code ("unknown error" for anything else, never NULL).
@@ -173,6 +174,8 @@ typedef uint64_t ovl_fd;
 #define OVL_OP_CONNECT  6u /* connect a socket to an address */
 #define OVL_OP_SHUTDOWN 7u /* shut down one or both directions */
 #define OVL_OP_TIMER    8u /* completes after a delay */
+#define OVL_OP_LOCAL_ACCEPT 9u /* a connection on a local listener */
+#define OVL_OP_LOCAL_DIAL  10u /* connect to a local endpoint by name */
 
 /* ovl_submit_shutdown / ovl_request.flags of OVL_OP_SHUTDOWN. */
 #define OVL_SHUT_RD   1u /* no more receives */
@@ -435,11 +438,13 @@ typedef struct ovl_request {
     uint32_t flags;   /* OVL_FSYNC_DATA for fsync; OVL_SHUT_* for shutdown;
                          0 otherwise */
     ovl_fd fd;        /* the handle; the listening socket for accept; 0 for
-                         a post or a timer */
+                         a post, a timer or a local op */
     void *buf;        /* read target / write source (const for writes);
                          accept: an ovl_addr * for the peer's address, or
                          NULL; connect: the const ovl_addr * to connect to;
-                         NULL for a post, a timer or a shutdown */
+                         local accept: the ovl_local *; local dial: the
+                         name (const char *, read during the submit call
+                         only); NULL for a post, a timer or a shutdown */
     uint64_t len;     /* read/write length; 0 for the other ops */
     int64_t offset;   /* >= 0 or OVL_OFFSET_CURRENT; for OVL_OP_POST the
                          value to deliver as the result (any value), the
@@ -451,7 +456,9 @@ typedef struct ovl_request {
                          OVL_ETIMEDOUT (an op that finished first, or that
                          the OS cannot interrupt, carries its real result);
                          0: no timeout; < 0: OVL_EINVAL. For OVL_OP_TIMER
-                         the delay (> 0). Not for posts. */
+                         the delay (> 0); for OVL_OP_LOCAL_DIAL the time
+                         it may keep retrying a busy endpoint. Not for
+                         posts. */
 } ovl_request;
 
 /* Submit n requests with one lock and (io_uring) one system call. Requests
@@ -517,6 +524,149 @@ OVL_API int32_t ovl_submit_timer(ovl_port *port, int64_t delay_ns, void *ctx,
  * run work on the completion thread or to wake a thread in ovl_poll. */
 OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx,
                          uint64_t *out_id);
+
+/* ---- local endpoints -------------------------------------------------------
+ * One listener and one dialer for local IPC, the same code on every
+ * platform: a named pipe on Windows, a stream Unix socket elsewhere.
+ *
+ * Names. One portable form, UTF-8, NUL-terminated:
+ *  - a plain name ("myservice": no '/' and no '\\', at most 200 bytes)
+ *    is \\.\pipe\myservice on Windows and the socket file
+ *    /tmp/ovl-myservice.sock on POSIX;
+ *  - "\\.\pipe\NAME" is accepted everywhere: on Windows it is the pipe as
+ *    it is, on POSIX it is the plain name NAME, so one string serves both;
+ *  - native names: on Windows any name that starts with two backslashes
+ *    (\\.\pipe\x, \\server\pipe\x) is used as it is; on POSIX a name with
+ *    a '/' is a socket path as it is (relative to the working directory
+ *    unless it starts with '/'), and on Linux a name that starts with '@'
+ *    is "@" + NAME in the abstract namespace (no file at all).
+ * A name that fits none of these, is empty, or is too long for the
+ * platform (a socket path has 107 bytes, a pipe name 256 characters) is
+ * OVL_EINVAL.
+ *
+ * A connection (accepted or dialed) is a handle the caller owns once its
+ * completion is delivered: on POSIX a connected stream Unix socket
+ * (close-on-exec, blocking, as an accepted connection), on Windows an
+ * overlapped pipe handle already associated with the port (do not
+ * ovl_associate it again). Read, write and (POSIX) shutdown it with the
+ * usual submits on the same port; close it with close() / CloseHandle().
+ * Reading after the peer has gone is end of file (result 0) everywhere. */
+
+/* An opaque local listener, from ovl_local_listen, freed by ovl_local_close
+ * (after which the pointer must not be passed again, as after free()). */
+typedef struct ovl_local ovl_local;
+
+/* ovl_local_config.flags */
+#define OVL_LOCAL_MESSAGE      1u /* Windows: message-mode pipe (each write
+                                     is one message; default byte mode).
+                                     POSIX: OVL_ENOTSUP at listen */
+#define OVL_LOCAL_ALLOW_REMOTE 2u /* Windows: let remote clients connect
+                                     (default: PIPE_REJECT_REMOTE_CLIENTS).
+                                     POSIX: no effect (Unix sockets are
+                                     local) */
+
+/* Listener options: a versioned struct like ovl_port_config. Fill it with
+ * ovl_local_config_init(&cfg, sizeof cfg), then change fields. 32 bytes on
+ * 64-bit. */
+typedef struct ovl_local_config {
+    uint32_t size;        /* sizeof(ovl_local_config) as the caller knows it */
+    uint32_t flags;       /* OVL_LOCAL_* */
+    uint32_t mode;        /* POSIX: permission bits of the socket file
+                             (default 0600: its owner only; 0666 lets every
+                             user connect); ignored for abstract names and
+                             on Windows */
+    uint32_t backlog;     /* POSIX: listen() backlog, as given (default 128;
+                             0 lets one client wait on Linux); Windows:
+                             ignored (an instance waits per accept in flight) */
+    uint32_t in_buffer;   /* bytes of the pipe's input buffer (Windows,
+                             default 65536) or the socket's SO_RCVBUF (POSIX,
+                             0: the system's default) */
+    uint32_t out_buffer;  /* likewise the output buffer / SO_SNDBUF */
+    const char *sddl;     /* Windows: the pipe's security descriptor as an
+                             SDDL string, e.g. "D:P(A;;GA;;;AU)" (NULL: the
+                             system's default, full control for SYSTEM,
+                             administrators and the creator); read during
+                             ovl_local_listen only. POSIX: must be NULL
+                             (else OVL_ENOTSUP): use mode */
+} ovl_local_config;
+
+/* Fill *out with defaults for a struct of `size` bytes (pass sizeof *out).
+ * OVL_EINVAL if out is NULL or size is smaller than the first version.
+ * Any thread. */
+OVL_API int32_t ovl_local_config_init(ovl_local_config *out, uint32_t size);
+
+/* Create a local listener on `port` (cfg may be NULL for the defaults;
+ * name and cfg are read during the call only). On success *out receives
+ * the listener, already listening: a client may connect before the first
+ * accept is submitted (the accept then completes at once with it).
+ * Windows: the first pipe instance is created with
+ * FILE_FLAG_FIRST_PIPE_INSTANCE, so a second listener on the same name,
+ * in this process or another, fails with OVL_EADDRINUSE. POSIX: a socket
+ * file left behind by a server that is gone (nobody accepts on it) is
+ * replaced; one that a live server listens on gives OVL_EADDRINUSE, and so
+ * does a path that exists and is not a socket (never removed). Permissions
+ * (mode) are set before the socket starts listening.
+ * Errors: OVL_EINVAL (NULL port, name or out; bad name; cfg->size too
+ * small; unknown flags), OVL_ECLOSED, OVL_EFORKED, OVL_ENOTSUP (an option
+ * the platform lacks, see the config; a backend without connection ops),
+ * OVL_EADDRINUSE, OVL_EACCES (no permission for the path or the pipe),
+ * OVL_ENOMEM, OVL_EOS (another OS failure, e.g. a bad SDDL string).
+ * Any thread, including the port's callback. No completion. */
+OVL_API int32_t ovl_local_listen(ovl_port *port, const char *name,
+                                 const ovl_local_config *cfg, ovl_local **out);
+
+/* Accept one connection on a local listener, on the listener's port. The
+ * completion (op OVL_OP_LOCAL_ACCEPT) carries the connected handle as its
+ * result (>= 0); it is the caller's once delivered (one that nobody can
+ * receive, because the port has no callback, is closed by the library).
+ * Several accepts may be in flight at once; each completes with its own
+ * connection. A client that connected and left before its accept: on
+ * Windows it gives no completion of its own (ERROR_NO_DATA, answered with
+ * DisconnectNamedPipe and a new wait, never a busy loop) and the accept
+ * waits for the next client; on POSIX the kernel still hands over that
+ * connection, whose first read is end of file.
+ * A timeout goes through ovl_submit (OVL_OP_LOCAL_ACCEPT, buf = the
+ * listener, timeout_ns). Errors at submit: as every submit, OVL_EINVAL for
+ * a NULL listener; OVL_ECLOSED if the listener or its port is closed.
+ * Any thread, including the port's callback. */
+OVL_API int32_t ovl_submit_local_accept(ovl_local *listener, void *ctx,
+                                        uint64_t *out_id);
+
+/* Connect to the local endpoint `name` (see Names; read during the call
+ * only). One completion (op OVL_OP_LOCAL_DIAL): the connected handle
+ * (>= 0, the caller's once delivered), or:
+ *   OVL_ENOTFOUND  nothing listens on that name (no pipe; no socket file,
+ *                  or a stale one), at once, without waiting;
+ *   OVL_ETIMEDOUT  the endpoint stayed busy (Windows: every pipe instance
+ *                  taken, ERROR_PIPE_BUSY; POSIX: the listener's backlog
+ *                  full) for timeout_ns; while busy the dial tries again
+ *                  with a short back-off (1 ms doubling to 10 ms) on the
+ *                  port's own timers: no thread waits for it;
+ *   OVL_ECANCELED  ovl_cancel or close of the port;
+ *   OVL_EACCES     the endpoint refused this user (permissions, SDDL);
+ *   another code   for other OS failures.
+ * timeout_ns 0 retries a busy endpoint until cancelled; < 0 is OVL_EINVAL.
+ * The library owns the connection until the completion is delivered and
+ * closes it itself on any failure or cancel. Errors at submit: as every
+ * submit, OVL_EINVAL for a bad name, OVL_ENOTSUP for a backend without
+ * connection ops, OVL_EOS (or OVL_ENOMEM) when no socket can be created.
+ * Any thread, including the port's callback. */
+OVL_API int32_t ovl_submit_local_dial(ovl_port *port, const char *name,
+                                      int64_t timeout_ns, void *ctx,
+                                      uint64_t *out_id);
+
+/* Close a listener: the accepts in flight on it complete, once, with
+ * OVL_ECANCELED (one whose connection had already been made carries it,
+ * as any op that finished first), no new accept is accepted
+ * (OVL_ECLOSED), no client can connect any more, and on POSIX the socket
+ * file it created is removed (unless another server has replaced it
+ * meanwhile). Returns without waiting for those completions; the
+ * listener's memory is freed once they are delivered. Connections already
+ * handed out are the caller's and stay open. The listener may outlive its
+ * port (close the port first, then the listener, or the other way round).
+ * Errors: OVL_EINVAL (NULL or not a listener). Any thread, including the
+ * port's callback. No completion. */
+OVL_API int32_t ovl_local_close(ovl_local *listener);
 
 /* Request cancellation of op `id`. Returns OVL_OK if the op was in flight: its
  * one completion still follows, with OVL_ECANCELED if it was stopped, or with

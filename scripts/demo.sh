@@ -21,6 +21,7 @@ run() { # run LABEL COMMAND... : show the output, keep the lines that matter
 run "C ovl_copy (256 MiB file, 32 in flight)" "$B"/ovl_copy -s 256M
 run "C ovl_echo (socketpair, callback resubmits)" "$B"/ovl_echo
 run "C ovl_echo -t (TCP, 256 clients at once)" "$B"/ovl_echo -t
+run "C ovl_local_echo (Unix socket, 64 clients at once)" "$B"/ovl_local_echo
 if [ -x bindings/go/examples/demo.sh ]; then run "Go" bindings/go/examples/demo.sh; fi
 if [ -x bindings/rust/examples/demo.sh ]; then run "Rust" bindings/rust/examples/demo.sh; fi
 echo

@@ -134,6 +134,41 @@ FACTS = {
         "any, including the port's callback", "nothing",
         "one; result 0 after the delay, or `OVL_ECANCELED`",
         "`OVL_EINVAL` (`delay_ns <= 0`), as every submit"),
+    "ovl_local_config_init": (
+        "any", "`out` is written during the call only", "no",
+        "`OVL_EINVAL` (out NULL, size smaller than the first version)"),
+    "ovl_local_listen": (
+        "any, including the port's callback",
+        "`name` and `cfg` (with its `sddl`) during the call only; the "
+        "listener in `*out` is the caller's until `ovl_local_close`", "no",
+        "`OVL_EINVAL` (NULL argument, bad name, size, flags), "
+        "`OVL_ECLOSED`, `OVL_EFORKED`, `OVL_ENOTSUP` (an option the platform "
+        "lacks, a backend without connection ops), `OVL_EADDRINUSE` (a live "
+        "server, or a path that is not a socket), `OVL_EACCES`, "
+        "`OVL_ENOMEM`, `OVL_EOS`"),
+    "ovl_submit_local_accept": (
+        "any, including the port's callback",
+        "`ctx` until the completion; the listener must not be closed "
+        "before the submit returns",
+        "one (op `OVL_OP_LOCAL_ACCEPT`); result: the connected handle "
+        "(the caller's once delivered), `OVL_ECANCELED` when the listener "
+        "or the port is closed",
+        "as every submit; `OVL_EINVAL` (NULL listener), `OVL_ECLOSED` "
+        "(listener or port closed)"),
+    "ovl_submit_local_dial": (
+        "any, including the port's callback",
+        "`name` during the call only; `ctx` until the completion",
+        "one (op `OVL_OP_LOCAL_DIAL`); result: the connected handle, "
+        "`OVL_ENOTFOUND` (nothing listens), `OVL_ETIMEDOUT` (busy for "
+        "`timeout_ns`), `OVL_ECANCELED`, `OVL_EACCES`",
+        "as every submit; `OVL_EINVAL` (bad name, `timeout_ns < 0`), "
+        "`OVL_ENOTSUP`, `OVL_EOS`/`OVL_ENOMEM` (no socket)"),
+    "ovl_local_close": (
+        "any, including the port's callback",
+        "the listener is freed once its accepts are delivered: do not "
+        "pass it again", "none of its own; each accept in flight on it "
+        "completes once (`OVL_ECANCELED`)", "`OVL_EINVAL` (NULL, not a "
+        "listener)"),
     "ovl_submit_and_poll": (
         "any, not the port's callback",
         "`reqs` read during the call (ids written back); each buffer as for "

@@ -26,7 +26,7 @@ need=($(win_base_packages))
 win_install "$root/.apt-win.log" "${need[@]}" || { echo "windows: 0 passed, 1 failed"; exit 1; }
 
 # ---- build ------------------------------------------------------------------
-win_build ovl ovl_tests_win ovl_echo || { echo "windows: 0 passed, 1 failed"; exit 1; }
+win_build ovl ovl_tests_win ovl_echo ovl_local_echo || { echo "windows: 0 passed, 1 failed"; exit 1; }
 
 # ---- exports and imports ------------------------------------------------------
 objdump=x86_64-w64-mingw32-objdump
@@ -69,6 +69,18 @@ set +e
 wine_run 1200 "$build/ovl_tests_win.exe" "${args[@]}" | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
+# The example: a local echo service and 64 clients over \\.\pipe\NAME.
+example_failed=0
+example_passed=0
+if [ -z "${OVL_WIN_FILTER:-}" ] || [[ "ovl_local_echo" == *"${OVL_WIN_FILTER}"* ]]; then
+    say "examples under wine"
+    set +e
+    wine_run 300 "$build/ovl_local_echo.exe" | tee "$build/windows-example.log"
+    erc=${PIPESTATUS[0]}
+    set -e
+    if [ "$erc" -ne 0 ]; then echo "FAIL: ovl_local_echo.exe (exit $erc)"; example_failed=1
+    else echo "[PASS] example::ovl_local_echo"; example_passed=1; fi
+fi
 syn=$(grep -a 'Synthesis:' "$log" | tail -1 || true)
 num() { echo "$syn" | sed -n "s/.*$1: \([0-9]*\).*/\1/p"; }
 passed=$(num Passing); failing=$(num Failing); crashing=$(num Crashing); skipped=$(num Skipped)
@@ -94,7 +106,8 @@ if [[ "example::ovl_echo" == *"${OVL_WIN_FILTER:-}"* ]]; then
     fi
 fi
 
-failed=$((failing + crashing + fail_static))
+failed=$((failing + crashing + fail_static + example_failed))
+passed=$((passed + example_passed))
 [ "${skipped:-0}" -gt 0 ] && echo "(${skipped} skipped)"
 echo "windows: ${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]

@@ -57,6 +57,8 @@ const (
 	ECONNABORTED  = Errno(C.OVL_ECONNABORTED)
 	ENOTCONN      = Errno(C.OVL_ENOTCONN)
 	EADDRNOTAVAIL = Errno(C.OVL_EADDRNOTAVAIL)
+	// Local endpoints: nothing listens on that name.
+	ENOTFOUND = Errno(C.OVL_ENOTFOUND)
 )
 
 // Error returns the library's message for the code (ovl_strerror).

@@ -108,8 +108,10 @@ pub const OVL_ECONNABORTED: i32 = -30;
 pub const OVL_ENOTCONN: i32 = -31;
 /// Address not available.
 pub const OVL_EADDRNOTAVAIL: i32 = -32;
+/// No such local endpoint (nothing listens on that name).
+pub const OVL_ENOTFOUND: i32 = -33;
 /// The last (most negative) code this header knows.
-pub const OVL__ERR_LAST: i32 = -32;
+pub const OVL__ERR_LAST: i32 = -33;
 
 // ---- basic types -------------------------------------------------------------
 
@@ -145,6 +147,14 @@ pub const OVL_OP_CONNECT: u32 = 6;
 pub const OVL_OP_SHUTDOWN: u32 = 7;
 /// Op kind: a timer.
 pub const OVL_OP_TIMER: u32 = 8;
+/// Op kind: a connection on a local listener.
+pub const OVL_OP_LOCAL_ACCEPT: u32 = 9;
+/// Op kind: connect to a local endpoint by name.
+pub const OVL_OP_LOCAL_DIAL: u32 = 10;
+/// `ovl_local_config.flags`: a message-mode pipe (Windows).
+pub const OVL_LOCAL_MESSAGE: u32 = 1;
+/// `ovl_local_config.flags`: let remote clients connect (Windows).
+pub const OVL_LOCAL_ALLOW_REMOTE: u32 = 2;
 /// Shutdown: no more receives.
 pub const OVL_SHUT_RD: u32 = 1;
 /// Shutdown: no more sends (the peer reads end of file).
@@ -206,6 +216,34 @@ pub struct ovl_completion {
 /// It must not unwind into C.
 pub type ovl_callback =
     Option<unsafe extern "C" fn(items: *const ovl_completion, n: usize, userdata: *mut c_void)>;
+
+/// An opaque local listener (a named pipe on Windows, a Unix socket
+/// elsewhere).
+#[repr(C)]
+pub struct ovl_local {
+    _opaque: [u8; 0],
+    _marker: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
+}
+
+/// Local listener options (versioned: fill with [`ovl_local_config_init`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ovl_local_config {
+    /// `size_of::<ovl_local_config>()` as the caller knows it.
+    pub size: u32,
+    /// `OVL_LOCAL_*`.
+    pub flags: u32,
+    /// POSIX: the socket file's permission bits (default 0o600).
+    pub mode: u32,
+    /// POSIX: the listen() backlog (default 128).
+    pub backlog: u32,
+    /// Input buffer bytes (Windows pipe; POSIX SO_RCVBUF, 0 = default).
+    pub in_buffer: u32,
+    /// Output buffer bytes (Windows pipe; POSIX SO_SNDBUF, 0 = default).
+    pub out_buffer: u32,
+    /// Windows: an SDDL security descriptor, or NULL; POSIX: NULL.
+    pub sddl: *const c_char,
+}
 
 /// Port configuration (versioned: fill with [`ovl_port_config_init`]).
 #[repr(C)]
@@ -397,6 +435,31 @@ extern "C" {
     ) -> i32;
     /// Post a user completion carrying `value` and `ctx`.
     pub fn ovl_post(port: *mut ovl_port, value: i64, ctx: *mut c_void, out_id: *mut u64) -> i32;
+    /// Fill a local listener config with defaults.
+    pub fn ovl_local_config_init(out: *mut ovl_local_config, size: u32) -> i32;
+    /// Create a local listener on `port` (see ovl.h, "local endpoints").
+    pub fn ovl_local_listen(
+        port: *mut ovl_port,
+        name: *const c_char,
+        cfg: *const ovl_local_config,
+        out: *mut *mut ovl_local,
+    ) -> i32;
+    /// Accept one connection on a local listener; the result is the handle.
+    pub fn ovl_submit_local_accept(
+        listener: *mut ovl_local,
+        ctx: *mut c_void,
+        out_id: *mut u64,
+    ) -> i32;
+    /// Connect to a local endpoint by name; the result is the handle.
+    pub fn ovl_submit_local_dial(
+        port: *mut ovl_port,
+        name: *const c_char,
+        timeout_ns: i64,
+        ctx: *mut c_void,
+        out_id: *mut u64,
+    ) -> i32;
+    /// Close a local listener (its accepts in flight complete cancelled).
+    pub fn ovl_local_close(listener: *mut ovl_local) -> i32;
     /// Request cancellation of op `id`; its one completion still follows.
     pub fn ovl_cancel(port: *mut ovl_port, id: u64) -> i32;
 

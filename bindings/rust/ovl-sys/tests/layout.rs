@@ -60,6 +60,15 @@ fn rust_side() -> BTreeMap<String, i64> {
         id,
         timeout_ns
     });
+    st!(ovl_local_config {
+        size,
+        flags,
+        mode,
+        backlog,
+        in_buffer,
+        out_buffer,
+        sddl
+    });
     st!(ovl_addr {
         data,
         len,
@@ -118,6 +127,7 @@ fn rust_side() -> BTreeMap<String, i64> {
         OVL_ECONNABORTED,
         OVL_ENOTCONN,
         OVL_EADDRNOTAVAIL,
+        OVL_ENOTFOUND,
         OVL__ERR_LAST,
         OVL_VERSION_MAJOR,
         OVL_VERSION_MINOR,
@@ -137,6 +147,10 @@ fn rust_side() -> BTreeMap<String, i64> {
         OVL_OP_CONNECT,
         OVL_OP_SHUTDOWN,
         OVL_OP_TIMER,
+        OVL_OP_LOCAL_ACCEPT,
+        OVL_OP_LOCAL_DIAL,
+        OVL_LOCAL_MESSAGE,
+        OVL_LOCAL_ALLOW_REMOTE,
         OVL_SHUT_RD,
         OVL_SHUT_WR,
         OVL_SHUT_RDWR,

@@ -27,6 +27,10 @@ int main(void) {
     OFF(ovl_request, op); OFF(ovl_request, flags); OFF(ovl_request, fd);
     OFF(ovl_request, buf); OFF(ovl_request, len); OFF(ovl_request, offset);
     OFF(ovl_request, ctx); OFF(ovl_request, id); OFF(ovl_request, timeout_ns);
+    ST(ovl_local_config);
+    OFF(ovl_local_config, size); OFF(ovl_local_config, flags); OFF(ovl_local_config, mode);
+    OFF(ovl_local_config, backlog); OFF(ovl_local_config, in_buffer);
+    OFF(ovl_local_config, out_buffer); OFF(ovl_local_config, sddl);
     ST(ovl_addr);
     OFF(ovl_addr, data); OFF(ovl_addr, len); OFF(ovl_addr, reserved);
     ST(ovl_stats);
@@ -42,6 +46,7 @@ int main(void) {
     K(OVL_DEFAULT_QUEUE_DEPTH); K(OVL_MAX_QUEUE_DEPTH); K(OVL_MAX_REGISTERED_FDS);
     K(OVL_OP_READ); K(OVL_OP_WRITE); K(OVL_OP_FSYNC); K(OVL_OP_POST); K(OVL_FSYNC_DATA);
     K(OVL_OP_ACCEPT); K(OVL_OP_CONNECT); K(OVL_OP_SHUTDOWN); K(OVL_OP_TIMER);
+    K(OVL_OP_LOCAL_ACCEPT); K(OVL_OP_LOCAL_DIAL); K(OVL_LOCAL_MESSAGE); K(OVL_LOCAL_ALLOW_REMOTE);
     K(OVL_SHUT_RD); K(OVL_SHUT_WR); K(OVL_SHUT_RDWR); K(OVL_ADDR_MAX);
     K(OVL_BACKEND_AUTO); K(OVL_BACKEND_URING); K(OVL_BACKEND_THREADS); K(OVL_BACKEND_IOCP);
     K(OVL_PORT_MANUAL);

@@ -90,6 +90,7 @@ impl Error {
             sys::OVL_EADDRNOTAVAIL => K::AddrNotAvailable,
             sys::OVL_ECONNABORTED => K::ConnectionAborted,
             sys::OVL_ENOTCONN => K::NotConnected,
+            sys::OVL_ENOTFOUND => K::NotFound,
             sys::OVL_EOS if self.os_error != 0 => {
                 io::Error::from_raw_os_error(self.os_error).kind()
             }
