@@ -28,6 +28,15 @@
  *   TIMER   - a timer waiting for its deadline (no OS object at all);
  *             expiry or cancel posts the MARKER
  *
+ * Sockets: reads and writes on a handle that ovl_associate (or accept) found
+ * to be a socket go through WSARecv/WSASend, everything else through
+ * ReadFile/WriteFile. Same packets, same exactly-once path; but WriteFile
+ * on a socket is not a send everywhere: under wine 8.0 one that pends
+ * completes with status 0 and 0 bytes whatever it sent (see
+ * tests/windows/socket_write_probe.c), and on Windows a socket from a
+ * non-IFS provider is not a file handle at all. libuv and Go use the
+ * WSA calls for sockets for the same reasons.
+ *
  * Connections: accept is AcceptEx on a socket created at submit (same
  * family, type and protocol as the listener), connect is ConnectEx on a
  * socket bound to the wildcard address if the caller left it unbound, both
@@ -114,6 +123,12 @@ typedef struct iocp {
      * port's first accept (port lock), so ports that never accept do not
      * pay depth * 288 bytes. */
     uint8_t *abuf;
+    /* What each associated handle is (port lock): open addressing on the
+     * handle value, key 0 empty, never shrunk; an associate overwrites the
+     * entry (a handle value reused by a new object is associated again). */
+    uintptr_t *hkey;
+    uint8_t *hsock;           /* 1: a socket (WSASend/WSARecv) */
+    uint32_t hcap, hcount;    /* hcap a power of two, or 0 */
 } iocp;
 
 NTSYSAPI ULONG NTAPI RtlNtStatusToDosError(NTSTATUS status);
@@ -136,6 +151,59 @@ static ovl__op *op_from_ov(ovl_port *p, OVERLAPPED *ov)
     return &p->ops[off / sizeof(ovl__op)];
 }
 
+/* ---- which handles are sockets ------------------------------------------- */
+
+static uint32_t hslot(const iocp *c, uintptr_t h)
+{
+    uint64_t x = (uint64_t)h * 0x9e3779b97f4a7c15ull;
+    uint32_t i = (uint32_t)(x >> 32) & (c->hcap - 1u);
+    while (c->hkey[i] && c->hkey[i] != h) i = (i + 1u) & (c->hcap - 1u);
+    return i;
+}
+
+/* Lock held. Record whether h is a socket; OVL_ENOMEM if the table cannot
+ * grow. */
+static int32_t hset(iocp *c, uintptr_t h, bool sock)
+{
+    if ((c->hcount + 1u) * 2u > c->hcap) {
+        uint32_t ncap = c->hcap ? c->hcap * 2u : 64u;
+        uintptr_t *nk = calloc(ncap, sizeof *nk);
+        uint8_t *ns = calloc(ncap, sizeof *ns);
+        if (!nk || !ns || ncap < c->hcap) {
+            free(nk);
+            free(ns);
+            return OVL_ENOMEM;
+        }
+        iocp old = *c;
+        c->hkey = nk;
+        c->hsock = ns;
+        c->hcap = ncap;
+        for (uint32_t i = 0; i < old.hcap; i++) {
+            if (!old.hkey[i]) continue;
+            uint32_t j = hslot(c, old.hkey[i]);
+            c->hkey[j] = old.hkey[i];
+            c->hsock[j] = old.hsock[i];
+        }
+        free(old.hkey);
+        free(old.hsock);
+    }
+    uint32_t i = hslot(c, h);
+    if (!c->hkey[i]) {
+        c->hkey[i] = h;
+        c->hcount++;
+    }
+    c->hsock[i] = sock;
+    return OVL_OK;
+}
+
+/* Lock held. Was h a socket when it was associated? */
+static bool is_socket(const iocp *c, uintptr_t h)
+{
+    if (!c->hcap) return false;
+    uint32_t i = hslot(c, h);
+    return c->hkey[i] == h && c->hsock[i];
+}
+
 /* ---- result translation ------------------------------------------------- */
 
 /* Lock held. Turn a finished I/O's Win32 error (0 = success) and byte count
@@ -146,6 +214,7 @@ static void set_result(iocp *c, ovl__op *op, DWORD err, DWORD bytes)
     switch (err) {
     case ERROR_SUCCESS:
     case ERROR_MORE_DATA: /* a message-mode pipe: a short read, as it is */
+    case WSAEMSGSIZE:     /* the same, from WSARecv on a datagram socket */
         op->result = (int64_t)bytes;
         return;
     case ERROR_HANDLE_EOF: /* past the end of a file: EOF */
@@ -411,6 +480,11 @@ static void start_accept(ovl_port *p, ovl__op *op)
         closesocket(s);
         goto fail;
     }
+    if (hset(c, (uintptr_t)s, true) != OVL_OK) {
+        err = ERROR_NOT_ENOUGH_MEMORY;
+        closesocket(s);
+        goto fail;
+    }
     x->asock = s;
     memset(op_ov(op), 0, sizeof(OVERLAPPED));
     DWORD got = 0;
@@ -569,12 +643,19 @@ static void w_destroy(ovl_port *p)
     free(c->x);
     free(c->heap);
     free(c->abuf);
+    free(c->hkey);
+    free(c->hsock);
     free(c);
 }
 
 static int32_t w_associate(ovl_port *p, ovl_fd fd)
 {
     iocp *c = p->be;
+    /* A socket or not, asked once here rather than at every read/write:
+     * getsockopt fails (WSAENOTSOCK) on anything else. */
+    ovl__once_run(&wsa_once, wsa_start);
+    int type, tlen = sizeof type;
+    bool sock = getsockopt((SOCKET)(uintptr_t)fd, SOL_SOCKET, SO_TYPE, (char *)&type, &tlen) == 0;
     /* ovl never changes the handle's notification modes: the handle is
      * borrowed, and FILE_SKIP_COMPLETION_PORT_ON_SUCCESS, once set, can never
      * be cleared. Both modes work (see the file comment). */
@@ -585,6 +666,9 @@ static int32_t w_associate(ovl_port *p, ovl_fd fd)
         int32_t rc = ovl__win32_to_code(e);
         return rc == OVL_EBADF || rc == OVL_EINVAL ? rc : OVL_EINVAL;
     }
+    /* Bound for good now; if the table cannot record it, its I/O still
+     * works through ReadFile/WriteFile on IFS sockets (all but wine's). */
+    (void)hset(c, (uintptr_t)fd, sock);
     return OVL_OK;
 }
 
@@ -608,22 +692,34 @@ static void start_rw(ovl_port *p, ovl__op *op)
         post_marker(p, op);
         return;
     }
-    BOOL ok;
-    HANDLE h = fd_handle(op->fd);
-    /* lpNumberOf... is NULL: with an OVERLAPPED the count is only
-     * trustworthy in the OVERLAPPED itself (InternalHigh). */
-    if (op->kind == OVL_OP_READ)
-        ok = ReadFile(h, op->buf, (DWORD)op->len, NULL, ov);
-    else
-        ok = WriteFile(h, op->buf, (DWORD)op->len, NULL, ov);
-    DWORD err = ok ? ERROR_SUCCESS : GetLastError();
+    DWORD err, bytes = 0;
+    if (is_socket(p->be, (uintptr_t)op->fd)) {
+        /* A socket: WSARecv/WSASend (the file comment says why). On an
+         * immediate success the count comes back in `bytes`, and the
+         * packet, if one follows, is swallowed as for ReadFile. */
+        SOCKET s = (SOCKET)(uintptr_t)op->fd;
+        WSABUF wb = {(ULONG)op->len, (CHAR *)op->buf};
+        DWORD flags = 0;
+        int r = op->kind == OVL_OP_READ ? WSARecv(s, &wb, 1, &bytes, &flags, ov, NULL)
+                                        : WSASend(s, &wb, 1, &bytes, 0, ov, NULL);
+        err = r == 0 ? ERROR_SUCCESS : (DWORD)WSAGetLastError(); /* WSA_IO_PENDING is 997 */
+        if (err != ERROR_SUCCESS && err != WSAEMSGSIZE) bytes = 0;
+    } else {
+        HANDLE h = fd_handle(op->fd);
+        /* lpNumberOf... is NULL: with an OVERLAPPED the count is only
+         * trustworthy in the OVERLAPPED itself (InternalHigh). */
+        BOOL ok = op->kind == OVL_OP_READ ? ReadFile(h, op->buf, (DWORD)op->len, NULL, ov)
+                                          : WriteFile(h, op->buf, (DWORD)op->len, NULL, ov);
+        err = ok ? ERROR_SUCCESS : GetLastError();
+        /* ov->InternalHigh holds the byte count of a synchronous success. */
+        if (ok) bytes = (DWORD)ov->InternalHigh;
+    }
     if (err == ERROR_IO_PENDING) {
         op->bstate = B_PENDING;
         return;
     }
-    /* Synchronous: success, EOF or failure. ov->InternalHigh holds the byte
-     * count of a synchronous success. */
-    set_result(p->be, op, err, ok ? (DWORD)ov->InternalHigh : 0);
+    /* Synchronous: success, EOF or failure. */
+    set_result(p->be, op, err, bytes);
     post_marker(p, op);
 }
 

@@ -12,6 +12,7 @@
 #include "../common.h"
 
 #include <mswsock.h>
+#include <stdarg.h>
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -1019,6 +1020,219 @@ Test(net, peer_reset, .timeout = 30)
               "%s os %d", ovl_strerror((int32_t)x.result), x.os_error);
     close_clean(p, &r);
     closesocket(c);
+}
+
+/* ---- a read and a write in flight at once on one socket -------------------- */
+
+/* Side A keeps one write (64 KiB chunks of a known pattern; a short write
+ * resubmits the rest of its chunk) and one read in flight on the same
+ * socket at the same time; side B echoes everything back (read, then write
+ * it all). Every completion's count is checked (a write of n > 0 bytes
+ * completes with 1..n, never 0), and every byte A reads back, in order.
+ * The ovl_echo socketpair port saw writes complete with 0 bytes and a
+ * reordered stream under exactly this overlap. */
+enum { DX_CHUNK = 64 * 1024, DX_TOTAL = 8 << 20, DX_ROUNDS = 4 };
+
+typedef struct duplex {
+    ovl_port *port;
+    SOCKET a, b;
+    const uint8_t *src;   /* DX_TOTAL bytes of pattern: A's write source */
+    size_t sent, got;     /* A: bytes written, bytes read back (checked) */
+    size_t chunk_end;     /* A: end of the chunk being written */
+    size_t wlen;          /* A: length of the write in flight */
+    size_t bpend, bat;    /* B: bytes of bbuf still to echo, from bat */
+    bool a_shut, b_shut;
+    uint64_t writes, short_writes, reads, b_writes;
+    atomic_int failed;
+    char why[256];
+    HANDLE done;
+    uint8_t rbuf[DX_CHUNK]; /* A's read buffer */
+    uint8_t bbuf[DX_CHUNK]; /* B's echo buffer */
+} duplex;
+
+static void dx_fail(duplex *d, const char *fmt, ...)
+{
+    if (atomic_fetch_add(&d->failed, 1) == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->why, sizeof d->why, fmt, ap);
+        va_end(ap);
+    }
+    SetEvent(d->done);
+}
+
+static void dx_submit(duplex *d, int32_t rc, const char *what)
+{
+    if (rc != OVL_OK) dx_fail(d, "%s: %s", what, ovl_strerror(rc));
+}
+
+static void dx_a_write(duplex *d)
+{
+    if (d->sent == d->chunk_end)
+        d->chunk_end = d->sent + (DX_TOTAL - d->sent < DX_CHUNK ? DX_TOTAL - d->sent : DX_CHUNK);
+    d->wlen = d->chunk_end - d->sent;
+    dx_submit(d, ovl_submit_write(d->port, (ovl_fd)d->a, d->src + d->sent, d->wlen,
+                                  OVL_OFFSET_CURRENT, &d->a, NULL), "A write");
+}
+
+static void dx_a_read(duplex *d)
+{
+    dx_submit(d, ovl_submit_read(d->port, (ovl_fd)d->a, d->rbuf, DX_CHUNK, OVL_OFFSET_CURRENT,
+                                 &d->a, NULL), "A read");
+}
+
+static void dx_b_read(duplex *d)
+{
+    dx_submit(d, ovl_submit_read(d->port, (ovl_fd)d->b, d->bbuf, DX_CHUNK, OVL_OFFSET_CURRENT,
+                                 &d->b, NULL), "B read");
+}
+
+static void dx_b_write(duplex *d)
+{
+    dx_submit(d, ovl_submit_write(d->port, (ovl_fd)d->b, d->bbuf + d->bat, d->bpend,
+                                  OVL_OFFSET_CURRENT, &d->b, NULL), "B write");
+}
+
+static void dx_cb(const ovl_completion *items, size_t n, void *ud)
+{
+    duplex *d = ud;
+    for (size_t i = 0; i < n; i++) {
+        const ovl_completion *x = &items[i];
+        if (atomic_load(&d->failed)) return;
+        bool side_a = x->ctx == &d->a;
+        if (x->op == OVL_OP_SHUTDOWN) {
+            if (x->result != 0) dx_fail(d, "shutdown: %s", ovl_strerror((int32_t)x->result));
+            continue;
+        }
+        if (x->result < 0) {
+            dx_fail(d, "%s %s: %s (os %d)", side_a ? "A" : "B",
+                    x->op == OVL_OP_READ ? "read" : "write", ovl_strerror((int32_t)x->result),
+                    x->os_error);
+            continue;
+        }
+        if (side_a && x->op == OVL_OP_WRITE) {
+            d->writes++;
+            if (x->result == 0 || (size_t)x->result > d->wlen) {
+                dx_fail(d, "A write %llu of %zu bytes at %zu completed with %lld",
+                        (unsigned long long)d->writes, d->wlen, d->sent, (long long)x->result);
+                continue;
+            }
+            if ((size_t)x->result < d->wlen) d->short_writes++;
+            d->sent += (size_t)x->result;
+            if (d->sent < DX_TOTAL) dx_a_write(d);
+            else {
+                d->a_shut = true;
+                dx_submit(d, ovl_submit_shutdown(d->port, (ovl_fd)d->a, OVL_SHUT_WR, &d->a,
+                                                 NULL), "A shutdown");
+            }
+        } else if (side_a) { /* A read: the next bytes of the pattern, in order */
+            d->reads++;
+            size_t r = (size_t)x->result;
+            if (r == 0) {
+                if (d->got != DX_TOTAL) dx_fail(d, "A: end of file after %zu bytes", d->got);
+                else SetEvent(d->done);
+                continue;
+            }
+            if (d->got + r > DX_TOTAL) {
+                dx_fail(d, "A read %zu bytes past the %d sent", d->got + r - DX_TOTAL, DX_TOTAL);
+                continue;
+            }
+            if (memcmp(d->rbuf, d->src + d->got, r) != 0) {
+                size_t k = 0;
+                while (d->rbuf[k] == d->src[d->got + k]) k++;
+                dx_fail(d, "A read %llu (%zu bytes at %zu): first wrong byte at stream offset "
+                        "%zu (%zu bytes written so far)", (unsigned long long)d->reads, r, d->got,
+                        d->got + k, d->sent);
+                continue;
+            }
+            d->got += r;
+            dx_a_read(d);
+        } else if (x->op == OVL_OP_READ) { /* B: echo it, or pass the EOF on */
+            if (x->result == 0) {
+                d->b_shut = true;
+                dx_submit(d, ovl_submit_shutdown(d->port, (ovl_fd)d->b, OVL_SHUT_WR, &d->b,
+                                                 NULL), "B shutdown");
+                continue;
+            }
+            d->bpend = (size_t)x->result;
+            d->bat = 0;
+            dx_b_write(d);
+        } else { /* B write */
+            d->b_writes++;
+            if (x->result == 0 || (size_t)x->result > d->bpend) {
+                dx_fail(d, "B write of %zu bytes completed with %lld", d->bpend,
+                        (long long)x->result);
+                continue;
+            }
+            d->bat += (size_t)x->result;
+            d->bpend -= (size_t)x->result;
+            if (d->bpend) dx_b_write(d);
+            else dx_b_read(d);
+        }
+    }
+}
+
+/* A connected loopback TCP pair made with plain Winsock (blocking accept and
+ * connect), both ends associated with p. */
+static void plain_pair(ovl_port *p, SOCKET *a, SOCKET *b)
+{
+    ovl_addr at;
+    SOCKET l = listener(AF_INET, 1, &at);
+    *a = tcp_socket(AF_INET);
+    cr_assert_eq(connect(*a, (struct sockaddr *)at.data.bytes, (int)at.len), 0, "connect: %d",
+                 WSAGetLastError());
+    *b = accept(l, NULL, NULL);
+    cr_assert_neq(*b, INVALID_SOCKET, "accept: %d", WSAGetLastError());
+    closesocket(l);
+    assoc_s(p, *a);
+    assoc_s(p, *b);
+}
+
+Test(net, read_and_write_in_flight_on_one_socket, .timeout = 120)
+{
+    wsa();
+    uint8_t *src = malloc(DX_TOTAL);
+    cr_assert_not_null(src);
+    for (size_t i = 0; i < DX_TOTAL; i++) src[i] = pattern_at(i, 7);
+    duplex *d = calloc(1, sizeof *d);
+    cr_assert_not_null(d);
+    for (int round = 0; round < DX_ROUNDS; round++) {
+        memset(d, 0, sizeof *d);
+        d->src = src;
+        d->done = CreateEventW(NULL, TRUE, FALSE, NULL);
+        ovl_port_config cfg;
+        ovl_port_config_init(&cfg, sizeof cfg);
+        cfg.queue_depth = 16;
+        cfg.callback = dx_cb;
+        cfg.userdata = d;
+        cr_assert_eq(ovl_create_port(&cfg, &d->port), OVL_OK);
+        plain_pair(d->port, &d->a, &d->b);
+        dx_b_read(d);
+        dx_a_read(d);
+        dx_a_write(d);
+        DWORD w = WaitForSingleObject(d->done, 60000);
+        cr_assert_eq(w, WAIT_OBJECT_0, "round %d timed out: %zu sent, %zu read back", round,
+                     d->sent, d->got);
+        int failed = atomic_load(&d->failed);
+        cr_assert_eq(ovl_close_port(d->port), OVL_OK);
+        cr_assert_eq(failed, 0, "round %d: %s", round, d->why);
+        cr_assert_eq(d->got, (size_t)DX_TOTAL);
+        cr_log_info("round %d: %llu writes (%llu short), %llu reads, %llu echo writes", round,
+                    (unsigned long long)d->writes, (unsigned long long)d->short_writes,
+                    (unsigned long long)d->reads, (unsigned long long)d->b_writes);
+        ovl_stats st;
+        memset(&st, 0, sizeof st);
+        st.size = sizeof st;
+        cr_assert_eq(ovl_port_stats(d->port, &st), OVL_OK);
+        cr_assert_eq(st.inflight, 0u);
+        cr_assert_eq(st.stale, 0u, "stale packets: %llu", (unsigned long long)st.stale);
+        cr_assert_eq(st.submitted, st.completed);
+        closesocket(d->a);
+        closesocket(d->b);
+        CloseHandle(d->done);
+    }
+    free(d);
+    free(src);
 }
 
 /* ---- bad input --------------------------------------------------------------- */
