@@ -43,6 +43,7 @@ struct rec {
     rec_hook hook;          /* per completion, inside the callback */
     void *hook_data;
     ovl_port *port;
+    bool manual;            /* the port has no completion thread: rec_wait polls */
 };
 
 static inline void rec_init(rec *r)
@@ -116,6 +117,21 @@ static inline size_t rec_count(rec *r)
  * within WAIT_LIMIT_MS (something is lost or stuck). */
 static inline void rec_wait(rec *r, size_t n)
 {
+    if (r->manual) {
+        /* Nobody else delivers: poll until they are in (ovl_poll calls
+         * from several threads are serialized by the library). */
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            size_t got = rec_count(r);
+            if (got >= n) return;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > WAIT_LIMIT_MS)
+                cr_assert_fail("waited for %zu completions, got %zu", n, got);
+            int32_t rc = ovl_poll(r->port, 100);
+            cr_assert_geq(rc, 0, "ovl_poll: %s", ovl_strerror(rc));
+        }
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += WAIT_LIMIT_MS / 1000;
@@ -173,8 +189,35 @@ static inline const char *test_backend(void)
     return b && *b ? b : "auto";
 }
 
+/* The delivery mode the suite runs in, from OVL_TEST_MODE (ctest runs the
+ * mode-neutral suites once per mode): "thread" (the default: the port's
+ * completion thread delivers), "manual" (OVL_PORT_MANUAL: rec_wait polls)
+ * or "inline" (OVL_PORT_INLINE: submits deliver what completed inside
+ * them). A test that creates its port with flags 0 gets the mode under
+ * test; TEST_THREADED asks for a completion thread whatever the mode, for
+ * tests whose subject is that thread. */
+#define TEST_THREADED 0x80000000u
+
+static inline const char *test_mode(void)
+{
+    const char *m = getenv("OVL_TEST_MODE");
+    return m && *m ? m : "thread";
+}
+
+static inline uint32_t test_mode_flags(void)
+{
+    const char *m = test_mode();
+    if (!strcmp(m, "manual")) return OVL_PORT_MANUAL;
+    if (!strcmp(m, "inline")) return OVL_PORT_INLINE;
+    cr_assert_str_eq(m, "thread", "OVL_TEST_MODE: thread, manual or inline");
+    return 0;
+}
+
 static inline ovl_port *open_port_cfg(rec *r, ovl_port_config *cfg)
 {
+    if (cfg->flags == 0) cfg->flags = test_mode_flags();
+    cfg->flags &= ~TEST_THREADED;
+    r->manual = (cfg->flags & OVL_PORT_MANUAL) != 0;
     cfg->callback = rec_cb;
     cfg->userdata = r;
     ovl_port *p = NULL;

@@ -153,7 +153,9 @@ Test(cancel_close, concurrent_submitters)
 {
     rec r;
     rec_init(&r);
-    ovl_port *p = open_port(&r, 32, 0);
+    /* The submitters retry a full queue until a completion thread drains
+     * it. */
+    ovl_port *p = open_port(&r, 32, TEST_THREADED);
     int fd = temp_file(1 << 20, 10);
     enum { T = 4, N = 300 };
     static uint8_t bufs[T][N][4096];
@@ -207,7 +209,9 @@ Test(cancel_close, close_while_submitting)
 {
     rec r;
     rec_init(&r);
-    ovl_port *p = open_port(&r, 16, 0);
+    /* The posters only get 1000 posts in if a completion thread drains
+     * them meanwhile. */
+    ovl_port *p = open_port(&r, 16, TEST_THREADED);
     race_arg a = {p, 0, 0};
     pthread_t th[3];
     for (int t = 0; t < 3; t++) pthread_create(&th[t], NULL, race_poster, &a);
