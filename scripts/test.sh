@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh - every test of ovl, on a fresh Debian machine (installs what is
-# missing). Steps: build; the threads backend's poll() variant;
+# missing). Steps: the C format check (.clang-format); build; the threads
+# backend's poll() variant;
 # reliability (ASan+UBSan and TSan suites, stress, fault injection, fuzz,
 # valgrind); Go binding; Rust binding; install and consumer projects; the
 # Windows DLL and the C, Go and Rust suites under wine; and last the core
@@ -40,6 +41,7 @@ opt() { # run a step only if its script exists
   if [ -x "$script" ]; then step "$name" "$script" "$@"; else echo "== $name: no $script yet"; fi
 }
 
+step format scripts/format.sh --check # Go: gofmt (go step); Rust: cargo fmt (rust step)
 step build scripts/build.sh build
 # The threads backend's portable poll() variant (macOS/BSD path), built and
 # run here with OVL_THREADS_POLL so it cannot rot on Linux.
