@@ -9,7 +9,7 @@
  * Prints Markdown on stdout, progress on stderr. Not a test: it asserts
  * nothing about timings, only that every read or write moved 4096 bytes. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#  define _GNU_SOURCE
 #endif
 #include <ovl.h>
 
@@ -43,12 +43,12 @@
 static const char *g_path = "ovlbench.dat";
 static uint64_t g_size = 1024ull << 20; /* bytes */
 static uint64_t g_nblocks;
-static double g_secs = 0.4;             /* per run */
+static double g_secs = 0.4; /* per run */
 static int g_reps = 5;
 static int g_depths[8] = {1, 16, 64, 256};
 static int g_ndepths = 4;
-static int g_fd = -1;                   /* the file, buffered */
-static int g_iofd = -1;                 /* what the runs use: g_fd, or an O_DIRECT fd */
+static int g_fd = -1;   /* the file, buffered */
+static int g_iofd = -1; /* what the runs use: g_fd, or an O_DIRECT fd */
 enum { W_CACHE, W_DIRECT, W_WRITE };
 static int g_work = W_CACHE;
 static const char *const g_work_id[] = {"cache", "direct", "write"};
@@ -57,9 +57,9 @@ static const char *const g_work_title[] = {
     "4 KiB O_DIRECT random reads (the device)",
     "4 KiB buffered random writes (page cache)",
 };
-static unsigned char *g_bufs;           /* MAXD aligned 4 KiB buffers */
-static double g_min_resident = 100.0;   /* lowest residency seen before a run */
-static int g_rewarms;                   /* runs that found the file evicted */
+static unsigned char *g_bufs;         /* MAXD aligned 4 KiB buffers */
+static double g_min_resident = 100.0; /* lowest residency seen before a run */
+static int g_rewarms;                 /* runs that found the file evicted */
 
 static uint64_t now_ns(void)
 {
@@ -80,7 +80,9 @@ static void die(const char *fmt, ...)
 }
 
 /* xorshift64*: cheap, and every competitor draws the same kind of offsets. */
-typedef struct { uint64_t s; } rng;
+typedef struct {
+    uint64_t s;
+} rng;
 static inline int64_t rnd_off(rng *r)
 {
     r->s ^= r->s >> 12;
@@ -127,14 +129,13 @@ static double tv_us(struct timeval tv) { return tv.tv_sec * 1e6 + tv.tv_usec; }
 
 /* CPU time and context switches of the whole process (every thread: the
  * completion thread, ovl's and libuv's workers) between a and b. */
-static void finish(result *r, const snap *a, const snap *b, uint64_t ops,
-                   int lat)
+static void finish(result *r, const snap *a, const snap *b, uint64_t ops, int lat)
 {
     double secs = (double)(b->t - a->t) / 1e9;
-    double cpu = tv_us(b->ru.ru_utime) - tv_us(a->ru.ru_utime) +
-                 tv_us(b->ru.ru_stime) - tv_us(a->ru.ru_stime);
-    double cs = (double)(b->ru.ru_nvcsw - a->ru.ru_nvcsw) +
-                (double)(b->ru.ru_nivcsw - a->ru.ru_nivcsw);
+    double cpu = tv_us(b->ru.ru_utime) - tv_us(a->ru.ru_utime) + tv_us(b->ru.ru_stime) -
+                 tv_us(a->ru.ru_stime);
+    double cs =
+        (double)(b->ru.ru_nvcsw - a->ru.ru_nvcsw) + (double)(b->ru.ru_nivcsw - a->ru.ru_nivcsw);
     if (ops == 0) die("a run completed no operation");
     r->ops_s = (double)ops / secs;
     r->cpu_us = cpu / (double)ops;
@@ -150,7 +151,8 @@ static void finish(result *r, const snap *a, const snap *b, uint64_t ops,
 static void check_read(int64_t res)
 {
     if (res != (int64_t)BLK)
-        die("%s returned %lld, expected %u", g_work == W_WRITE ? "write" : "read", (long long)res, BLK);
+        die("%s returned %lld, expected %u", g_work == W_WRITE ? "write" : "read", (long long)res,
+            BLK);
 }
 
 /* One synchronous op of the workload (pread or pwrite). */
@@ -263,8 +265,7 @@ static void prep_io(struct io_uring_sqe *sqe, int fd, void *buf, int64_t off)
 
 /* setup_flags: fio's io_uring engine sets COOP_TASKRUN, SINGLE_ISSUER and
  * DEFER_TASKRUN (one thread submits and reaps, as here). */
-static void run_liburing(int depth, int lat, int nop, int fixed, unsigned setup_flags,
-                         result *out)
+static void run_liburing(int depth, int lat, int nop, int fixed, unsigned setup_flags, result *out)
 {
     struct io_uring ring;
     unsigned entries = depth < 4 ? 4 : (unsigned)depth;
@@ -492,8 +493,9 @@ static ovl_port *make_port(uint32_t backend, int depth, uint32_t spin_usec, ovl_
     if (spin) cfg.spin_usec = (uint32_t)atoi(spin);
     ovl_port *p = NULL;
     int32_t rc = ovl_create_port(&cfg, &p);
-    if (rc) die("ovl_create_port(%s): %s", backend == OVL_BACKEND_URING ? "uring" : "threads",
-                ovl_strerror(rc));
+    if (rc)
+        die("ovl_create_port(%s): %s", backend == OVL_BACKEND_URING ? "uring" : "threads",
+            ovl_strerror(rc));
     return p;
 }
 
@@ -585,8 +587,7 @@ static void ovlb_cb(const ovl_completion *items, size_t n, void *ud)
 /* poll: call ovl_poll(port, 0) after each submit, so the submitter takes
  * the completions that finished inside its own io_uring_enter (page-cache
  * reads do) instead of waiting for the completion thread's hand-off. */
-static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int poll,
-                      result *out)
+static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int poll, result *out)
 {
     ovlb *s = calloc(1, sizeof *s);
     if (!s) die("out of memory");
@@ -766,10 +767,32 @@ static void run_pingpong(int same_cpu, result *out)
 
 /* ---- the competitors ------------------------------------------------------ */
 
-enum { K_LIBURING, K_LIBURING_FIXED, K_PREAD, K_LIBUV, K_OVL_U_A, K_OVL_U_A_FIXED, K_OVL_U_B, K_OVL_U_B_POLL, K_OVL_U_B_INLINE,
-       K_OVL_U_B_SPIN, K_OVL_U_B_PIN, K_OVL_T_A,
-       K_OVL_T_B, K_OVL_U_M, K_OVL_U_S, K_OVL_T_M, K_LIBURING_COOP, K_PING_1CPU, K_PING_2CPU,
-       K_NOP_LIBURING, K_NOP_OVL_U, K_NOP_OVL_U_BATCH, K_NOP_OVL_T, K_N };
+enum {
+    K_LIBURING,
+    K_LIBURING_FIXED,
+    K_PREAD,
+    K_LIBUV,
+    K_OVL_U_A,
+    K_OVL_U_A_FIXED,
+    K_OVL_U_B,
+    K_OVL_U_B_POLL,
+    K_OVL_U_B_INLINE,
+    K_OVL_U_B_SPIN,
+    K_OVL_U_B_PIN,
+    K_OVL_T_A,
+    K_OVL_T_B,
+    K_OVL_U_M,
+    K_OVL_U_S,
+    K_OVL_T_M,
+    K_LIBURING_COOP,
+    K_PING_1CPU,
+    K_PING_2CPU,
+    K_NOP_LIBURING,
+    K_NOP_OVL_U,
+    K_NOP_OVL_U_BATCH,
+    K_NOP_OVL_T,
+    K_N
+};
 
 static const char *const k_name[K_N] = {
     "liburing, 1 thread (ceiling)",
@@ -797,11 +820,29 @@ static const char *const k_name[K_N] = {
     "ovl threads ovl_post from callback",
 };
 static const char *const k_id[K_N] = {
-    "liburing", "liburing-fixed", "pread", "libuv", "ovl-uring-cb", "ovl-uring-cb-fixed", "ovl-uring-ext",
-    "ovl-uring-ext-poll", "ovl-uring-ext-inline", "ovl-uring-ext-spin", "ovl-uring-ext-pin", "ovl-threads-cb", "ovl-threads-ext",
-    "ovl-uring-manual", "ovl-uring-sap", "ovl-threads-manual", "liburing-coop", "pingpong-1cpu", "pingpong-2cpu",
-    "nop-liburing", "nop-ovl-uring",
-    "nop-ovl-uring-batch", "nop-ovl-threads",
+    "liburing",
+    "liburing-fixed",
+    "pread",
+    "libuv",
+    "ovl-uring-cb",
+    "ovl-uring-cb-fixed",
+    "ovl-uring-ext",
+    "ovl-uring-ext-poll",
+    "ovl-uring-ext-inline",
+    "ovl-uring-ext-spin",
+    "ovl-uring-ext-pin",
+    "ovl-threads-cb",
+    "ovl-threads-ext",
+    "ovl-uring-manual",
+    "ovl-uring-sap",
+    "ovl-threads-manual",
+    "liburing-coop",
+    "pingpong-1cpu",
+    "pingpong-2cpu",
+    "nop-liburing",
+    "nop-ovl-uring",
+    "nop-ovl-uring-batch",
+    "nop-ovl-threads",
 };
 
 static int g_enabled[K_N];
@@ -833,7 +874,8 @@ static void run_one(int k, int depth, result *out)
     case K_LIBURING_FIXED: run_liburing(depth, lat, 0, 1, 0, out); break;
     case K_LIBURING_COOP:
         run_liburing(depth, lat, 0, 0,
-                     IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+                     IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+                         IORING_SETUP_DEFER_TASKRUN,
                      out);
         break;
     case K_OVL_U_M:
@@ -936,9 +978,10 @@ static void print_header(const char *first)
 
 static void table_rates(int lo, int hi, const char *title)
 {
-    printf("\n### %s\n\nops/s (median of %d runs) and, in parentheses, the median of the per-repetition ratio "
-           "to %s measured in the same repetition.\n\n", title, g_reps,
-           lo == K_NOP_LIBURING ? "liburing NOP" : "liburing");
+    printf("\n### %s\n\nops/s (median of %d runs) and, in parentheses, the median of the "
+           "per-repetition ratio "
+           "to %s measured in the same repetition.\n\n",
+           title, g_reps, lo == K_NOP_LIBURING ? "liburing NOP" : "liburing");
     print_header("competitor");
     for (int k = lo; k < hi; k++) {
         if (!g_enabled[k]) continue;
@@ -987,8 +1030,7 @@ static int depth_index(int depth)
 
 static void target_line(const char *what, double got, double want)
 {
-    printf("| %s | %.3f× | ≥ %.2f× | %s |\n", what, got, want,
-           got >= want ? "met" : "**missed**");
+    printf("| %s | %.3f× | ≥ %.2f× | %s |\n", what, got, want, got >= want ? "met" : "**missed**");
 }
 
 /* Ratios of two competitors, each rep against the same rep. */
@@ -1004,7 +1046,8 @@ static double med_vs(int k, int other, int d)
  * least 0.95x liburing (and, for writes, liburing with those flags). */
 static void targets_other(void)
 {
-    printf("\n### Targets: every ovl mode against liburing (ratios within the same repetition, median)\n\n"
+    printf("\n### Targets: every ovl mode against liburing (ratios within the same repetition, "
+           "median)\n\n"
            "| target | measured | wanted | |\n|---|---:|---:|---|\n");
     char b[200];
     for (int k = K_OVL_U_A; k < K_PING_1CPU; k++) {
@@ -1014,7 +1057,8 @@ static void targets_other(void)
             snprintf(b, sizeof b, "%s / liburing, depth %d", k_name[k], g_depths[d]);
             target_line(b, med_ratio(k, d), 0.95);
             if (g_work == W_WRITE && g_enabled[K_LIBURING_COOP] && g_have[K_LIBURING_COOP][d]) {
-                snprintf(b, sizeof b, "%s / liburing with fio's flags, depth %d", k_name[k], g_depths[d]);
+                snprintf(b, sizeof b, "%s / liburing with fio's flags, depth %d", k_name[k],
+                         g_depths[d]);
                 target_line(b, med_vs(k, K_LIBURING_COOP, d), 0.95);
             }
         }
@@ -1036,7 +1080,8 @@ static void targets(void)
             snprintf(b, sizeof b, "ovl uring resubmit-in-callback / liburing, depth %d", depth);
             target_line(b, med_ratio(K_OVL_U_A, d), depth == 1 ? 0.90 : 0.95);
         }
-        if (g_enabled[K_OVL_U_A_FIXED] && g_have[K_OVL_U_A_FIXED][d] && g_enabled[K_LIBURING_FIXED]) {
+        if (g_enabled[K_OVL_U_A_FIXED] && g_have[K_OVL_U_A_FIXED][d] &&
+            g_enabled[K_LIBURING_FIXED]) {
             snprintf(b, sizeof b, "same, both with a registered file, depth %d", depth);
             target_line(b, med_vs(K_OVL_U_A_FIXED, K_LIBURING_FIXED, d), depth == 1 ? 0.90 : 0.95);
         }
@@ -1046,7 +1091,8 @@ static void targets(void)
         snprintf(b, sizeof b, "ovl uring external submitter / liburing, depth %d", g_depths[d]);
         target_line(b, med_ratio(K_OVL_U_B, d), 0.80);
         if (g_enabled[K_OVL_U_B_POLL] && g_have[K_OVL_U_B_POLL][d]) {
-            snprintf(b, sizeof b, "same, submitter calls ovl_poll(p, 0) after each submit, depth %d",
+            snprintf(b, sizeof b,
+                     "same, submitter calls ovl_poll(p, 0) after each submit, depth %d",
                      g_depths[d]);
             target_line(b, med_ratio(K_OVL_U_B_POLL, d), 0.80);
         }
@@ -1075,25 +1121,34 @@ static void targets(void)
     }
     int d1 = depth_index(1), d64 = depth_index(64);
     if (g_enabled[K_LIBUV] && g_enabled[K_OVL_U_A]) {
-        if (d1 >= 0) target_line("ovl uring (callback) / libuv, depth 1", med_vs(K_OVL_U_A, K_LIBUV, d1), 10.0);
-        if (d64 >= 0) target_line("ovl uring (callback) / libuv, depth 64", med_vs(K_OVL_U_A, K_LIBUV, d64), 1.2);
+        if (d1 >= 0)
+            target_line("ovl uring (callback) / libuv, depth 1", med_vs(K_OVL_U_A, K_LIBUV, d1),
+                        10.0);
+        if (d64 >= 0)
+            target_line("ovl uring (callback) / libuv, depth 64", med_vs(K_OVL_U_A, K_LIBUV, d64),
+                        1.2);
     }
 }
 
 static void report(void)
 {
     table_rates(K_LIBURING, K_NOP_LIBURING, g_work_title[g_work]);
-    table_field(K_LIBURING, K_NOP_LIBURING, "CPU time per op, µs (user + system, every thread of the process)",
+    table_field(K_LIBURING, K_NOP_LIBURING,
+                "CPU time per op, µs (user + system, every thread of the process)",
                 offsetof(result, cpu_us), (size_t)-1, "%.2f");
-    table_field(K_LIBURING, K_NOP_LIBURING, "Context switches per op (voluntary + involuntary, every thread)",
+    table_field(K_LIBURING, K_NOP_LIBURING,
+                "Context switches per op (voluntary + involuntary, every thread)",
                 offsetof(result, csw), (size_t)-1, "%.3f");
-    table_field(K_LIBURING, K_NOP_LIBURING, "System calls per op (ovl: ovl_port_stats; liburing: io_uring_enter calls made)",
+    table_field(K_LIBURING, K_NOP_LIBURING,
+                "System calls per op (ovl: ovl_port_stats; liburing: io_uring_enter calls made)",
                 offsetof(result, sys_op), offsetof(result, has_sys), "%.3f");
-    table_field(K_LIBURING, K_NOP_LIBURING, "Completions per callback batch (ovl_port_stats; liburing: CQEs per reap)",
+    table_field(K_LIBURING, K_NOP_LIBURING,
+                "Completions per callback batch (ovl_port_stats; liburing: CQEs per reap)",
                 offsetof(result, batch), offsetof(result, has_batch), "%.1f");
     int d1 = depth_index(1);
     if (d1 >= 0) {
-        printf("\n### Latency at depth 1 (submit to completion seen by the caller, µs; median of runs)\n\n"
+        printf("\n### Latency at depth 1 (submit to completion seen by the caller, µs; median of "
+               "runs)\n\n"
                "| competitor | p50 | p99 |\n|---|---:|---:|\n");
         for (int k = K_LIBURING; k < K_PING_1CPU; k++) {
             if (!g_enabled[k] || !g_have[k][d1]) continue;
@@ -1105,8 +1160,8 @@ static void report(void)
     for (int k = K_NOP_LIBURING + 1; k < K_N; k++) nops += g_enabled[k];
     if (nops) {
         table_rates(K_NOP_LIBURING, K_N, "NOP round trips (liburing NOP vs ovl_post)");
-        table_field(K_NOP_LIBURING, K_N, "NOP: CPU time per op, µs", offsetof(result, cpu_us), (size_t)-1,
-                    "%.3f");
+        table_field(K_NOP_LIBURING, K_N, "NOP: CPU time per op, µs", offsetof(result, cpu_us),
+                    (size_t)-1, "%.3f");
         table_field(K_NOP_LIBURING, K_N, "NOP: system calls per op", offsetof(result, sys_op),
                     offsetof(result, has_sys), "%.3f");
     }
@@ -1136,11 +1191,10 @@ static void *parked(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: ovlbench [--file PATH] [--size-mib N] [--secs S] [--reps N]\n"
-            "                [--depths 1,16,64,256] [--only id,id,...]\n"
-            "                [--workload cache|direct|write]\n"
-            "ids: ");
+    fprintf(stderr, "usage: ovlbench [--file PATH] [--size-mib N] [--secs S] [--reps N]\n"
+                    "                [--depths 1,16,64,256] [--only id,id,...]\n"
+                    "                [--workload cache|direct|write]\n"
+                    "ids: ");
     for (int k = 0; k < K_N; k++) fprintf(stderr, "%s%s", k_id[k], k + 1 < K_N ? "," : "\n");
     exit(2);
 }
@@ -1161,11 +1215,11 @@ int main(int argc, char **argv)
             for (int k = 0; k < 3; k++)
                 if (!strcmp(w, g_work_id[k])) g_work = k, found = 1;
             if (!found) usage();
-        }
-        else if (!strcmp(a, "--depths") && v) {
+        } else if (!strcmp(a, "--depths") && v) {
             char *s = argv[++i], *tok, *save = NULL;
             g_ndepths = 0;
-            for (tok = strtok_r(s, ",", &save); tok && g_ndepths < 8; tok = strtok_r(NULL, ",", &save))
+            for (tok = strtok_r(s, ",", &save); tok && g_ndepths < 8;
+                 tok = strtok_r(NULL, ",", &save))
                 g_depths[g_ndepths++] = atoi(tok);
         } else if (!strcmp(a, "--only") && v) {
             char *s = argv[++i], *tok, *save = NULL;

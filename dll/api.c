@@ -20,8 +20,8 @@ OVL_API uint32_t ovl_version(void) { return OVL_VERSION_HEX; }
 
 OVL_API const char *ovl_version_string(void)
 {
-    return OVL__STR(OVL_VERSION_MAJOR) "." OVL__STR(OVL_VERSION_MINOR) "."
-        OVL__STR(OVL_VERSION_PATCH);
+    return OVL__STR(OVL_VERSION_MAJOR) "." OVL__STR(OVL_VERSION_MINOR) "." OVL__STR(
+        OVL_VERSION_PATCH);
 }
 
 /* Enter the backend outside the lock. `users` keeps close from destroying
@@ -91,8 +91,7 @@ OVL_API int32_t ovl_register_fd(ovl_port *port, ovl_fd fd)
     }
     uint32_t slot = 0;
     while (p->reg_slots & (1ull << slot)) slot++;
-    if (p->backend->register_fd && (rc = p->backend->register_fd(p, slot, fd)) != OVL_OK)
-        goto out;
+    if (p->backend->register_fd && (rc = p->backend->register_fd(p, slot, fd)) != OVL_OK) goto out;
     p->reg_slots |= 1ull << slot;
     p->reg[p->nreg].fd = fd;
     p->reg[p->nreg].slot = slot;
@@ -170,8 +169,7 @@ OVL_API int32_t ovl_port_stats(const ovl_port *port, ovl_stats *out)
 static int32_t check_request(ovl_port *p, const ovl_request *r)
 {
     if (r->timeout_ns < 0) return OVL_EINVAL;
-    if (r->timeout_ns > 0 && r->op != OVL_OP_TIMER && r->op != OVL_OP_POST &&
-        !p->backend->timeouts)
+    if (r->timeout_ns > 0 && r->op != OVL_OP_TIMER && r->op != OVL_OP_POST && !p->backend->timeouts)
         return OVL_ENOTSUP;
     switch (r->op) {
     case OVL_OP_READ:
@@ -209,10 +207,8 @@ static int32_t check_request(ovl_port *p, const ovl_request *r)
             return OVL_EINVAL;
         return p->backend->timeouts ? OVL_OK : OVL_ENOTSUP;
     case OVL_OP_LOCAL_ACCEPT:
-    case OVL_OP_LOCAL_DIAL:
-        return ovl__local_check(p, r);
-    default:
-        return OVL_EINVAL;
+    case OVL_OP_LOCAL_DIAL: return ovl__local_check(p, r);
+    default: return OVL_EINVAL;
     }
 }
 
@@ -293,8 +289,7 @@ out:
     return rc;
 }
 
-OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
-                           size_t *out_submitted)
+OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n, size_t *out_submitted)
 {
     if (out_submitted) *out_submitted = 0;
     int32_t rc;
@@ -308,9 +303,9 @@ OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
 /* The single-op path of ovl_submit_read/_write/_fsync and ovl_post: the
  * same steps as ovl__submit_batch for one request, without the loop, the chunk
  * array or the request copy (posts from callbacks are the hottest caller). */
-static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf,
-                          size_t len, int64_t offset, uint32_t flags,
-                          int64_t timeout_ns, void *ctx, uint64_t *out_id)
+static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf, size_t len,
+                          int64_t offset, uint32_t flags, int64_t timeout_ns, void *ctx,
+                          uint64_t *out_id)
 {
     if (out_id) *out_id = 0;
     int32_t rc;
@@ -345,45 +340,42 @@ static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf,
     return OVL_OK;
 }
 
-OVL_API int32_t ovl_submit_read(ovl_port *port, ovl_fd fd, void *buf, size_t len,
-                                int64_t offset, void *ctx, uint64_t *out_id)
+OVL_API int32_t ovl_submit_read(ovl_port *port, ovl_fd fd, void *buf, size_t len, int64_t offset,
+                                void *ctx, uint64_t *out_id)
 {
     return submit_one(port, OVL_OP_READ, fd, buf, len, offset, 0, 0, ctx, out_id);
 }
 
-OVL_API int32_t ovl_submit_write(ovl_port *port, ovl_fd fd, const void *buf,
-                                 size_t len, int64_t offset, void *ctx,
-                                 uint64_t *out_id)
+OVL_API int32_t ovl_submit_write(ovl_port *port, ovl_fd fd, const void *buf, size_t len,
+                                 int64_t offset, void *ctx, uint64_t *out_id)
 {
     /* The write source is only ever read; the op stores it untyped. */
-    return submit_one(port, OVL_OP_WRITE, fd, (void *)(uintptr_t)buf, len,
-                      offset, 0, 0, ctx, out_id);
+    return submit_one(port, OVL_OP_WRITE, fd, (void *)(uintptr_t)buf, len, offset, 0, 0, ctx,
+                      out_id);
 }
 
-OVL_API int32_t ovl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
-                                 void *ctx, uint64_t *out_id)
+OVL_API int32_t ovl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags, void *ctx,
+                                 uint64_t *out_id)
 {
     return submit_one(port, OVL_OP_FSYNC, fd, NULL, 0, 0, flags, 0, ctx, out_id);
 }
 
-OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx,
-                         uint64_t *out_id)
+OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx, uint64_t *out_id)
 {
     return submit_one(port, OVL_OP_POST, 0, NULL, 0, value, 0, 0, ctx, out_id);
 }
 
-OVL_API int32_t ovl_submit_accept(ovl_port *port, ovl_fd listener, ovl_addr *peer,
-                                  void *ctx, uint64_t *out_id)
+OVL_API int32_t ovl_submit_accept(ovl_port *port, ovl_fd listener, ovl_addr *peer, void *ctx,
+                                  uint64_t *out_id)
 {
     return submit_one(port, OVL_OP_ACCEPT, listener, peer, 0, 0, 0, 0, ctx, out_id);
 }
 
-OVL_API int32_t ovl_submit_connect(ovl_port *port, ovl_fd sock, const ovl_addr *addr,
-                                   void *ctx, uint64_t *out_id)
+OVL_API int32_t ovl_submit_connect(ovl_port *port, ovl_fd sock, const ovl_addr *addr, void *ctx,
+                                   uint64_t *out_id)
 {
     /* The address is only ever read; the op stores it untyped. */
-    return submit_one(port, OVL_OP_CONNECT, sock, (void *)(uintptr_t)addr, 0, 0, 0, 0, ctx,
-                      out_id);
+    return submit_one(port, OVL_OP_CONNECT, sock, (void *)(uintptr_t)addr, 0, 0, 0, 0, ctx, out_id);
 }
 
 OVL_API int32_t ovl_submit_shutdown(ovl_port *port, ovl_fd sock, uint32_t how, void *ctx,
@@ -444,4 +436,3 @@ OVL_API int32_t ovl_port_event(ovl_port *port, ovl_fd *out)
     ovl__mutex_unlock(&p->lock);
     return rc;
 }
-

@@ -59,8 +59,7 @@ static const ovl__backend *choose_from(size_t from)
     for (size_t i = from; i < NCAND; i++) {
         if (usable(i)) {
             const ovl__backend *b = *candidates[i];
-            if (passed)
-                snprintf(auto_reason, sizeof auto_reason, "%s: using %s", passed, b->name);
+            if (passed) snprintf(auto_reason, sizeof auto_reason, "%s: using %s", passed, b->name);
             else if (!any_before && probe_why[i])
                 snprintf(auto_reason, sizeof auto_reason, "%s", probe_why[i]);
             else

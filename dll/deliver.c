@@ -127,7 +127,8 @@ size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms)
         for (size_t i = 0; i < k; i++) {
             uint32_t kind = p->batch[i].op;
             if ((kind == OVL_OP_ACCEPT || kind == OVL_OP_LOCAL_ACCEPT ||
-                 kind == OVL_OP_LOCAL_DIAL) && p->batch[i].result >= 0)
+                 kind == OVL_OP_LOCAL_DIAL) &&
+                p->batch[i].result >= 0)
                 p->backend->close_handle((ovl_fd)p->batch[i].result, kind);
         }
     }
@@ -251,8 +252,7 @@ void *ovl__completion_thread(void *arg)
             /* Poll without sleeping for a while first: saves the wake-up
              * when the next completion comes soon. */
             uint64_t end = ovl__now_us() + budget;
-            while ((n = ct_deliver(p, 0)) == 0 && ovl__now_us() < end)
-                ovl__cpu_relax();
+            while ((n = ct_deliver(p, 0)) == 0 && ovl__now_us() < end) ovl__cpu_relax();
             spin_result(p, &st, n != 0);
             /* A close's wake-up consumed while spinning looks like an
              * empty poll (0): check before sleeping, or we sleep for ever
@@ -331,8 +331,7 @@ static int32_t poll_manual_locked(ovl_port *p, const ovl_port *port, int32_t tim
              * cost the manual-mode eventfd's reset, one read() per call,
              * and leaving it signalled costs an outside poller at most one
              * spurious wake-up. */
-            while (n == p->batch_cap && total < p->depth &&
-                   (n = ovl__deliver_once(p, 0)) > 0)
+            while (n == p->batch_cap && total < p->depth && (n = ovl__deliver_once(p, 0)) > 0)
                 total += n;
             break;
         }
@@ -346,8 +345,7 @@ static int32_t poll_manual_locked(ovl_port *p, const ovl_port *port, int32_t tim
 }
 
 /* Manual mode: take delivery (waiting for it unless timeout_ms is 0). */
-static int32_t poll_manual(ovl_port *p, const ovl_port *port, int32_t timeout_ms,
-                           uint64_t deadline)
+static int32_t poll_manual(ovl_port *p, const ovl_port *port, int32_t timeout_ms, uint64_t deadline)
 {
     int32_t rc;
     if (timeout_ms == 0) {
@@ -401,8 +399,7 @@ OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
      * waits (io_uring), hold back the kick: the wait below makes one
      * system call of both. Only with delivery in hand, though: a thread
      * already waiting in the kernel would not see the new work. */
-    bool merge = manual && p->backend->wait_submits && n &&
-                 ovl__mutex_trylock(&p->deliver_lock);
+    bool merge = manual && p->backend->wait_submits && n && ovl__mutex_trylock(&p->deliver_lock);
     if (n) {
         size_t done = 0;
         rc = ovl__submit_batch(p, port, reqs, n, &done, merge);

@@ -4,15 +4,16 @@
 
 #include <errno.h>
 
+/* clang-format off */
 #define OVL__ERR_MSG(name, value, msg) case (value): return msg;
 #define OVL__ERR_NAME(name, value, msg) case (value): return "OVL_" #name;
+/* clang-format on */
 
 OVL_API const char *ovl_strerror(int32_t code)
 {
     switch (code) {
         OVL_ERRORS(OVL__ERR_MSG)
-    default:
-        return "unknown error";
+    default: return "unknown error";
     }
 }
 
@@ -20,8 +21,7 @@ OVL_API const char *ovl_error_name(int32_t code)
 {
     switch (code) {
         OVL_ERRORS(OVL__ERR_NAME)
-    default:
-        return "OVL_E?";
+    default: return "OVL_E?";
     }
 }
 
@@ -77,8 +77,8 @@ int32_t ovl__errno_to_code(int err)
 }
 
 #ifdef _WIN32
-#include <windows.h>
-#include <winsock2.h>
+#  include <windows.h>
+#  include <winsock2.h>
 
 int32_t ovl__win32_to_code(uint32_t err)
 {

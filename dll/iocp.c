@@ -64,12 +64,12 @@
 #ifdef _WIN32
 /* winsock2.h before anything pulls in the old winsock.h (platform.h's
  * windows.h is lean and does not). */
-#include <winsock2.h>
-#include <ws2tcpip.h>
-#include <mswsock.h>
-#include <stdlib.h>
-#include <string.h>
-#include <winternl.h>
+#  include <winsock2.h>
+#  include <ws2tcpip.h>
+#  include <mswsock.h>
+#  include <stdlib.h>
+#  include <string.h>
+#  include <winternl.h>
 
 /* The trick, checked: the OVERLAPPED is the op's first member, so the
  * LPOVERLAPPED the port hands back is the op's address. */
@@ -81,44 +81,44 @@ _Static_assert(_Alignof(OVERLAPPED) <= _Alignof(ovl__op), "OVERLAPPED alignment"
 /* Completion keys. Handles are associated with KEY_IO; everything we post
  * ourselves carries its own key, so a packet's meaning never depends on
  * guessing from its contents. */
-#define KEY_IO     ((ULONG_PTR)0x6f766c31u) /* "ovl1": I/O on an associated handle */
-#define KEY_MARKER ((ULONG_PTR)0x6f766c32u) /* result known: deliver op->result */
-#define KEY_POST   ((ULONG_PTR)0x6f766c33u) /* ovl_post */
-#define KEY_WAKE   ((ULONG_PTR)0x6f766c34u) /* wake(): NULL overlapped */
+#  define KEY_IO ((ULONG_PTR)0x6f766c31u)     /* "ovl1": I/O on an associated handle */
+#  define KEY_MARKER ((ULONG_PTR)0x6f766c32u) /* result known: deliver op->result */
+#  define KEY_POST ((ULONG_PTR)0x6f766c33u)   /* ovl_post */
+#  define KEY_WAKE ((ULONG_PTR)0x6f766c34u)   /* wake(): NULL overlapped */
 
 enum { B_PENDING = 1, B_SYNC, B_POST, B_FSYNC, B_TIMER, B_DIALWAIT };
 
 /* What an op needs beyond ovl__op, one per pool slot (same index). */
 typedef struct opx {
-    uint64_t deadline; /* ns (now_ns clock) while in the heap */
-    uint32_t hpos;     /* 1 + its place in the heap; 0: not in it */
-    uint32_t timed_out;/* its deadline passed: a failure is OVL_ETIMEDOUT */
-    SOCKET asock;      /* accept: the socket AcceptEx fills, owned by the op
+    uint64_t deadline;   /* ns (now_ns clock) while in the heap */
+    uint32_t hpos;       /* 1 + its place in the heap; 0: not in it */
+    uint32_t timed_out;  /* its deadline passed: a failure is OVL_ETIMEDOUT */
+    SOCKET asock;        /* accept: the socket AcceptEx fills, owned by the op
                           until delivered; INVALID_SOCKET otherwise */
-    HANDLE pipe;       /* local accept: its pipe instance, owned by the op
+    HANDLE pipe;         /* local accept: its pipe instance, owned by the op
                           until delivered; NULL otherwise */
-    uint64_t dial_end; /* local dial: give up busy retries here (0: never) */
+    uint64_t dial_end;   /* local dial: give up busy retries here (0: never) */
     uint32_t backoff_us; /* local dial: the next pause while busy */
 } opx;
 
 /* AcceptEx writes both addresses, each with 16 bytes of its own, and wants
  * room for the largest address the provider may return. */
-#define ADDR_ROOM ((DWORD)sizeof(SOCKADDR_STORAGE) + 16u)
-#define ABUF_SIZE (2u * ADDR_ROOM)
+#  define ADDR_ROOM ((DWORD)sizeof(SOCKADDR_STORAGE) + 16u)
+#  define ABUF_SIZE (2u * ADDR_ROOM)
 
 typedef struct iocp {
     HANDLE port;
     OVERLAPPED_ENTRY *entries; /* p->batch_cap of them (completion side) */
     ULONG cap;
-    _Atomic int wake_pending;  /* at most one wake packet queued */
-    _Atomic uint32_t lost;     /* markers that could not be posted */
+    _Atomic int wake_pending; /* at most one wake packet queued */
+    _Atomic uint32_t lost;    /* markers that could not be posted */
     /* Deadlines (port lock). */
-    opx *x;                    /* p->depth of them */
-    uint32_t *heap;            /* op indices, min-heap on x[].deadline */
+    opx *x;         /* p->depth of them */
+    uint32_t *heap; /* op indices, min-heap on x[].deadline */
     uint32_t nheap;
-    uint64_t sleep_until;      /* the deadline the waiter sleeps until
+    uint64_t sleep_until; /* the deadline the waiter sleeps until
                                   (UINT64_MAX: none); 0: nobody sleeps */
-    uint64_t qpf;              /* QueryPerformanceFrequency */
+    uint64_t qpf;         /* QueryPerformanceFrequency */
     /* AcceptEx address buffers, ABUF_SIZE per pool slot; allocated by the
      * port's first accept (port lock), so ports that never accept do not
      * pay depth * 288 bytes. */
@@ -127,8 +127,8 @@ typedef struct iocp {
      * handle value, key 0 empty, never shrunk; an associate overwrites the
      * entry (a handle value reused by a new object is associated again). */
     uintptr_t *hkey;
-    uint8_t *hsock;           /* 1: a socket (WSASend/WSARecv) */
-    uint32_t hcap, hcount;    /* hcap a power of two, or 0 */
+    uint8_t *hsock;        /* 1: a socket (WSASend/WSARecv) */
+    uint32_t hcap, hcount; /* hcap a power of two, or 0 */
 } iocp;
 
 NTSYSAPI ULONG NTAPI RtlNtStatusToDosError(NTSTATUS status);
@@ -146,8 +146,7 @@ static ovl__op *op_from_ov(ovl_port *p, OVERLAPPED *ov)
     uintptr_t a = (uintptr_t)ov, base = (uintptr_t)p->ops;
     if (!ov || a < base) return NULL;
     uintptr_t off = a - base;
-    if (off % sizeof(ovl__op) != 0 || off / sizeof(ovl__op) >= p->depth)
-        return NULL;
+    if (off % sizeof(ovl__op) != 0 || off / sizeof(ovl__op) >= p->depth) return NULL;
     return &p->ops[off / sizeof(ovl__op)];
 }
 
@@ -217,9 +216,7 @@ static void set_result(iocp *c, ovl__op *op, DWORD err, DWORD bytes)
     case WSAEMSGSIZE:     /* the same, from WSARecv on a datagram socket */
         op->result = (int64_t)bytes;
         return;
-    case ERROR_HANDLE_EOF: /* past the end of a file: EOF */
-        op->result = 0;
-        return;
+    case ERROR_HANDLE_EOF: /* past the end of a file: EOF */ op->result = 0; return;
     case ERROR_BROKEN_PIPE:
     case ERROR_PIPE_NOT_CONNECTED:
         /* A read from a pipe whose writer has gone is end of file, as on
@@ -229,8 +226,7 @@ static void set_result(iocp *c, ovl__op *op, DWORD err, DWORD bytes)
             return;
         }
         break;
-    default:
-        break;
+    default: break;
     }
     op->os_error = (int32_t)err;
     if (err == ERROR_INVALID_HANDLE)
@@ -245,8 +241,7 @@ static void set_result(iocp *c, ovl__op *op, DWORD err, DWORD bytes)
          * driver reports when torn down (a socket gives other codes), all
          * mean cancelled. */
         op->result = OVL_ECANCELED;
-    else
-        op->result = ovl__win32_to_code(err);
+    else op->result = ovl__win32_to_code(err);
 }
 
 /* ---- completion-side helpers ------------------------------------------- */
@@ -258,8 +253,7 @@ static void post_marker(ovl_port *p, ovl__op *op)
     iocp *c = p->be;
     op->bstate = B_SYNC;
     for (int i = 0; i < 100; i++) {
-        if (PostQueuedCompletionStatus(c->port, 0, KEY_MARKER, op_ov(op)))
-            return;
+        if (PostQueuedCompletionStatus(c->port, 0, KEY_MARKER, op_ov(op))) return;
         /* Only fails when the kernel is out of nonpaged pool. */
         Sleep(1);
     }
@@ -361,8 +355,9 @@ static void *ext_fn(SOCKET s, void *_Atomic *slot, GUID guid, DWORD *err)
     void *fn = atomic_load(slot);
     if (fn) return fn;
     DWORD got = 0;
-    if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &fn,
-                 sizeof fn, &got, NULL, NULL) != 0 || !fn) {
+    if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &fn, sizeof fn, &got,
+                 NULL, NULL) != 0 ||
+        !fn) {
         *err = (DWORD)WSAGetLastError();
         if (!*err) *err = WSAEOPNOTSUPP;
         return NULL;
@@ -386,8 +381,8 @@ static void finish_accept(iocp *c, ovl__op *op, DWORD err)
     /* Without SO_UPDATE_ACCEPT_CONTEXT the new socket knows neither its
      * addresses nor its listener's options: getpeername and shutdown fail
      * on it. */
-    if (!err && setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (const char *)&l,
-                           sizeof l) != 0)
+    if (!err &&
+        setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (const char *)&l, sizeof l) != 0)
         err = (DWORD)WSAGetLastError();
     if (err) {
         closesocket(s);
@@ -400,9 +395,8 @@ static void finish_accept(iocp *c, ovl__op *op, DWORD err)
         struct sockaddr *la = NULL, *ra = NULL;
         int llen = 0, rlen = 0;
         DWORD e2 = 0;
-        LPFN_GETACCEPTEXSOCKADDRS get =
-            (LPFN_GETACCEPTEXSOCKADDRS)ext_fn(l, &fn_sockaddrs,
-                                              (GUID)WSAID_GETACCEPTEXSOCKADDRS, &e2);
+        LPFN_GETACCEPTEXSOCKADDRS get = (LPFN_GETACCEPTEXSOCKADDRS)ext_fn(
+            l, &fn_sockaddrs, (GUID)WSAID_GETACCEPTEXSOCKADDRS, &e2);
         if (get) {
             get(abuf_of(c, op), 0, ADDR_ROOM, ADDR_ROOM, &la, &llen, &ra, &rlen);
         }
@@ -553,7 +547,8 @@ static void start_connect(ovl_port *p, ovl__op *op)
             goto fail;
         }
     }
-    LPFN_CONNECTEX connectex = (LPFN_CONNECTEX)ext_fn(s, &fn_connectex, (GUID)WSAID_CONNECTEX, &err);
+    LPFN_CONNECTEX connectex =
+        (LPFN_CONNECTEX)ext_fn(s, &fn_connectex, (GUID)WSAID_CONNECTEX, &err);
     if (!connectex) goto fail;
     memset(op_ov(op), 0, sizeof(OVERLAPPED));
     BOOL ok = connectex(s, to, (int)a->len, NULL, 0, NULL, op_ov(op));
@@ -855,10 +850,9 @@ static void try_dial(ovl_port *p, ovl__op *op)
 {
     iocp *c = p->be;
     opx *x = &c->x[op->index];
-    HANDLE h = CreateFileW((const wchar_t *)op->buf, GENERIC_READ | GENERIC_WRITE, 0, NULL,
-                           OPEN_EXISTING,
-                           FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
-                           NULL);
+    HANDLE h =
+        CreateFileW((const wchar_t *)op->buf, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                    FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
     if (h != INVALID_HANDLE_VALUE) {
         if (!CreateIoCompletionPort(h, c->port, KEY_IO, 0)) {
             DWORD e = GetLastError();
@@ -922,9 +916,7 @@ static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
         c->x[op->index].timed_out = 0;
         switch (op->kind) {
         case OVL_OP_READ:
-        case OVL_OP_WRITE:
-            start_rw(p, op);
-            break;
+        case OVL_OP_WRITE: start_rw(p, op); break;
         case OVL_OP_FSYNC:
             /* Win32 has no overlapped flush and FlushFileBuffers blocks, so
              * it runs on the system thread pool, which then posts the
@@ -942,21 +934,11 @@ static void w_submit(ovl_port *p, ovl__op **ops, size_t n)
                 post_marker(p, op);
             }
             break;
-        case OVL_OP_ACCEPT:
-            start_accept(p, op);
-            break;
-        case OVL_OP_CONNECT:
-            start_connect(p, op);
-            break;
-        case OVL_OP_SHUTDOWN:
-            start_shutdown(p, op);
-            break;
-        case OVL_OP_LOCAL_ACCEPT:
-            start_pipe_accept(p, op);
-            break;
-        case OVL_OP_LOCAL_DIAL:
-            start_dial(p, op);
-            break;
+        case OVL_OP_ACCEPT: start_accept(p, op); break;
+        case OVL_OP_CONNECT: start_connect(p, op); break;
+        case OVL_OP_SHUTDOWN: start_shutdown(p, op); break;
+        case OVL_OP_LOCAL_ACCEPT: start_pipe_accept(p, op); break;
+        case OVL_OP_LOCAL_DIAL: start_dial(p, op); break;
         case OVL_OP_TIMER:
             /* Nothing in the OS: the deadline heap is the timer. */
             op->bstate = B_TIMER;
@@ -1000,10 +982,7 @@ static VOID CALLBACK fsync_work(PTP_CALLBACK_INSTANCE inst, PVOID arg)
 /* Lock held. Stop the OS's part of an I/O op; its one packet follows. For
  * an accept that is the listener's AcceptEx with this OVERLAPPED only.
  * ERROR_NOT_FOUND means the I/O is finishing anyway: its packet comes. */
-static void cancel_io(ovl__op *op)
-{
-    CancelIoEx(fd_handle(op->fd), op_ov(op));
-}
+static void cancel_io(ovl__op *op) { CancelIoEx(fd_handle(op->fd), op_ov(op)); }
 
 static void w_cancel(ovl_port *p, ovl__op *op)
 {
@@ -1107,8 +1086,7 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
         ovl__mutex_unlock(&p->lock);
         if (!fired) return 0;
         atomic_fetch_add(&p->syscalls, 1);
-        if (!GetQueuedCompletionStatusEx(c->port, c->entries, want, &got, 0, FALSE))
-            return 0;
+        if (!GetQueuedCompletionStatusEx(c->port, c->entries, want, &got, 0, FALSE)) return 0;
     }
     size_t n = 0;
     ovl__mutex_lock(&p->lock);
@@ -1147,8 +1125,7 @@ static size_t w_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
             else if (op->kind == OVL_OP_CONNECT) finish_connect(c, op, err);
             else if (op->kind == OVL_OP_LOCAL_ACCEPT) {
                 if (!finish_pipe_accept(p, op, err)) continue; /* waits again */
-            }
-            else set_result(c, op, err, e->dwNumberOfBytesTransferred);
+            } else set_result(c, op, err, e->dwNumberOfBytesTransferred);
         } else if (key != KEY_MARKER && key != KEY_POST) {
             continue; /* an unknown key on our port: ignore */
         }
@@ -1177,10 +1154,20 @@ static int32_t w_probe(const char **reason)
 }
 
 static const ovl__backend iocp_backend = {
-    .name = "iocp", .id = OVL_BACKEND_IOCP, .probe = w_probe, .net_ops = true, .timeouts = true,
+    .name = "iocp",
+    .id = OVL_BACKEND_IOCP,
+    .probe = w_probe,
+    .net_ops = true,
+    .timeouts = true,
     .local_native = true,
-    .init = w_init, .submit = w_submit, .cancel = w_cancel, .kick = w_kick,
-    .wait = w_wait, .wake = w_wake, .associate = w_associate, .destroy = w_destroy,
+    .init = w_init,
+    .submit = w_submit,
+    .cancel = w_cancel,
+    .kick = w_kick,
+    .wait = w_wait,
+    .wake = w_wake,
+    .associate = w_associate,
+    .destroy = w_destroy,
     .close_handle = w_close_handle,
 };
 const ovl__backend *const ovl__backend_iocp = &iocp_backend;

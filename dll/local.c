@@ -33,13 +33,10 @@ void ovl__local_unref(ovl_local *l)
     free(l);
 }
 
-static bool is_listener(const ovl_local *l)
-{
-    return l && l->magic == OVL__LOCAL_MAGIC;
-}
+static bool is_listener(const ovl_local *l) { return l && l->magic == OVL__LOCAL_MAGIC; }
 
-OVL_API int32_t ovl_local_listen(ovl_port *port, const char *name,
-                                 const ovl_local_config *cfg, ovl_local **out)
+OVL_API int32_t ovl_local_listen(ovl_port *port, const char *name, const ovl_local_config *cfg,
+                                 ovl_local **out)
 {
     if (out) *out = NULL;
     int32_t rc;
@@ -87,8 +84,8 @@ OVL_API int32_t ovl_local_close(ovl_local *l)
     }
     l->closed = true;
     bool kick = false;
-    bool live = atomic_load(&p->handle) == (uintptr_t)l->port &&
-                atomic_load(&p->state) == OVL__PORT_OPEN;
+    bool live =
+        atomic_load(&p->handle) == (uintptr_t)l->port && atomic_load(&p->state) == OVL__PORT_OPEN;
     if (live && p->local) {
         /* Every accept in flight on it completes with OVL_ECANCELED (or
          * the connection it had already made). A closing port cancels
@@ -96,8 +93,7 @@ OVL_API int32_t ovl_local_close(ovl_local *l)
         for (uint32_t i = 0; i < p->depth; i++) {
             ovl__op *op = &p->ops[i];
             ovl__lx *lx = ovl__local_lx(p, op);
-            if (op->state != OVL__OP_INFLIGHT || !lx || lx->owner != l || op->cancel_req)
-                continue;
+            if (op->state != OVL__OP_INFLIGHT || !lx || lx->owner != l || op->cancel_req) continue;
             op->cancel_req = 1;
             p->cancels++;
             p->backend->cancel(p, op);

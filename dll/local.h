@@ -23,38 +23,38 @@
 #include "ovl_internal.h"
 
 #define OVL__LOCAL_MAGIC 0x6f766c4cu /* "ovlL" */
-#define OVL__LOCAL_DEAD  0x64656164u /* a freed listener, for a debugger */
+#define OVL__LOCAL_DEAD 0x64656164u  /* a freed listener, for a debugger */
 
 /* Longest name accepted (bytes of UTF-8, before the platform's prefix). */
 #define OVL__LOCAL_NAME_MAX 256u
 
 struct ovl_local {
     uint32_t magic;
-    uint32_t refs;      /* the caller's (until ovl_local_close) and one per
+    uint32_t refs;  /* the caller's (until ovl_local_close) and one per
                            op in flight on it (p->lock) */
-    bool closed;        /* ovl_local_close was called (p->lock) */
-    ovl_port *port;     /* the port's handle */
-    ovl_port *p;        /* its struct (never freed, so always lockable) */
-    uint32_t flags;     /* ovl_local_config.flags */
+    bool closed;    /* ovl_local_close was called (p->lock) */
+    ovl_port *port; /* the port's handle */
+    ovl_port *p;    /* its struct (never freed, so always lockable) */
+    uint32_t flags; /* ovl_local_config.flags */
     uint32_t in_buffer, out_buffer;
     /* POSIX */
-    int fd;             /* the listening socket */
-    bool have_file;     /* created a socket file, to remove at close */
-    uint64_t dev, ino;  /* that file, as created */
-    char path[112];     /* its path */
+    int fd;            /* the listening socket */
+    bool have_file;    /* created a socket file, to remove at close */
+    uint64_t dev, ino; /* that file, as created */
+    char path[112];    /* its path */
     /* Windows (local_win.c) */
     void *os;
 };
 
 /* The side record of a local op (one per pool slot; ukind 0: not local). */
 typedef struct ovl__lx {
-    ovl_local *owner;   /* accept: the listener (holds a reference) */
-    uint32_t ukind;     /* OVL_OP_LOCAL_*: what the caller submitted */
-    uint32_t backoff_us;/* dial: the next pause while busy */
-    int64_t sock;       /* POSIX dial: the socket, -1 when none */
-    uint64_t deadline;  /* dial: ovl__now_us() limit, 0: none */
-    void *name;         /* Windows dial: the pipe's name (UTF-16, malloc) */
-    ovl_addr addr;      /* POSIX dial: the sockaddr_un */
+    ovl_local *owner;    /* accept: the listener (holds a reference) */
+    uint32_t ukind;      /* OVL_OP_LOCAL_*: what the caller submitted */
+    uint32_t backoff_us; /* dial: the next pause while busy */
+    int64_t sock;        /* POSIX dial: the socket, -1 when none */
+    uint64_t deadline;   /* dial: ovl__now_us() limit, 0: none */
+    void *name;          /* Windows dial: the pipe's name (UTF-16, malloc) */
+    ovl_addr addr;       /* POSIX dial: the sockaddr_un */
 } ovl__lx;
 
 /* Dial back-off while the endpoint is busy (microseconds). */

@@ -6,20 +6,20 @@
 #include "local.h"
 
 #ifndef _WIN32
-#include <errno.h>
-#include <fcntl.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
+#  include <errno.h>
+#  include <fcntl.h>
+#  include <stddef.h>
+#  include <stdio.h>
+#  include <string.h>
+#  include <sys/socket.h>
+#  include <sys/stat.h>
+#  include <sys/un.h>
+#  include <unistd.h>
 
-#include "sys.h"
+#  include "sys.h"
 
 /* Where a plain name's socket file lives: /tmp/ovl-NAME.sock. */
-#define PLAIN_FMT "/tmp/ovl-%s.sock"
+#  define PLAIN_FMT "/tmp/ovl-%s.sock"
 
 /* A name (see ovl.h, "Names") as a Unix socket address. *is_file: the
  * address is a path in the file system (not Linux's abstract namespace). */
@@ -38,7 +38,7 @@ static int32_t resolve(const char *name, struct sockaddr_un *sa, socklen_t *len,
         if (n == 0 || strchr(name, '/')) return OVL_EINVAL;
     }
     if (strchr(name, '\\')) return OVL_EINVAL;
-#ifdef __linux__
+#  ifdef __linux__
     if (name[0] == '@') {
         /* The abstract namespace: a NUL, then the rest, no terminator. */
         if (n < 2 || n - 1u > sizeof sa->sun_path - 1u) return OVL_EINVAL;
@@ -47,7 +47,7 @@ static int32_t resolve(const char *name, struct sockaddr_un *sa, socklen_t *len,
         *is_file = false;
         return OVL_OK;
     }
-#endif
+#  endif
     int w;
     if (strchr(name, '/')) {
         w = snprintf(sa->sun_path, sizeof sa->sun_path, "%s", name);
@@ -69,16 +69,16 @@ static int32_t errno_code(int e)
 /* A socket of ours: close-on-exec from the start where the OS can. */
 static int unix_socket(bool nonblock)
 {
-#ifdef SOCK_CLOEXEC
+#  ifdef SOCK_CLOEXEC
     return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
-#else
+#  else
     int s = socket(AF_UNIX, SOCK_STREAM, 0);
     if (s >= 0) {
         (void)fcntl(s, F_SETFD, FD_CLOEXEC);
         if (nonblock) (void)fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
     }
     return s;
-#endif
+#  endif
 }
 
 /* Whether a server accepts on the socket file at sa (a connect that is

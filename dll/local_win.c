@@ -18,21 +18,21 @@
 #include "local.h"
 
 #ifdef _WIN32
-#include <sddl.h>
-#include <stdlib.h>
-#include <string.h>
+#  include <sddl.h>
+#  include <stdlib.h>
+#  include <string.h>
 
-#define PIPE_PREFIX L"\\\\.\\pipe\\"
-#define WNAME_MAX 300
+#  define PIPE_PREFIX L"\\\\.\\pipe\\"
+#  define WNAME_MAX 300
 
 typedef struct winl {
     wchar_t name[WNAME_MAX];
     DWORD open_mode, pipe_mode, in_size, out_size;
-    PSECURITY_DESCRIPTOR sd;    /* LocalAlloc'd by the SDDL conversion */
+    PSECURITY_DESCRIPTOR sd; /* LocalAlloc'd by the SDDL conversion */
     SECURITY_ATTRIBUTES sa;
-    bool created;               /* the first instance exists */
-    HANDLE idle;                /* the waiting instance, or NULL (p->lock) */
-    uint32_t busy;              /* accepts holding an instance (p->lock) */
+    bool created;  /* the first instance exists */
+    HANDLE idle;   /* the waiting instance, or NULL (p->lock) */
+    uint32_t busy; /* accepts holding an instance (p->lock) */
 } winl;
 
 /* A name (ovl.h, "Names") as a pipe name in UTF-16. */
@@ -61,8 +61,8 @@ uint32_t ovl__local_win_instance(ovl_local *l, void **out)
 {
     winl *w = l->os;
     DWORD mode = w->open_mode | (w->created ? 0 : FILE_FLAG_FIRST_PIPE_INSTANCE);
-    HANDLE h = CreateNamedPipeW(w->name, mode, w->pipe_mode, PIPE_UNLIMITED_INSTANCES,
-                                w->out_size, w->in_size, 0, w->sd ? &w->sa : NULL);
+    HANDLE h = CreateNamedPipeW(w->name, mode, w->pipe_mode, PIPE_UNLIMITED_INSTANCES, w->out_size,
+                                w->in_size, 0, w->sd ? &w->sa : NULL);
     if (h == INVALID_HANDLE_VALUE) return GetLastError();
     /* Bound to the port: the accept's ConnectNamedPipe and the caller's
      * reads and writes complete there. */

@@ -75,24 +75,24 @@ struct ovl__op {
         uint64_t raw[4];
         void *align_ptr;
     } os;
-    void *ctx;          /* the caller's context */
+    void *ctx; /* the caller's context */
     void *buf;
     uint64_t len;
     int64_t offset;     /* >= 0 positional, OVL_OFFSET_CURRENT stream */
     int64_t timeout_ns; /* > 0: the op's timeout (OVL_OP_TIMER: its delay) */
     ovl_fd fd;
-    uint32_t index;     /* position in the pool, fixed */
-    uint32_t pslot;     /* the port's handle slot (part of the token) */
-    uint32_t gen;       /* bumped on every allocation; never 0 */
-    uint32_t kind;      /* OVL_OP_* */
-    uint32_t flags;     /* fsync flags */
-    uint32_t state;     /* OVL__OP_FREE / OVL__OP_INFLIGHT (port lock) */
-    uint32_t bstate;    /* backend-private state */
-    int64_t result;     /* post value; backends may stash a result here */
+    uint32_t index;  /* position in the pool, fixed */
+    uint32_t pslot;  /* the port's handle slot (part of the token) */
+    uint32_t gen;    /* bumped on every allocation; never 0 */
+    uint32_t kind;   /* OVL_OP_* */
+    uint32_t flags;  /* fsync flags */
+    uint32_t state;  /* OVL__OP_FREE / OVL__OP_INFLIGHT (port lock) */
+    uint32_t bstate; /* backend-private state */
+    int64_t result;  /* post value; backends may stash a result here */
     int32_t os_error;
     uint32_t cancel_req; /* ovl_cancel or close asked to stop it (lock) */
-    ovl__op *next;      /* free list, or a backend's queue */
-    ovl__op *prev;      /* a backend's queue */
+    ovl__op *next;       /* free list, or a backend's queue */
+    ovl__op *prev;       /* a backend's queue */
 };
 
 /* Token layout: generation in bits 32..62, the port's handle slot in bits
@@ -109,8 +109,8 @@ static inline uint32_t ovl__token_index(uint64_t token)
 
 static inline uint64_t ovl__op_token(const ovl__op *op)
 {
-    return ((uint64_t)op->gen << 32) |
-           ((uint64_t)op->pslot << OVL__TOKEN_SLOT_SHIFT) | (uint64_t)(op->index + 1u);
+    return ((uint64_t)op->gen << 32) | ((uint64_t)op->pslot << OVL__TOKEN_SLOT_SHIFT) |
+           (uint64_t)(op->index + 1u);
 }
 
 /* One completion as a backend reaps it, before the core resolves the op. */
@@ -208,7 +208,7 @@ enum { OVL__PORT_OPEN = 0, OVL__PORT_CLOSING = 1, OVL__PORT_CLOSED = 2 };
 
 #define OVL__BATCH_MAX 256u
 #define OVL__TOKEN_INTERNAL (1ull << 63) /* never an op's token */
-#define OVL__NO_FD UINT64_MAX /* never a plausible fd */
+#define OVL__NO_FD UINT64_MAX            /* never a plausible fd */
 
 /* A thread's place in the callbacks: one frame per callback running on it
  * (a callback that polls another port, whose callback ... nests them). */
@@ -222,57 +222,60 @@ typedef struct ovl__cb_frame {
  * ovl__wait_begin). */
 typedef struct ovl__thr {
     ovl__cb_frame *top;
-    ovl_port *waiting_for;          /* (ovl__graph_lock) */
+    ovl_port *waiting_for; /* (ovl__graph_lock) */
 } ovl__thr;
 
 struct ovl_port {
     /* ---- kept across reuse: the handle slot's identity and its locks.
      * A port's struct is never freed; after close it serves a later port
      * (see port.c), so a stale handle never reaches freed memory. */
-    uint32_t slot;                  /* its index in the handle table */
-    _Atomic uintptr_t handle;       /* the handle of the port it serves
+    uint32_t slot;            /* its index in the handle table */
+    _Atomic uintptr_t handle; /* the handle of the port it serves
                                        (changes on reuse, under lock) */
-    ovl__mutex lock;                /* pool, op states, state, callback,
+    ovl__mutex lock;          /* pool, op states, state, callback,
                                        backend submit queues */
-    ovl__mutex deliver_lock;        /* see Delivery below */
+    ovl__mutex deliver_lock;  /* see Delivery below */
     ovl__cond park_cv;
-    ovl__cond closed_cv;            /* (lock) state reached CLOSED */
-    ovl_port *q_next;               /* the free list (ovl__ports_lock) */
+    ovl__cond closed_cv; /* (lock) state reached CLOSED */
+    ovl_port *q_next;    /* the free list (ovl__ports_lock) */
 
     /* ---- set afresh for each port. */
-    uint32_t fork_gen;              /* ovl__fork_gen at creation */
-    _Atomic uint32_t state;         /* OVL__PORT_* */
-    uint32_t flags;                 /* OVL_PORT_* */
-    uint32_t depth;                 /* pool size */
-    uint32_t nthreads;              /* threads backend workers */
-    uint32_t threads_cfg;           /* ovl_port_config.threads as given */
+    uint32_t fork_gen;      /* ovl__fork_gen at creation */
+    _Atomic uint32_t state; /* OVL__PORT_* */
+    uint32_t flags;         /* OVL_PORT_* */
+    uint32_t depth;         /* pool size */
+    uint32_t nthreads;      /* threads backend workers */
+    uint32_t threads_cfg;   /* ovl_port_config.threads as given */
     uint32_t spin_usec;
     const ovl__backend *backend;
-    void *be;                       /* backend state */
+    void *be; /* backend state */
 
-    ovl__op *ops;                   /* the pool: depth ops */
-    struct ovl__lx *local;          /* local ops' side records, one per op,
+    ovl__op *ops;          /* the pool: depth ops */
+    struct ovl__lx *local; /* local ops' side records, one per op,
                                        from the first local op (local.h) */
     ovl__op *free_list;
-    uint32_t inflight;              /* INFLIGHT ops (lock) */
+    uint32_t inflight; /* INFLIGHT ops (lock) */
 
     /* Registered fds (lock): reg[0..nreg) maps an fd to its slot in the
      * backend's file table; reg_slots has a bit set per slot in use. */
-    struct { ovl_fd fd; uint32_t slot; } reg[OVL_MAX_REGISTERED_FDS];
+    struct {
+        ovl_fd fd;
+        uint32_t slot;
+    } reg[OVL_MAX_REGISTERED_FDS];
     uint32_t nreg;
     uint64_t reg_slots;
 
-    ovl_callback cb;                /* (lock) */
-    void *userdata;                 /* (lock) */
+    ovl_callback cb; /* (lock) */
+    void *userdata;  /* (lock) */
 
     /* Delivery: only the holder of deliver_lock reaps and runs callbacks:
      * the completion thread, an ovl_poll caller, or close in manual mode. */
-    ovl__thr *_Atomic cb_thr;       /* the thread running its callback */
-    ovl__event *events;             /* reap buffer */
-    ovl_completion *batch;          /* callback batch */
+    ovl__thr *_Atomic cb_thr; /* the thread running its callback */
+    ovl__event *events;       /* reap buffer */
+    ovl_completion *batch;    /* callback batch */
     size_t batch_cap;
 
-    _Atomic uint32_t users;         /* callers inside backend->kick */
+    _Atomic uint32_t users; /* callers inside backend->kick */
     bool has_thread;
     ovl__thread thread;
 
@@ -282,7 +285,7 @@ struct ovl_port {
      * submitter delivers itself, would wake it. Whoever leaves ops in
      * flight wakes it (ct_unpark). */
     bool parking;
-    bool ct_parked;                 /* (lock) */
+    bool ct_parked; /* (lock) */
 
     /* Counters (lock, except the _Atomic ones). */
     uint64_t submitted;
@@ -328,8 +331,8 @@ static inline ovl_port *ovl__port_get(const ovl_port *h, int32_t *rc)
     *rc = OVL_EINVAL;
     if (!(v & OVL__HANDLE_TAG)) return NULL;
     uint32_t slot = (uint32_t)(v & (OVL__MAX_PORTS - 1u));
-    ovl__slot *chunk = atomic_load_explicit(&ovl__port_chunks[slot / OVL__HANDLE_CHUNK],
-                                            memory_order_acquire);
+    ovl__slot *chunk =
+        atomic_load_explicit(&ovl__port_chunks[slot / OVL__HANDLE_CHUNK], memory_order_acquire);
     if (!chunk) return NULL;
     ovl_port *p = atomic_load_explicit(&chunk[slot % OVL__HANDLE_CHUNK], memory_order_acquire);
     if (!p) return NULL;
@@ -350,8 +353,7 @@ static inline ovl_port *ovl__port_get(const ovl_port *h, int32_t *rc)
  * a hint that the locked check confirms). */
 static inline bool ovl__port_open(ovl_port *p, const ovl_port *h)
 {
-    return atomic_load(&p->handle) == (uintptr_t)h &&
-           atomic_load(&p->state) == OVL__PORT_OPEN;
+    return atomic_load(&p->handle) == (uintptr_t)h && atomic_load(&p->state) == OVL__PORT_OPEN;
 }
 
 /* The index in p->reg of registered fd `fd`, or -1. Lock held. */

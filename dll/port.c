@@ -47,10 +47,7 @@ static void atfork_child(void)
 }
 
 static ovl__once fork_once = OVL__ONCE_INIT;
-static void register_atfork(void)
-{
-    ovl__atfork(atfork_prepare, atfork_parent, atfork_child);
-}
+static void register_atfork(void) { ovl__atfork(atfork_prepare, atfork_parent, atfork_child); }
 
 /* A struct for a new port: a reused one (its locks live, its handle
  * advanced to the next generation) or a new one in a new slot. NULL when
@@ -155,8 +152,7 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
         memcpy(&c, cfg, cfg->size < sizeof c ? cfg->size : sizeof c);
         c.size = sizeof c;
     }
-    if (c.queue_depth == 0 || c.queue_depth > OVL_MAX_QUEUE_DEPTH)
-        return OVL_EINVAL;
+    if (c.queue_depth == 0 || c.queue_depth > OVL_MAX_QUEUE_DEPTH) return OVL_EINVAL;
     if (c.backend > OVL_BACKEND_IOCP) return OVL_EINVAL;
     if (c.flags & ~(uint32_t)(OVL_PORT_MANUAL | OVL_PORT_INLINE)) return OVL_EINVAL;
     if ((c.flags & OVL_PORT_MANUAL) && (c.flags & OVL_PORT_INLINE))
@@ -246,8 +242,7 @@ fail:
  * struct is never reused in the child (atfork_child). */
 static int32_t close_inherited(ovl_port *p, const ovl_port *h)
 {
-    if (atomic_load(&p->handle) != (uintptr_t)h ||
-        atomic_load(&p->state) == OVL__PORT_CLOSED)
+    if (atomic_load(&p->handle) != (uintptr_t)h || atomic_load(&p->state) == OVL__PORT_CLOSED)
         return OVL_ECLOSED;
     if (p->be && p->backend->forget) p->backend->forget(p);
     p->be = NULL;
@@ -255,7 +250,8 @@ static int32_t close_inherited(ovl_port *p, const ovl_port *h)
     port_free_resources(p);
     atomic_store(&p->state, OVL__PORT_CLOSED);
     /* Later calls through this handle: OVL_ECLOSED. */
-    atomic_store(&p->handle, handle_of(p->slot, (atomic_load(&p->handle) >> OVL__HANDLE_SLOT_BITS) + 1u));
+    atomic_store(&p->handle,
+                 handle_of(p->slot, (atomic_load(&p->handle) >> OVL__HANDLE_SLOT_BITS) + 1u));
     return OVL_OK;
 }
 
@@ -268,8 +264,7 @@ static int32_t wait_closed(ovl_port *p, const ovl_port *h)
         ovl__mutex_unlock(&p->lock);
         return rc;
     }
-    while (atomic_load(&p->handle) == (uintptr_t)h &&
-           atomic_load(&p->state) != OVL__PORT_CLOSED)
+    while (atomic_load(&p->handle) == (uintptr_t)h && atomic_load(&p->state) != OVL__PORT_CLOSED)
         ovl__cond_wait(&p->closed_cv, &p->lock);
     ovl__mutex_unlock(&p->lock);
     ovl__wait_end();

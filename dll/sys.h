@@ -7,9 +7,9 @@
 #define OVL_SYS_H
 
 #ifndef _WIN32
-#include <pthread.h>
-#include <stddef.h>
-#include <sys/types.h>
+#  include <pthread.h>
+#  include <stddef.h>
+#  include <sys/types.h>
 
 struct pollfd;
 struct stat;
@@ -17,12 +17,10 @@ struct stat;
 typedef struct ovl__syscalls {
     /* io_uring (Linux); raw syscall results: >= 0 or -errno. */
     long (*io_uring_setup)(unsigned entries, void *params);
-    long (*io_uring_enter)(int fd, unsigned to_submit, unsigned min_complete,
-                           unsigned flags, const void *arg, size_t argsz);
-    long (*io_uring_register)(int fd, unsigned opcode, const void *arg,
-                              unsigned nr_args);
-    void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
-                  off_t off);
+    long (*io_uring_enter)(int fd, unsigned to_submit, unsigned min_complete, unsigned flags,
+                           const void *arg, size_t argsz);
+    long (*io_uring_register)(int fd, unsigned opcode, const void *arg, unsigned nr_args);
+    void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
     int (*munmap)(void *addr, size_t len);
     /* threads backend; libc convention: -1 and errno. */
     ssize_t (*pread)(int fd, void *buf, size_t n, off_t off);

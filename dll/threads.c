@@ -42,26 +42,26 @@
 #include "ovl_internal.h"
 
 #ifndef _WIN32
-#include "sys.h"
+#  include "sys.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+#  include <errno.h>
+#  include <fcntl.h>
+#  include <limits.h>
+#  include <poll.h>
+#  include <signal.h>
+#  include <stdio.h>
+#  include <stdlib.h>
+#  include <string.h>
+#  include <sys/ioctl.h>
+#  include <sys/socket.h>
+#  include <sys/stat.h>
+#  include <time.h>
+#  include <unistd.h>
 /* OVL_THREADS_POLL forces the portable poll() variant (to test it here). */
-#if defined(__linux__) && !defined(OVL_THREADS_POLL)
-#include <sys/epoll.h>
-#define USE_EPOLL 1
-#endif
+#  if defined(__linux__) && !defined(OVL_THREADS_POLL)
+#    include <sys/epoll.h>
+#    define USE_EPOLL 1
+#  endif
 
 enum { B_QUEUED = 1, B_WAITING, B_RUNNING, B_DONE, B_PENDING, B_TIMER };
 
@@ -82,35 +82,35 @@ typedef struct tb {
      * (-1: none), so that the registered file stays reachable after the
      * caller closes its number, as io_uring's fixed files do. Lock. */
     int reg_dup[OVL_MAX_REGISTERED_FDS];
-    list work;          /* QUEUED, for the workers */
-    list accq;          /* QUEUED accepts, for the acceptor thread */
-    list waiting;       /* WAITING (readiness) */
-    list done;          /* DONE */
+    list work;    /* QUEUED, for the workers */
+    list accq;    /* QUEUED accepts, for the acceptor thread */
+    list waiting; /* WAITING (readiness) */
+    list done;    /* DONE */
     size_t nwaiting;
     ovl__cond work_cond;
     ovl__cond done_cond;
     bool stop;
-    bool woken;          /* wake() called since the last wait */
+    bool woken; /* wake() called since the last wait */
     pthread_t *workers;
     uint32_t nworkers;
     pthread_t poller;
     bool poller_started;
-    pthread_t acceptor;  /* started with the first accept (see accept) */
+    pthread_t acceptor; /* started with the first accept (see accept) */
     bool acceptor_started;
     ovl__cond acc_cond;
-    dl_slot *dl;         /* depth entries */
-    ovl__op **heap;      /* depth entries: min-heap on dl[].at */
+    dl_slot *dl;    /* depth entries */
+    ovl__op **heap; /* depth entries: min-heap on dl[].at */
     uint32_t nheap;
-    int pwake[2];        /* wakes the readiness thread */
-    int efd[2];          /* manual mode: pollable handle */
-#ifdef USE_EPOLL
-    int epfd;            /* one registration per parked op, on its own fd */
-    size_t nretry;       /* parked ops with a borrowed fd (see park) */
-#else
+    int pwake[2]; /* wakes the readiness thread */
+    int efd[2];   /* manual mode: pollable handle */
+#  ifdef USE_EPOLL
+    int epfd;      /* one registration per parked op, on its own fd */
+    size_t nretry; /* parked ops with a borrowed fd (see park) */
+#  else
     struct pollfd *pfds; /* readiness thread's scratch, depth + 1 */
     ovl__op **pops;
     uint64_t *ptok;
-#endif
+#  endif
 } tb;
 
 /* ---- intrusive lists (op->next / op->prev) ------------------------------- */
@@ -336,19 +336,19 @@ static void complete_errno(ovl_port *p, tb *t, ovl__op *op, int err)
 
 /* ---- the I/O itself (no lock) -------------------------------------------- */
 
-#ifdef __linux__
+#  ifdef __linux__
 /* A tty that is not a pseudo-terminal master. Reopening a pty master would
  * allocate a new pty pair (Linux) instead of reaching this one. */
 static bool tty_not_master(int fd)
 {
     if (!isatty(fd)) return false;
-#ifdef TIOCGPTN
+#    ifdef TIOCGPTN
     unsigned n;
     if (ioctl(fd, TIOCGPTN, &n) == 0) return false;
-#endif
+#    endif
     return true;
 }
-#endif
+#  endif
 
 /* The stream op's file takes no per-call non-blocking request (a tty, a
  * named FIFO, anything without RWF_NOWAIT support on this kernel: Linux 6.x
@@ -371,7 +371,7 @@ static int no_nowait(ovl__op *op)
     int fd = op_fd(op);
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0) return -errno;
-#ifdef __linux__
+#  ifdef __linux__
     struct stat st;
     if (ovl__sys.fstat(fd, &st) == 0 &&
         (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && tty_not_master(fd)))) {
@@ -389,19 +389,18 @@ static int no_nowait(ovl__op *op)
         }
         /* A FIFO opened for writing only cannot be reopened so while it has
          * no reader: a write would fail with EPIPE, so that is the answer. */
-        if (errno == ENXIO && S_ISFIFO(st.st_mode) && (fl & O_ACCMODE) == O_WRONLY)
-            return -EPIPE;
+        if (errno == ENXIO && S_ISFIFO(st.st_mode) && (fl & O_ACCMODE) == O_WRONLY) return -EPIPE;
     }
-#endif
+#  endif
     if (fl & O_NONBLOCK) return H_NONBLOCK;
-#ifdef __linux__
+#  ifdef __linux__
     return -EOPNOTSUPP;
-#else
+#  else
     return H_POLLED;
-#endif
+#  endif
 }
 
-#ifndef __linux__
+#  ifndef __linux__
 /* H_POLLED writes to a blocking pipe: a pipe that polls writable has room
  * for PIPE_BUF bytes, so write a chunk, check again, and stop (a short
  * write) when it is full. */
@@ -422,7 +421,7 @@ static ssize_t polled_write(int fd, const char *buf, size_t len)
     }
     return (ssize_t)done;
 }
-#endif
+#  endif
 
 /* One attempt at a stream op's I/O, by method; -1 and errno on failure. */
 static ssize_t stream_call(ovl__op *op, int fd, uint32_t how)
@@ -435,7 +434,7 @@ static ssize_t stream_call(ovl__op *op, int fd, uint32_t how)
     case H_NOWAIT:
         return rd ? ovl__sys.read_nowait(fd, op->buf, op->len)
                   : ovl__sys.write_nowait(fd, op->buf, op->len);
-#ifndef __linux__
+#  ifndef __linux__
     case H_POLLED: {
         struct pollfd pf = {fd, rd ? POLLIN : POLLOUT, 0};
         int pr = ovl__sys.poll(&pf, 1, 0);
@@ -450,10 +449,9 @@ static ssize_t stream_call(ovl__op *op, int fd, uint32_t how)
         }
         return rd ? ovl__sys.read(fd, op->buf, op->len) : polled_write(fd, op->buf, op->len);
     }
-#endif
+#  endif
     default: /* H_PLAIN, H_NONBLOCK */
-        return rd ? ovl__sys.read(fd, op->buf, op->len)
-                  : ovl__sys.write(fd, op->buf, op->len);
+        return rd ? ovl__sys.read(fd, op->buf, op->len) : ovl__sys.write(fd, op->buf, op->len);
     }
 }
 
@@ -545,14 +543,14 @@ static int64_t do_accept(ovl__op *op)
     socklen_t len = cap;
     int nfd;
     do {
-#ifdef __APPLE__
+#  ifdef __APPLE__
         /* No accept4: close-on-exec right after (a fork() by another
          * thread in between may inherit it). */
         nfd = accept(fd, sa, sa ? &len : NULL);
         if (nfd >= 0) (void)fcntl(nfd, F_SETFD, FD_CLOEXEC);
-#else
+#  else
         nfd = accept4(fd, sa, sa ? &len : NULL, SOCK_CLOEXEC);
-#endif
+#  endif
     } while (nfd < 0 && errno == EINTR);
     if (nfd < 0) {
         int e = errno;
@@ -652,16 +650,14 @@ static int64_t do_io(ovl__op *op)
     if (op->kind == OVL_OP_ACCEPT) return do_accept(op);
     if (op->kind == OVL_OP_FSYNC) {
         do {
-            r = (op->flags & OVL_FSYNC_DATA) ? ovl__sys.fdatasync(fd)
-                                              : ovl__sys.fsync(fd);
+            r = (op->flags & OVL_FSYNC_DATA) ? ovl__sys.fdatasync(fd) : ovl__sys.fsync(fd);
         } while (r < 0 && errno == EINTR);
         return r < 0 ? -errno : 0;
     }
     if (op->offset >= 0) {
         do {
-            r = op->kind == OVL_OP_READ
-                    ? ovl__sys.pread(fd, op->buf, op->len, (off_t)op->offset)
-                    : ovl__sys.pwrite(fd, op->buf, op->len, (off_t)op->offset);
+            r = op->kind == OVL_OP_READ ? ovl__sys.pread(fd, op->buf, op->len, (off_t)op->offset)
+                                        : ovl__sys.pwrite(fd, op->buf, op->len, (off_t)op->offset);
         } while (r < 0 && errno == EINTR);
         return r < 0 ? -errno : r;
     }
@@ -767,18 +763,18 @@ static void *acceptor_main(void *arg)
  * registrations: all are retried when it becomes ready, and those that find
  * nothing park again (keep one op per stream direction for strict order). */
 
-#ifdef USE_EPOLL
+#  ifdef USE_EPOLL
 /* Linux: one registration per parked op, on its own duplicate, one-shot and
  * tagged with the op's token. One-shot: the kernel disarms it when it
  * reports the op ready, so nothing needs undoing on the way to a worker, and
  * parking again re-arms it (EPOLL_CTL_MOD). The token: an event read by the
  * readiness thread for an op that has been cancelled (and its slot reused)
  * meanwhile is recognised as stale and dropped. */
-#define WAKE_TAG 0u /* never a token: an op's index + 1 is never 0 */
+#    define WAKE_TAG 0u /* never a token: an op's index + 1 is never 0 */
 
 /* A borrowed op waits unregistered: the readiness thread retries every such
  * op each RETRY_MS while there are any. */
-#define RETRY_MS 5
+#    define RETRY_MS 5
 
 static int park(tb *t, ovl__op *op)
 {
@@ -825,7 +821,6 @@ static void rd_forget(tb *t, ovl__op *op)
     (void)epoll_ctl(t->epfd, EPOLL_CTL_DEL, op_fd(op), &ev);
     op_set_armed(op, false);
 }
-
 
 static void make_ready(tb *t, ovl__op *op);
 static void wake_queues(tb *t);
@@ -888,7 +883,7 @@ static void rd_free(tb *t)
     if (t->epfd >= 0) ovl__sys.close(t->epfd);
 }
 
-#else /* poll(): macOS, the BSDs */
+#  else /* poll(): macOS, the BSDs */
 
 static int park(tb *t, ovl__op *op)
 {
@@ -981,7 +976,7 @@ static void rd_free(tb *t)
     free(t->pops);
     free(t->ptok);
 }
-#endif
+#  endif
 
 /* The queue an op waits in when QUEUED: accepts go to the acceptor
  * thread, everything else to the workers. */
@@ -1017,9 +1012,7 @@ static void expire(ovl_port *p, tb *t)
         ovl__op *op = t->heap[0];
         heap_remove(t, op);
         switch (op->bstate) {
-        case B_TIMER:
-            complete(p, t, op, 0, 0);
-            break;
+        case B_TIMER: complete(p, t, op, 0, 0); break;
         case B_QUEUED:
             list_remove(queue_of(t, op), op);
             complete_errno(p, t, op, ETIMEDOUT);
@@ -1079,9 +1072,9 @@ static int32_t t_init(ovl_port *p)
     ovl__cond_init(&t->work_cond);
     ovl__cond_init(&t->done_cond);
     ovl__cond_init(&t->acc_cond);
-#ifdef USE_EPOLL
+#  ifdef USE_EPOLL
     t->epfd = -1;
-#endif
+#  endif
     t->workers = calloc(p->nthreads, sizeof *t->workers);
     /* The deadline heap is sized for the whole pool here: no allocation
      * per op. */
@@ -1332,9 +1325,7 @@ static void t_cancel(ovl_port *p, ovl__op *op)
         list_remove(queue_of(t, op), op);
         complete_errno(p, t, op, ECANCELED);
         break;
-    case B_TIMER:
-        complete_errno(p, t, op, ECANCELED);
-        break;
+    case B_TIMER: complete_errno(p, t, op, ECANCELED); break;
     case B_WAITING:
         unpark(t, op);
         complete_errno(p, t, op, ECANCELED);
@@ -1355,8 +1346,7 @@ static void t_kick(ovl_port *p, bool from_cb)
     ovl__op *head = pend.head;
     pend.head = pend.tail = NULL;
     pend.p = NULL;
-    for (ovl__op *op = head; op; op = op->next)
-        op->os_error = op_fd(op) >= 0 ? 0 : take_file(op);
+    for (ovl__op *op = head; op; op = op->next) op->os_error = op_fd(op) >= 0 ? 0 : take_file(op);
     tb *t = p->be;
     size_t queued = 0;
     ovl__mutex_lock(&p->lock);
@@ -1436,11 +1426,21 @@ static int32_t t_event_fd(ovl_port *p, ovl_fd *out)
 }
 
 static const ovl__backend threads_backend = {
-    .name = "threads", .id = OVL_BACKEND_THREADS, .net_ops = true, .timeouts = true,
+    .name = "threads",
+    .id = OVL_BACKEND_THREADS,
+    .net_ops = true,
+    .timeouts = true,
     .init = t_init,
-    .submit = t_submit, .cancel = t_cancel, .kick = t_kick, .wait = t_wait,
-    .wake = t_wake, .event_fd = t_event_fd, .destroy = t_destroy,
-    .forget = t_forget, .close_handle = t_close_handle, .register_fd = t_register_fd,
+    .submit = t_submit,
+    .cancel = t_cancel,
+    .kick = t_kick,
+    .wait = t_wait,
+    .wake = t_wake,
+    .event_fd = t_event_fd,
+    .destroy = t_destroy,
+    .forget = t_forget,
+    .close_handle = t_close_handle,
+    .register_fd = t_register_fd,
 };
 const ovl__backend *const ovl__backend_threads = &threads_backend;
 

@@ -4,62 +4,63 @@
 #include "ovl_internal.h"
 
 #ifdef __linux__
-#include "sys.h"
+#  include "sys.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <linux/io_uring.h>
-#include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <signal.h>
-#include <pthread.h>
-#include <time.h>
-#include <unistd.h>
+#  include <errno.h>
+#  include <fcntl.h>
+#  include <limits.h>
+#  include <linux/io_uring.h>
+#  include <poll.h>
+#  include <stdio.h>
+#  include <stdlib.h>
+#  include <string.h>
+#  include <sys/mman.h>
+#  include <sys/socket.h>
+#  include <sys/stat.h>
+#  include <sys/uio.h>
+#  include <signal.h>
+#  include <pthread.h>
+#  include <time.h>
+#  include <unistd.h>
 
-#ifndef RWF_NOSIGNAL
-#define RWF_NOSIGNAL 0x00000100 /* Linux 6.18: no SIGPIPE for this write */
-#endif
+#  ifndef RWF_NOSIGNAL
+#    define RWF_NOSIGNAL 0x00000100 /* Linux 6.18: no SIGPIPE for this write */
+#  endif
 
 /* Internal tokens (bit 63 set: never an op's). */
-#define TOKEN_WAKE (OVL__TOKEN_INTERNAL | 1u)
-#define TOKEN_CANCEL (OVL__TOKEN_INTERNAL | 2u)
-#define TOKEN_PROBE (OVL__TOKEN_INTERNAL | 3u)
+#  define TOKEN_WAKE (OVL__TOKEN_INTERNAL | 1u)
+#  define TOKEN_CANCEL (OVL__TOKEN_INTERNAL | 2u)
+#  define TOKEN_PROBE (OVL__TOKEN_INTERNAL | 3u)
 /* An op's token with this bit: the CQE of its linked timeout (see "per-op
  * timeouts"). Op generations stay below 2^30 (op.c), so no op token has
  * it, and the internal tokens above do not either. */
-#define TOKEN_LINKED_TIMEOUT (1ull << 62)
+#  define TOKEN_LINKED_TIMEOUT (1ull << 62)
 
 /* op->bstate bits */
-#define B_CANCEL_SENT 1u
-#define B_POLL 2u /* a pipe write waiting in its poll stage (see "SIGPIPE") */
-#define B_LINK 4u      /* this round's linked-timeout CQE has not come yet */
-#define B_HELD 8u      /* the op's own result came first: in op->result */
-#define B_FIRED 16u    /* this round's timeout fired (its CQE said -ETIME) */
-#define B_PARKED 32u   /* a pipe write's poll to be armed again once the
+#  define B_CANCEL_SENT 1u
+#  define B_POLL 2u   /* a pipe write waiting in its poll stage (see "SIGPIPE") */
+#  define B_LINK 4u   /* this round's linked-timeout CQE has not come yet */
+#  define B_HELD 8u   /* the op's own result came first: in op->result */
+#  define B_FIRED 16u /* this round's timeout fired (its CQE said -ETIME) */
+#  define B_PARKED                                                                                 \
+    32u /* a pipe write's poll to be armed again once the
                           timeout CQE is in */
-#define B_CONNPOLL 64u /* a connect issued again waits for the connection
+#  define B_CONNPOLL                                                                               \
+    64u                     /* a connect issued again waits for the connection
                           its first issue started (POLLOUT, then SO_ERROR) */
-#define B_UNSUP 128u   /* the kernel lacks the opcode: a NOP, OVL_ENOTSUP */
-#define B_REISSUE_SHIFT 8 /* bits 8..15: re-issues after an EFAULT (below) */
-#define B_REISSUE_MAX 16u
-#define B_TERR_SHIFT 16 /* bits 16..27: errno of a linked timeout that failed */
+#  define B_UNSUP 128u      /* the kernel lacks the opcode: a NOP, OVL_ENOTSUP */
+#  define B_REISSUE_SHIFT 8 /* bits 8..15: re-issues after an EFAULT (below) */
+#  define B_REISSUE_MAX 16u
+#  define B_TERR_SHIFT 16 /* bits 16..27: errno of a linked timeout that failed */
 
 /* ovl__event.pad, from reap to u_settle: which CQE of the op it is. */
-#define EV_OP 0u
-#define EV_TIMEOUT 1u
+#  define EV_OP 0u
+#  define EV_TIMEOUT 1u
 
 /* The kernel-visible features this backend relies on, all in Linux 5.11+:
  * one mmap for both rings, no dropped CQEs on overflow, and timeouts passed
  * to io_uring_enter (manual-mode ovl_poll). */
-#define NEEDED_FEATURES \
-    (IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG)
+#  define NEEDED_FEATURES (IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG)
 
 typedef struct ring {
     int fd;
@@ -67,7 +68,7 @@ typedef struct ring {
     /* SQ: head is the kernel's, tail ours (written under the port lock). */
     unsigned *sq_head, *sq_tail, *sq_flags, *sq_array;
     unsigned sq_mask, sq_entries;
-    unsigned tail;                 /* our next tail, published on submit */
+    unsigned tail; /* our next tail, published on submit */
     struct io_uring_sqe *sqes;
     /* CQ: tail is the kernel's, head ours (completion-side only). */
     unsigned *cq_head, *cq_tail;
@@ -80,8 +81,8 @@ typedef struct ring {
 
 /* A kernel file-table slot (see "registered files" below). */
 typedef struct kfile {
-    _Atomic uint32_t refs;         /* ops naming it, not yet delivered */
-    _Atomic uint32_t state;        /* KF_*; changed under the port lock */
+    _Atomic uint32_t refs;  /* ops naming it, not yet delivered */
+    _Atomic uint32_t state; /* KF_*; changed under the port lock */
 } kfile;
 
 enum { KF_FREE = 0, KF_LIVE = 1, KF_RETIRED = 2 };
@@ -91,19 +92,19 @@ enum { KF_FREE = 0, KF_LIVE = 1, KF_RETIRED = 2 };
 
 typedef struct uring {
     ring r;
-    bool fixed;                    /* a sparse registered-file table exists */
-    bool nosignal;                 /* writes carry RWF_NOSIGNAL (Linux 6.18+) */
-    int efd;                       /* manual mode: registered eventfd */
-    _Atomic int wake_pending;      /* one wake NOP at a time */
+    bool fixed;               /* a sparse registered-file table exists */
+    bool nosignal;            /* writes carry RWF_NOSIGNAL (Linux 6.18+) */
+    int efd;                  /* manual mode: registered eventfd */
+    _Atomic int wake_pending; /* one wake NOP at a time */
     ovl_port *port;
     /* Registered files (the port lock): the core's slot -> kernel slot
      * (-1: used unfixed). */
     int32_t kslot[OVL_MAX_REGISTERED_FDS];
-    uint32_t nk;                   /* kernel table size */
-    uint32_t nretired;             /* KF_RETIRED slots */
-    kfile *kf;                     /* nk of them */
-    _Atomic uint32_t *opk;         /* depth of them */
-    uint64_t ops_ok;               /* bit n: the kernel has opcode n (< 64) */
+    uint32_t nk;           /* kernel table size */
+    uint32_t nretired;     /* KF_RETIRED slots */
+    kfile *kf;             /* nk of them */
+    _Atomic uint32_t *opk; /* depth of them */
+    uint64_t ops_ok;       /* bit n: the kernel has opcode n (< 64) */
 } uring;
 
 /* ---- the ring itself ---------------------------------------------------- */
@@ -129,8 +130,8 @@ static int ring_open(ring *r, unsigned entries, unsigned cq_entries)
     size_t cq_len = prm.cq_off.cqes + prm.cq_entries * sizeof(struct io_uring_cqe);
     /* IORING_FEAT_SINGLE_MMAP: one mapping serves both rings. */
     r->map_len = sq_len > cq_len ? sq_len : cq_len;
-    r->map = ovl__sys.mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
-                           MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
+    r->map = ovl__sys.mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                           r->fd, IORING_OFF_SQ_RING);
     if (r->map == MAP_FAILED) {
         int e = errno;
         ovl__sys.close(r->fd);
@@ -139,8 +140,8 @@ static int ring_open(ring *r, unsigned entries, unsigned cq_entries)
         return -e;
     }
     r->sqes_len = prm.sq_entries * sizeof(struct io_uring_sqe);
-    r->sqes = ovl__sys.mmap(NULL, r->sqes_len, PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+    r->sqes = ovl__sys.mmap(NULL, r->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                            r->fd, IORING_OFF_SQES);
     if (r->sqes == MAP_FAILED) {
         int e = errno;
         ovl__sys.munmap(r->map, r->map_len);
@@ -234,14 +235,12 @@ static inline void exit_arm(void)
 /* The op's stamp lives in its OVERLAPPED space, unused on Linux. */
 static inline void stamp(ovl__op *op) { op->os.raw[0] = atomic_load(&exits); }
 
-static long ring_enter(ovl_port *p, ring *r, unsigned to_submit,
-                       unsigned min_complete, unsigned flags, const void *arg,
-                       size_t argsz)
+static long ring_enter(ovl_port *p, ring *r, unsigned to_submit, unsigned min_complete,
+                       unsigned flags, const void *arg, size_t argsz)
 {
     if (p) atomic_fetch_add_explicit(&p->syscalls, 1, memory_order_relaxed);
     exit_arm();
-    return ovl__sys.io_uring_enter(r->fd, to_submit, min_complete, flags, arg,
-                                   argsz);
+    return ovl__sys.io_uring_enter(r->fd, to_submit, min_complete, flags, arg, argsz);
 }
 
 /* SQEs published but not yet consumed by the kernel. */
@@ -383,8 +382,8 @@ static OVL__THREAD_LOCAL bool sigpipe_kept_blocked;
 
 typedef struct sigpipe_guard {
     sigset_t old;
-    bool restore;  /* old is the caller's mask, to be put back */
-    bool pending;  /* SIGPIPE was pending before (the caller's own) */
+    bool restore; /* old is the caller's mask, to be put back */
+    bool pending; /* SIGPIPE was pending before (the caller's own) */
 } sigpipe_guard;
 
 static void sigpipe_block(sigpipe_guard *g)
@@ -414,7 +413,8 @@ static void sigpipe_restore(sigpipe_guard *g, bool epipe)
         sigaddset(&s, SIGPIPE);
         struct timespec zero = {0, 0};
         /* Takes the thread's own first, then the process's. */
-        while (sigtimedwait(&s, NULL, &zero) < 0 && errno == EINTR) {}
+        while (sigtimedwait(&s, NULL, &zero) < 0 && errno == EINTR) {
+        }
         if (g->pending) {
             sigset_t pend;
             sigpending(&pend);
@@ -546,8 +546,7 @@ static void kfile_retire(uring *u, uint32_t k)
  * was retired and this was its last op. Lock held. */
 static bool kfile_put(uring *u, uint32_t k)
 {
-    return atomic_fetch_sub(&u->kf[k].refs, 1) == 1 &&
-           atomic_load(&u->kf[k].state) == KF_RETIRED;
+    return atomic_fetch_sub(&u->kf[k].refs, 1) == 1 && atomic_load(&u->kf[k].state) == KF_RETIRED;
 }
 
 /* Lock held. Make the SQE name the registered file of op->fd, if it has a
@@ -601,7 +600,7 @@ static void probe_ops(uring *u)
     enum { N = 64 };
     size_t sz = sizeof(struct io_uring_probe) + N * sizeof(struct io_uring_probe_op);
     struct io_uring_probe *pr = calloc(1, sz); /* the kernel wants it zeroed */
-    u->ops_ok = ~0ull; /* no answer: assume the 5.11 floor */
+    u->ops_ok = ~0ull;                         /* no answer: assume the 5.11 floor */
     if (!pr) return;
     long rc = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_PROBE, pr, N);
     if (rc >= 0) {
@@ -653,8 +652,7 @@ static int32_t u_init(ovl_port *p)
         }
         u->efd = fds[0];
         /* The kernel signals the eventfd for every CQE it posts. */
-        long r = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_EVENTFD,
-                                            &u->efd, 1);
+        long r = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_EVENTFD, &u->efd, 1);
         if (r < 0) {
             ovl__sys.close(u->efd);
             ring_close(&u->r);
@@ -814,9 +812,9 @@ static unsigned op_opcode(const ovl__op *op)
 
 static unsigned poll_mask(unsigned ev)
 {
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#  if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     ev = (ev << 16) | (ev >> 16); /* the kernel swaps the halves */
-#endif
+#  endif
     return ev;
 }
 
@@ -877,8 +875,7 @@ static void prep(ovl_port *p, uring *u, ovl__op *op)
             ud |= OVL__TOKEN_INTERNAL;
             op->bstate |= B_POLL;
             break;
-        default:
-            break;
+        default: break;
         }
         break;
     case OVL_OP_FSYNC:
@@ -1055,8 +1052,8 @@ static bool settle_exit(ovl_port *p, ovl__op *op, ovl__event *ev)
         if (ev->result > 0) op->os.raw[1] = done + (uint64_t)ev->result;
         /* A connect that waits for its first issue's connection keeps
          * waiting for it. */
-        op->bstate = (op->bstate & B_CONNPOLL) |
-                     (tries < 0xffu ? tries + 1 : tries) << B_REISSUE_SHIFT;
+        op->bstate = (op->bstate & B_CONNPOLL) | (tries < 0xffu ? tries + 1 : tries)
+                                                     << B_REISSUE_SHIFT;
         prep(p, u, op);
         publish(&u->r);
         return false;
@@ -1328,8 +1325,7 @@ static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
     }
     for (;;) {
         unsigned pend = sq_pending(r);
-        bool overflow = __atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) &
-                        IORING_SQ_CQ_OVERFLOW;
+        bool overflow = __atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW;
         if (pend || overflow) {
             /* Submit what the previous batch's callbacks queued BEFORE
              * reaping. Reads that hit the page cache (and NOPs) complete
@@ -1361,9 +1357,8 @@ static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
             ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000LL;
             arg.ts = (uint64_t)(uintptr_t)&ts;
             arg.sigmask_sz = _NSIG / 8;
-            rc = ring_enter(p, r, pend, 1,
-                            IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-                            &arg, sizeof arg);
+            rc = ring_enter(p, r, pend, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+                            sizeof arg);
             /* One timed wait per call, whatever ended it: the timeout is
              * relative, so going round again after -EINTR would restart
              * the full timeout at every signal (a signal every 20 ms kept
@@ -1373,8 +1368,7 @@ static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
              * does not restart io_uring_enter either (Linux 6.18: the CQ
              * wait returns -EINTR, never -ERESTARTSYS), so this covers
              * both. */
-            if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN &&
-                rc != -EBUSY)
+            if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY)
                 ovl__yield(); /* should not happen with a valid ring */
             internal = false;
             return reap(u, out, cap, &internal);
@@ -1432,18 +1426,15 @@ static const char *setup_reason(int err)
     case EPERM:
         return "io_uring_setup failed: EPERM (blocked by seccomp, or "
                "kernel.io_uring_disabled)";
-    case ENOSYS:
-        return "io_uring_setup failed: ENOSYS (kernel without io_uring)";
-    case ENOMEM:
-        return "io_uring_setup failed: ENOMEM (locked-memory limit?)";
+    case ENOSYS: return "io_uring_setup failed: ENOSYS (kernel without io_uring)";
+    case ENOMEM: return "io_uring_setup failed: ENOMEM (locked-memory limit?)";
     case EOPNOTSUPP:
         return "io_uring lacks SINGLE_MMAP/NODROP/EXT_ARG (kernel older "
                "than 5.11)";
     case EINVAL:
         return "io_uring_setup failed: EINVAL (kernel too old for the "
                "flags used)";
-    default:
-        return "io_uring_setup failed";
+    default: return "io_uring_setup failed";
     }
 }
 
@@ -1467,22 +1458,33 @@ static int32_t u_probe(const char **reason)
         e = ring_enter(NULL, &r, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
     } while (e == -EINTR);
     unsigned tail = __atomic_load_n(r.cq_tail, __ATOMIC_ACQUIRE);
-    bool ok = e >= 0 && tail != *r.cq_head &&
-              r.cqes[*r.cq_head & r.cq_mask].user_data == TOKEN_PROBE;
+    bool ok =
+        e >= 0 && tail != *r.cq_head && r.cqes[*r.cq_head & r.cq_mask].user_data == TOKEN_PROBE;
     ring_close(&r);
-    *reason = ok ? "io_uring available (NOP round trip ok)"
-                 : "io_uring_enter failed on a NOP (blocked?)";
+    *reason =
+        ok ? "io_uring available (NOP round trip ok)" : "io_uring_enter failed on a NOP (blocked?)";
     return ok ? OVL_OK : OVL_EUNAVAIL;
 }
 
 static const ovl__backend uring_backend = {
-    .name = "uring", .id = OVL_BACKEND_URING, .probe = u_probe, .wait_submits = true,
-    .net_ops = true, .timeouts = true,
+    .name = "uring",
+    .id = OVL_BACKEND_URING,
+    .probe = u_probe,
+    .wait_submits = true,
+    .net_ops = true,
+    .timeouts = true,
     .init = u_init,
-    .submit = u_submit, .settle = u_settle, .cancel = u_cancel, .kick = u_kick,
+    .submit = u_submit,
+    .settle = u_settle,
+    .cancel = u_cancel,
+    .kick = u_kick,
     .wait = u_wait,
-    .wake = u_wake, .wait_ready = u_wait_ready, .event_fd = u_event_fd,
-    .register_fd = u_register_fd, .destroy = u_destroy, .forget = u_forget,
+    .wake = u_wake,
+    .wait_ready = u_wait_ready,
+    .event_fd = u_event_fd,
+    .register_fd = u_register_fd,
+    .destroy = u_destroy,
+    .forget = u_forget,
     .close_handle = u_close_handle,
 };
 const ovl__backend *const ovl__backend_uring = &uring_backend;

@@ -14,25 +14,25 @@
 #include <string.h>
 
 #ifdef _WIN32
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <winsock2.h> /* before windows.h */
-#include <ws2tcpip.h>
-#include <windows.h>
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  include <winsock2.h> /* before windows.h */
+#  include <ws2tcpip.h>
+#  include <windows.h>
 
 /* Overlapped I/O needs FILE_FLAG_OVERLAPPED; the handle is then bound to the
  * port with ovl_associate (required on Windows). */
 static inline ovl_fd ex_open_read(const char *path)
 {
-    HANDLE h = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ, NULL,
-                           OPEN_EXISTING, FILE_FLAG_OVERLAPPED, NULL);
+    HANDLE h = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
+                           FILE_FLAG_OVERLAPPED, NULL);
     return h == INVALID_HANDLE_VALUE ? 0 : (ovl_fd)(uintptr_t)h;
 }
 static inline ovl_fd ex_open_write(const char *path)
 {
-    HANDLE h = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, NULL,
-                           CREATE_ALWAYS, FILE_FLAG_OVERLAPPED, NULL);
+    HANDLE h = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, NULL, CREATE_ALWAYS,
+                           FILE_FLAG_OVERLAPPED, NULL);
     return h == INVALID_HANDLE_VALUE ? 0 : (ovl_fd)(uintptr_t)h;
 }
 static inline int64_t ex_file_size(ovl_fd fd)
@@ -85,12 +85,12 @@ static inline void ex_latch_wait(ex_latch *l)
 static inline void ex_latch_destroy(ex_latch *l) { DeleteCriticalSection(&l->cs); }
 
 #else /* POSIX */
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+#  include <errno.h>
+#  include <fcntl.h>
+#  include <pthread.h>
+#  include <sys/stat.h>
+#  include <time.h>
+#  include <unistd.h>
 
 static inline ovl_fd ex_open_read(const char *path)
 {
@@ -156,9 +156,9 @@ static inline void ex_latch_destroy(ex_latch *l)
 
 /* What ex_open_* return on failure, also used for "no file". */
 #ifdef _WIN32
-#define EX_NO_FD ((ovl_fd)0)
+#  define EX_NO_FD ((ovl_fd)0)
 #else
-#define EX_NO_FD ((ovl_fd)-1)
+#  define EX_NO_FD ((ovl_fd)-1)
 #endif
 
 /* Which values of ex_open_* mean failure. */
@@ -200,25 +200,25 @@ static inline void ex_sock_perror(const char *what)
     fprintf(stderr, "%s: winsock error %d\n", what, WSAGetLastError());
 }
 #else
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#  include <arpa/inet.h>
+#  include <netinet/in.h>
+#  include <sys/socket.h>
 
 /* Strict C on the BSDs and macOS hides it (a BSD name, not POSIX's). */
-#ifndef INADDR_LOOPBACK
-#define INADDR_LOOPBACK 0x7f000001u
-#endif
+#  ifndef INADDR_LOOPBACK
+#    define INADDR_LOOPBACK 0x7f000001u
+#  endif
 
 static inline int ex_net_init(void) { return 0; }
 /* Close-on-exec (macOS has no SOCK_CLOEXEC). */
 static inline ovl_fd ex_tcp_socket(void)
 {
-#ifdef SOCK_CLOEXEC
+#  ifdef SOCK_CLOEXEC
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-#else
+#  else
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd >= 0) (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-#endif
+#  endif
     return fd < 0 ? EX_NO_SOCK : (ovl_fd)fd;
 }
 static inline void ex_sock_close(ovl_fd s) { close((int)s); }
@@ -319,8 +319,7 @@ static inline void ex_fill(uint64_t *state, void *buf, size_t len)
         x ^= x << 25;
         x ^= x >> 27;
         uint64_t v = x * 0x2545f4914f6cdd1dull;
-        for (size_t k = 0; k < 8 && i + k < len; k++)
-            p[i + k] = (unsigned char)(v >> (8 * k));
+        for (size_t k = 0; k < 8 && i + k < len; k++) p[i + k] = (unsigned char)(v >> (8 * k));
     }
     *state = x;
 }
@@ -331,9 +330,21 @@ static inline uint64_t ex_parse_size(const char *s)
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
     switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
+    case 'k':
+    case 'K':
+        v <<= 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        v <<= 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        v <<= 30;
+        end++;
+        break;
     default: break;
     }
     return *end ? 0 : (uint64_t)v;
@@ -358,8 +369,8 @@ static inline void ex_print_stats(const char *prog, ovl_port *port)
     if (ovl_port_stats(port, &st) != OVL_OK) return;
     printf("%s: port stats: %llu ops submitted, %llu completed in %llu "
            "callback batches (%.1f per batch), %llu backend syscalls\n",
-           prog, (unsigned long long)st.submitted,
-           (unsigned long long)st.completed, (unsigned long long)st.batches,
+           prog, (unsigned long long)st.submitted, (unsigned long long)st.completed,
+           (unsigned long long)st.batches,
            st.batches ? (double)st.completed / (double)st.batches : 0.0,
            (unsigned long long)st.syscalls);
 }

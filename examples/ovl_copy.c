@@ -27,25 +27,25 @@ struct job;
 typedef struct slot {
     struct job *job;
     unsigned char *buf;
-    uint64_t block;    /* index of the block */
-    uint64_t off;      /* its file offset */
-    uint32_t len;      /* its length (the last block may be short) */
-    uint32_t done;     /* bytes read or written so far (short I/O) */
+    uint64_t block; /* index of the block */
+    uint64_t off;   /* its file offset */
+    uint32_t len;   /* its length (the last block may be short) */
+    uint32_t done;  /* bytes read or written so far (short I/O) */
     int phase;
 } slot;
 
 typedef struct job {
     ovl_port *port;
-    ovl_fd in, out;    /* MODE_VERIFY reads `in` only */
+    ovl_fd in, out; /* MODE_VERIFY reads `in` only */
     int mode;
     uint64_t size, nblocks;
     uint32_t block_size;
-    uint64_t *hash;    /* per-block checksums, filled in any order */
+    uint64_t *hash; /* per-block checksums, filled in any order */
     /* Callback state. Written by the main thread only before the first
      * submit (a submit happens-before its completion), afterwards only by
      * callbacks, which ovl never runs two at a time for one port. */
     uint64_t next_block;
-    size_t active;     /* slots still working */
+    size_t active; /* slots still working */
     uint64_t reads, writes;
     _Atomic int32_t error; /* first failure, OVL_E code; main reads it
                               while late callbacks drain */
@@ -72,9 +72,8 @@ static void submit_step(slot *s)
                              (int64_t)(s->off + s->done), s, NULL);
         j->reads++;
     } else {
-        rc = ovl_submit_write(j->port, j->out, s->buf + s->done,
-                              s->len - s->done, (int64_t)(s->off + s->done), s,
-                              NULL);
+        rc = ovl_submit_write(j->port, j->out, s->buf + s->done, s->len - s->done,
+                              (int64_t)(s->off + s->done), s, NULL);
         j->writes++;
     }
     if (rc != OVL_OK) fail(j, rc, "submit");
@@ -111,14 +110,13 @@ static void on_complete(const ovl_completion *items, size_t n, void *userdata)
         }
         slot *s = c->ctx;
         if (c->result < 0) {
-            fail(j, (int32_t)c->result,
-                 s->phase == PHASE_READ ? "read" : "write");
+            fail(j, (int32_t)c->result, s->phase == PHASE_READ ? "read" : "write");
             continue;
         }
         if (c->result == 0 && s->len > 0) {
             /* A read at EOF before the expected size: the file shrank. */
-            fail(j, OVL_EIO, s->phase == PHASE_READ ? "unexpected end of file"
-                                                    : "write made no progress");
+            fail(j, OVL_EIO,
+                 s->phase == PHASE_READ ? "unexpected end of file" : "write made no progress");
             continue;
         }
         s->done += (uint32_t)c->result;
@@ -182,8 +180,8 @@ static int32_t run_pass(job *j, slot *slots, uint32_t depth)
     if (rc != OVL_OK) {
         /* Only the first `submitted` requests get a completion. Stop the
          * slots; the caller closes the port, which drains them. */
-        fprintf(stderr, "%s: ovl_submit: %s (%zu of %zu submitted)\n", prog,
-                ovl_strerror(rc), submitted, n);
+        fprintf(stderr, "%s: ovl_submit: %s (%zu of %zu submitted)\n", prog, ovl_strerror(rc),
+                submitted, n);
         fail(j, rc, "ovl_submit");
         return rc;
     }
@@ -328,16 +326,15 @@ int main(int argc, char **argv)
     }
     j.port = port;
     /* Required on Windows, harmless elsewhere. */
-    if ((rc = ovl_associate(port, j.in)) != OVL_OK ||
-        (rc = ovl_associate(port, j.out)) != OVL_OK) {
+    if ((rc = ovl_associate(port, j.in)) != OVL_OK || (rc = ovl_associate(port, j.out)) != OVL_OK) {
         fprintf(stderr, "%s: ovl_associate: %s\n", prog, ovl_strerror(rc));
         free(src_hash);
         goto out;
     }
     ex_print_backend(prog, port);
-    printf("%s: %s -> %s, %llu bytes, %llu blocks of %u bytes, %u in flight\n",
-           prog, src_path, dst_path, (unsigned long long)j.size,
-           (unsigned long long)j.nblocks, j.block_size, depth);
+    printf("%s: %s -> %s, %llu bytes, %llu blocks of %u bytes, %u in flight\n", prog, src_path,
+           dst_path, (unsigned long long)j.size, (unsigned long long)j.nblocks, j.block_size,
+           depth);
 
     /* Pass 1: copy, checksumming what was read. */
     double t0 = ex_now();
@@ -360,8 +357,7 @@ int main(int argc, char **argv)
     double t1 = ex_now();
     if (rc != OVL_OK) {
         fprintf(stderr, "%s: copy failed: %s: %s (%s)\n", prog,
-                j.error_what ? j.error_what : "submit", ovl_strerror(rc),
-                ovl_error_name(rc));
+                j.error_what ? j.error_what : "submit", ovl_strerror(rc), ovl_error_name(rc));
         free(src_hash);
         goto out;
     }
@@ -370,10 +366,8 @@ int main(int argc, char **argv)
     double copy_s = t_sync - t0;
     printf("%s: copied %llu bytes in %.3f s: %.1f MiB/s (%llu reads, %llu "
            "writes), then fdatasync %.3f s\n",
-           prog, (unsigned long long)j.size, copy_s,
-           copy_s > 0 ? ex_mib(j.size) / copy_s : 0.0,
-           (unsigned long long)j.reads, (unsigned long long)j.writes,
-           t1 - t_sync);
+           prog, (unsigned long long)j.size, copy_s, copy_s > 0 ? ex_mib(j.size) / copy_s : 0.0,
+           (unsigned long long)j.reads, (unsigned long long)j.writes, t1 - t_sync);
 
     /* Pass 2: read the copy back through the port and compare checksums. */
     int64_t dsz = ex_file_size(j.out);
@@ -388,8 +382,7 @@ int main(int argc, char **argv)
     j.in = src_fd;
     if (rc != OVL_OK) {
         fprintf(stderr, "%s: verify failed: %s: %s (%s)\n", prog,
-                j.error_what ? j.error_what : "submit", ovl_strerror(rc),
-                ovl_error_name(rc));
+                j.error_what ? j.error_what : "submit", ovl_strerror(rc), ovl_error_name(rc));
         free(src_hash);
         goto out;
     }
@@ -406,9 +399,8 @@ int main(int argc, char **argv)
            (unsigned long long)dst_digest);
     ex_print_stats(prog, port);
     if (dsz != (int64_t)j.size || bad != 0 || dst_digest != src_digest) {
-        fprintf(stderr, "%s: MISMATCH: size %lld vs %llu, %llu bad blocks\n",
-                prog, (long long)dsz, (unsigned long long)j.size,
-                (unsigned long long)bad);
+        fprintf(stderr, "%s: MISMATCH: size %lld vs %llu, %llu bad blocks\n", prog, (long long)dsz,
+                (unsigned long long)j.size, (unsigned long long)bad);
         goto out;
     }
     printf("%s: OK\n", prog);

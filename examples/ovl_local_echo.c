@@ -29,8 +29,8 @@ typedef struct conn {
     int id;
     ovl_fd fd;
     uint32_t round;
-    size_t off;       /* bytes of this step done */
-    size_t len;       /* bytes of this step */
+    size_t off; /* bytes of this step done */
+    size_t len; /* bytes of this step */
     uint8_t *out, *in;
 } conn;
 
@@ -66,8 +66,8 @@ static void check_done(void)
 static void fail(conn *c, const char *what, int64_t rc, int32_t os)
 {
     fprintf(stderr, "ovl_local_echo: %s %d: %s: %s (os error %d)\n",
-            c->role == ROLE_CLIENT ? "client" : "server", c->id, what,
-            ovl_error_name((int32_t)rc), (int)os);
+            c->role == ROLE_CLIENT ? "client" : "server", c->id, what, ovl_error_name((int32_t)rc),
+            (int)os);
     g.failures++;
 }
 
@@ -108,7 +108,10 @@ static void client_send(conn *c)
 static void on_client(conn *c, const ovl_completion *x)
 {
     if (x->result < 0) {
-        fail(c, x->op == OVL_OP_LOCAL_DIAL ? "dial" : x->op == OVL_OP_READ ? "read" : "write",
+        fail(c,
+             x->op == OVL_OP_LOCAL_DIAL ? "dial"
+             : x->op == OVL_OP_READ     ? "read"
+                                        : "write",
              x->result, x->os_error);
         if (x->op != OVL_OP_LOCAL_DIAL) ex_close(c->fd);
         g.clients_done++;
@@ -122,13 +125,15 @@ static void on_client(conn *c, const ovl_completion *x)
     case OVL_OP_WRITE:
         c->off += (size_t)x->result;
         if (c->off < c->len) {
-            submit_or_fail(c, ovl_submit_write(g.port, c->fd, c->out + c->off, c->len - c->off,
-                                               OVL_OFFSET_CURRENT, c, NULL), "write");
+            submit_or_fail(c,
+                           ovl_submit_write(g.port, c->fd, c->out + c->off, c->len - c->off,
+                                            OVL_OFFSET_CURRENT, c, NULL),
+                           "write");
             return;
         }
         c->off = 0; /* now the echo */
-        submit_or_fail(c, ovl_submit_read(g.port, c->fd, c->in, g.bytes, OVL_OFFSET_CURRENT, c,
-                                          NULL), "read");
+        submit_or_fail(
+            c, ovl_submit_read(g.port, c->fd, c->in, g.bytes, OVL_OFFSET_CURRENT, c, NULL), "read");
         return;
     case OVL_OP_READ:
         if (x->result == 0) {
@@ -139,8 +144,10 @@ static void on_client(conn *c, const ovl_completion *x)
         }
         c->off += (size_t)x->result;
         if (c->off < g.bytes) {
-            submit_or_fail(c, ovl_submit_read(g.port, c->fd, c->in + c->off, g.bytes - c->off,
-                                              OVL_OFFSET_CURRENT, c, NULL), "read");
+            submit_or_fail(c,
+                           ovl_submit_read(g.port, c->fd, c->in + c->off, g.bytes - c->off,
+                                           OVL_OFFSET_CURRENT, c, NULL),
+                           "read");
             return;
         }
         if (memcmp(c->in, c->out, g.bytes) != 0) {
@@ -165,18 +172,22 @@ static void on_server(conn *s, const ovl_completion *x)
     if (x->op == OVL_OP_READ && x->result > 0) {
         s->len = (size_t)x->result;
         s->off = 0;
-        submit_or_fail(s, ovl_submit_write(g.port, s->fd, s->in, s->len, OVL_OFFSET_CURRENT, s,
-                                           NULL), "write");
+        submit_or_fail(s,
+                       ovl_submit_write(g.port, s->fd, s->in, s->len, OVL_OFFSET_CURRENT, s, NULL),
+                       "write");
         return;
     }
     if (x->op == OVL_OP_WRITE && x->result > 0) {
         s->off += (size_t)x->result;
         if (s->off < s->len)
-            submit_or_fail(s, ovl_submit_write(g.port, s->fd, s->in + s->off, s->len - s->off,
-                                               OVL_OFFSET_CURRENT, s, NULL), "write");
+            submit_or_fail(s,
+                           ovl_submit_write(g.port, s->fd, s->in + s->off, s->len - s->off,
+                                            OVL_OFFSET_CURRENT, s, NULL),
+                           "write");
         else
-            submit_or_fail(s, ovl_submit_read(g.port, s->fd, s->in, g.bytes, OVL_OFFSET_CURRENT,
-                                              s, NULL), "read");
+            submit_or_fail(
+                s, ovl_submit_read(g.port, s->fd, s->in, g.bytes, OVL_OFFSET_CURRENT, s, NULL),
+                "read");
         return;
     }
     /* End of file (the client is done), or an error: this one is over. */

@@ -86,8 +86,7 @@ extern "C" {
 #define OVL_VERSION_MAJOR 0
 #define OVL_VERSION_MINOR 1
 #define OVL_VERSION_PATCH 0
-#define OVL_VERSION_HEX \
-    ((OVL_VERSION_MAJOR << 16) | (OVL_VERSION_MINOR << 8) | OVL_VERSION_PATCH)
+#define OVL_VERSION_HEX ((OVL_VERSION_MAJOR << 16) | (OVL_VERSION_MINOR << 8) | OVL_VERSION_PATCH)
 
 /* OVL_VERSION_HEX of the library actually loaded (compare with the header's
  * to detect a mismatched DLL). Any thread. */
@@ -99,6 +98,7 @@ OVL_API const char *ovl_version_string(void);
  * The same numbers on every OS. Append-only: a retired code keeps its number.
  * X(name, value, message). OVL_ERRORS(X) is the single list from which the
  * enum below, ovl_strerror() and ovl_error_name() are generated. */
+/* clang-format off */
 #define OVL_ERRORS(X)                                                        \
     X(OK,          0, "success")                                             \
     X(EINVAL,     -1, "invalid argument")                                    \
@@ -134,6 +134,7 @@ OVL_API const char *ovl_version_string(void);
     X(ENOTCONN,  -31, "socket is not connected")                             \
     X(EADDRNOTAVAIL, -32, "address not available")                           \
     X(ENOTFOUND, -33, "no such local endpoint (nothing listens on that name)")
+/* clang-format on */
 
 #define OVL__ERR_ENUM(name, value, msg) OVL_##name = (value),
 enum { OVL_ERRORS(OVL__ERR_ENUM) OVL__ERR_LAST = -33 };
@@ -166,20 +167,20 @@ typedef uint64_t ovl_fd;
 #define OVL_MAX_REGISTERED_FDS 64u
 
 /* Op kinds, as reported in ovl_completion.op and ovl_request.op. */
-#define OVL_OP_READ  1u
+#define OVL_OP_READ 1u
 #define OVL_OP_WRITE 2u
 #define OVL_OP_FSYNC 3u
-#define OVL_OP_POST  4u
-#define OVL_OP_ACCEPT   5u /* a connection from a listening socket */
-#define OVL_OP_CONNECT  6u /* connect a socket to an address */
-#define OVL_OP_SHUTDOWN 7u /* shut down one or both directions */
-#define OVL_OP_TIMER    8u /* completes after a delay */
+#define OVL_OP_POST 4u
+#define OVL_OP_ACCEPT 5u       /* a connection from a listening socket */
+#define OVL_OP_CONNECT 6u      /* connect a socket to an address */
+#define OVL_OP_SHUTDOWN 7u     /* shut down one or both directions */
+#define OVL_OP_TIMER 8u        /* completes after a delay */
 #define OVL_OP_LOCAL_ACCEPT 9u /* a connection on a local listener */
-#define OVL_OP_LOCAL_DIAL  10u /* connect to a local endpoint by name */
+#define OVL_OP_LOCAL_DIAL 10u  /* connect to a local endpoint by name */
 
 /* ovl_submit_shutdown / ovl_request.flags of OVL_OP_SHUTDOWN. */
-#define OVL_SHUT_RD   1u /* no more receives */
-#define OVL_SHUT_WR   2u /* no more sends: the peer reads end of file */
+#define OVL_SHUT_RD 1u /* no more receives */
+#define OVL_SHUT_WR 2u /* no more sends: the peer reads end of file */
 #define OVL_SHUT_RDWR 3u
 
 /* A socket address, as the OS's struct sockaddr (sockaddr_in, sockaddr_in6,
@@ -199,15 +200,17 @@ typedef struct ovl_addr {
 #define OVL_FSYNC_DATA 1u /* data only (fdatasync); default flushes metadata */
 
 /* Backends, for ovl_port_config.backend. */
-#define OVL_BACKEND_AUTO    0u /* io_uring if usable, else threads; IOCP on Windows */
-#define OVL_BACKEND_URING   1u /* Linux io_uring on raw system calls */
+#define OVL_BACKEND_AUTO 0u    /* io_uring if usable, else threads; IOCP on Windows */
+#define OVL_BACKEND_URING 1u   /* Linux io_uring on raw system calls */
 #define OVL_BACKEND_THREADS 2u /* POSIX worker pool + readiness (fallback) */
-#define OVL_BACKEND_IOCP    3u /* Windows I/O completion port */
+#define OVL_BACKEND_IOCP 3u    /* Windows I/O completion port */
 
 /* ovl_port_config.flags */
-#define OVL_PORT_MANUAL 1u /* no completion thread: the caller drives
+#define OVL_PORT_MANUAL                                                                            \
+  1u /* no completion thread: the caller drives
                               completions with ovl_poll() */
-#define OVL_PORT_INLINE 2u /* submitting threads deliver what completes
+#define OVL_PORT_INLINE                                                                            \
+  2u /* submitting threads deliver what completes
                               inside their own submit call (see below) */
 /* OVL_PORT_INLINE (not with OVL_PORT_MANUAL): every submit or post made
  * outside a callback ends with ovl_poll(port, 0), so what completed inside
@@ -254,8 +257,7 @@ typedef struct ovl_completion {
  * its own port; submits made here are flushed together after the batch (one
  * system call). It must not block for long: it holds up every other
  * completion. */
-typedef void (*ovl_callback)(const ovl_completion *items, size_t n,
-                             void *userdata);
+typedef void (*ovl_callback)(const ovl_completion *items, size_t n, void *userdata);
 
 /* Port configuration: a versioned struct. Fill it with
  * ovl_port_config_init(&cfg, sizeof cfg), then change fields. The library
@@ -265,25 +267,25 @@ typedef void (*ovl_callback)(const ovl_completion *items, size_t n,
 #define OVL_SPIN_NONE 0xFFFFFFFFu
 
 typedef struct ovl_port_config {
-    uint32_t size;        /* sizeof(ovl_port_config) as the caller knows it */
-    uint32_t queue_depth; /* max ops in flight; default 256, 1..16384 */
-    uint32_t backend;     /* OVL_BACKEND_*; default AUTO. The environment
+    uint32_t size;         /* sizeof(ovl_port_config) as the caller knows it */
+    uint32_t queue_depth;  /* max ops in flight; default 256, 1..16384 */
+    uint32_t backend;      /* OVL_BACKEND_*; default AUTO. The environment
                              variable OVL_BACKEND=uring|threads|iocp|auto
                              overrides AUTO (only AUTO). */
-    uint32_t flags;       /* OVL_PORT_* */
-    uint32_t threads;     /* worker threads of the threads backend
+    uint32_t flags;        /* OVL_PORT_* */
+    uint32_t threads;      /* worker threads of the threads backend
                              (0 = 4, at most 1024); on io_uring, when not
                              0, the cap on the kernel's io-wq workers per
                              kind (Linux 5.15+; 0 = the kernel default) */
-    uint32_t spin_usec;   /* how long the completion thread polls for the
+    uint32_t spin_usec;    /* how long the completion thread polls for the
                              next completions before it sleeps: 0 = the
                              library decides (it spins briefly after a
                              batch, only while that finds completions, and
                              never on an idle port); OVL_SPIN_NONE = never;
                              any other value = always that many µs after
                              a batch */
-    ovl_callback callback;/* may be NULL and set later with ovl_set_callback */
-    void *userdata;       /* passed to callback */
+    ovl_callback callback; /* may be NULL and set later with ovl_set_callback */
+    void *userdata;        /* passed to callback */
 } ovl_port_config;
 
 /* Fill *out with defaults for a struct of `size` bytes (pass sizeof *out).
@@ -310,8 +312,7 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out);
  * a batch already being delivered finishes with the previous callback.
  * cb == NULL discards later completions (they still count as delivered).
  * Errors: OVL_EINVAL (port NULL), OVL_ECLOSED. Any thread. */
-OVL_API int32_t ovl_set_callback(ovl_port *port, ovl_callback cb,
-                                 void *userdata);
+OVL_API int32_t ovl_set_callback(ovl_port *port, ovl_callback cb, void *userdata);
 
 /* Bind a handle to the port. Required on Windows before the first I/O on a
  * HANDLE/SOCKET (it binds it to the completion port: a handle can be bound
@@ -418,39 +419,37 @@ OVL_API const char *ovl_backend_reason(uint32_t *out_backend);
  *  - On OVL_OK exactly one completion follows; on error none.
  *  - Any thread, including the port's callback. */
 
-OVL_API int32_t ovl_submit_read(ovl_port *port, ovl_fd fd, void *buf,
-                                size_t len, int64_t offset, void *ctx,
-                                uint64_t *out_id);
+OVL_API int32_t ovl_submit_read(ovl_port *port, ovl_fd fd, void *buf, size_t len, int64_t offset,
+                                void *ctx, uint64_t *out_id);
 
-OVL_API int32_t ovl_submit_write(ovl_port *port, ovl_fd fd, const void *buf,
-                                 size_t len, int64_t offset, void *ctx,
-                                 uint64_t *out_id);
+OVL_API int32_t ovl_submit_write(ovl_port *port, ovl_fd fd, const void *buf, size_t len,
+                                 int64_t offset, void *ctx, uint64_t *out_id);
 
 /* Flush the file's data (and metadata unless OVL_FSYNC_DATA) to storage.
  * Completion result 0 on success. flags other than OVL_FSYNC_DATA:
  * OVL_EINVAL. */
-OVL_API int32_t ovl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
-                                 void *ctx, uint64_t *out_id);
+OVL_API int32_t ovl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags, void *ctx,
+                                 uint64_t *out_id);
 
 /* One request of a batch submit. 64 bytes on 64-bit. */
 typedef struct ovl_request {
-    uint32_t op;      /* OVL_OP_* */
-    uint32_t flags;   /* OVL_FSYNC_DATA for fsync; OVL_SHUT_* for shutdown;
+    uint32_t op;    /* OVL_OP_* */
+    uint32_t flags; /* OVL_FSYNC_DATA for fsync; OVL_SHUT_* for shutdown;
                          0 otherwise */
-    ovl_fd fd;        /* the handle; the listening socket for accept; 0 for
+    ovl_fd fd;      /* the handle; the listening socket for accept; 0 for
                          a post, a timer or a local op */
-    void *buf;        /* read target / write source (const for writes);
+    void *buf;      /* read target / write source (const for writes);
                          accept: an ovl_addr * for the peer's address, or
                          NULL; connect: the const ovl_addr * to connect to;
                          local accept: the ovl_local *; local dial: the
                          name (const char *, read during the submit call
                          only); NULL for a post, a timer or a shutdown */
-    uint64_t len;     /* read/write length; 0 for the other ops */
-    int64_t offset;   /* >= 0 or OVL_OFFSET_CURRENT; for OVL_OP_POST the
+    uint64_t len;   /* read/write length; 0 for the other ops */
+    int64_t offset; /* >= 0 or OVL_OFFSET_CURRENT; for OVL_OP_POST the
                          value to deliver as the result (any value), the
                          batch form of ovl_post; 0 for the other ops */
     void *ctx;
-    uint64_t id;      /* out: the op id once submitted, 0 if not */
+    uint64_t id;        /* out: the op id once submitted, 0 if not */
     int64_t timeout_ns; /* > 0: if the op has not completed this long after
                          the submit, it is cancelled and completes with
                          OVL_ETIMEDOUT (an op that finished first, or that
@@ -466,8 +465,7 @@ typedef struct ovl_request {
  * stops and returns its error code. *out_submitted (may be NULL) receives
  * how many were submitted: exactly those get a completion and an id, the
  * rest have id 0 and get none. n == 0 returns OVL_OK. */
-OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
-                           size_t *out_submitted);
+OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n, size_t *out_submitted);
 
 /* ---- connections and timers ----------------------------------------------
  * The same rules as the other submits (one completion, cancel, close,
@@ -494,8 +492,8 @@ OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n,
  * (peer->len on entry is not read).
  * Errors at submit: as every submit; a non-listening socket is reported in
  * the completion (OVL_EINVAL). */
-OVL_API int32_t ovl_submit_accept(ovl_port *port, ovl_fd listener, ovl_addr *peer,
-                                  void *ctx, uint64_t *out_id);
+OVL_API int32_t ovl_submit_accept(ovl_port *port, ovl_fd listener, ovl_addr *peer, void *ctx,
+                                  uint64_t *out_id);
 
 /* Connect a socket to `addr` (borrowed until the completion; addr->len
  * bytes of sockaddr). Completion result 0 on success; refused is
@@ -503,27 +501,25 @@ OVL_API int32_t ovl_submit_accept(ovl_port *port, ovl_fd listener, ovl_addr *pee
  * full: OVL_EAGAIN). A connect that is cancelled or times out may leave the
  * socket connecting in the kernel: close it. A NULL addr or a len of 0 or
  * above OVL_ADDR_MAX is OVL_EINVAL at submit. */
-OVL_API int32_t ovl_submit_connect(ovl_port *port, ovl_fd sock, const ovl_addr *addr,
-                                   void *ctx, uint64_t *out_id);
+OVL_API int32_t ovl_submit_connect(ovl_port *port, ovl_fd sock, const ovl_addr *addr, void *ctx,
+                                   uint64_t *out_id);
 
 /* Shut down one or both directions of a connected socket (how: OVL_SHUT_*;
  * anything else is OVL_EINVAL). OVL_SHUT_WR is the half-close a protocol
  * uses to end its request: the peer's reads then return 0. Result 0. */
-OVL_API int32_t ovl_submit_shutdown(ovl_port *port, ovl_fd sock, uint32_t how,
-                                    void *ctx, uint64_t *out_id);
+OVL_API int32_t ovl_submit_shutdown(ovl_port *port, ovl_fd sock, uint32_t how, void *ctx,
+                                    uint64_t *out_id);
 
 /* A timer: completes with result 0 after delay_ns (> 0, else OVL_EINVAL),
  * or with OVL_ECANCELED if cancelled first. Counts against queue_depth
  * until delivered. */
-OVL_API int32_t ovl_submit_timer(ovl_port *port, int64_t delay_ns, void *ctx,
-                                 uint64_t *out_id);
+OVL_API int32_t ovl_submit_timer(ovl_port *port, int64_t delay_ns, void *ctx, uint64_t *out_id);
 
 /* Post a user completion (like PostQueuedCompletionStatus): it arrives in a
  * callback batch with op OVL_OP_POST, result `value` (any value, delivered
  * verbatim) and ctx. Counts against queue_depth until delivered. Useful to
  * run work on the completion thread or to wake a thread in ovl_poll. */
-OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx,
-                         uint64_t *out_id);
+OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx, uint64_t *out_id);
 
 /* ---- local endpoints -------------------------------------------------------
  * One listener and one dialer for local IPC, the same code on every
@@ -557,10 +553,12 @@ OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx,
 typedef struct ovl_local ovl_local;
 
 /* ovl_local_config.flags */
-#define OVL_LOCAL_MESSAGE      1u /* Windows: message-mode pipe (each write
+#define OVL_LOCAL_MESSAGE                                                                          \
+  1u /* Windows: message-mode pipe (each write
                                      is one message; default byte mode).
                                      POSIX: OVL_ENOTSUP at listen */
-#define OVL_LOCAL_ALLOW_REMOTE 2u /* Windows: let remote clients connect
+#define OVL_LOCAL_ALLOW_REMOTE                                                                     \
+  2u /* Windows: let remote clients connect
                                      (default: PIPE_REJECT_REMOTE_CLIENTS).
                                      POSIX: no effect (Unix sockets are
                                      local) */
@@ -569,20 +567,20 @@ typedef struct ovl_local ovl_local;
  * ovl_local_config_init(&cfg, sizeof cfg), then change fields. 32 bytes on
  * 64-bit. */
 typedef struct ovl_local_config {
-    uint32_t size;        /* sizeof(ovl_local_config) as the caller knows it */
-    uint32_t flags;       /* OVL_LOCAL_* */
-    uint32_t mode;        /* POSIX: permission bits of the socket file
+    uint32_t size;       /* sizeof(ovl_local_config) as the caller knows it */
+    uint32_t flags;      /* OVL_LOCAL_* */
+    uint32_t mode;       /* POSIX: permission bits of the socket file
                              (default 0600: its owner only; 0666 lets every
                              user connect); ignored for abstract names and
                              on Windows */
-    uint32_t backlog;     /* POSIX: listen() backlog, as given (default 128;
+    uint32_t backlog;    /* POSIX: listen() backlog, as given (default 128;
                              0 lets one client wait on Linux); Windows:
                              ignored (an instance waits per accept in flight) */
-    uint32_t in_buffer;   /* bytes of the pipe's input buffer (Windows,
+    uint32_t in_buffer;  /* bytes of the pipe's input buffer (Windows,
                              default 65536) or the socket's SO_RCVBUF (POSIX,
                              0: the system's default) */
-    uint32_t out_buffer;  /* likewise the output buffer / SO_SNDBUF */
-    const char *sddl;     /* Windows: the pipe's security descriptor as an
+    uint32_t out_buffer; /* likewise the output buffer / SO_SNDBUF */
+    const char *sddl;    /* Windows: the pipe's security descriptor as an
                              SDDL string, e.g. "D:P(A;;GA;;;AU)" (NULL: the
                              system's default, full control for SYSTEM,
                              administrators and the creator); read during
@@ -612,8 +610,8 @@ OVL_API int32_t ovl_local_config_init(ovl_local_config *out, uint32_t size);
  * OVL_EADDRINUSE, OVL_EACCES (no permission for the path or the pipe),
  * OVL_ENOMEM, OVL_EOS (another OS failure, e.g. a bad SDDL string).
  * Any thread, including the port's callback. No completion. */
-OVL_API int32_t ovl_local_listen(ovl_port *port, const char *name,
-                                 const ovl_local_config *cfg, ovl_local **out);
+OVL_API int32_t ovl_local_listen(ovl_port *port, const char *name, const ovl_local_config *cfg,
+                                 ovl_local **out);
 
 /* Accept one connection on a local listener, on the listener's port. The
  * completion (op OVL_OP_LOCAL_ACCEPT) carries the connected handle as its
@@ -629,8 +627,7 @@ OVL_API int32_t ovl_local_listen(ovl_port *port, const char *name,
  * listener, timeout_ns). Errors at submit: as every submit, OVL_EINVAL for
  * a NULL listener; OVL_ECLOSED if the listener or its port is closed.
  * Any thread, including the port's callback. */
-OVL_API int32_t ovl_submit_local_accept(ovl_local *listener, void *ctx,
-                                        uint64_t *out_id);
+OVL_API int32_t ovl_submit_local_accept(ovl_local *listener, void *ctx, uint64_t *out_id);
 
 /* Connect to the local endpoint `name` (see Names; read during the call
  * only). One completion (op OVL_OP_LOCAL_DIAL): the connected handle
@@ -651,9 +648,8 @@ OVL_API int32_t ovl_submit_local_accept(ovl_local *listener, void *ctx,
  * submit, OVL_EINVAL for a bad name, OVL_ENOTSUP for a backend without
  * connection ops, OVL_EOS (or OVL_ENOMEM) when no socket can be created.
  * Any thread, including the port's callback. */
-OVL_API int32_t ovl_submit_local_dial(ovl_port *port, const char *name,
-                                      int64_t timeout_ns, void *ctx,
-                                      uint64_t *out_id);
+OVL_API int32_t ovl_submit_local_dial(ovl_port *port, const char *name, int64_t timeout_ns,
+                                      void *ctx, uint64_t *out_id);
 
 /* Close a listener: the accepts in flight on it complete, once, with
  * OVL_ECANCELED (one whose connection had already been made carries it,
@@ -743,14 +739,14 @@ OVL_API int32_t ovl_port_event(ovl_port *port, ovl_fd *out);
  * the config: set `size` to sizeof(ovl_stats) before the call. */
 typedef struct ovl_stats {
     uint32_t size;
-    uint32_t inflight;       /* ops submitted, completion not yet delivered */
-    uint64_t submitted;      /* ops accepted since creation (posts included) */
-    uint64_t completed;      /* completions delivered */
-    uint64_t cancels;        /* cancellation requests accepted */
-    uint64_t batches;        /* callback invocations */
-    uint64_t stale;          /* OS completions for unknown/stale ops (ignored;
+    uint32_t inflight;  /* ops submitted, completion not yet delivered */
+    uint64_t submitted; /* ops accepted since creation (posts included) */
+    uint64_t completed; /* completions delivered */
+    uint64_t cancels;   /* cancellation requests accepted */
+    uint64_t batches;   /* callback invocations */
+    uint64_t stale;     /* OS completions for unknown/stale ops (ignored;
                                 always 0 unless something is badly wrong) */
-    uint64_t syscalls;       /* enter/wait system calls made by the backend */
+    uint64_t syscalls;  /* enter/wait system calls made by the backend */
 } ovl_stats;
 
 /* Snapshot the counters. Works on a closed port too (its final figures),

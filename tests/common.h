@@ -35,15 +35,15 @@ struct rec {
     ovl_completion *items;
     size_t n, cap;
     size_t batches;
-    atomic_int in_cb;       /* callbacks currently running */
-    atomic_int overlap;     /* times two callbacks overlapped */
+    atomic_int in_cb;   /* callbacks currently running */
+    atomic_int overlap; /* times two callbacks overlapped */
     pthread_t cb_thread;
     bool cb_thread_set;
-    int cb_thread_changes;  /* callbacks seen on a different thread */
-    rec_hook hook;          /* per completion, inside the callback */
+    int cb_thread_changes; /* callbacks seen on a different thread */
+    rec_hook hook;         /* per completion, inside the callback */
     void *hook_data;
     ovl_port *port;
-    bool manual;            /* the port has no completion thread: rec_wait polls */
+    bool manual; /* the port has no completion thread: rec_wait polls */
 };
 
 static inline void rec_init(rec *r)
@@ -222,8 +222,7 @@ static inline ovl_port *open_port_cfg(rec *r, ovl_port_config *cfg)
     cfg->userdata = r;
     ovl_port *p = NULL;
     int32_t rc = ovl_create_port(cfg, &p);
-    if (rc == OVL_EUNAVAIL)
-        cr_skip_test("backend %s not available on this host", test_backend());
+    if (rc == OVL_EUNAVAIL) cr_skip_test("backend %s not available on this host", test_backend());
     cr_assert_eq(rc, OVL_OK, "ovl_create_port: %s", ovl_strerror(rc));
     r->port = p;
     return p;
@@ -251,8 +250,8 @@ static inline void close_check(ovl_port *p, rec *r)
     cr_assert_eq(s.submitted, s.completed, "submitted %llu, completed %llu",
                  (unsigned long long)s.submitted, (unsigned long long)s.completed);
     cr_assert_eq(s.stale, 0u);
-    cr_assert_eq(rec_count(r), s.completed, "callback saw %zu, port says %llu",
-                 rec_count(r), (unsigned long long)s.completed);
+    cr_assert_eq(rec_count(r), s.completed, "callback saw %zu, port says %llu", rec_count(r),
+                 (unsigned long long)s.completed);
     /* each id exactly once */
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->n; i++)
@@ -293,8 +292,7 @@ static inline int temp_file(size_t size, unsigned seed)
     return fd;
 }
 
-static inline bool matches_pattern(const uint8_t *b, size_t n, uint64_t off,
-                                   unsigned seed)
+static inline bool matches_pattern(const uint8_t *b, size_t n, uint64_t off, unsigned seed)
 {
     for (size_t i = 0; i < n; i++)
         if (b[i] != pattern_at(off + i, seed)) return false;

@@ -16,8 +16,9 @@ static void setup_fixture(fixture *f)
     rec_init(&f->r);
     f->p = open_port(&f->r, 8, 0);
     cr_assert_eq(pipe(f->fds), 0);
-    cr_assert_eq(ovl_submit_read(f->p, f->fds[0], f->parked_buf, 4, OVL_OFFSET_CURRENT,
-                                 NULL, &f->parked), OVL_OK);
+    cr_assert_eq(
+        ovl_submit_read(f->p, f->fds[0], f->parked_buf, 4, OVL_OFFSET_CURRENT, NULL, &f->parked),
+        OVL_OK);
 }
 
 /* The parked read still works, and the bad calls added nothing. */
@@ -63,9 +64,11 @@ Test(bad_input, null_buffer_with_length)
     fixture f;
     setup_fixture(&f);
     uint64_t id = 1;
-    cr_assert_eq(ovl_submit_read(f.p, f.fds[0], NULL, 4, OVL_OFFSET_CURRENT, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(ovl_submit_read(f.p, f.fds[0], NULL, 4, OVL_OFFSET_CURRENT, NULL, &id),
+                 OVL_EINVAL);
     cr_assert_eq(id, 0u);
-    cr_assert_eq(ovl_submit_write(f.p, f.fds[1], NULL, 1, OVL_OFFSET_CURRENT, NULL, NULL), OVL_EINVAL);
+    cr_assert_eq(ovl_submit_write(f.p, f.fds[1], NULL, 1, OVL_OFFSET_CURRENT, NULL, NULL),
+                 OVL_EINVAL);
     finish_fixture(&f);
 }
 
@@ -89,7 +92,8 @@ Test(bad_input, length_over_the_limit)
     fixture f;
     setup_fixture(&f);
     char b[4];
-    cr_assert_eq(ovl_submit_read(f.p, f.fds[0], b, (size_t)OVL_MAX_IO_SIZE + 1, 0, NULL, NULL), OVL_ETOOBIG);
+    cr_assert_eq(ovl_submit_read(f.p, f.fds[0], b, (size_t)OVL_MAX_IO_SIZE + 1, 0, NULL, NULL),
+                 OVL_ETOOBIG);
     cr_assert_eq(ovl_submit_write(f.p, f.fds[1], b, SIZE_MAX, 0, NULL, NULL), OVL_ETOOBIG);
     finish_fixture(&f);
 }

@@ -20,7 +20,8 @@ Test(cancel_close, cancel_an_idle_pipe_read)
     cr_assert_eq(ovl_cancel(p, id), OVL_ENOENT, "already delivered");
     /* the pipe still works for a new read */
     uint64_t id2;
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id2), OVL_OK);
+    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id2),
+                 OVL_OK);
     cr_assert_eq(write(fds[1], "z", 1), 1);
     rec_wait(&r, 2);
     cr_assert_eq(rec_one(&r, id2).result, 1);
@@ -63,21 +64,23 @@ Test(cancel_close, close_with_ops_in_flight_completes_each_once)
     static char fb[FILES][65536];
     for (int i = 0; i < PIPES; i++) {
         cr_assert_eq(pipe(pf[i]), 0);
-        cr_assert_eq(ovl_submit_read(p, pf[i][0], pb[i], 8, OVL_OFFSET_CURRENT, NULL, &pid[i]), OVL_OK);
+        cr_assert_eq(ovl_submit_read(p, pf[i][0], pb[i], 8, OVL_OFFSET_CURRENT, NULL, &pid[i]),
+                     OVL_OK);
     }
     for (int i = 0; i < FILES; i++)
-        cr_assert_eq(ovl_submit_read(p, fd, fb[i], sizeof fb[i], (int64_t)i * 65536, NULL, &fid[i]), OVL_OK);
+        cr_assert_eq(ovl_submit_read(p, fd, fb[i], sizeof fb[i], (int64_t)i * 65536, NULL, &fid[i]),
+                     OVL_OK);
     uint64_t post;
     cr_assert_eq(ovl_post(p, 9, NULL, &post), OVL_OK);
     close_check(p, &r);
     cr_assert_eq(rec_count(&r), (size_t)(PIPES + FILES + 1));
-    for (int i = 0; i < PIPES; i++)
-        cr_assert_eq(rec_one(&r, pid[i]).result, OVL_ECANCELED);
+    for (int i = 0; i < PIPES; i++) cr_assert_eq(rec_one(&r, pid[i]).result, OVL_ECANCELED);
     for (int i = 0; i < FILES; i++) {
         ovl_completion c = rec_one(&r, fid[i]);
         /* finished first (real result) or cancelled: both are legal */
         cr_assert(c.result == 65536 || c.result == OVL_ECANCELED, "%lld", (long long)c.result);
-        if (c.result == 65536) cr_assert(matches_pattern((uint8_t *)fb[i], 65536, (uint64_t)i * 65536, 9));
+        if (c.result == 65536)
+            cr_assert(matches_pattern((uint8_t *)fb[i], 65536, (uint64_t)i * 65536, 9));
     }
     cr_assert_eq(rec_one(&r, post).result, 9);
     rec_free(&r);
@@ -98,9 +101,11 @@ Test(cancel_close, back_pressure_is_a_distinct_error)
     char buf[4][4];
     uint64_t ids[4];
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(ovl_submit_read(p, fds[0], buf[i], 4, OVL_OFFSET_CURRENT, NULL, &ids[i]), OVL_OK);
+        cr_assert_eq(ovl_submit_read(p, fds[0], buf[i], 4, OVL_OFFSET_CURRENT, NULL, &ids[i]),
+                     OVL_OK);
     uint64_t id = 5;
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf[0], 4, OVL_OFFSET_CURRENT, NULL, &id), OVL_EQUEUEFULL);
+    cr_assert_eq(ovl_submit_read(p, fds[0], buf[0], 4, OVL_OFFSET_CURRENT, NULL, &id),
+                 OVL_EQUEUEFULL);
     cr_assert_eq(id, 0u);
     cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_EQUEUEFULL, "posts count too");
     ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fds[0], buf[0], 4, OVL_OFFSET_CURRENT, NULL, 0, 0};

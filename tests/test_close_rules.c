@@ -7,7 +7,7 @@
 #include "common.h"
 
 #ifdef __linux__
-#include <sys/syscall.h>
+#  include <sys/syscall.h>
 #endif
 
 static const uint32_t modes[] = {0, OVL_PORT_MANUAL, OVL_PORT_INLINE};
@@ -194,11 +194,11 @@ Test(close_rules, another_ports_id_is_unknown)
 
 typedef struct nest {
     ovl_port *a, *b;
-    atomic_int a_done;       /* A's first callback has finished */
-    int32_t rc_poll_b;       /* ovl_poll(B, 0) inside A's callback */
-    int32_t rc_close_a;      /* ovl_close_port(A) inside B's callback */
-    int32_t rc_poll_a;       /* ovl_poll(A, 0) inside B's callback */
-    int32_t rc_poll_a_wait;  /* ovl_poll(A, 10) inside B's callback */
+    atomic_int a_done;      /* A's first callback has finished */
+    int32_t rc_poll_b;      /* ovl_poll(B, 0) inside A's callback */
+    int32_t rc_close_a;     /* ovl_close_port(A) inside B's callback */
+    int32_t rc_poll_a;      /* ovl_poll(A, 0) inside B's callback */
+    int32_t rc_poll_a_wait; /* ovl_poll(A, 10) inside B's callback */
     atomic_int b_calls;
 } nest;
 
@@ -414,8 +414,10 @@ Test(close_rules, second_close_returns_only_after_the_callbacks)
         const char *mn = mode_name(modes[m]);
         cr_assert_eq(c1.rc, OVL_OK, "%s", mn);
         cr_assert_eq(c2.rc, OVL_ECLOSED, "%s", mn);
-        cr_assert_eq(c2.delivered_at_return, 8, "%s: the second close returned with "
-                     "completions still to deliver", mn);
+        cr_assert_eq(c2.delivered_at_return, 8,
+                     "%s: the second close returned with "
+                     "completions still to deliver",
+                     mn);
         cr_assert_eq(c2.running_at_return, 0, "%s: ... or with a callback running", mn);
         cr_assert_eq(c1.delivered_at_return, 8, "%s", mn);
     }
@@ -452,12 +454,17 @@ Test(close_rules, another_ports_id_never_cancels_a_parked_read)
         cr_assert_eq(pipe(pb), 0);
         char ba[4], bb[4];
         uint64_t ida, idb;
-        cr_assert_eq(ovl_submit_read(a, (ovl_fd)pa[0], ba, sizeof ba, OVL_OFFSET_CURRENT, NULL, &ida), OVL_OK);
-        cr_assert_eq(ovl_submit_read(b, (ovl_fd)pb[0], bb, sizeof bb, OVL_OFFSET_CURRENT, NULL, &idb), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(a, (ovl_fd)pa[0], ba, sizeof ba, OVL_OFFSET_CURRENT, NULL, &ida),
+            OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(b, (ovl_fd)pb[0], bb, sizeof bb, OVL_OFFSET_CURRENT, NULL, &idb),
+            OVL_OK);
         cr_assert_eq(ovl_cancel(b, ida), OVL_ENOENT, "%s", mode_name(modes[m]));
         cr_assert_eq(write(pb[1], "xy", 2), 2);
         drive(b, modes[m], &rb, 1);
-        cr_assert_eq(rec_one(&rb, idb).result, 2, "%s: b's read was not cancelled", mode_name(modes[m]));
+        cr_assert_eq(rec_one(&rb, idb).result, 2, "%s: b's read was not cancelled",
+                     mode_name(modes[m]));
         cr_assert_eq(ovl_cancel(a, ida), OVL_OK);
         drive(a, modes[m], &ra, 1);
         cr_assert_eq(rec_one(&ra, ida).result, OVL_ECANCELED);
@@ -470,10 +477,10 @@ Test(close_rules, another_ports_id_never_cancels_a_parked_read)
     }
 }
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#  include <arpa/inet.h>
+#  include <dirent.h>
+#  include <netinet/in.h>
+#  include <sys/socket.h>
 
 static int open_fds(void)
 {

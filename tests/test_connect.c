@@ -88,10 +88,10 @@ static void xfer_all(ovl_port *p, rec *r, uint32_t flags, uint32_t op, int fd, v
     }
 }
 
-#define MODES(name)                                                   \
-    Test(connect, name) { name##_body(0); }                           \
-    Test(connect, name##_manual) { name##_body(OVL_PORT_MANUAL); }    \
-    Test(connect, name##_inline) { name##_body(OVL_PORT_INLINE); }
+#define MODES(name)                                                                                \
+  Test(connect, name) { name##_body(0); }                                                          \
+  Test(connect, name##_manual) { name##_body(OVL_PORT_MANUAL); }                                   \
+  Test(connect, name##_inline) { name##_body(OVL_PORT_INLINE); }
 
 /* ---- echo through accept and connect ------------------------------------- */
 
@@ -202,8 +202,9 @@ static void many_clients_body(uint32_t flags)
             unsigned id = base + i;
             for (unsigned k = 0; k < MSG; k++) cbuf[i][k] = pattern_at(k, id);
             memcpy(cbuf[i], &id, sizeof id);
-            cr_assert_eq(ovl_submit_write(p, (ovl_fd)cli[i], cbuf[i], MSG, OVL_OFFSET_CURRENT,
-                                          NULL, NULL), OVL_OK);
+            cr_assert_eq(
+                ovl_submit_write(p, (ovl_fd)cli[i], cbuf[i], MSG, OVL_OFFSET_CURRENT, NULL, NULL),
+                OVL_OK);
         }
         wait_n(p, &r, flags, before + WAVE);
         for (unsigned i = 0; i < WAVE; i++) {
@@ -429,7 +430,8 @@ static void timeout_race_body(uint32_t flags)
         cr_assert_eq(got[i] + (uint64_t)unread, sent[i], "pair %d: lost or doubled bytes", i);
     }
     cr_log_info("timeout race: %u ops, %u timed out; of the reads that waited for their byte, "
-                "%u got it, %u timed out", rounds, timed, won, lost);
+                "%u got it, %u timed out",
+                rounds, timed, won, lost);
     ovl_stats s;
     memset(&s, 0, sizeof s);
     s.size = sizeof s;
@@ -546,9 +548,13 @@ static void close_in_flight_body(uint32_t flags)
     uint64_t ids[3 * N];
     for (int i = 0; i < N; i++) {
         cs[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert_eq(need(ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &ids[3 * i]), "accept"), OVL_OK);
-        cr_assert_eq(need(ovl_submit_connect(p, (ovl_fd)cs[i], &fa, NULL, &ids[3 * i + 1]), "connect"), OVL_OK);
-        cr_assert_eq(need(ovl_submit_timer(p, 60ll * 1000000000, NULL, &ids[3 * i + 2]), "timer"), OVL_OK);
+        cr_assert_eq(need(ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &ids[3 * i]), "accept"),
+                     OVL_OK);
+        cr_assert_eq(
+            need(ovl_submit_connect(p, (ovl_fd)cs[i], &fa, NULL, &ids[3 * i + 1]), "connect"),
+            OVL_OK);
+        cr_assert_eq(need(ovl_submit_timer(p, 60ll * 1000000000, NULL, &ids[3 * i + 2]), "timer"),
+                     OVL_OK);
     }
     close_check(p, &r);
     for (int i = 0; i < 3 * N; i++) cr_assert_eq(rec_one(&r, ids[i]).result, OVL_ECANCELED);
@@ -579,7 +585,8 @@ static void peer_reset_body(uint32_t flags)
     tcp_pair(fds);
     char buf[64];
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, (ovl_fd)fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
+    cr_assert_eq(ovl_submit_read(p, (ovl_fd)fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id),
+                 OVL_OK);
     reset_by_peer(fds[1]);
     wait_n(p, &r, flags, 1);
     ovl_completion c = rec_one(&r, id);
@@ -918,7 +925,8 @@ static void pipe_write_timeout_body(uint32_t flags)
     uint64_t id;
     size_t before = rec_count(&r);
     cr_assert_eq(sub(p, OVL_OP_WRITE, 0, pf[1], msg, sizeof msg, (int64_t)WAIT_LIMIT_MS * 1000000LL,
-                     NULL, &id), OVL_OK);
+                     NULL, &id),
+                 OVL_OK);
     char buf[4096];
     for (size_t got = 0; got < filled;) {
         ssize_t n = read(pf[0], buf, filled - got < sizeof buf ? filled - got : sizeof buf);

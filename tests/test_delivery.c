@@ -5,7 +5,7 @@
 #include "common.h"
 
 #ifndef _WIN32
-#include <poll.h>
+#  include <poll.h>
 #endif
 
 /* ---- where callbacks run ------------------------------------------------- */
@@ -293,7 +293,8 @@ Test(delivery, manual_close_delivers_remaining)
     cr_assert_eq(pipe(fds), 0);
     char buf[4];
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
+    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id),
+                 OVL_OK);
     cr_assert_eq(ovl_post(p, 3, NULL, NULL), OVL_OK);
     /* close delivers both on this thread: the post, and the read cancelled */
     close_check(p, &r);
@@ -304,7 +305,6 @@ Test(delivery, manual_close_delivers_remaining)
     close(fds[0]);
     close(fds[1]);
 }
-
 
 Test(delivery, spinning_port_delivers_and_closes)
 {

@@ -16,8 +16,9 @@ Test(file_io, reads_at_offsets_return_the_right_bytes)
     srand(42);
     for (int i = 0; i < N; i++) {
         offs[i] = (uint64_t)(rand() % (FILE_SIZE / 512 - 8)) * 512 + (uint64_t)(i % 3);
-        cr_assert_eq(ovl_submit_read(p, (ovl_fd)fd, bufs[i], LEN, (int64_t)offs[i],
-                                     bufs[i], &ids[i]), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(p, (ovl_fd)fd, bufs[i], LEN, (int64_t)offs[i], bufs[i], &ids[i]),
+            OVL_OK);
         cr_assert_neq(ids[i], 0u);
     }
     rec_wait(&r, N);
@@ -65,7 +66,8 @@ Test(file_io, writes_land_at_their_offsets_then_fsync)
     uint64_t ids[N];
     for (int i = 0; i < N; i++) {
         for (int j = 0; j < LEN; j++) bufs[i][j] = pattern_at((uint64_t)i * LEN + j, 3);
-        cr_assert_eq(ovl_submit_write(p, fd, bufs[i], LEN, (int64_t)i * LEN, NULL, &ids[i]), OVL_OK);
+        cr_assert_eq(ovl_submit_write(p, fd, bufs[i], LEN, (int64_t)i * LEN, NULL, &ids[i]),
+                     OVL_OK);
     }
     rec_wait(&r, N);
     for (int i = 0; i < N; i++) cr_assert_eq(rec_one(&r, ids[i]).result, LEN);
@@ -95,7 +97,8 @@ Test(file_io, batch_submit)
     static uint8_t bufs[N][LEN];
     ovl_request reqs[N];
     for (int i = 0; i < N; i++) {
-        ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fd, bufs[i], LEN, (int64_t)i * 1000, (void *)(uintptr_t)i, 0, 0};
+        ovl_request q = {OVL_OP_READ,          0, (ovl_fd)fd, bufs[i], LEN, (int64_t)i * 1000,
+                         (void *)(uintptr_t)i, 0, 0};
         reqs[i] = q;
     }
     size_t done = 0;
@@ -249,7 +252,9 @@ Test(file_io, callback_resubmits_reads)
     for (int i = 0; i < 4; i++) ch.offs[i] = (int64_t)i * 4096;
     ch.next_off = 4 * 4096;
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(ovl_submit_read(p, ch.fd, ch.bufs[i], 4096, (int64_t)i * 4096, ch.bufs[i], NULL), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(p, ch.fd, ch.bufs[i], 4096, (int64_t)i * 4096, ch.bufs[i], NULL),
+            OVL_OK);
     rec_wait(&r, 256); /* 1 MiB in 4 KiB reads; the rec lock orders ch too */
     cr_assert_eq(ch.bad, 0);
     cr_assert_eq(ch.next_off, 1 << 20);
@@ -275,7 +280,8 @@ Test(file_io, capped_workers_still_do_io)
     static uint8_t bufs[32][8192];
     uint64_t ids[32];
     for (int i = 0; i < 32; i++)
-        cr_assert_eq(ovl_submit_read(p, fd, bufs[i], 8192, (int64_t)i * 8192, NULL, &ids[i]), OVL_OK);
+        cr_assert_eq(ovl_submit_read(p, fd, bufs[i], 8192, (int64_t)i * 8192, NULL, &ids[i]),
+                     OVL_OK);
     rec_wait(&r, 32);
     for (int i = 0; i < 32; i++) {
         cr_assert_eq(rec_one(&r, ids[i]).result, 8192);
@@ -289,15 +295,14 @@ Test(file_io, capped_workers_still_do_io)
  * (64 files, the table's size, each with its own content), with all, half
  * and none of them registered; one more is refused; the bookkeeping errors
  * are the documented ones. On io_uring these reads use fixed files. */
-static void read_each(ovl_port *p, rec *r, const int *fds, int n, uint8_t (*bufs)[4096],
-                      int round)
+static void read_each(ovl_port *p, rec *r, const int *fds, int n, uint8_t (*bufs)[4096], int round)
 {
     ovl_request q[OVL_MAX_REGISTERED_FDS];
     size_t before = rec_count(r), done = 0;
     for (int i = 0; i < n; i++) {
         memset(bufs[i], 0, 4096);
-        q[i] = (ovl_request){OVL_OP_READ, 0, (ovl_fd)fds[i], bufs[i], 4096,
-                             (int64_t)(i % 4) * 4096, bufs[i], 0, 0};
+        q[i] = (ovl_request){
+            OVL_OP_READ, 0, (ovl_fd)fds[i], bufs[i], 4096, (int64_t)(i % 4) * 4096, bufs[i], 0, 0};
     }
     cr_assert_eq(ovl_submit(p, q, (size_t)n, &done), OVL_OK);
     rec_wait(r, before + (size_t)n);
@@ -354,8 +359,9 @@ Test(file_io, registered_fd_unregistered_with_ops_in_flight)
     static uint8_t bufs[K][4096];
     uint64_t ids[K];
     for (int i = 0; i < K; i++)
-        cr_assert_eq(ovl_submit_read(p, (ovl_fd)fd, bufs[i], 4096, (int64_t)(16 + i) * 4096,
-                                     NULL, &ids[i]), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(p, (ovl_fd)fd, bufs[i], 4096, (int64_t)(16 + i) * 4096, NULL, &ids[i]),
+            OVL_OK);
     cr_assert_eq(ovl_unregister_fd(p, (ovl_fd)fd), OVL_OK);
     rec_wait(&r, 1 + K);
     for (int i = 0; i < K; i++) {
@@ -386,8 +392,8 @@ Test(file_io, registered_fd_keeps_its_file_until_unregistered)
     cr_assert_eq(ovl_submit_read(p, (ovl_fd)a, buf, sizeof buf, 0, NULL, &id), OVL_OK);
     rec_wait(&r, 1);
     cr_assert_eq(rec_one(&r, id).result, 4096);
-    cr_assert(matches_pattern(buf, sizeof buf, 0, uring ? 11 : 12),
-              "%s read the wrong file", ovl_backend_name(p));
+    cr_assert(matches_pattern(buf, sizeof buf, 0, uring ? 11 : 12), "%s read the wrong file",
+              ovl_backend_name(p));
     cr_assert_eq(ovl_unregister_fd(p, (ovl_fd)a), OVL_OK);
     cr_assert_eq(ovl_submit_read(p, (ovl_fd)a, buf, sizeof buf, 0, NULL, &id), OVL_OK);
     rec_wait(&r, 2);

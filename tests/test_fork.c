@@ -9,11 +9,11 @@
 #include <sys/wait.h>
 
 #if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
+#  define UNDER_TSAN 1
 #elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
+#  if __has_feature(thread_sanitizer)
+#    define UNDER_TSAN 1
+#  endif
 #endif
 
 static const uint32_t modes[] = {0, OVL_PORT_MANUAL, OVL_PORT_INLINE};
@@ -44,10 +44,10 @@ static void *busy_main(void *arg)
  * status (0: all good). Only async-signal-safe-ish work and ovl calls. */
 static int child_checks(ovl_port *p, int pipe_rd, int file_fd)
 {
-#define CHECK(x) \
-    do { \
-        if (!(x)) return __LINE__ % 250 + 1; \
-    } while (0)
+#define CHECK(x)                                                                                   \
+  do {                                                                                             \
+    if (!(x)) return __LINE__ % 250 + 1;                                                           \
+  } while (0)
     char buf[16];
     uint64_t id = 99;
     CHECK(ovl_post(p, 1, NULL, &id) == OVL_EFORKED);
@@ -122,8 +122,9 @@ Test(fork, child_cannot_disturb_the_parents_port)
         char rb[16];
         uint64_t rids[16];
         for (int i = 0; i < 16; i++)
-            cr_assert_eq(ovl_submit_read(p, (ovl_fd)pfd[0], &rb[i], 1, OVL_OFFSET_CURRENT, NULL,
-                                         &rids[i]), OVL_OK);
+            cr_assert_eq(
+                ovl_submit_read(p, (ovl_fd)pfd[0], &rb[i], 1, OVL_OFFSET_CURRENT, NULL, &rids[i]),
+                OVL_OK);
         /* Busy while forking. */
         for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&b.th[i], NULL, busy_main, &b), 0);
         while (atomic_load(&b.accepted) < 100) usleep(100);
@@ -133,8 +134,8 @@ Test(fork, child_cannot_disturb_the_parents_port)
         int st = 0;
         cr_assert_eq(waitpid(pid, &st, 0), pid);
         cr_assert(WIFEXITED(st), "the child died (signal %d)", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-        cr_assert_eq(WEXITSTATUS(st), 0, "%s: child check failed near line %d",
-                     test_backend(), WEXITSTATUS(st) - 1);
+        cr_assert_eq(WEXITSTATUS(st), 0, "%s: child check failed near line %d", test_backend(),
+                     WEXITSTATUS(st) - 1);
         atomic_store(&b.stop, 1);
         for (int i = 0; i < 2; i++) {
             void *ret;

@@ -15,14 +15,14 @@
 /* ---- helpers -------------------------------------------------------------- */
 
 #if defined(__SANITIZE_THREAD__)
-#define OVL_TEST_TSAN 1
+#  define OVL_TEST_TSAN 1
 #elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define OVL_TEST_TSAN 1
-#endif
+#  if __has_feature(thread_sanitizer)
+#    define OVL_TEST_TSAN 1
+#  endif
 #endif
 #ifndef OVL_TEST_TSAN
-#define OVL_TEST_TSAN 0
+#  define OVL_TEST_TSAN 0
 #endif
 
 static uint64_t now_ns(void)
@@ -153,10 +153,10 @@ static long rss_kib(void)
 
 static bool is_handle(const ovl_completion *c) { return c->result >= 0; }
 
-#define MODES(name)                                                   \
-    Test(local, name) { name##_body(0); }                             \
-    Test(local, name##_manual) { name##_body(OVL_PORT_MANUAL); }      \
-    Test(local, name##_inline) { name##_body(OVL_PORT_INLINE); }
+#define MODES(name)                                                                                \
+  Test(local, name) { name##_body(0); }                                                            \
+  Test(local, name##_manual) { name##_body(OVL_PORT_MANUAL); }                                     \
+  Test(local, name##_inline) { name##_body(OVL_PORT_INLINE); }
 
 /* ---- echo ----------------------------------------------------------------- */
 
@@ -350,8 +350,9 @@ static void many_clients_body(uint32_t flags)
     for (int i = 0; i < CLIENTS; i++) {
         memcpy(out[i], &i, 4);
         for (int k = 0; k < MSG; k++) out[i][4 + k] = pattern_at((uint64_t)k, (unsigned)i);
-        cr_assert_eq(ovl_submit_write(p, (ovl_fd)cli[i], out[i], MSG + 4, OVL_OFFSET_CURRENT,
-                                      NULL, &w[i]), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_write(p, (ovl_fd)cli[i], out[i], MSG + 4, OVL_OFFSET_CURRENT, NULL, &w[i]),
+            OVL_OK);
     }
     bool seen[CLIENTS];
     memset(seen, 0, sizeof seen);
@@ -362,8 +363,9 @@ static void many_clients_body(uint32_t flags)
         cr_assert(who >= 0 && who < CLIENTS && !seen[who], "client number %d", who);
         seen[who] = true;
         cr_assert(matches_pattern(in[i] + 4, MSG, 0, (unsigned)who), "client %d's bytes", who);
-        cr_assert_eq(ovl_submit_write(p, (ovl_fd)srv[i], in[i], MSG + 4, OVL_OFFSET_CURRENT,
-                                      NULL, &rd[i]), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_write(p, (ovl_fd)srv[i], in[i], MSG + 4, OVL_OFFSET_CURRENT, NULL, &rd[i]),
+            OVL_OK);
     }
     for (int i = 0; i < CLIENTS; i++) {
         cr_assert_eq(wait_id(p, &r, flags, w[i]).result, MSG + 4);
@@ -682,13 +684,15 @@ static void close_listener_in_flight_body(uint32_t flags)
     cr_assert_eq(ovl_local_close(bl), OVL_OK);
     for (int i = 0; i < 4; i++) {
         ovl_completion c = wait_id(p, &r, flags, acc[i]);
-        cr_assert_eq(c.result, OVL_ECANCELED, "accept %d: %s", i, ovl_error_name((int32_t)c.result));
+        cr_assert_eq(c.result, OVL_ECANCELED, "accept %d: %s", i,
+                     ovl_error_name((int32_t)c.result));
     }
     /* The busy listener is gone, file and all: its dial finds nothing. */
     ovl_completion c = wait_id(p, &r, flags, d);
     cr_assert_eq(c.result, OVL_ENOTFOUND, "dial: %s", ovl_error_name((int32_t)c.result));
     close(filler);
-    cr_assert_eq(count_fds(), fds0 - 3, "the listeners' sockets and the filler are closed, nothing else");
+    cr_assert_eq(count_fds(), fds0 - 3,
+                 "the listeners' sockets and the filler are closed, nothing else");
     /* New accepts on a closed listener cannot be submitted... nor dials
      * reach it. */
     c = wait_id(p, &r, flags, dial(p, name, 0));
@@ -859,12 +863,16 @@ static void cycles(ovl_port *p, ring *g, ovl_local *l, const char *name, int n)
                   ovl_error_name((int32_t)cd.result), ovl_error_name((int32_t)ca.result));
         int cli = (int)cd.result, srv = (int)ca.result;
         for (int i = 0; i < 64; i++) out[i] = (char)pattern_at((uint64_t)i, (unsigned)k);
-        cr_assert_eq(ovl_submit_write(p, (ovl_fd)cli, out, 64, OVL_OFFSET_CURRENT, NULL, &w), OVL_OK);
-        cr_assert_eq(ovl_submit_read(p, (ovl_fd)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &rd), OVL_OK);
+        cr_assert_eq(ovl_submit_write(p, (ovl_fd)cli, out, 64, OVL_OFFSET_CURRENT, NULL, &w),
+                     OVL_OK);
+        cr_assert_eq(ovl_submit_read(p, (ovl_fd)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &rd),
+                     OVL_OK);
         cr_assert_eq(ring_wait(g, w).result, 64);
         cr_assert_eq(ring_wait(g, rd).result, 64, "a Unix socket delivers 64 bytes in one");
-        cr_assert_eq(ovl_submit_write(p, (ovl_fd)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &w), OVL_OK);
-        cr_assert_eq(ovl_submit_read(p, (ovl_fd)cli, back, 64, OVL_OFFSET_CURRENT, NULL, &rd), OVL_OK);
+        cr_assert_eq(ovl_submit_write(p, (ovl_fd)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &w),
+                     OVL_OK);
+        cr_assert_eq(ovl_submit_read(p, (ovl_fd)cli, back, 64, OVL_OFFSET_CURRENT, NULL, &rd),
+                     OVL_OK);
         cr_assert_eq(ring_wait(g, w).result, 64);
         cr_assert_eq(ring_wait(g, rd).result, 64);
         cr_assert_eq(memcmp(back, out, 64), 0, "cycle %d", k);

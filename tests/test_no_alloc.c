@@ -38,7 +38,8 @@ static void workload(ovl_port *p, rec *r, int fd, int pfd[2], int rounds)
         size_t before = rec_count(r);
         ovl_request q[8];
         for (int i = 0; i < 8; i++) {
-            ovl_request x = {OVL_OP_READ, 0, (ovl_fd)fd, buf[i], 4096, (int64_t)i * 4096, NULL, 0, 0};
+            ovl_request x = {OVL_OP_READ,       0,    (ovl_fd)fd, buf[i], 4096,
+                             (int64_t)i * 4096, NULL, 0,          0};
             q[i] = x;
         }
         cr_assert_eq(ovl_submit(p, q, 8, NULL), OVL_OK);
@@ -49,11 +50,13 @@ static void workload(ovl_port *p, rec *r, int fd, int pfd[2], int rounds)
         cr_assert_eq(ovl_submit(p, posts, 2, NULL), OVL_OK);
         cr_assert_geq(ovl_poll(p, 0), 0); /* delivery on this thread too */
         uint64_t parked;
-        cr_assert_eq(ovl_submit_read(p, pfd[0], buf[9], 16, OVL_OFFSET_CURRENT, NULL, &parked), OVL_OK);
+        cr_assert_eq(ovl_submit_read(p, pfd[0], buf[9], 16, OVL_OFFSET_CURRENT, NULL, &parked),
+                     OVL_OK);
         cr_assert_eq(ovl_submit_write(p, pfd[1], "x", 1, OVL_OFFSET_CURRENT, NULL, NULL), OVL_OK);
         rec_wait(r, before + 14);
         uint64_t idle;
-        cr_assert_eq(ovl_submit_read(p, pfd[0], buf[10], 16, OVL_OFFSET_CURRENT, NULL, &idle), OVL_OK);
+        cr_assert_eq(ovl_submit_read(p, pfd[0], buf[10], 16, OVL_OFFSET_CURRENT, NULL, &idle),
+                     OVL_OK);
         cr_assert_eq(ovl_cancel(p, idle), OVL_OK);
         rec_wait(r, before + 15);
     }

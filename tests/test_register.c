@@ -9,9 +9,9 @@
 #include "common.h"
 
 #ifndef _WIN32
-#include <poll.h>
-#include <signal.h>
-#include <sys/stat.h>
+#  include <poll.h>
+#  include <signal.h>
+#  include <sys/stat.h>
 
 typedef enum variant {
     V_THREAD,   /* completion thread; submits from the test's thread */
@@ -43,8 +43,8 @@ static void wait_count(ovl_port *p, rec *r, variant v, size_t n)
         int32_t rc = ovl_poll(p, 100);
         cr_assert_geq(rc, 0, "ovl_poll: %s", ovl_error_name(rc));
         clock_gettime(CLOCK_MONOTONIC, &t);
-        cr_assert_lt(t.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000, "waited for %zu completions, got %zu",
-                     n, rec_count(r));
+        cr_assert_lt(t.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000,
+                     "waited for %zu completions, got %zu", n, rec_count(r));
     }
 }
 
@@ -147,14 +147,38 @@ static void write_survives_registration_change(variant v, bool in_callback, bool
     close(b);
 }
 
-Test(register, write_then_reregister_in_callback_thread) { write_survives_registration_change(V_THREAD, true, true); }
-Test(register, write_then_reregister_in_callback_manual) { write_survives_registration_change(V_MANUAL, true, true); }
-Test(register, write_then_reregister_in_callback_inline) { write_survives_registration_change(V_INLINE, true, true); }
-Test(register, write_then_reregister_outside_callback) { write_survives_registration_change(V_THREAD, false, true); }
-Test(register, write_then_unregister_in_callback_thread) { write_survives_registration_change(V_THREAD, true, false); }
-Test(register, write_then_unregister_in_callback_manual) { write_survives_registration_change(V_MANUAL, true, false); }
-Test(register, write_then_unregister_in_callback_inline) { write_survives_registration_change(V_INLINE, true, false); }
-Test(register, write_then_unregister_outside_callback) { write_survives_registration_change(V_THREAD, false, false); }
+Test(register, write_then_reregister_in_callback_thread)
+{
+    write_survives_registration_change(V_THREAD, true, true);
+}
+Test(register, write_then_reregister_in_callback_manual)
+{
+    write_survives_registration_change(V_MANUAL, true, true);
+}
+Test(register, write_then_reregister_in_callback_inline)
+{
+    write_survives_registration_change(V_INLINE, true, true);
+}
+Test(register, write_then_reregister_outside_callback)
+{
+    write_survives_registration_change(V_THREAD, false, true);
+}
+Test(register, write_then_unregister_in_callback_thread)
+{
+    write_survives_registration_change(V_THREAD, true, false);
+}
+Test(register, write_then_unregister_in_callback_manual)
+{
+    write_survives_registration_change(V_MANUAL, true, false);
+}
+Test(register, write_then_unregister_in_callback_inline)
+{
+    write_survives_registration_change(V_INLINE, true, false);
+}
+Test(register, write_then_unregister_outside_callback)
+{
+    write_survives_registration_change(V_THREAD, false, false);
+}
 
 /* ---- fsync goes through the registered file, like reads and writes --------
  * The app registers a regular file, then makes its number name a pipe
@@ -258,14 +282,14 @@ typedef struct flip {
     uint64_t (*recs)[2];
     struct timespec deadline;
     /* writer */
-    size_t next;             /* records submitted (callback writer: cb only) */
+    size_t next; /* records submitted (callback writer: cb only) */
     _Atomic bool stop_writing;
     _Atomic bool writer_done;
     /* completions */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t completed;
-    size_t posts;            /* posts whose callback has returned */
+    size_t posts; /* posts whose callback has returned */
     size_t failed;
     int64_t first_bad;
     size_t wrong_ctx;
@@ -287,8 +311,15 @@ static void flip_fill(flip *f, size_t i, ovl_request *q)
 {
     f->recs[i][0] = 0x5245434f52440000ull | (i & 0xffff); /* "RECORD" + low bits */
     f->recs[i][1] = (uint64_t)i;
-    ovl_request rq = {OVL_OP_WRITE, 0, (ovl_fd)f->a, f->recs[i], 16, (int64_t)(16 * i),
-                      (void *)(uintptr_t)(i + 1), 0, 0};
+    ovl_request rq = {OVL_OP_WRITE,
+                      0,
+                      (ovl_fd)f->a,
+                      f->recs[i],
+                      16,
+                      (int64_t)(16 * i),
+                      (void *)(uintptr_t)(i + 1),
+                      0,
+                      0};
     *q = rq;
 }
 
@@ -482,7 +513,7 @@ static void records_survive_flips(variant v)
                  (long long)f.first_bad, ovl_error_name((int32_t)f.first_bad));
     cr_assert_eq(file_size(f.b), 0, "B got %lld bytes of A's records", (long long)file_size(f.b));
     cr_assert_eq(file_size(f.a), (off_t)(16 * n));
-    uint64_t (*back)[2] = malloc(16 * n);
+    uint64_t(*back)[2] = malloc(16 * n);
     cr_assert_not_null(back);
     cr_assert_eq(pread(f.a, back, 16 * n, 0), (ssize_t)(16 * n));
     size_t misplaced = 0, first = 0;
@@ -614,7 +645,8 @@ typedef struct close_ops {
 static void submit_close_ops(void *arg)
 {
     close_ops *x = arg;
-    x->rc[0] = ovl_submit_write(x->p, (ovl_fd)x->w_reg, "x", 1, OVL_OFFSET_CURRENT, NULL, &x->ids[0]);
+    x->rc[0] =
+        ovl_submit_write(x->p, (ovl_fd)x->w_reg, "x", 1, OVL_OFFSET_CURRENT, NULL, &x->ids[0]);
     x->rc[1] = ovl_submit_read(x->p, (ovl_fd)x->r_reg, x->rbuf[0], 8, OVL_OFFSET_CURRENT, NULL,
                                &x->ids[1]);
     x->rc[2] = ovl_submit_read(x->p, (ovl_fd)x->r_plain, x->rbuf[1], 8, OVL_OFFSET_CURRENT, NULL,

@@ -23,15 +23,15 @@
 
 /* In a child: report and exit(1). (Criterion's assertions belong to the
  * test process, not to its children.) */
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            _exit(1);                                                        \
-        }                                                                    \
-    } while (0)
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, #cond);                                   \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+      _exit(1);                                                                                    \
+    }                                                                                              \
+  } while (0)
 
 #define CHILD_SKIP 77
 
@@ -54,8 +54,8 @@ static void in_child(const char *what, int (*fn)(void *), void *arg)
     int st;
     while (waitpid(pid, &st, 0) < 0) cr_assert_eq(errno, EINTR);
     if (WIFSIGNALED(st))
-        cr_assert_fail("%s: the child was killed by signal %d (%s)", what,
-                       WTERMSIG(st), strsignal(WTERMSIG(st)));
+        cr_assert_fail("%s: the child was killed by signal %d (%s)", what, WTERMSIG(st),
+                       strsignal(WTERMSIG(st)));
     cr_assert(WIFEXITED(st));
     if (WEXITSTATUS(st) == CHILD_SKIP)
         cr_skip_test("backend %s not available on this host", test_backend());
@@ -169,15 +169,14 @@ enum { STYLE_ONE, STYLE_BATCH, STYLE_CALLBACK, NSTYLES };
 static const char *const style_name[] = {"ovl_submit_write", "ovl_submit batch",
                                          "submit from a callback"};
 static const uint32_t modes[] = {0, OVL_PORT_INLINE, OVL_PORT_MANUAL};
-static const char *const mode_name[] = {"completion thread", "OVL_PORT_INLINE",
-                                        "OVL_PORT_MANUAL"};
+static const char *const mode_name[] = {"completion thread", "OVL_PORT_INLINE", "OVL_PORT_MANUAL"};
 
 typedef struct wcase {
     bool sock;    /* socketpair, else a pipe */
     bool waiting; /* the peer leaves while the write waits for room */
     uint32_t flags;
     int style;
-    bool compat;  /* OVL_URING_NO_RWF_NOSIGNAL=1: the pre-6.18 path */
+    bool compat; /* OVL_URING_NO_RWF_NOSIGNAL=1: the pre-6.18 path */
 } wcase;
 
 static char payload[1 << 20];
@@ -187,9 +186,11 @@ static void fill(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     CHECK(fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0, "fcntl");
-    while (write(fd, payload, 65536) > 0) {}
+    while (write(fd, payload, 65536) > 0) {
+    }
     CHECK(errno == EAGAIN, "filling: %s", strerror(errno));
-    while (write(fd, payload, 1) > 0) {} /* the last bytes of a socket's room */
+    while (write(fd, payload, 1) > 0) {
+    } /* the last bytes of a socket's room */
     CHECK(fcntl(fd, F_SETFL, fl) == 0, "fcntl");
 }
 
@@ -207,7 +208,8 @@ static ovl_completion broken_write(crec *r, const wcase *c, int fds[2])
     uint64_t id = 0;
     if (c->style == STYLE_ONE) {
         CHECK(ovl_submit_write(p, (ovl_fd)fds[1], payload, len, OVL_OFFSET_CURRENT, NULL, &id) ==
-                  OVL_OK, "submit");
+                  OVL_OK,
+              "submit");
         want = 1;
     } else if (c->style == STYLE_BATCH) {
         ovl_request q[2] = {{OVL_OP_POST, 0, 0, NULL, 0, 5, NULL, 0, 0}, w};
@@ -256,11 +258,10 @@ static void broken_writes(bool sock, bool waiting)
             for (int compat = 0; compat < 2; compat++) {
                 wcase c = {sock, waiting, modes[m], st, compat};
                 char what[160];
-                snprintf(what, sizeof what, "%s, peer closed %s, %s, %s%s",
-                         sock ? "socketpair" : "pipe",
-                         waiting ? "while the write waits for room" : "before the submit",
-                         mode_name[m], style_name[st],
-                         compat ? ", OVL_URING_NO_RWF_NOSIGNAL=1" : "");
+                snprintf(
+                    what, sizeof what, "%s, peer closed %s, %s, %s%s", sock ? "socketpair" : "pipe",
+                    waiting ? "while the write waits for room" : "before the submit", mode_name[m],
+                    style_name[st], compat ? ", OVL_URING_NO_RWF_NOSIGNAL=1" : "");
                 in_child(what, broken_write_child, &c);
             }
 }
@@ -344,9 +345,8 @@ static void signal_state(bool sock)
                     scase sc = {{sock, waiting, modes[m], STYLE_ONE, compat}, pending};
                     char what[160];
                     snprintf(what, sizeof what, "%s, peer closed %s, %s, SIGPIPE %s%s",
-                             sock ? "socketpair" : "pipe",
-                             waiting ? "while waiting" : "before", mode_name[m],
-                             pending ? "pending before" : "not pending",
+                             sock ? "socketpair" : "pipe", waiting ? "while waiting" : "before",
+                             mode_name[m], pending ? "pending before" : "not pending",
                              compat ? ", OVL_URING_NO_RWF_NOSIGNAL=1" : "");
                     in_child(what, state_child, &sc);
                 }

@@ -2,8 +2,8 @@
 #include "common.h"
 
 #ifndef _WIN32
-#include <signal.h>
-#include <sys/socket.h>
+#  include <signal.h>
+#  include <sys/socket.h>
 #endif
 
 Test(stream, pipe_read_waits_for_data)
@@ -45,7 +45,8 @@ Test(stream, pipe_write_then_eof)
     cr_assert_eq(read(fds[0], back, 3), 3);
     cr_assert_eq(memcmp(back, "abc", 3), 0);
     char buf[8];
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &rd), OVL_OK);
+    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &rd),
+                 OVL_OK);
     close(fds[1]);
     rec_wait(&r, 2);
     cr_assert_eq(rec_one(&r, rd).result, 0, "EOF on a pipe is result 0");
@@ -128,7 +129,8 @@ Test(stream, idle_pipes_do_not_hold_workers)
     uint64_t pid[3];
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(pipe(pf[i]), 0);
-        cr_assert_eq(ovl_submit_read(p, pf[i][0], pb[i], 4, OVL_OFFSET_CURRENT, NULL, &pid[i]), OVL_OK);
+        cr_assert_eq(ovl_submit_read(p, pf[i][0], pb[i], 4, OVL_OFFSET_CURRENT, NULL, &pid[i]),
+                     OVL_OK);
     }
     int fd = temp_file(4096, 7);
     char buf[4096];
@@ -185,7 +187,8 @@ Test(stream, many_sequential_reads_keep_order_of_bytes)
         size_t before = rec_count(&r);
         cr_assert_eq(ovl_submit_read(p, fds[0], dst + got,
                                      sizeof src - got < 7777 ? sizeof src - got : 7777,
-                                     OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
+                                     OVL_OFFSET_CURRENT, NULL, &id),
+                     OVL_OK);
         rec_wait(&r, before + 1);
         ovl_completion c = rec_one(&r, id);
         cr_assert_gt(c.result, 0);
@@ -197,7 +200,6 @@ Test(stream, many_sequential_reads_keep_order_of_bytes)
     close(fds[0]);
     close(fds[1]);
 }
-
 
 #ifndef _WIN32
 /* io_uring cancels a request when the thread whose io_uring_enter issued it

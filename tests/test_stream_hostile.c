@@ -7,22 +7,22 @@
 #include "common.h"
 
 #ifndef _WIN32
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <termios.h>
-#ifdef __linux__
-#include <pty.h>
-#include <sys/eventfd.h>
-#endif
+#  include <sys/resource.h>
+#  include <sys/socket.h>
+#  include <sys/stat.h>
+#  include <termios.h>
+#  ifdef __linux__
+#    include <pty.h>
+#    include <sys/eventfd.h>
+#  endif
 
 /* A close that has not returned after this long is a hang (a failure
  * detector, not a timing assertion). */
-#define CLOSE_LIMIT_MS 10000
+#  define CLOSE_LIMIT_MS 10000
 
 enum mode { M_THREAD, M_MANUAL, M_INLINE, M_FROM_CB, M_COUNT };
-static const char *const mode_name[M_COUNT] = {"completion thread", "manual",
-                                               "inline", "from callback"};
+static const char *const mode_name[M_COUNT] = {"completion thread", "manual", "inline",
+                                               "from callback"};
 
 /* One submit, made by the test thread or by the callback (M_FROM_CB). */
 typedef struct sub {
@@ -36,7 +36,7 @@ typedef struct sub {
 } sub;
 
 /* A stream op. */
-#define SUB(op, fd, buf, len) ((sub){(op), (fd), (buf), (len), OVL_OFFSET_CURRENT, 0, 0})
+#  define SUB(op, fd, buf, len) ((sub){(op), (fd), (buf), (len), OVL_OFFSET_CURRENT, 0, 0})
 
 typedef struct job {
     sub *s;
@@ -57,8 +57,8 @@ static void run_subs(ovl_port *p, sub *s, size_t n, bool batch)
         ovl_request q[64];
         cr_assert_leq(n, 64u);
         for (size_t i = 0; i < n; i++)
-            q[i] = (ovl_request){s[i].op, 0, (ovl_fd)s[i].fd, s[i].buf, s[i].len, s[i].off,
-                                 NULL, 0, 0};
+            q[i] = (ovl_request){s[i].op, 0, (ovl_fd)s[i].fd, s[i].buf, s[i].len, s[i].off, NULL,
+                                 0,       0};
         size_t done = 0;
         int32_t rc = ovl_submit(p, q, n, &done);
         for (size_t i = 0; i < n; i++) {
@@ -68,11 +68,10 @@ static void run_subs(ovl_port *p, sub *s, size_t n, bool batch)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        s[i].rc = s[i].op == OVL_OP_READ
-                      ? ovl_submit_read(p, (ovl_fd)s[i].fd, s[i].buf, s[i].len,
-                                        s[i].off, NULL, &s[i].id)
-                      : ovl_submit_write(p, (ovl_fd)s[i].fd, s[i].buf, s[i].len,
-                                         s[i].off, NULL, &s[i].id);
+        s[i].rc = s[i].op == OVL_OP_READ ? ovl_submit_read(p, (ovl_fd)s[i].fd, s[i].buf, s[i].len,
+                                                           s[i].off, NULL, &s[i].id)
+                                         : ovl_submit_write(p, (ovl_fd)s[i].fd, s[i].buf, s[i].len,
+                                                            s[i].off, NULL, &s[i].id);
     }
 }
 
@@ -219,7 +218,7 @@ static void h_free(h *x) { rec_free(&x->r); }
  * must stay cancellable, so close returns promptly with them OVL_ECANCELED.
  * (A backend that lets every waiter into a blocking read(2) once the fd
  * polls readable leaves all but one stuck in the kernel for ever.) */
-#define NOPS 8
+#  define NOPS 8
 
 typedef struct shared_fd {
     int fd;         /* the fd the ops share */
@@ -237,10 +236,7 @@ static void make_pipe(shared_fd *s)
     *s = (shared_fd){fds[0], fds[1], {-1, -1}, OVL_OP_READ, 8, 1};
 }
 
-static void ready_one_byte(shared_fd *s)
-{
-    cr_assert_eq(write(s->other, "x", 1), 1);
-}
+static void ready_one_byte(shared_fd *s) { cr_assert_eq(write(s->other, "x", 1), 1); }
 
 static void many_ops_then_close(void (*make)(shared_fd *), void (*ready)(shared_fd *))
 {
@@ -300,7 +296,7 @@ Test(stream_hostile, reads_sharing_a_blocking_pipe_do_not_hang_close)
     many_ops_then_close(make_pipe, ready_one_byte);
 }
 
-#ifdef __linux__
+#  ifdef __linux__
 static void make_eventfd(shared_fd *s)
 {
     int e = eventfd(0, EFD_CLOEXEC); /* blocking */
@@ -319,7 +315,7 @@ Test(stream_hostile, reads_sharing_a_blocking_eventfd_do_not_hang_close)
 {
     many_ops_then_close(make_eventfd, ready_eventfd);
 }
-#endif
+#  endif
 
 static void make_fifo(shared_fd *s)
 {
@@ -345,7 +341,7 @@ Test(stream_hostile, reads_sharing_a_blocking_fifo_do_not_hang_close)
     many_ops_then_close(make_fifo, ready_one_byte);
 }
 
-#ifdef __linux__
+#  ifdef __linux__
 static void make_tty(shared_fd *s)
 {
     int master, slave;
@@ -362,7 +358,7 @@ Test(stream_hostile, reads_sharing_a_blocking_tty_do_not_hang_close)
 {
     many_ops_then_close(make_tty, ready_one_byte);
 }
-#endif
+#  endif
 
 static void make_socket(shared_fd *s)
 {
@@ -384,10 +380,10 @@ static void make_full_pipe(shared_fd *s)
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     int size = 65536;
-#ifdef F_GETPIPE_SZ
+#  ifdef F_GETPIPE_SZ
     size = fcntl(fds[1], F_GETPIPE_SZ);
     cr_assert_gt(size, 0);
-#endif
+#  endif
     static uint8_t page[4096];
     for (int off = 0; off < size; off += (int)sizeof page)
         cr_assert_eq(write(fds[1], page, sizeof page), (ssize_t)sizeof page);
@@ -522,8 +518,8 @@ Test(fd_reuse, parked_socket_write_never_writes_to_the_newcomer)
                 drained += (size_t)r;
                 continue;
             }
-            cr_assert_lt(now_ms(), deadline,
-                         "[%s] the old write never arrived on its connection", mode_name[m]);
+            cr_assert_lt(now_ms(), deadline, "[%s] the old write never arrived on its connection",
+                         mode_name[m]);
             int c2;
             if (rec_find(&x.r, old.id, &c2)) {
                 ovl_completion oc = rec_one(&x.r, old.id);
@@ -624,7 +620,7 @@ Test(fd_reuse, ops_complete_when_the_process_is_out_of_fds)
             s[i] = (sub){OVL_OP_READ, fa, bufs[i], LEN, (int64_t)i * LEN, 0, 0};
         s[N] = SUB(OVL_OP_READ, pa[0], in, sizeof in);
         s[N + 1] = SUB(OVL_OP_WRITE, pa[1], "later", 5);
-        h_submit(&x, s, N); /* the file reads */
+        h_submit(&x, s, N);     /* the file reads */
         h_submit(&x, &s[N], 1); /* a read on an empty pipe: it waits */
         for (int i = 0; i < N; i++) {
             h_wait_id(&x, s[i].id);

@@ -72,8 +72,9 @@ static void cold_reads(uint32_t flags)
     cr_assert_not_null(buf);
     exiter ex[NCHUNKS];
     for (uint32_t i = 0; i < NCHUNKS; i++) {
-        ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fd, buf + (size_t)i * CHUNK, CHUNK,
-                         (int64_t)i * CHUNK, NULL, 0, 0};
+        ovl_request q = {
+            OVL_OP_READ, 0, (ovl_fd)fd, buf + (size_t)i * CHUNK, CHUNK, (int64_t)i * CHUNK,
+            NULL,        0, 0};
         ex[i] = (exiter){p, q, 1};
     }
     submit_from_exiting_threads(ex, NCHUNKS);
@@ -110,8 +111,9 @@ static void cold_writes(uint32_t flags)
     for (size_t k = 0; k < (size_t)CHUNK * NCHUNKS; k++) src[k] = pattern_at(k + skew, 43);
     exiter ex[NCHUNKS];
     for (uint32_t i = 0; i < NCHUNKS; i++) {
-        ovl_request q = {OVL_OP_WRITE, 0, (ovl_fd)fd, src + (size_t)i * CHUNK, CHUNK,
-                         (int64_t)i * CHUNK + skew, NULL, 0, 0};
+        ovl_request q = {
+            OVL_OP_WRITE, 0, (ovl_fd)fd, src + (size_t)i * CHUNK, CHUNK, (int64_t)i * CHUNK + skew,
+            NULL,         0, 0};
         ex[i] = (exiter){p, q, 1};
     }
     submit_from_exiting_threads(ex, NCHUNKS);
@@ -176,6 +178,5 @@ Test(thread_exit, bad_address_is_efault_once)
     const uint32_t modes[] = {0, OVL_PORT_INLINE, OVL_PORT_MANUAL};
     for (size_t m = 0; m < 3; m++)
         for (int cold = 0; cold < 2; cold++)
-            for (int exiting = 0; exiting < 2; exiting++)
-                bad_address(modes[m], cold, exiting);
+            for (int exiting = 0; exiting < 2; exiting++) bad_address(modes[m], cold, exiting);
 }

@@ -18,8 +18,7 @@ static int gated_fd = -1;
 static bool same_file(int a, int b)
 {
     if (a == b) return true;
-    long r = syscall(SYS_kcmp, (long)getpid(), (long)getpid(), 0 /* KCMP_FILE */, (long)a,
-                     (long)b);
+    long r = syscall(SYS_kcmp, (long)getpid(), (long)getpid(), 0 /* KCMP_FILE */, (long)a, (long)b);
     if (r >= 0) return r == 0;
     struct stat sa, sb; /* no kcmp (seccomp, CONFIG_KCMP=n): same inode */
     return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&

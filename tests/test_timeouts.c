@@ -46,8 +46,8 @@ static void skip_unsupported(int32_t rc, ovl_port *p, rec *r)
     cr_skip_test("%s: not supported by this backend", test_backend());
 }
 
-static int32_t submit1(ovl_port *p, uint32_t op, ovl_fd fd, void *buf, uint64_t len,
-                       int64_t offset, int64_t timeout_ns, void *ctx, uint64_t *id)
+static int32_t submit1(ovl_port *p, uint32_t op, ovl_fd fd, void *buf, uint64_t len, int64_t offset,
+                       int64_t timeout_ns, void *ctx, uint64_t *id)
 {
     ovl_request rq;
     memset(&rq, 0, sizeof rq);
@@ -241,9 +241,9 @@ static void accept_cancel_close(uint32_t flags)
     pump(p, &r, 1, flags);
     cr_assert_eq(rec_one(&r, id).result, OVL_ECANCELED);
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(submit1(p, OVL_OP_ACCEPT, (ovl_fd)l, NULL, 0, 0, 3600 * 1000 * MS, NULL,
-                             &ids[i]),
-                     OVL_OK);
+        cr_assert_eq(
+            submit1(p, OVL_OP_ACCEPT, (ovl_fd)l, NULL, 0, 0, 3600 * 1000 * MS, NULL, &ids[i]),
+            OVL_OK);
     close_check(p, &r);
     for (int i = 0; i < 4; i++) cr_assert_eq(rec_one(&r, ids[i]).result, OVL_ECANCELED);
     /* The listener is untouched: a plain accept still gets a client. */
@@ -423,7 +423,8 @@ static void race_cb(const ovl_completion *items, size_t n, void *ud)
             atomic_fetch_add(&rc->bytes, (uint64_t)items[i].result);
         else if (items[i].result == OVL_ETIMEDOUT) atomic_fetch_add(&rc->timedout, 1);
         else if (items[i].result == OVL_ECANCELED) atomic_fetch_add(&rc->cancelled, 1);
-        else if (items[i].result == 0 && items[i].op == OVL_OP_TIMER) atomic_fetch_add(&rc->fired, 1);
+        else if (items[i].result == 0 && items[i].op == OVL_OP_TIMER)
+            atomic_fetch_add(&rc->fired, 1);
         else atomic_fetch_add(&rc->unexpected, 1); /* asserted on the test's thread */
     }
 }
@@ -553,10 +554,10 @@ static void bad_timeouts(uint32_t flags)
 
 /* ---- one Test per mode ---------------------------------------------------- */
 
-#define IN_MODES(name, ...)                                                      \
-    Test(timeouts, name##_thread, .timeout = 60) { name(0 __VA_ARGS__); }        \
-    Test(timeouts, name##_manual, .timeout = 60) { name(OVL_PORT_MANUAL __VA_ARGS__); } \
-    Test(timeouts, name##_inline, .timeout = 60) { name(OVL_PORT_INLINE __VA_ARGS__); }
+#define IN_MODES(name, ...)                                                                        \
+  Test(timeouts, name##_thread, .timeout = 60) { name(0 __VA_ARGS__); }                            \
+  Test(timeouts, name##_manual, .timeout = 60) { name(OVL_PORT_MANUAL __VA_ARGS__); }              \
+  Test(timeouts, name##_inline, .timeout = 60) { name(OVL_PORT_INLINE __VA_ARGS__); }
 
 IN_MODES(timer_fires)
 IN_MODES(timer_cancel)

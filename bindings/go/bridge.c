@@ -11,13 +11,13 @@
 struct govl_queue {
     govl__lock lock;
     govl__wake wake;
-    govl_item *fill;   /* the callback appends here */
+    govl_item *fill; /* the callback appends here */
     size_t len, cap;
-    govl_item *spare;  /* what the drainer was given last time */
+    govl_item *spare; /* what the drainer was given last time */
     size_t spare_cap;
-    int signaled;      /* a wake-up is pending; cleared by govl_drain */
+    int signaled; /* a wake-up is pending; cleared by govl_drain */
     int stopped;
-    int manual;        /* manual mode: pollers take items, no wake-up */
+    int manual; /* manual mode: pollers take items, no wake-up */
     uint64_t lost;
     /* manual mode: 0 nobody polls, 1 a thread polls, 2 it must poll again */
     atomic_int pstate;
@@ -45,17 +45,13 @@ struct govl_queue {
 govl_queue *govl_queue_new(size_t cap)
 {
     govl_queue *q = calloc(1, sizeof *q);
-    if (!q)
-        return NULL;
-    if (cap < 16)
-        cap = 16;
+    if (!q) return NULL;
+    if (cap < 16) cap = 16;
     q->fill = calloc(cap, sizeof(govl_item));
     q->spare = calloc(cap, sizeof(govl_item));
     q->cap = q->spare_cap = cap;
-    if (!q->fill || !q->spare)
-        goto fail;
-    if (govl__lock_init(&q->lock) != 0)
-        goto fail;
+    if (!q->fill || !q->spare) goto fail;
+    if (govl__lock_init(&q->lock) != 0) goto fail;
     if (govl__wake_init(&q->wake) != 0) {
         govl__lock_destroy(&q->lock);
         goto fail;
@@ -70,8 +66,7 @@ fail:
 
 void govl_queue_free(govl_queue *q)
 {
-    if (!q)
-        return;
+    if (!q) return;
     govl__wake_destroy(&q->wake);
     govl__lock_destroy(&q->lock);
     free(q->fill);
@@ -95,11 +90,9 @@ void govl_callback(const ovl_completion *items, size_t n, void *userdata)
         }
     }
     for (size_t i = 0; i < n; i++) {
-        if ((uint64_t)(uintptr_t)items[i].ctx == GOVL_WAKE_CTX &&
-            items[i].op == OVL_OP_POST) {
+        if ((uint64_t)(uintptr_t)items[i].ctx == GOVL_WAKE_CTX && items[i].op == OVL_OP_POST) {
             /* A wake-up for the blocked submitter: it was woken. */
-            if (q->wakes)
-                q->wakes--;
+            if (q->wakes) q->wakes--;
             continue;
         }
         if (q->len == q->cap) {
@@ -112,8 +105,7 @@ void govl_callback(const ovl_completion *items, size_t n, void *userdata)
         it->result = items[i].result;
         it->op = items[i].op;
         it->os_error = items[i].os_error;
-        if (it->ctx == q->block_ctx && q->block_ctx)
-            q->block_done = 1;
+        if (it->ctx == q->block_ctx && q->block_ctx) q->block_done = 1;
     }
     /* Wake Go at most once per drain: the drainer clears `signaled` when it
      * takes the items, so a callback after that wakes it again. */
@@ -122,8 +114,7 @@ void govl_callback(const ovl_completion *items, size_t n, void *userdata)
         wake = 1;
     }
     govl__lock_give(&q->lock);
-    if (wake)
-        govl__wake_signal(&q->wake);
+    if (wake) govl__wake_signal(&q->wake);
 }
 
 size_t govl_drain(govl_queue *q, govl_item **out, int *stopped)
@@ -172,8 +163,7 @@ static int poll_acquire(govl_queue *q)
     int s = atomic_load(&q->pstate);
     for (;;) {
         if (s == 0) {
-            if (atomic_compare_exchange_weak(&q->pstate, &s, 1))
-                return 1;
+            if (atomic_compare_exchange_weak(&q->pstate, &s, 1)) return 1;
         } else if (s == 2) {
             return 0;
         } else if (atomic_compare_exchange_weak(&q->pstate, &s, 2)) {
@@ -190,8 +180,7 @@ static int32_t poll_release(govl_queue *q, ovl_port *port)
     int32_t total = 0;
     for (;;) {
         int s = 1;
-        if (atomic_compare_exchange_strong(&q->pstate, &s, 0))
-            return total;
+        if (atomic_compare_exchange_strong(&q->pstate, &s, 0)) return total;
         /* s == 2: another thread came by while we polled; its completion
          * may have been posted after our ovl_poll looked. */
         atomic_store(&q->pstate, 1);
@@ -206,8 +195,7 @@ static int32_t poll_release(govl_queue *q, ovl_port *port)
 
 int32_t govl_poll(govl_queue *q, ovl_port *port)
 {
-    if (!poll_acquire(q))
-        return 0;
+    if (!poll_acquire(q)) return 0;
     int32_t n = ovl_poll(port, 0);
     if (n < 0) {
         atomic_store(&q->pstate, 0);
@@ -223,8 +211,7 @@ static size_t take_locked(govl_queue *q, govl_item *out, size_t cap)
     if (n) {
         memcpy(out, q->fill, n * sizeof *out);
         q->len -= n;
-        if (q->len)
-            memmove(q->fill, q->fill + n, q->len * sizeof *out);
+        if (q->len) memmove(q->fill, q->fill + n, q->len * sizeof *out);
     }
     return n;
 }
@@ -237,41 +224,31 @@ size_t govl_take(govl_queue *q, govl_item *out, size_t cap)
     return n;
 }
 
-int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind,
-                         ovl_fd fd, void *buf, size_t len, int64_t offset,
-                         uint32_t flags, uint64_t ctx, uint64_t *out_id,
+int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind, ovl_fd fd, void *buf,
+                         size_t len, int64_t offset, uint32_t flags, uint64_t ctx, uint64_t *out_id,
                          govl_item *out, size_t cap, size_t *nout)
 {
     int32_t rc;
     *nout = 0;
     switch (kind) {
-    case OVL_OP_READ:
-        rc = govl_submit_read(port, fd, buf, len, offset, ctx, out_id);
-        break;
-    case OVL_OP_WRITE:
-        rc = govl_submit_write(port, fd, buf, len, offset, ctx, out_id);
-        break;
-    case OVL_OP_FSYNC:
-        rc = govl_submit_fsync(port, fd, flags, ctx, out_id);
-        break;
-    default:
-        return OVL_EINVAL;
+    case OVL_OP_READ: rc = govl_submit_read(port, fd, buf, len, offset, ctx, out_id); break;
+    case OVL_OP_WRITE: rc = govl_submit_write(port, fd, buf, len, offset, ctx, out_id); break;
+    case OVL_OP_FSYNC: rc = govl_submit_fsync(port, fd, flags, ctx, out_id); break;
+    default: return OVL_EINVAL;
     }
-    if (rc != OVL_OK)
-        return rc;
+    if (rc != OVL_OK) return rc;
     (void)govl_poll(q, port);
     *nout = govl_take(q, out, cap);
     return OVL_OK;
 }
 
-void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
-                      govl_item *out, size_t cap, size_t *nout)
+void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n, govl_item *out,
+                      size_t cap, size_t *nout)
 {
     ovl_request reqs[GOVL_MAX_BATCH];
     size_t i = 0, accepted = 0;
     *nout = 0;
-    if (n > GOVL_MAX_BATCH)
-        n = GOVL_MAX_BATCH;
+    if (n > GOVL_MAX_BATCH) n = GOVL_MAX_BATCH;
     for (size_t k = 0; k < n; k++) {
         reqs[k].op = r[k].kind;
         reqs[k].flags = r[k].flags;
@@ -321,8 +298,7 @@ static void block_unwake(govl_queue *q, ovl_port *port, int32_t rc)
         govl__lock_take(&q->lock);
         unsigned wakes = q->wakes;
         govl__lock_give(&q->lock);
-        if (!wakes)
-            break;
+        if (!wakes) break;
         rc = ovl_poll(port, 1);
     }
 }
@@ -341,8 +317,7 @@ static int32_t block_wait(govl_queue *q, ovl_port *port, int32_t rc)
         govl__lock_take(&q->lock);
         int stop = q->block_done || q->len > 0;
         govl__lock_give(&q->lock);
-        if (stop)
-            break;
+        if (stop) break;
         rc = ovl_poll(port, -1);
     }
     block_unwake(q, port, rc);
@@ -351,8 +326,7 @@ static int32_t block_wait(govl_queue *q, ovl_port *port, int32_t rc)
 }
 
 /* govl_take, and whether the blocked operation has been delivered. */
-static void block_finish(govl_queue *q, govl_item *out, size_t cap,
-                         size_t *nout, int *done)
+static void block_finish(govl_queue *q, govl_item *out, size_t cap, size_t *nout, int *done)
 {
     govl__lock_take(&q->lock);
     *nout = take_locked(q, out, cap);
@@ -360,8 +334,8 @@ static void block_finish(govl_queue *q, govl_item *out, size_t cap,
     govl__lock_give(&q->lock);
 }
 
-int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r,
-                          govl_item *out, size_t cap, size_t *nout, int *done)
+int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r, govl_item *out, size_t cap,
+                          size_t *nout, int *done)
 {
     *nout = 0;
     *done = 0;
@@ -422,18 +396,15 @@ int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r,
     /* A cancel that came during ovl_submit_and_poll found no id and woke
      * the wait with a post (or the wait ended by itself): cancel now. The
      * operation may be done by now; ovl_cancel then finds nothing. */
-    if (cancel)
-        (void)ovl_cancel(port, req.id);
-    if (polling)
-        rc = block_wait(q, port, prc < 0 ? prc : 0);
-    else
-        rc = GOVL_BUSY; /* the other poller polls again for us */
+    if (cancel) (void)ovl_cancel(port, req.id);
+    if (polling) rc = block_wait(q, port, prc < 0 ? prc : 0);
+    else rc = GOVL_BUSY; /* the other poller polls again for us */
     block_finish(q, out, cap, nout, done);
     return rc;
 }
 
-int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap,
-                   size_t *nout, int *done)
+int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap, size_t *nout,
+                   int *done)
 {
     int32_t rc = poll_acquire(q) ? block_wait(q, port, 0) : GOVL_BUSY;
     block_finish(q, out, cap, nout, done);
@@ -452,8 +423,7 @@ void govl_cancel_block(ovl_port *port, govl_queue *q, uint64_t ctx)
          * wait with a post (one is enough); the submitter then sees
          * cancel_ctx and cancels the op itself. */
         wake = !id && q->block_merged && !q->wakes;
-        if (wake)
-            q->wakes++;
+        if (wake) q->wakes++;
     }
     govl__lock_give(&q->lock);
     if (id) {
@@ -481,52 +451,39 @@ uint64_t govl_lost(govl_queue *q)
     return lost;
 }
 
-int govl_queue_eventfd(govl_queue *q)
+int govl_queue_eventfd(govl_queue *q) { return govl__wake_fd(&q->wake); }
+
+void govl_wait(govl_queue *q) { govl__wake_wait(&q->wake); }
+
+int32_t govl_submit_read(ovl_port *port, ovl_fd fd, void *buf, size_t len, int64_t offset,
+                         uint64_t ctx, uint64_t *out_id)
 {
-    return govl__wake_fd(&q->wake);
+    return ovl_submit_read(port, fd, buf, len, offset, (void *)(uintptr_t)ctx, out_id);
 }
 
-void govl_wait(govl_queue *q)
-{
-    govl__wake_wait(&q->wake);
-}
-
-int32_t govl_submit_read(ovl_port *port, ovl_fd fd, void *buf, size_t len,
-                         int64_t offset, uint64_t ctx, uint64_t *out_id)
-{
-    return ovl_submit_read(port, fd, buf, len, offset, (void *)(uintptr_t)ctx,
-                           out_id);
-}
-
-int32_t govl_submit_write(ovl_port *port, ovl_fd fd, void *buf, size_t len,
-                          int64_t offset, uint64_t ctx, uint64_t *out_id)
-{
-    return ovl_submit_write(port, fd, buf, len, offset,
-                            (void *)(uintptr_t)ctx, out_id);
-}
-
-int32_t govl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
+int32_t govl_submit_write(ovl_port *port, ovl_fd fd, void *buf, size_t len, int64_t offset,
                           uint64_t ctx, uint64_t *out_id)
+{
+    return ovl_submit_write(port, fd, buf, len, offset, (void *)(uintptr_t)ctx, out_id);
+}
+
+int32_t govl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags, uint64_t ctx, uint64_t *out_id)
 {
     return ovl_submit_fsync(port, fd, flags, (void *)(uintptr_t)ctx, out_id);
 }
 
-int32_t govl_post(ovl_port *port, int64_t value, uint64_t ctx,
-                  uint64_t *out_id)
+int32_t govl_post(ovl_port *port, int64_t value, uint64_t ctx, uint64_t *out_id)
 {
     return ovl_post(port, value, (void *)(uintptr_t)ctx, out_id);
 }
 
-int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads,
-                         uint32_t spin_usec, uint32_t flags, ovl_callback cb,
-                         void *userdata, ovl_port **out)
+int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads, uint32_t spin_usec,
+                         uint32_t flags, ovl_callback cb, void *userdata, ovl_port **out)
 {
     ovl_port_config cfg;
     int32_t rc = ovl_port_config_init(&cfg, (uint32_t)sizeof cfg);
-    if (rc != OVL_OK)
-        return rc;
-    if (depth)
-        cfg.queue_depth = depth;
+    if (rc != OVL_OK) return rc;
+    if (depth) cfg.queue_depth = depth;
     cfg.backend = backend;
     cfg.threads = threads;
     cfg.spin_usec = spin_usec;

@@ -74,23 +74,22 @@ size_t govl_take(govl_queue *q, govl_item *out, size_t cap);
  * accepted, poll and take as govl_poll and govl_take do, in one cgo call:
  * a page-cache read completes inside the submit's io_uring_enter, so its
  * result is usually among the *nout items returned. */
-int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind,
-                         ovl_fd fd, void *buf, size_t len, int64_t offset,
-                         uint32_t flags, uint64_t ctx, uint64_t *out_id,
+int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind, ovl_fd fd, void *buf,
+                         size_t len, int64_t offset, uint32_t flags, uint64_t ctx, uint64_t *out_id,
                          govl_item *out, size_t cap, size_t *nout);
 
 /* One request of govl_submit_many, all integers (Go fills it; buf is the
  * address of pinned memory). id and rc are outputs. */
 typedef struct govl_req {
-    uint32_t kind;   /* OVL_OP_READ / WRITE / FSYNC */
+    uint32_t kind; /* OVL_OP_READ / WRITE / FSYNC */
     uint32_t flags;
     uint64_t fd;
     uint64_t buf;
     uint64_t len;
     int64_t offset;
     uint64_t ctx;
-    uint64_t id;     /* out: the op id if submitted */
-    int32_t rc;      /* out: OVL_OK or why this one was not submitted */
+    uint64_t id; /* out: the op id if submitted */
+    int32_t rc;  /* out: OVL_OK or why this one was not submitted */
     int32_t pad;
 } govl_req;
 
@@ -99,8 +98,8 @@ typedef struct govl_req {
 /* Submit n <= GOVL_MAX_BATCH requests with ovl_submit (one lock, one
  * io_uring_enter for all), going on past a request that fails; then, if
  * any was accepted, poll and take as govl_submit_reap does. */
-void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
-                      govl_item *out, size_t cap, size_t *nout);
+void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n, govl_item *out,
+                      size_t cap, size_t *nout);
 
 /* A lone blocking operation (manual mode): submit r and wait for its
  * completion inside the library, ovl_submit_and_poll(port, r, 1, -1),
@@ -118,11 +117,11 @@ void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n,
  * and id are set as by govl_submit_many; *nout items are taken as by
  * govl_take. At most one such operation per queue at a time. */
 #define GOVL_BUSY 1
-int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r,
-                          govl_item *out, size_t cap, size_t *nout, int *done);
+int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r, govl_item *out, size_t cap,
+                          size_t *nout, int *done);
 /* Go on waiting for the operation of govl_submit_block (same returns). */
-int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap,
-                   size_t *nout, int *done);
+int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap, size_t *nout,
+                   int *done);
 /* Cancel the operation of govl_submit_block with key ctx (never 0): at
  * once if the submit has given it an id, else as soon as it does (a wait
  * that submitted it in the same call, and so has not told anyone its id,
@@ -145,18 +144,16 @@ void govl_wait(govl_queue *q);
 
 /* Submit wrappers taking ctx as an integer: Go must not turn an integer
  * into a pointer (cgocheck and the GC would take it for a Go pointer). */
-int32_t govl_submit_read(ovl_port *port, ovl_fd fd, void *buf, size_t len,
-                         int64_t offset, uint64_t ctx, uint64_t *out_id);
-int32_t govl_submit_write(ovl_port *port, ovl_fd fd, void *buf, size_t len,
-                          int64_t offset, uint64_t ctx, uint64_t *out_id);
-int32_t govl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags,
+int32_t govl_submit_read(ovl_port *port, ovl_fd fd, void *buf, size_t len, int64_t offset,
+                         uint64_t ctx, uint64_t *out_id);
+int32_t govl_submit_write(ovl_port *port, ovl_fd fd, void *buf, size_t len, int64_t offset,
                           uint64_t ctx, uint64_t *out_id);
-int32_t govl_post(ovl_port *port, int64_t value, uint64_t ctx,
-                  uint64_t *out_id);
+int32_t govl_submit_fsync(ovl_port *port, ovl_fd fd, uint32_t flags, uint64_t ctx,
+                          uint64_t *out_id);
+int32_t govl_post(ovl_port *port, int64_t value, uint64_t ctx, uint64_t *out_id);
 /* Create a port with callback cb and its userdata (govl_callback and the
  * queue, normally); flags are OVL_PORT_* (OVL_PORT_MANUAL). */
-int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads,
-                         uint32_t spin_usec, uint32_t flags, ovl_callback cb,
-                         void *userdata, ovl_port **out);
+int32_t govl_create_port(uint32_t depth, uint32_t backend, uint32_t threads, uint32_t spin_usec,
+                         uint32_t flags, ovl_callback cb, void *userdata, ovl_port **out);
 
 #endif

@@ -24,12 +24,10 @@ static void govl__account(govl_timed *t, uint64_t t0, size_t n)
     t->stats.calls++;
     t->stats.items += n;
     t->stats.total_ns += dt;
-    if (dt > t->stats.max_ns)
-        t->stats.max_ns = dt;
+    if (dt > t->stats.max_ns) t->stats.max_ns = dt;
 }
 
-void govl_timed_queue_callback(const ovl_completion *items, size_t n,
-                               void *userdata)
+void govl_timed_queue_callback(const ovl_completion *items, size_t n, void *userdata)
 {
     govl_timed *t = userdata;
     uint64_t t0 = govl__now_ns();
@@ -37,8 +35,7 @@ void govl_timed_queue_callback(const ovl_completion *items, size_t n,
     govl__account(t, t0, n);
 }
 
-void govl_direct_callback(const ovl_completion *items, size_t n,
-                          void *userdata)
+void govl_direct_callback(const ovl_completion *items, size_t n, void *userdata)
 {
     govl_timed *t = userdata;
     uint64_t t0 = govl__now_ns();

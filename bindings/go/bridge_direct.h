@@ -21,9 +21,7 @@ typedef struct govl_timed {
 
 govl_timed *govl_timed_new(govl_queue *q, uintptr_t handle);
 void govl_timed_free(govl_timed *t);
-void govl_timed_queue_callback(const ovl_completion *items, size_t n,
-                               void *userdata);
-void govl_direct_callback(const ovl_completion *items, size_t n,
-                          void *userdata);
+void govl_timed_queue_callback(const ovl_completion *items, size_t n, void *userdata);
+void govl_direct_callback(const ovl_completion *items, size_t n, void *userdata);
 
 #endif

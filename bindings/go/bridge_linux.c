@@ -25,8 +25,7 @@ int govl__wake_init(govl__wake *w)
  * took it (manual mode waits on the port's own eventfd) closes it here. */
 void govl__wake_destroy(govl__wake *w)
 {
-    if (w->fd >= 0 && !w->given)
-        close(w->fd);
+    if (w->fd >= 0 && !w->given) close(w->fd);
     w->fd = -1;
 }
 

@@ -7,19 +7,25 @@
 #define GOVL_BRIDGE_OS_H
 
 #if defined(_WIN32)
-#include <windows.h>
+#  include <windows.h>
 typedef SRWLOCK govl__lock;
-typedef struct { HANDLE event; } govl__wake;
+typedef struct {
+    HANDLE event;
+} govl__wake;
 #else
-#include <pthread.h>
+#  include <pthread.h>
 typedef pthread_mutex_t govl__lock;
-#if defined(__linux__)
+#  if defined(__linux__)
 /* An eventfd: fd, and whether the Go side took it (then Go closes it). */
-typedef struct { int fd, given; } govl__wake;
-#else
+typedef struct {
+    int fd, given;
+} govl__wake;
+#  else
 /* A pipe: fd is the read end (Go's once given), wfd the write end. */
-typedef struct { int fd, wfd, given; } govl__wake;
-#endif
+typedef struct {
+    int fd, wfd, given;
+} govl__wake;
+#  endif
 #endif
 
 int govl__lock_init(govl__lock *l);

@@ -23,8 +23,7 @@ int govl__wake_init(govl__wake *w)
     /* macOS has no pipe2: the flags are set right after. Nonblocking, so
      * that os.NewFile registers the read end with the poller and a full
      * pipe never blocks the callback. */
-    if (pipe(fds) < 0)
-        return -1;
+    if (pipe(fds) < 0) return -1;
     for (int i = 0; i < 2; i++) {
         if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0 ||
             fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) < 0) {
@@ -43,10 +42,8 @@ int govl__wake_init(govl__wake *w)
  * took it (manual mode waits on the port's own pipe) closes it here. */
 void govl__wake_destroy(govl__wake *w)
 {
-    if (w->fd >= 0 && !w->given)
-        close(w->fd);
-    if (w->wfd >= 0)
-        close(w->wfd);
+    if (w->fd >= 0 && !w->given) close(w->fd);
+    if (w->wfd >= 0) close(w->wfd);
     w->fd = w->wfd = -1;
 }
 

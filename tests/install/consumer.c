@@ -15,8 +15,7 @@ static int64_t results[2];
 static void on_done(const ovl_completion *items, size_t n, void *userdata)
 {
     (void)userdata;
-    for (size_t i = 0; i < n; i++)
-        results[(intptr_t)items[i].ctx] = items[i].result;
+    for (size_t i = 0; i < n; i++) results[(intptr_t)items[i].ctx] = items[i].result;
 }
 
 static int poll_one(ovl_port *port)
@@ -34,8 +33,8 @@ int main(int argc, char **argv)
 {
     const char *how = argc > 1 ? argv[1] : "?";
     if (ovl_version() != OVL_VERSION_HEX) {
-        fprintf(stderr, "consumer: header %#x but library %#x\n",
-                (unsigned)OVL_VERSION_HEX, (unsigned)ovl_version());
+        fprintf(stderr, "consumer: header %#x but library %#x\n", (unsigned)OVL_VERSION_HEX,
+                (unsigned)ovl_version());
         return 1;
     }
     char path[] = "/tmp/ovl-consumer-XXXXXX";

@@ -5,7 +5,7 @@
  * error while every other op still completes exactly once. Backend-specific
  * cases skip under the other backend (OVL_BACKEND picks, as ctest sets). */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#  define _GNU_SOURCE
 #endif
 #include <criterion/criterion.h>
 #include <ovl.h>
@@ -237,8 +237,10 @@ FTest(threads_eintr_retried)
     inj_arm(&F.pread, fd, 0, 5, EINTR, 0);
     inj_arm(&F.pwrite, fd, 0, 5, EINTR, 0);
     inj_arm(&F.fsync, fd, 0, 3, EINTR, 0);
-    cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)fd, rb, sizeof rb, 4096, NULL, &ids[k++]), OVL_OK);
-    cr_assert_eq(ovl_submit_write(c->port, (ovl_fd)fd, wb, sizeof wb, 65536, NULL, &ids[k++]), OVL_OK);
+    cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)fd, rb, sizeof rb, 4096, NULL, &ids[k++]),
+                 OVL_OK);
+    cr_assert_eq(ovl_submit_write(c->port, (ovl_fd)fd, wb, sizeof wb, 65536, NULL, &ids[k++]),
+                 OVL_OK);
     cr_assert_eq(ovl_submit_fsync(c->port, (ovl_fd)fd, 0, NULL, &ids[k++]), OVL_OK);
     k = posts(c, ids, k, 8);
     cr_assert(coll_wait(c, k));
@@ -269,10 +271,10 @@ static void one_error(int err, int32_t code, bool write)
     inj_arm(write ? &F.pwrite : &F.pread, fd, 3, 1, err, 0);
     for (int i = 0; i < 16; i++) {
         if (write) memset(bufs[i], i, sizeof bufs[i]);
-        int32_t rc = write ? ovl_submit_write(c->port, (ovl_fd)fd, bufs[i], 1024,
-                                              (int64_t)i * 1024, &bufs[i], &ids[k])
-                           : ovl_submit_read(c->port, (ovl_fd)fd, bufs[i], 1024,
-                                             (int64_t)i * 1024, &bufs[i], &ids[k]);
+        int32_t rc = write ? ovl_submit_write(c->port, (ovl_fd)fd, bufs[i], 1024, (int64_t)i * 1024,
+                                              &bufs[i], &ids[k])
+                           : ovl_submit_read(c->port, (ovl_fd)fd, bufs[i], 1024, (int64_t)i * 1024,
+                                             &bufs[i], &ids[k]);
         cr_assert_eq(rc, OVL_OK);
         k++;
     }
@@ -338,10 +340,12 @@ FTest(threads_short_read_write)
     uint64_t ids[16];
     size_t k = 0;
     inj_arm(&F.pread, fd, 0, 1, 0, 100);
-    cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)fd, rb, sizeof rb, 1000, NULL, &ids[k++]), OVL_OK);
+    cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)fd, rb, sizeof rb, 1000, NULL, &ids[k++]),
+                 OVL_OK);
     cr_assert(coll_wait(c, 1));
     inj_arm(&F.pwrite, fd, 0, 1, 0, 3000);
-    cr_assert_eq(ovl_submit_write(c->port, (ovl_fd)fd, wb, sizeof wb, 1 << 16, NULL, &ids[k++]), OVL_OK);
+    cr_assert_eq(ovl_submit_write(c->port, (ovl_fd)fd, wb, sizeof wb, 1 << 16, NULL, &ids[k++]),
+                 OVL_OK);
     k = posts(c, ids, k, 4);
     cr_assert(coll_wait(c, k));
     cr_assert_eq(coll_find(c, ids[0])->result, 100);
@@ -371,9 +375,13 @@ FTest(threads_stream_eagain_eintr_short)
     inj_arm(&F.read, pa[0], 0, 3, EAGAIN, 0);
     inj_arm(&F.write, pb[1], 0, 2, EINTR, 0);
     inj_arm(&F.poll, -1, 0, 4, EINTR, 0);
-    cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)pa[0], rb, 64, OVL_OFFSET_CURRENT, NULL, &ids[k++]), OVL_OK);
+    cr_assert_eq(
+        ovl_submit_read(c->port, (ovl_fd)pa[0], rb, 64, OVL_OFFSET_CURRENT, NULL, &ids[k++]),
+        OVL_OK);
     cr_assert_eq(write(pa[1], wb, 64), 64);
-    cr_assert_eq(ovl_submit_write(c->port, (ovl_fd)pb[1], wb, 64, OVL_OFFSET_CURRENT, NULL, &ids[k++]), OVL_OK);
+    cr_assert_eq(
+        ovl_submit_write(c->port, (ovl_fd)pb[1], wb, 64, OVL_OFFSET_CURRENT, NULL, &ids[k++]),
+        OVL_OK);
     k = posts(c, ids, k, 4);
     cr_assert(coll_wait(c, k));
     cr_assert_eq(coll_find(c, ids[0])->result, 64);
@@ -383,13 +391,18 @@ FTest(threads_stream_eagain_eintr_short)
     cr_assert_eq(atomic_load(&F.write.hits), 2);
     /* A short stream write. */
     inj_arm(&F.write, pb[1], 0, 1, 0, 10);
-    cr_assert_eq(ovl_submit_write(c->port, (ovl_fd)pb[1], wb, 64, OVL_OFFSET_CURRENT, NULL, &ids[k++]), OVL_OK);
+    cr_assert_eq(
+        ovl_submit_write(c->port, (ovl_fd)pb[1], wb, 64, OVL_OFFSET_CURRENT, NULL, &ids[k++]),
+        OVL_OK);
     cr_assert(coll_wait(c, k));
     cr_assert_eq(coll_find(c, ids[k - 1])->result, 10);
     close_and_check(c, ids, k);
     uint8_t got[128];
     cr_assert_eq(read(pb[0], got, sizeof got), 74);
-    close(pa[0]); close(pa[1]); close(pb[0]); close(pb[1]);
+    close(pa[0]);
+    close(pa[1]);
+    close(pb[0]);
+    close(pb[1]);
 }
 
 /* A stream read that keeps getting EAGAIN stays parked, and a cancel (or
@@ -405,7 +418,9 @@ FTest(threads_stream_eagain_forever_then_cancel)
     size_t k = 0;
     inj_arm(&F.read, pa[0], 0, -1, EAGAIN, 0);
     cr_assert_eq(write(pa[1], "x", 1), 1); /* always "ready", never readable */
-    cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)pa[0], rb, 64, OVL_OFFSET_CURRENT, NULL, &ids[k++]), OVL_OK);
+    cr_assert_eq(
+        ovl_submit_read(c->port, (ovl_fd)pa[0], rb, 64, OVL_OFFSET_CURRENT, NULL, &ids[k++]),
+        OVL_OK);
     /* Wait until it was tried and parked at least twice. */
     for (int i = 0; i < 20000 && atomic_load(&F.read.hits) < 2; i++) usleep(1000);
     cr_assert_geq(atomic_load(&F.read.hits), 2);
@@ -414,7 +429,8 @@ FTest(threads_stream_eagain_forever_then_cancel)
     cr_assert(coll_wait(c, k));
     cr_assert_eq(coll_find(c, ids[0])->result, OVL_ECANCELED);
     close_and_check(c, ids, k);
-    close(pa[0]); close(pa[1]);
+    close(pa[0]);
+    close(pa[1]);
 }
 
 /* ======================================================================
@@ -438,8 +454,8 @@ FTest(thread_start_fails)
             coll *c = coll_new();
             int32_t rc = try_port(c, b, 32, manual ? OVL_PORT_MANUAL : 0, workers);
             if (rc == OVL_EUNAVAIL) cr_skip_test("backend %s unavailable", b);
-            cr_assert_eq(rc, OVL_EAGAIN, "%s manual=%d failing start #%d: %s", b, manual,
-                         fail_at, ovl_error_name(rc));
+            cr_assert_eq(rc, OVL_EAGAIN, "%s manual=%d failing start #%d: %s", b, manual, fail_at,
+                         ovl_error_name(rc));
             cr_assert_null(c->port);
             cr_assert_eq(atomic_load(&F.thread_create.hits), 1);
             cr_assert_eq(count_fds(), before, "fds leaked");
@@ -549,7 +565,12 @@ FTest(uring_setup_and_mmap_fail_at_create)
     ovl_backend_reason(&probed);
     if (probed != OVL_BACKEND_URING) cr_skip_test("io_uring unavailable");
     int before = count_fds();
-    struct { inj *f; int skip; int err; int32_t want; } cases[] = {
+    struct {
+        inj *f;
+        int skip;
+        int err;
+        int32_t want;
+    } cases[] = {
         {&F.uring_setup, 0, ENOMEM, OVL_ENOMEM},
         {&F.mmap, 0, ENOMEM, OVL_ENOMEM},
         {&F.mmap, 1, ENOMEM, OVL_ENOMEM}, /* the SQE array */
@@ -618,12 +639,14 @@ static void enter_fails(int err, int times, unsigned mask)
     atomic_store(&F.uring_enter.mask, mask);
     inj_arm(&F.uring_enter, -1, 0, times, err, 0);
     for (int i = 0; i < 8; i++)
-        cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)fd, rb[i], 512, (int64_t)i * 512,
-                                     NULL, &ids[k++]), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(c->port, (ovl_fd)fd, rb[i], 512, (int64_t)i * 512, NULL, &ids[k++]),
+            OVL_OK);
     k = posts(c, ids, k, 8);
-    cr_assert(coll_wait(c, k), "only %zu of %zu completions after enter failed %d times "
-              "with %s (hits %d)", c->n, k, times, strerror(err),
-              atomic_load(&F.uring_enter.hits));
+    cr_assert(coll_wait(c, k),
+              "only %zu of %zu completions after enter failed %d times "
+              "with %s (hits %d)",
+              c->n, k, times, strerror(err), atomic_load(&F.uring_enter.hits));
     for (int i = 0; i < 8; i++) {
         cr_assert_eq(coll_find(c, ids[i])->result, 512);
         for (int j = 0; j < 512; j++) cr_assert_eq(rb[i][j], pat((uint64_t)i * 512 + (uint64_t)j));
@@ -687,7 +710,8 @@ FTest(full_submission_queue)
         ch->ids[atomic_fetch_add(&ch->nids, 1)] = id;
         for (int i = 0; i < 16; i++) {
             cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)fd, rb[round * 16 + i], 256,
-                                         (int64_t)(round * 16 + i) * 256, NULL, &id), OVL_OK);
+                                         (int64_t)(round * 16 + i) * 256, NULL, &id),
+                         OVL_OK);
             ch->ids[atomic_fetch_add(&ch->nids, 1)] = id;
         }
     }
@@ -737,8 +761,7 @@ FTest(cq_overflow)
     while (!g.held) pthread_cond_wait(&g.cv, &g.mu); /* the callback is held */
     pthread_mutex_unlock(&g.mu);
     /* The held op was released before its callback: 256 more fit. */
-    for (int i = 1; i <= 256; i++)
-        cr_assert_eq(ovl_post(c->port, i, NULL, &ids[i]), OVL_OK);
+    for (int i = 1; i <= 256; i++) cr_assert_eq(ovl_post(c->port, i, NULL, &ids[i]), OVL_OK);
     uint64_t extra = 1;
     cr_assert_eq(ovl_post(c->port, 0, NULL, &extra), OVL_EQUEUEFULL);
     cr_assert_eq(extra, 0);
@@ -786,16 +809,16 @@ FTest(zero_timeout_poll_delivers_on_the_caller)
     static uint8_t rb[2][512];
     uint64_t ids[3];
     for (int i = 0; i < 2; i++)
-        cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)fd, rb[i], 512, (int64_t)i * 4096,
-                                     NULL, &ids[i]), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(c->port, (ovl_fd)fd, rb[i], 512, (int64_t)i * 4096, NULL, &ids[i]),
+            OVL_OK);
     cr_assert_eq(ovl_post(c->port, 42, NULL, &ids[2]), OVL_OK);
     cr_assert_eq(ovl_poll(c->port, 0), 3, "the caller takes all three");
     cr_assert_eq(coll_n(c), 3u);
     cr_assert_eq(atomic_load(&poll_elsewhere), 0, "delivered on the caller's thread");
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(coll_find(c, ids[i])->result, 512);
-        for (int j = 0; j < 512; j++)
-            cr_assert_eq(rb[i][j], pat((uint64_t)i * 4096 + (uint64_t)j));
+        for (int j = 0; j < 512; j++) cr_assert_eq(rb[i][j], pat((uint64_t)i * 4096 + (uint64_t)j));
     }
     cr_assert_eq(coll_find(c, ids[2])->result, 42);
     cr_assert_eq(ovl_poll(c->port, 0), 0, "nothing left");
@@ -827,7 +850,8 @@ static void wait_parked(ovl_port *p)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (!ct_parked(p)) {
         clock_gettime(CLOCK_MONOTONIC, &t);
-        cr_assert_lt(t.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000, "the completion thread never parked");
+        cr_assert_lt(t.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000,
+                     "the completion thread never parked");
         usleep(100);
     }
 }
@@ -852,8 +876,9 @@ FTest(inline_port_parks_and_delivers_on_the_submitter)
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     static uint8_t rb[8];
-    cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)pfd[0], rb, sizeof rb, OVL_OFFSET_CURRENT,
-                                 NULL, &ids[2]), OVL_OK);
+    cr_assert_eq(
+        ovl_submit_read(c->port, (ovl_fd)pfd[0], rb, sizeof rb, OVL_OFFSET_CURRENT, NULL, &ids[2]),
+        OVL_OK);
     cr_assert_eq(coll_n(c), 2u, "an empty pipe completes later");
     cr_assert_eq(write(pfd[1], "abc", 3), 3);
     cr_assert(coll_wait(c, 3), "the unparked completion thread delivers the pipe read");
@@ -913,8 +938,9 @@ FTest(close_while_enter_fails)
     uint64_t ids[32];
     size_t k = 0;
     for (int i = 0; i < 16; i++)
-        cr_assert_eq(ovl_submit_read(c->port, (ovl_fd)pa[0], rb[i], 16, OVL_OFFSET_CURRENT,
-                                     NULL, &ids[k++]), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(c->port, (ovl_fd)pa[0], rb[i], 16, OVL_OFFSET_CURRENT, NULL, &ids[k++]),
+            OVL_OK);
     atomic_store(&F.uring_enter.mask, ENTER_SUBMIT);
     inj_arm(&F.uring_enter, -1, 0, 100, EAGAIN, 0);
     /* The reads are parked in the kernel; close cancels them (cancel SQEs

@@ -22,8 +22,8 @@ typedef struct inj {
     _Atomic int fd;
     _Atomic long cap;
     _Atomic unsigned mask;
-    _Atomic int hits;   /* injections done */
-    _Atomic int calls;  /* matching calls seen (injected or not) */
+    _Atomic int hits;  /* injections done */
+    _Atomic int calls; /* matching calls seen (injected or not) */
 } inj;
 
 /* io_uring_enter kinds for inj.mask */
@@ -33,8 +33,8 @@ typedef struct inj {
 #define ENTER_ANY 7u
 
 typedef struct faults {
-    inj pread, pwrite, read, write, fsync, fdatasync, poll, thread_create,
-        uring_setup, uring_enter, uring_register, mmap, wakefd;
+    inj pread, pwrite, read, write, fsync, fdatasync, poll, thread_create, uring_setup, uring_enter,
+        uring_register, mmap, wakefd;
     /* io_uring_setup: if > 0, ask the kernel for this many SQ entries and
      * twice that many CQ entries instead (a deliberately tiny ring). */
     _Atomic unsigned ring_entries;

@@ -1,6 +1,6 @@
 /* faults_sys.c - the wrappers behind faults.h. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#  define _GNU_SOURCE
 #endif
 #include "faults.h"
 
@@ -35,8 +35,7 @@ static bool same_file(int want, int fd)
 {
     if (want == fd) return true;
     if (fd < 0) return false;
-    long r = syscall(SYS_kcmp, (long)getpid(), (long)getpid(), KCMP_FILE, (long)want,
-                     (long)fd);
+    long r = syscall(SYS_kcmp, (long)getpid(), (long)getpid(), KCMP_FILE, (long)want, (long)fd);
     if (r >= 0) return r == 0;
     struct stat a, b; /* no kcmp (seccomp, CONFIG_KCMP=n): same inode */
     return fstat(want, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
@@ -155,11 +154,12 @@ static long w_uring_setup(unsigned entries, void *params)
     }
     return real.io_uring_setup(entries, params);
 }
-static long w_uring_enter(int fd, unsigned to_submit, unsigned min_complete,
-                          unsigned flags, const void *arg, size_t argsz)
+static long w_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags,
+                          const void *arg, size_t argsz)
 {
     unsigned kind = (flags & IORING_ENTER_GETEVENTS) ? ENTER_WAIT
-                    : to_submit ? ENTER_SUBMIT : ENTER_OTHER;
+                    : to_submit                      ? ENTER_SUBMIT
+                                                     : ENTER_OTHER;
     if (kind == ENTER_WAIT) {
         atomic_fetch_add(&F.enter_waits, 1);
         if (atomic_load(&F.wait_gate)) {
@@ -191,9 +191,9 @@ void faults_install(void)
     ovl__sys_reset();
     real = ovl__sys;
     memset(&F, 0, sizeof F);
-    inj *all[] = {&F.pread, &F.pwrite, &F.read, &F.write, &F.fsync,
-                  &F.fdatasync, &F.poll, &F.thread_create, &F.uring_setup,
-                  &F.uring_enter, &F.uring_register, &F.mmap, &F.wakefd};
+    inj *all[] = {&F.pread,          &F.pwrite, &F.read,          &F.write,       &F.fsync,
+                  &F.fdatasync,      &F.poll,   &F.thread_create, &F.uring_setup, &F.uring_enter,
+                  &F.uring_register, &F.mmap,   &F.wakefd};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         atomic_store(&all[i]->fd, -1);
         atomic_store(&all[i]->mask, ENTER_ANY);

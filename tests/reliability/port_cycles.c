@@ -78,7 +78,8 @@ int main(int argc, char **argv)
             return 1;
         }
         /* In flight at close: a read that never gets data, and a post. */
-        if (ovl_submit_read(p, (ovl_fd)pfd[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, NULL) != OVL_OK ||
+        if (ovl_submit_read(p, (ovl_fd)pfd[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, NULL) !=
+                OVL_OK ||
             ovl_post(p, 1, NULL, NULL) != OVL_OK) {
             fprintf(stderr, "cycle %ld: submit failed\n", i);
             return 1;

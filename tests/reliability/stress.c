@@ -12,7 +12,7 @@
  * lacks exits 77 (ctest SKIP_RETURN_CODE). Exit 1 on any mismatch. The last
  * line is one summary of the figures. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#  define _GNU_SOURCE
 #endif
 #include <ovl.h>
 
@@ -32,10 +32,10 @@
 #include <unistd.h>
 
 #define NSUBMITTERS 3
-#define DATA_SIZE (1u << 20)  /* the read-only file with known content */
-#define WSLOTS 64             /* the write file: WSLOTS slots of WSLOT bytes */
+#define DATA_SIZE (1u << 20) /* the read-only file with known content */
+#define WSLOTS 64            /* the write file: WSLOTS slots of WSLOT bytes */
 #define WSLOT 4096
-#define NCHAN 6               /* stream channels: 4 pipes, 1 socketpair x2 */
+#define NCHAN 6 /* stream channels: 4 pipes, 1 socketpair x2 */
 #define MAXALT 8
 
 /* ---- figures ------------------------------------------------------------ */
@@ -85,9 +85,15 @@ static uint64_t rnd(uint64_t *s) { return mix(++*s * 0x9e3779b97f4a7c15ull); }
 /* Byte at offset o of the data file. */
 static uint8_t data_byte(uint64_t o) { return (uint8_t)(mix(o / 8) >> (8 * (o % 8))); }
 /* Byte j of a write-slot image with seed s. */
-static uint8_t slot_byte(uint64_t s, uint64_t j) { return (uint8_t)(mix(s * 4099 + j / 8) >> (8 * (j % 8))); }
+static uint8_t slot_byte(uint64_t s, uint64_t j)
+{
+    return (uint8_t)(mix(s * 4099 + j / 8) >> (8 * (j % 8)));
+}
 /* Byte at stream position i of channel c (round-specific salt). */
-static uint8_t stream_byte(uint64_t salt, uint64_t i) { return (uint8_t)(mix(salt + i / 8) >> (8 * (i % 8))); }
+static uint8_t stream_byte(uint64_t salt, uint64_t i)
+{
+    return (uint8_t)(mix(salt + i / 8) >> (8 * (i % 8)));
+}
 
 /* ---- per-op records --------------------------------------------------------
  * Each submit attempt takes a fresh record (never reused within a round), so
@@ -98,11 +104,11 @@ enum { K_READ = 1, K_WRITE, K_FSYNC, K_POST, K_SREAD, K_SWRITE };
 
 typedef struct rec {
     _Atomic int state;
-    _Atomic uint64_t sub_id;  /* id the submit returned (0 before) */
-    uint64_t done_id;         /* id the completion carried */
+    _Atomic uint64_t sub_id; /* id the submit returned (0 before) */
+    uint64_t done_id;        /* id the completion carried */
     int kind;
     uint32_t len;
-    uint64_t off;             /* file offset / stream position */
+    uint64_t off; /* file offset / stream position */
     int64_t post_value;
     int slot, chan;
     uint64_t seed;
@@ -112,15 +118,15 @@ typedef struct rec {
 typedef struct chan {
     int rfd, wfd;
     uint64_t salt;
-    atomic_int rbusy, wbusy;  /* one read and one write in flight at a time */
-    uint64_t rpos, wpos;      /* owned by whoever holds the busy flag */
+    atomic_int rbusy, wbusy; /* one read and one write in flight at a time */
+    uint64_t rpos, wpos;     /* owned by whoever holds the busy flag */
 } chan;
 
 typedef struct slot {
-    atomic_int busy;          /* one write in flight per slot */
-    uint64_t seed;            /* last fully written image (0: initial zeros) */
-    uint64_t alt[MAXALT];     /* writes that failed/were cancelled since */
-    int nalt;                 /* -1: unknown (a short write happened) */
+    atomic_int busy;      /* one write in flight per slot */
+    uint64_t seed;        /* last fully written image (0: initial zeros) */
+    uint64_t alt[MAXALT]; /* writes that failed/were cancelled since */
+    int nalt;             /* -1: unknown (a short write happened) */
 } slot;
 
 typedef struct round {
@@ -163,12 +169,10 @@ static int32_t start_op(round_t *R, uint64_t *rs, bool in_cb)
         r->len = 1 + (uint32_t)(rnd(rs) % 16384);
         r->off = rnd(rs) % (DATA_SIZE + 8192); /* some past EOF */
         r->buf = malloc(r->len);
-        rc = ovl_submit_read(port, (ovl_fd)R->datafd, r->buf, r->len,
-                             (int64_t)r->off, r, &id);
+        rc = ovl_submit_read(port, (ovl_fd)R->datafd, r->buf, r->len, (int64_t)r->off, r, &id);
     } else if (x < 55) {
         int s = (int)(rnd(rs) % WSLOTS), busy = 0;
-        if (!atomic_compare_exchange_strong(&R->sl[s].busy, &busy, 1))
-            goto post;
+        if (!atomic_compare_exchange_strong(&R->sl[s].busy, &busy, 1)) goto post;
         r->kind = K_WRITE;
         r->slot = s;
         r->seed = (rnd(rs) | 1);
@@ -176,8 +180,7 @@ static int32_t start_op(round_t *R, uint64_t *rs, bool in_cb)
         r->off = (uint64_t)s * WSLOT;
         r->buf = malloc(WSLOT);
         for (uint32_t j = 0; j < WSLOT; j++) r->buf[j] = slot_byte(r->seed, j);
-        rc = ovl_submit_write(port, (ovl_fd)R->wfd, r->buf, r->len,
-                              (int64_t)r->off, r, &id);
+        rc = ovl_submit_write(port, (ovl_fd)R->wfd, r->buf, r->len, (int64_t)r->off, r, &id);
         if (rc != OVL_OK) atomic_store(&R->sl[s].busy, 0);
     } else if (x < 85) {
         int c = (int)(rnd(rs) % NCHAN), busy = 0;
@@ -191,21 +194,18 @@ static int32_t start_op(round_t *R, uint64_t *rs, bool in_cb)
         if (wr) {
             r->kind = K_SWRITE;
             r->off = ch->wpos;
-            for (uint32_t j = 0; j < r->len; j++)
-                r->buf[j] = stream_byte(ch->salt, r->off + j);
-            rc = ovl_submit_write(port, (ovl_fd)ch->wfd, r->buf, r->len,
-                                  OVL_OFFSET_CURRENT, r, &id);
+            for (uint32_t j = 0; j < r->len; j++) r->buf[j] = stream_byte(ch->salt, r->off + j);
+            rc =
+                ovl_submit_write(port, (ovl_fd)ch->wfd, r->buf, r->len, OVL_OFFSET_CURRENT, r, &id);
         } else {
             r->kind = K_SREAD;
             r->off = ch->rpos;
-            rc = ovl_submit_read(port, (ovl_fd)ch->rfd, r->buf, r->len,
-                                 OVL_OFFSET_CURRENT, r, &id);
+            rc = ovl_submit_read(port, (ovl_fd)ch->rfd, r->buf, r->len, OVL_OFFSET_CURRENT, r, &id);
         }
         if (rc != OVL_OK) atomic_store(flag, 0);
     } else if (x < 88) {
         r->kind = K_FSYNC;
-        rc = ovl_submit_fsync(port, (ovl_fd)R->wfd, (rnd(rs) & 1) ? OVL_FSYNC_DATA : 0,
-                              r, &id);
+        rc = ovl_submit_fsync(port, (ovl_fd)R->wfd, (rnd(rs) & 1) ? OVL_FSYNC_DATA : 0, r, &id);
     } else {
     post:
         r->kind = K_POST;
@@ -246,8 +246,7 @@ static void random_cancel(round_t *R, uint64_t *rs)
     if (n == 0) return;
     if (rnd(rs) % 16 == 0) {
         /* Garbage ids: never an op of ours (bit 63 set, or index 0). */
-        uint64_t bogus = (rnd(rs) & 1) ? (rnd(rs) | (1ull << 63))
-                                       : (rnd(rs) << 32);
+        uint64_t bogus = (rnd(rs) & 1) ? (rnd(rs) | (1ull << 63)) : (rnd(rs) << 32);
         int32_t rc = ovl_cancel(port, bogus);
         if (rc != OVL_ENOENT && rc != OVL_ECLOSED)
             fail("cancel of bogus id returned %s", ovl_error_name(rc));
@@ -262,8 +261,7 @@ static void random_cancel(round_t *R, uint64_t *rs)
     int32_t rc = ovl_cancel(port, id);
     if (rc == OVL_OK) {
         atomic_fetch_add(&fig.cancels_ok, 1);
-        if (before == R_COMPLETED)
-            fail("cancel accepted for an op already delivered");
+        if (before == R_COMPLETED) fail("cancel accepted for an op already delivered");
     } else if (rc == OVL_ENOENT) {
         atomic_fetch_add(&fig.cancels_enoent, 1);
     } else if (rc != OVL_ECLOSED) {
@@ -284,21 +282,19 @@ static void check_completion(round_t *R, const ovl_completion *c)
     int st = R_SUBMITTED;
     if (!atomic_compare_exchange_strong(&r->state, &st, R_COMPLETED)) {
         atomic_fetch_add(&fig.dups, 1);
-        fail("completion for an op in state %d (duplicate or rejected) id %" PRIx64,
-             st, c->id);
+        fail("completion for an op in state %d (duplicate or rejected) id %" PRIx64, st, c->id);
         return;
     }
     r->done_id = c->id;
     atomic_fetch_add(&fig.completed, 1);
     if (c->result == OVL_ECANCELED) atomic_fetch_add(&fig.cancelled, 1);
     else if (c->result < 0 && r->kind != K_POST) atomic_fetch_add(&fig.errors_seen, 1);
-    if (c->result < 0 && r->kind != K_POST && c->os_error == 0 &&
-        c->result != OVL_ECANCELED)
+    if (c->result < 0 && r->kind != K_POST && c->os_error == 0 && c->result != OVL_ECANCELED)
         fail("error completion %s without os_error", ovl_error_name((int32_t)c->result));
-    uint32_t want_op = r->kind == K_POST ? OVL_OP_POST
-                       : r->kind == K_FSYNC ? OVL_OP_FSYNC
+    uint32_t want_op = r->kind == K_POST                           ? OVL_OP_POST
+                       : r->kind == K_FSYNC                        ? OVL_OP_FSYNC
                        : (r->kind == K_READ || r->kind == K_SREAD) ? OVL_OP_READ
-                                                                  : OVL_OP_WRITE;
+                                                                   : OVL_OP_WRITE;
     if (c->op != want_op) fail("op kind %u, expected %u", c->op, want_op);
 
     switch (r->kind) {
@@ -318,8 +314,8 @@ static void check_completion(round_t *R, const ovl_completion *c)
         uint64_t avail = r->off >= DATA_SIZE ? 0 : DATA_SIZE - r->off;
         uint64_t want = avail < r->len ? avail : r->len;
         if (c->result != (int64_t)want) {
-            fail("read at %" PRIu64 " len %u: result %" PRId64 ", expected %" PRIu64,
-                 r->off, r->len, c->result, want);
+            fail("read at %" PRIu64 " len %u: result %" PRId64 ", expected %" PRIu64, r->off,
+                 r->len, c->result, want);
             break;
         }
         for (uint64_t j = 0; j < want; j++)
@@ -441,8 +437,8 @@ static void *submitter(void *arg)
                 r->off = rnd(&w->rng) % DATA_SIZE;
                 r->buf = malloc(r->len);
                 atomic_store(&r->state, R_SUBMITTED);
-                q[k] = (ovl_request){OVL_OP_READ, 0, (ovl_fd)R->datafd, r->buf,
-                                     r->len, (int64_t)r->off, r, 0, 0};
+                q[k] = (ovl_request){
+                    OVL_OP_READ, 0, (ovl_fd)R->datafd, r->buf, r->len, (int64_t)r->off, r, 0, 0};
             }
             if (k == 0) break;
             int32_t rc = ovl_submit(atomic_load(&R->port), q, k, &done);
@@ -500,8 +496,7 @@ static int make_tmp(const char *tag)
 
 static int data_fd = -1;
 
-static void run_round(uint64_t seed, size_t budget, uint32_t depth, bool manual,
-                      uint64_t max_us)
+static void run_round(uint64_t seed, size_t budget, uint32_t depth, bool manual, uint64_t max_us)
 {
     round_t *R = calloc(1, sizeof *R);
     R->seed = seed;
@@ -599,10 +594,9 @@ static void run_round(uint64_t seed, size_t budget, uint32_t depth, bool manual,
         free(r->buf);
     }
     ovl_port_stats(port, &st);
-    if (st.inflight != 0 || st.submitted != st.completed || st.submitted != nsub ||
-        st.stale != 0)
-        fail("port stats: inflight %u submitted %" PRIu64 " completed %" PRIu64
-             " stale %" PRIu64 " (ours: %" PRIu64 ")",
+    if (st.inflight != 0 || st.submitted != st.completed || st.submitted != nsub || st.stale != 0)
+        fail("port stats: inflight %u submitted %" PRIu64 " completed %" PRIu64 " stale %" PRIu64
+             " (ours: %" PRIu64 ")",
              st.inflight, st.submitted, st.completed, st.stale, nsub);
     (void)ncomp;
 
@@ -688,8 +682,8 @@ int main(int argc, char **argv)
     if (pwrite(data_fd, d, DATA_SIZE, 0) != DATA_SIZE) return 2;
     free(d);
 
-    printf("stress: backend=%s seed=%" PRIu64 " rounds<=%u ops/round=%zu limit=%.0fs\n",
-           backend, seed, rounds, ops, seconds);
+    printf("stress: backend=%s seed=%" PRIu64 " rounds<=%u ops/round=%zu limit=%.0fs\n", backend,
+           seed, rounds, ops, seconds);
     fflush(stdout);
     uint64_t t0 = now_us(), limit = (uint64_t)(seconds * 1e6);
     for (unsigned i = 0; i < rounds; i++) {
@@ -708,19 +702,19 @@ int main(int argc, char **argv)
     uint64_t sub = atomic_load(&fig.submitted), comp = atomic_load(&fig.completed);
     int bad = atomic_load(&failed);
     printf("stress: backend=%s ports=%" PRIu64 " closed_busy=%" PRIu64 " peak_inflight=%" PRIu64
-           " inflight_at_close=%" PRIu64 " ops=%" PRIu64 " completed=%" PRIu64
-           " lost=%" PRIu64 " dup=%" PRIu64 " unknown=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
-           " stream=%" PRIu64 " fsyncs=%" PRIu64 " posts=%" PRIu64
-           " from_callback=%" PRIu64 " cancels=%" PRIu64 "/%" PRIu64
-           " cancelled=%" PRIu64 " queue_full=%" PRIu64 " after_close=%" PRIu64
-           " edeadlk=%" PRIu64 " polled_by_submitters=%" PRIu64 " MiB_verified=%.1f duration=%.1fs mismatches=%d\n",
-           backend, fig.closes, fig.closes_busy, fig.peak_inflight, fig.inflight_at_close, sub, comp,
-           sub - comp, atomic_load(&fig.dups), atomic_load(&fig.unknown), atomic_load(&fig.reads), atomic_load(&fig.writes),
-           atomic_load(&fig.stream_ops), atomic_load(&fig.fsyncs), atomic_load(&fig.posts),
-           atomic_load(&fig.from_cb), atomic_load(&fig.cancels_ok),
-           atomic_load(&fig.cancels_asked), atomic_load(&fig.cancelled),
-           atomic_load(&fig.rejected_full), atomic_load(&fig.rejected_closed),
-           atomic_load(&fig.edeadlk), atomic_load(&fig.helped),
+           " inflight_at_close=%" PRIu64 " ops=%" PRIu64 " completed=%" PRIu64 " lost=%" PRIu64
+           " dup=%" PRIu64 " unknown=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
+           " stream=%" PRIu64 " fsyncs=%" PRIu64 " posts=%" PRIu64 " from_callback=%" PRIu64
+           " cancels=%" PRIu64 "/%" PRIu64 " cancelled=%" PRIu64 " queue_full=%" PRIu64
+           " after_close=%" PRIu64 " edeadlk=%" PRIu64 " polled_by_submitters=%" PRIu64
+           " MiB_verified=%.1f duration=%.1fs mismatches=%d\n",
+           backend, fig.closes, fig.closes_busy, fig.peak_inflight, fig.inflight_at_close, sub,
+           comp, sub - comp, atomic_load(&fig.dups), atomic_load(&fig.unknown),
+           atomic_load(&fig.reads), atomic_load(&fig.writes), atomic_load(&fig.stream_ops),
+           atomic_load(&fig.fsyncs), atomic_load(&fig.posts), atomic_load(&fig.from_cb),
+           atomic_load(&fig.cancels_ok), atomic_load(&fig.cancels_asked),
+           atomic_load(&fig.cancelled), atomic_load(&fig.rejected_full),
+           atomic_load(&fig.rejected_closed), atomic_load(&fig.edeadlk), atomic_load(&fig.helped),
            (double)(atomic_load(&fig.bytes_read) + atomic_load(&fig.bytes_written)) / 1048576.0,
            dur, bad);
     return bad || sub != comp ? 1 : 0;

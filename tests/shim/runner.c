@@ -16,15 +16,15 @@
 #include "criterion/criterion.h"
 
 #ifdef _WIN32
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <windows.h>
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  include <windows.h>
 #else
-#include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#  include <signal.h>
+#  include <sys/wait.h>
+#  include <time.h>
+#  include <unistd.h>
 #endif
 
 #include <stdarg.h>
@@ -86,22 +86,22 @@ static void end_now(int code)
 #endif
 }
 
-static void report(int fatal, const char *file, int line, const char *expr,
-                   const char *values, const char *fmt, va_list ap)
+static void report(int fatal, const char *file, int line, const char *expr, const char *values,
+                   const char *fmt, va_list ap)
 {
     char msg[1024] = "";
     vsnprintf(msg, sizeof msg, fmt, ap);
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
-    fprintf(stderr, "[----] %s:%d: Assertion Failed: %s%s%s%s\n", base, line,
-            expr, values ? " (" : "", values ? values : "", values ? ")" : "");
+    fprintf(stderr, "[----] %s:%d: Assertion Failed: %s%s%s%s\n", base, line, expr,
+            values ? " (" : "", values ? values : "", values ? ")" : "");
     if (msg[0]) fprintf(stderr, "[----]   %s\n", msg);
     if (fatal) end_now(EXIT_FAIL);
     __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
 }
 
-void crs_assert_fail(int fatal, const char *file, int line, const char *expr,
-                     const char *values, const char *fmt, ...)
+void crs_assert_fail(int fatal, const char *file, int line, const char *expr, const char *values,
+                     const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -109,8 +109,8 @@ void crs_assert_fail(int fatal, const char *file, int line, const char *expr,
     va_end(ap);
 }
 
-void crs_assert_fatal(const char *file, int line, const char *expr,
-                      const char *values, const char *fmt, ...)
+void crs_assert_fatal(const char *file, int line, const char *expr, const char *values,
+                      const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -190,8 +190,7 @@ static double now_s(void)
 
 /* Run one test in a child; returns 0 (exit code in *code_out), -1 (could not
  * start) or -2 (timed out). */
-static int run_child(const char *self, struct crs_test *t, double timeout,
-                     unsigned long *code_out)
+static int run_child(const char *self, struct crs_test *t, double timeout, unsigned long *code_out)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "\"%s\" --run %s::%s", self, t->suite, t->name);
@@ -230,8 +229,7 @@ static double now_s(void)
 
 /* POSIX: fork; the child runs the test with an alarm as its timeout. A
  * signal death is reported as 0x100 + the signal number (a crash). */
-static int run_child(const char *self, struct crs_test *t, double timeout,
-                     unsigned long *code_out)
+static int run_child(const char *self, struct crs_test *t, double timeout, unsigned long *code_out)
 {
     (void)self;
     char full[512];
@@ -251,8 +249,8 @@ static int run_child(const char *self, struct crs_test *t, double timeout,
     while (waitpid(pid, &st, 0) < 0) {
     }
     if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) return -2;
-    *code_out = WIFEXITED(st) ? (unsigned long)WEXITSTATUS(st)
-                              : 0x100ul + (unsigned long)WTERMSIG(st);
+    *code_out =
+        WIFEXITED(st) ? (unsigned long)WEXITSTATUS(st) : 0x100ul + (unsigned long)WTERMSIG(st);
     return 0;
 }
 #endif
@@ -266,12 +264,10 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--run") && i + 1 < argc) return run_here(argv[i + 1]);
         if (!strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "--list")) {
-            for (struct crs_test *t = tests; t; t = t->next)
-                printf("%s::%s\n", t->suite, t->name);
+            for (struct crs_test *t = tests; t; t = t->next) printf("%s::%s\n", t->suite, t->name);
             return 0;
         } else {
-            fprintf(stderr, "usage: %s [--filter TEXT | --list | --run SUITE::NAME]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [--filter TEXT | --list | --run SUITE::NAME]\n", argv[0]);
             return 64;
         }
     }
@@ -331,7 +327,8 @@ int main(int argc, char **argv)
         }
     }
     free(all);
-    printf("[====] Synthesis: Tested: %zu | Passing: %zu | Failing: %zu | Crashing: %zu | Skipped: %zu\n",
+    printf("[====] Synthesis: Tested: %zu | Passing: %zu | Failing: %zu | Crashing: %zu | Skipped: "
+           "%zu\n",
            tested, passed, failed, crashed, skipped);
     return (failed || crashed) ? 1 : 0;
 }

@@ -10,7 +10,8 @@ BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len)
     while (len) {
         ULONG n = len > 0x10000000 ? 0x10000000 : (ULONG)len;
         if (!RtlGenRandom(data, n)) return FALSE;
-        data += n; len -= n;
+        data += n;
+        len -= n;
     }
     return TRUE;
 }

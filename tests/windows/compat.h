@@ -18,11 +18,11 @@
 #define OVL_TESTS_WINDOWS_COMPAT_H
 
 #ifndef _WIN32
-#error "tests/windows/compat.h is for the Windows build only"
+#  error "tests/windows/compat.h is for the Windows build only"
 #endif
 
 #ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
+#  define WIN32_LEAN_AND_MEAN
 #endif
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -90,14 +90,12 @@ static inline int crs_pipe(int fds[2])
     wchar_t name[128];
     swprintf(name, 128, L"\\\\.\\pipe\\ovl-test-%lu-%ld", GetCurrentProcessId(),
              InterlockedIncrement(&seq));
-    HANDLE r = CreateNamedPipeW(name,
-                                PIPE_ACCESS_INBOUND | FILE_FLAG_OVERLAPPED |
-                                    FILE_FLAG_FIRST_PIPE_INSTANCE,
-                                PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT,
-                                1, 65536, 65536, 0, NULL);
+    HANDLE r = CreateNamedPipeW(
+        name, PIPE_ACCESS_INBOUND | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+        PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT, 1, 65536, 65536, 0, NULL);
     if (r == INVALID_HANDLE_VALUE) return -1;
-    HANDLE w = CreateFileW(name, GENERIC_WRITE | FILE_READ_ATTRIBUTES, 0, NULL,
-                           OPEN_EXISTING, FILE_FLAG_OVERLAPPED, NULL);
+    HANDLE w = CreateFileW(name, GENERIC_WRITE | FILE_READ_ATTRIBUTES, 0, NULL, OPEN_EXISTING,
+                           FILE_FLAG_OVERLAPPED, NULL);
     if (w == INVALID_HANDLE_VALUE) {
         CloseHandle(r);
         return -1;
@@ -112,14 +110,12 @@ static inline int crs_mkstemp(char *tmpl)
     static volatile LONG seq;
     wchar_t dir[MAX_PATH], path[MAX_PATH + 64];
     if (!GetTempPathW(MAX_PATH, dir)) return -1;
-    swprintf(path, MAX_PATH + 64, L"%lsovl-test-%lu-%ld.tmp", dir,
-             GetCurrentProcessId(), InterlockedIncrement(&seq));
-    HANDLE h = CreateFileW(path, GENERIC_READ | GENERIC_WRITE,
-                           FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                           NULL, CREATE_NEW,
-                           FILE_ATTRIBUTE_TEMPORARY | FILE_FLAG_DELETE_ON_CLOSE |
-                               FILE_FLAG_OVERLAPPED,
-                           NULL);
+    swprintf(path, MAX_PATH + 64, L"%lsovl-test-%lu-%ld.tmp", dir, GetCurrentProcessId(),
+             InterlockedIncrement(&seq));
+    HANDLE h = CreateFileW(
+        path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+        NULL, CREATE_NEW,
+        FILE_ATTRIBUTE_TEMPORARY | FILE_FLAG_DELETE_ON_CLOSE | FILE_FLAG_OVERLAPPED, NULL);
     if (h == INVALID_HANDLE_VALUE) return -1;
     (void)tmpl;
     return (int)(intptr_t)h;
@@ -162,21 +158,20 @@ static inline void crs_assoc(ovl_port *p, ovl_fd fd)
     if (p) (void)(ovl_associate)(p, fd);
 }
 
-static inline int32_t crs_ovl_submit(ovl_port *p, ovl_request *reqs, size_t n,
-                                     size_t *out)
+static inline int32_t crs_ovl_submit(ovl_port *p, ovl_request *reqs, size_t n, size_t *out)
 {
     for (size_t i = 0; reqs && i < n; i++) crs_assoc(p, reqs[i].fd);
     return (ovl_submit)(p, reqs, n, out);
 }
 
 #ifndef OVL_TEST_NO_AUTO_ASSOCIATE
-#define ovl_submit_read(p, fd, ...) \
+#  define ovl_submit_read(p, fd, ...)                                                              \
     (crs_assoc((p), (ovl_fd)(fd)), (ovl_submit_read)((p), (fd), __VA_ARGS__))
-#define ovl_submit_write(p, fd, ...) \
+#  define ovl_submit_write(p, fd, ...)                                                             \
     (crs_assoc((p), (ovl_fd)(fd)), (ovl_submit_write)((p), (fd), __VA_ARGS__))
-#define ovl_submit_fsync(p, fd, ...) \
+#  define ovl_submit_fsync(p, fd, ...)                                                             \
     (crs_assoc((p), (ovl_fd)(fd)), (ovl_submit_fsync)((p), (fd), __VA_ARGS__))
-#define ovl_submit(p, r, n, o) crs_ovl_submit(p, r, n, o)
+#  define ovl_submit(p, r, n, o) crs_ovl_submit(p, r, n, o)
 #endif
 
 #endif /* OVL_TESTS_WINDOWS_COMPAT_H */

@@ -30,8 +30,7 @@ static BOOL xfer(int write, SOCKET s, void *buf, DWORD n, OVERLAPPED *ov)
                      : ReadFile((HANDLE)s, buf, n, NULL, ov);
     WSABUF wb = {n, buf};
     DWORD got = 0, fl = 0;
-    int r = write ? WSASend(s, &wb, 1, &got, 0, ov, NULL)
-                  : WSARecv(s, &wb, 1, &got, &fl, ov, NULL);
+    int r = write ? WSASend(s, &wb, 1, &got, 0, ov, NULL) : WSARecv(s, &wb, 1, &got, &fl, ov, NULL);
     if (r == 0) return TRUE;
     SetLastError((DWORD)WSAGetLastError());
     return FALSE;
@@ -74,13 +73,13 @@ static void run(int wsa)
     printf("%s:\n", wsa ? "WSASend/WSARecv" : "WriteFile/ReadFile");
     start(0, b, bbuf, CHUNK, &br);
     start(0, a, rbuf, CHUNK, &ar);
-#define A_WRITE()                                                                \
-    do {                                                                         \
-        wlen = TOTAL - sent < CHUNK ? TOTAL - sent : CHUNK;                      \
-        writes++;                                                                \
-        a_sync = start(1, a, src + sent, (DWORD)wlen, &aw);                      \
-        if (!a_sync) pending++;                                                  \
-    } while (0)
+#define A_WRITE()                                                                                  \
+  do {                                                                                             \
+    wlen = TOTAL - sent < CHUNK ? TOTAL - sent : CHUNK;                                            \
+    writes++;                                                                                      \
+    a_sync = start(1, a, src + sent, (DWORD)wlen, &aw);                                            \
+    if (!a_sync) pending++;                                                                        \
+  } while (0)
     A_WRITE();
     while (got < TOTAL && !bad) {
         OVERLAPPED_ENTRY e[16];
@@ -127,7 +126,8 @@ static void run(int wsa)
         }
     }
     printf("  %u writes, %u pending, %u completed with status 0 and 0 bytes; %zu bytes "
-           "back %s\n", writes, pending, zero, got, bad ? "OUT OF ORDER" : "in order");
+           "back %s\n",
+           writes, pending, zero, got, bad ? "OUT OF ORDER" : "in order");
     closesocket(a);
     closesocket(b);
     CloseHandle(port);

@@ -89,10 +89,9 @@ static HANDLE handle_of(const ovl_completion *c, const char *what)
 static ovl_completion io1(ovl_port *p, rec *r, bool rd, HANDLE h, void *buf, size_t len)
 {
     uint64_t id;
-    int32_t rc = rd ? ovl_submit_read(p, (ovl_fd)(uintptr_t)h, buf, len, OVL_OFFSET_CURRENT,
-                                      NULL, &id)
-                    : ovl_submit_write(p, (ovl_fd)(uintptr_t)h, buf, len, OVL_OFFSET_CURRENT,
-                                       NULL, &id);
+    int32_t rc =
+        rd ? ovl_submit_read(p, (ovl_fd)(uintptr_t)h, buf, len, OVL_OFFSET_CURRENT, NULL, &id)
+           : ovl_submit_write(p, (ovl_fd)(uintptr_t)h, buf, len, OVL_OFFSET_CURRENT, NULL, &id);
     cr_assert_eq(rc, OVL_OK);
     return wait_id(r, id);
 }
@@ -235,7 +234,8 @@ Test(wlocal, many_clients)
         memcpy(out[i], &i, 4);
         for (int k = 0; k < MSG; k++) out[i][4 + k] = pattern_at((uint64_t)k, (unsigned)i);
         cr_assert_eq(ovl_submit_write(p, (ovl_fd)(uintptr_t)cli[i], out[i], MSG + 4,
-                                      OVL_OFFSET_CURRENT, NULL, &w[i]), OVL_OK);
+                                      OVL_OFFSET_CURRENT, NULL, &w[i]),
+                     OVL_OK);
     }
     bool seen[CLIENTS];
     memset(seen, 0, sizeof seen);
@@ -574,16 +574,20 @@ static void cycles(ovl_port *p, ring *g, ovl_local *l, const char *name, int n)
         ovl_completion cd = ring_wait(g, d), ca = ring_wait(g, a);
         HANDLE cli = handle_of(&cd, "dial"), srv = handle_of(&ca, "accept");
         for (int i = 0; i < 64; i++) out[i] = (char)pattern_at((uint64_t)i, (unsigned)k);
-        cr_assert_eq(ovl_submit_write(p, (ovl_fd)(uintptr_t)cli, out, 64, OVL_OFFSET_CURRENT,
-                                      NULL, &w), OVL_OK);
-        cr_assert_eq(ovl_submit_read(p, (ovl_fd)(uintptr_t)srv, mid, 64, OVL_OFFSET_CURRENT,
-                                     NULL, &rd), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_write(p, (ovl_fd)(uintptr_t)cli, out, 64, OVL_OFFSET_CURRENT, NULL, &w),
+            OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(p, (ovl_fd)(uintptr_t)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &rd),
+            OVL_OK);
         cr_assert_eq(ring_wait(g, w).result, 64);
         cr_assert_eq(ring_wait(g, rd).result, 64);
-        cr_assert_eq(ovl_submit_write(p, (ovl_fd)(uintptr_t)srv, mid, 64, OVL_OFFSET_CURRENT,
-                                      NULL, &w), OVL_OK);
-        cr_assert_eq(ovl_submit_read(p, (ovl_fd)(uintptr_t)cli, back, 64, OVL_OFFSET_CURRENT,
-                                     NULL, &rd), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_write(p, (ovl_fd)(uintptr_t)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &w),
+            OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(p, (ovl_fd)(uintptr_t)cli, back, 64, OVL_OFFSET_CURRENT, NULL, &rd),
+            OVL_OK);
         cr_assert_eq(ring_wait(g, w).result, 64);
         cr_assert_eq(ring_wait(g, rd).result, 64);
         cr_assert_eq(memcmp(back, out, 64), 0, "cycle %d", k);

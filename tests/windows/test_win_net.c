@@ -144,8 +144,7 @@ static double now_s(void)
 
 /* A connection made through ovl: accept on a listener of family af and
  * connect an unbound client to it. */
-static void ovl_pair(ovl_port *p, rec *r, int af, SOCKET *server, SOCKET *client,
-                     ovl_addr *peer)
+static void ovl_pair(ovl_port *p, rec *r, int af, SOCKET *server, SOCKET *client, ovl_addr *peer)
 {
     ovl_addr at;
     SOCKET l = listener(af, 4, &at);
@@ -173,8 +172,9 @@ static void read_all(ovl_port *p, rec *r, SOCKET s, char *buf, size_t n)
     size_t got = 0;
     while (got < n) {
         uint64_t id;
-        cr_assert_eq(ovl_submit_read(p, (ovl_fd)s, buf + got, n - got, OVL_OFFSET_CURRENT,
-                                     NULL, &id), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_read(p, (ovl_fd)s, buf + got, n - got, OVL_OFFSET_CURRENT, NULL, &id),
+            OVL_OK);
         ovl_completion x = wait_id(r, id);
         cr_assert_gt(x.result, 0, "read: %lld %s os %d", (long long)x.result,
                      ovl_strerror((int32_t)x.result), x.os_error);
@@ -187,11 +187,11 @@ static void write_all(ovl_port *p, rec *r, SOCKET s, const char *buf, size_t n)
     size_t put = 0;
     while (put < n) {
         uint64_t id;
-        cr_assert_eq(ovl_submit_write(p, (ovl_fd)s, buf + put, n - put, OVL_OFFSET_CURRENT,
-                                      NULL, &id), OVL_OK);
+        cr_assert_eq(
+            ovl_submit_write(p, (ovl_fd)s, buf + put, n - put, OVL_OFFSET_CURRENT, NULL, &id),
+            OVL_OK);
         ovl_completion x = wait_id(r, id);
-        cr_assert_gt(x.result, 0, "write: %s os %d", ovl_strerror((int32_t)x.result),
-                     x.os_error);
+        cr_assert_gt(x.result, 0, "write: %s os %d", ovl_strerror((int32_t)x.result), x.os_error);
         put += (size_t)x.result;
     }
 }
@@ -266,11 +266,11 @@ typedef struct echo echo;
 typedef struct econn {
     echo *e;
     SOCKET s;
-    int id;          /* client: its index (the payload's seed); server: -1 */
-    bool eof_wait;   /* client: shut down, waiting for the server's EOF */
+    int id;        /* client: its index (the payload's seed); server: -1 */
+    bool eof_wait; /* client: shut down, waiting for the server's EOF */
     size_t sent, got;
-    size_t pend;     /* server: bytes of buf still to echo back */
-    size_t at;       /* server: offset in buf of the next echo write */
+    size_t pend; /* server: bytes of buf still to echo back */
+    size_t at;   /* server: offset in buf of the next echo write */
     uint8_t buf[CHUNK];
     ovl_addr peer;
 } econn;
@@ -311,21 +311,22 @@ static void client_write(econn *c)
      * its own payload window in buf while a write is in flight (reads only
      * start once every byte is written). */
     for (size_t i = 0; i < n; i++) c->buf[i] = pattern_at(c->sent + i, (unsigned)c->id);
-    esubmit(c->e, ovl_submit_write(c->e->port, (ovl_fd)c->s, c->buf, n, OVL_OFFSET_CURRENT, c,
-                                   NULL), "client write submit");
+    esubmit(c->e,
+            ovl_submit_write(c->e->port, (ovl_fd)c->s, c->buf, n, OVL_OFFSET_CURRENT, c, NULL),
+            "client write submit");
 }
 
 static void conn_read(econn *c)
 {
-    esubmit(c->e, ovl_submit_read(c->e->port, (ovl_fd)c->s, c->buf, CHUNK, OVL_OFFSET_CURRENT,
-                                  c, NULL), "read submit");
+    esubmit(c->e,
+            ovl_submit_read(c->e->port, (ovl_fd)c->s, c->buf, CHUNK, OVL_OFFSET_CURRENT, c, NULL),
+            "read submit");
 }
 
 static void start_accept(echo *e, econn *slot)
 {
     e->accepts_started++;
-    esubmit(e, ovl_submit_accept(e->port, (ovl_fd)e->l, &slot->peer, slot, NULL),
-            "accept submit");
+    esubmit(e, ovl_submit_accept(e->port, (ovl_fd)e->l, &slot->peer, slot, NULL), "accept submit");
 }
 
 static void echo_cb(const ovl_completion *items, size_t n, void *ud)
@@ -369,8 +370,10 @@ static void echo_cb(const ovl_completion *items, size_t n, void *ud)
                 c->at += (size_t)x->result;
                 c->pend -= (size_t)x->result;
                 if (c->pend)
-                    esubmit(e, ovl_submit_write(e->port, (ovl_fd)c->s, c->buf + c->at, c->pend,
-                                                OVL_OFFSET_CURRENT, c, NULL), "echo write");
+                    esubmit(e,
+                            ovl_submit_write(e->port, (ovl_fd)c->s, c->buf + c->at, c->pend,
+                                             OVL_OFFSET_CURRENT, c, NULL),
+                            "echo write");
                 else conn_read(c);
             }
             break;
@@ -387,8 +390,10 @@ static void echo_cb(const ovl_completion *items, size_t n, void *ud)
                 }
                 c->pend = (size_t)x->result;
                 c->at = 0;
-                esubmit(e, ovl_submit_write(e->port, (ovl_fd)c->s, c->buf, c->pend,
-                                            OVL_OFFSET_CURRENT, c, NULL), "echo write");
+                esubmit(e,
+                        ovl_submit_write(e->port, (ovl_fd)c->s, c->buf, c->pend, OVL_OFFSET_CURRENT,
+                                         c, NULL),
+                        "echo write");
                 break;
             }
             if (c->eof_wait) { /* client: the server closed after our EOF */
@@ -414,8 +419,7 @@ static void echo_cb(const ovl_completion *items, size_t n, void *ud)
             if (x->result != 0) efail(e, "shutdown", x->result);
             else conn_read(c);
             break;
-        default:
-            efail(e, "unexpected op", x->op);
+        default: efail(e, "unexpected op", x->op);
         }
     }
 }
@@ -508,18 +512,15 @@ Test(net, accept_times_out_then_accepts, .timeout = 30)
     cr_assert_eq(submit_req(p, OVL_OP_ACCEPT, (ovl_fd)l, &peer, 0, 100 * MS, NULL, &id), OVL_OK);
     ovl_completion x = wait_id(&r, id);
     double dt = now_s() - t0;
-    cr_assert_eq(x.result, OVL_ETIMEDOUT, "%s os %d", ovl_strerror((int32_t)x.result),
-                 x.os_error);
+    cr_assert_eq(x.result, OVL_ETIMEDOUT, "%s os %d", ovl_strerror((int32_t)x.result), x.os_error);
     cr_assert_geq(dt, 0.099, "timed out after %.3f s", dt);
     cr_assert_lt(dt, 10.0);
     /* The listener is unharmed: a timed accept that a client beats. */
     SOCKET c = tcp_socket(AF_INET);
     assoc_s(p, c);
-    cr_assert_eq(submit_req(p, OVL_OP_ACCEPT, (ovl_fd)l, &peer, 0, 10000 * MS, NULL, &id),
-                 OVL_OK);
+    cr_assert_eq(submit_req(p, OVL_OP_ACCEPT, (ovl_fd)l, &peer, 0, 10000 * MS, NULL, &id), OVL_OK);
     uint64_t cid;
-    cr_assert_eq(submit_req(p, OVL_OP_CONNECT, (ovl_fd)c, &at, 0, 10000 * MS, NULL, &cid),
-                 OVL_OK);
+    cr_assert_eq(submit_req(p, OVL_OP_CONNECT, (ovl_fd)c, &at, 0, 10000 * MS, NULL, &cid), OVL_OK);
     cr_assert_eq(wait_id(&r, cid).result, 0);
     x = wait_id(&r, id);
     cr_assert_geq(x.result, 0, "%s", ovl_strerror((int32_t)x.result));
@@ -548,8 +549,7 @@ Test(net, read_times_out_then_a_later_read_gets_all, .timeout = 30)
     double t0 = now_s();
     cr_assert_eq(ovl_submit(p, &rq, 1, NULL), OVL_OK);
     ovl_completion x = wait_id(&r, rq.id);
-    cr_assert_eq(x.result, OVL_ETIMEDOUT, "%s os %d", ovl_strerror((int32_t)x.result),
-                 x.os_error);
+    cr_assert_eq(x.result, OVL_ETIMEDOUT, "%s os %d", ovl_strerror((int32_t)x.result), x.os_error);
     cr_assert_geq(now_s() - t0, 0.079);
     /* The connection is intact and nothing was lost: what the peer sends
      * now is all there for the next read. */
@@ -729,8 +729,8 @@ Test(net, connect_times_out, .timeout = 30)
         cr_assert_eq(x.result, OVL_ETIMEDOUT, "%s os %d", ovl_strerror((int32_t)x.result),
                      x.os_error);
     else /* AFD refuses at once when the backlog is full */
-        cr_assert(x.result == OVL_ETIMEDOUT || x.result == OVL_ECONNREFUSED || x.result == 0,
-                  "%s", ovl_strerror((int32_t)x.result));
+        cr_assert(x.result == OVL_ETIMEDOUT || x.result == OVL_ECONNREFUSED || x.result == 0, "%s",
+                  ovl_strerror((int32_t)x.result));
     close_clean(p, &r);
     closesocket(c);
     for (int i = 0; i < 4; i++) closesocket(held[i]);
@@ -819,7 +819,8 @@ Test(net, timers_in_manual_mode, .timeout = 30)
     t0 = now_s();
     cr_assert_eq(ovl_poll(p, 30), 0);
     cr_assert_lt(now_s() - t0, 1.5);
-    while (ovl_poll(p, 1000) == 0) {}
+    while (ovl_poll(p, 1000) == 0) {
+    }
     cr_assert_eq(rec_one(&r, id).result, 0);
     /* Cancel, then close with one pending. */
     cr_assert_eq(ovl_submit_timer(p, 60000 * MS, NULL, &id), OVL_OK);
@@ -864,7 +865,8 @@ Test(net, cancel_and_close_with_accepts_connects_timers_in_flight, .timeout = 60
     cr_assert_eq(wait_id(&r, tim[0]).result, OVL_ECANCELED);
     for (int i = 0; i < NC / 2; i++) {
         int64_t v = wait_id(&r, con[i]).result;
-        if (on_wine()) cr_assert_eq(v, OVL_ECANCELED, "connect %d: %s", i, ovl_strerror((int32_t)v));
+        if (on_wine())
+            cr_assert_eq(v, OVL_ECANCELED, "connect %d: %s", i, ovl_strerror((int32_t)v));
         else cr_assert(v == OVL_ECANCELED || v == OVL_ECONNREFUSED || v == 0, "%lld", (long long)v);
     }
     /* The listener still works with accepts cancelled on it: one client
@@ -934,8 +936,9 @@ Test(net, cancelled_and_timed_out_accepts_leak_no_socket, .timeout = 60)
         if (round == 1) h0 = next_handle_value();
         uint64_t ids[PER];
         for (int i = 0; i < PER; i++)
-            cr_assert_eq(submit_req(p, OVL_OP_ACCEPT, (ovl_fd)l, NULL, 0,
-                                    (i % 2) ? 5 * MS : 0, NULL, &ids[i]), OVL_OK);
+            cr_assert_eq(submit_req(p, OVL_OP_ACCEPT, (ovl_fd)l, NULL, 0, (i % 2) ? 5 * MS : 0,
+                                    NULL, &ids[i]),
+                         OVL_OK);
         for (int i = 0; i < PER; i += 2) cr_assert_eq(ovl_cancel(p, ids[i]), OVL_OK);
         for (int i = 0; i < PER; i++) {
             int64_t v = wait_id(&r, ids[i]).result;
@@ -1015,8 +1018,7 @@ Test(net, peer_reset, .timeout = 30)
     /* Writing to the reset connection fails too. */
     cr_assert_eq(ovl_submit_write(p, (ovl_fd)c, "x", 1, OVL_OFFSET_CURRENT, NULL, &rid), OVL_OK);
     x = wait_id(&r, rid);
-    cr_assert(x.result == OVL_ECONNRESET || x.result == OVL_EPIPE ||
-                  x.result == OVL_ECONNABORTED,
+    cr_assert(x.result == OVL_ECONNRESET || x.result == OVL_EPIPE || x.result == OVL_ECONNABORTED,
               "%s os %d", ovl_strerror((int32_t)x.result), x.os_error);
     close_clean(p, &r);
     closesocket(c);
@@ -1036,11 +1038,11 @@ enum { DX_CHUNK = 64 * 1024, DX_TOTAL = 8 << 20, DX_ROUNDS = 4 };
 typedef struct duplex {
     ovl_port *port;
     SOCKET a, b;
-    const uint8_t *src;   /* DX_TOTAL bytes of pattern: A's write source */
-    size_t sent, got;     /* A: bytes written, bytes read back (checked) */
-    size_t chunk_end;     /* A: end of the chunk being written */
-    size_t wlen;          /* A: length of the write in flight */
-    size_t bpend, bat;    /* B: bytes of bbuf still to echo, from bat */
+    const uint8_t *src; /* DX_TOTAL bytes of pattern: A's write source */
+    size_t sent, got;   /* A: bytes written, bytes read back (checked) */
+    size_t chunk_end;   /* A: end of the chunk being written */
+    size_t wlen;        /* A: length of the write in flight */
+    size_t bpend, bat;  /* B: bytes of bbuf still to echo, from bat */
     bool a_shut, b_shut;
     uint64_t writes, short_writes, reads, b_writes;
     atomic_int failed;
@@ -1071,26 +1073,34 @@ static void dx_a_write(duplex *d)
     if (d->sent == d->chunk_end)
         d->chunk_end = d->sent + (DX_TOTAL - d->sent < DX_CHUNK ? DX_TOTAL - d->sent : DX_CHUNK);
     d->wlen = d->chunk_end - d->sent;
-    dx_submit(d, ovl_submit_write(d->port, (ovl_fd)d->a, d->src + d->sent, d->wlen,
-                                  OVL_OFFSET_CURRENT, &d->a, NULL), "A write");
+    dx_submit(d,
+              ovl_submit_write(d->port, (ovl_fd)d->a, d->src + d->sent, d->wlen, OVL_OFFSET_CURRENT,
+                               &d->a, NULL),
+              "A write");
 }
 
 static void dx_a_read(duplex *d)
 {
-    dx_submit(d, ovl_submit_read(d->port, (ovl_fd)d->a, d->rbuf, DX_CHUNK, OVL_OFFSET_CURRENT,
-                                 &d->a, NULL), "A read");
+    dx_submit(
+        d,
+        ovl_submit_read(d->port, (ovl_fd)d->a, d->rbuf, DX_CHUNK, OVL_OFFSET_CURRENT, &d->a, NULL),
+        "A read");
 }
 
 static void dx_b_read(duplex *d)
 {
-    dx_submit(d, ovl_submit_read(d->port, (ovl_fd)d->b, d->bbuf, DX_CHUNK, OVL_OFFSET_CURRENT,
-                                 &d->b, NULL), "B read");
+    dx_submit(
+        d,
+        ovl_submit_read(d->port, (ovl_fd)d->b, d->bbuf, DX_CHUNK, OVL_OFFSET_CURRENT, &d->b, NULL),
+        "B read");
 }
 
 static void dx_b_write(duplex *d)
 {
-    dx_submit(d, ovl_submit_write(d->port, (ovl_fd)d->b, d->bbuf + d->bat, d->bpend,
-                                  OVL_OFFSET_CURRENT, &d->b, NULL), "B write");
+    dx_submit(d,
+              ovl_submit_write(d->port, (ovl_fd)d->b, d->bbuf + d->bat, d->bpend,
+                               OVL_OFFSET_CURRENT, &d->b, NULL),
+              "B write");
 }
 
 static void dx_cb(const ovl_completion *items, size_t n, void *ud)
@@ -1122,8 +1132,8 @@ static void dx_cb(const ovl_completion *items, size_t n, void *ud)
             if (d->sent < DX_TOTAL) dx_a_write(d);
             else {
                 d->a_shut = true;
-                dx_submit(d, ovl_submit_shutdown(d->port, (ovl_fd)d->a, OVL_SHUT_WR, &d->a,
-                                                 NULL), "A shutdown");
+                dx_submit(d, ovl_submit_shutdown(d->port, (ovl_fd)d->a, OVL_SHUT_WR, &d->a, NULL),
+                          "A shutdown");
             }
         } else if (side_a) { /* A read: the next bytes of the pattern, in order */
             d->reads++;
@@ -1140,9 +1150,10 @@ static void dx_cb(const ovl_completion *items, size_t n, void *ud)
             if (memcmp(d->rbuf, d->src + d->got, r) != 0) {
                 size_t k = 0;
                 while (d->rbuf[k] == d->src[d->got + k]) k++;
-                dx_fail(d, "A read %llu (%zu bytes at %zu): first wrong byte at stream offset "
-                        "%zu (%zu bytes written so far)", (unsigned long long)d->reads, r, d->got,
-                        d->got + k, d->sent);
+                dx_fail(d,
+                        "A read %llu (%zu bytes at %zu): first wrong byte at stream offset "
+                        "%zu (%zu bytes written so far)",
+                        (unsigned long long)d->reads, r, d->got, d->got + k, d->sent);
                 continue;
             }
             d->got += r;
@@ -1150,8 +1161,8 @@ static void dx_cb(const ovl_completion *items, size_t n, void *ud)
         } else if (x->op == OVL_OP_READ) { /* B: echo it, or pass the EOF on */
             if (x->result == 0) {
                 d->b_shut = true;
-                dx_submit(d, ovl_submit_shutdown(d->port, (ovl_fd)d->b, OVL_SHUT_WR, &d->b,
-                                                 NULL), "B shutdown");
+                dx_submit(d, ovl_submit_shutdown(d->port, (ovl_fd)d->b, OVL_SHUT_WR, &d->b, NULL),
+                          "B shutdown");
                 continue;
             }
             d->bpend = (size_t)x->result;
@@ -1287,8 +1298,8 @@ Test(net, bad_input, .timeout = 30)
     ovl_fd file = (ovl_fd)(uintptr_t)(HANDLE)(intptr_t)fd;
     cr_assert_eq(ovl_submit_accept(p, file, NULL, NULL, &id), OVL_OK);
     x = wait_id(&r, id);
-    cr_assert_eq(x.result, OVL_EBADF, "accept on a file: %s os %d",
-                 ovl_strerror((int32_t)x.result), x.os_error);
+    cr_assert_eq(x.result, OVL_EBADF, "accept on a file: %s os %d", ovl_strerror((int32_t)x.result),
+                 x.os_error);
     cr_assert_eq(ovl_submit_connect(p, file, &a, NULL, &id), OVL_OK);
     x = wait_id(&r, id);
     cr_assert_eq(x.result, OVL_EBADF, "connect on a file: %s os %d",

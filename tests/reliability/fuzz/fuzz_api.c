@@ -5,7 +5,7 @@
  * stale), the documented error codes for bad input, and no crash (run it
  * under ASan/UBSan). The backend comes from OVL_BACKEND. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#  define _GNU_SOURCE
 #endif
 #include <ovl.h>
 
@@ -21,14 +21,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "fuzz_api: %s:%d: check failed: %s\n", __FILE__, \
-                    __LINE__, #cond);                                        \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "fuzz_api: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);           \
+      abort();                                                                                     \
+    }                                                                                              \
+  } while (0)
 
 #define MAXOPS 512
 #define BUFSZ 4096
@@ -41,7 +40,7 @@ static int data_fd = -1, write_fd = -1, pipe_fd[2] = {-1, -1}, sock_fd[2] = {-1,
 
 typedef struct rec {
     uint64_t id;
-    int state;      /* 0 unused, 1 in flight, 2 delivered */
+    int state; /* 0 unused, 1 in flight, 2 delivered */
     uint32_t op;
     int fd;
     int64_t offset;
@@ -75,8 +74,7 @@ static void on_batch(const ovl_completion *it, size_t n, void *ud)
         CHECK(it[i].op == r->op);
         if (r->op == OVL_OP_POST) {
             CHECK(it[i].result == r->post_value);
-        } else if (it[i].result > 0 && r->op == OVL_OP_READ && r->fd == data_fd &&
-                   r->offset >= 0) {
+        } else if (it[i].result > 0 && r->op == OVL_OP_READ && r->fd == data_fd && r->offset >= 0) {
             CHECK(r->offset + it[i].result <= DATA_SIZE);
             for (int64_t j = 0; j < it[i].result; j++)
                 CHECK(r->buf[j] == data_byte((uint64_t)(r->offset + j)));
@@ -147,8 +145,8 @@ static ovl_fd pick_fd(in *s, bool *valid_stream)
     case 3: *valid_stream = true; return (ovl_fd)pipe_fd[1];
     case 4: *valid_stream = true; return (ovl_fd)sock_fd[0];
     case 5: *valid_stream = true; return (ovl_fd)sock_fd[1];
-    case 6: return (ovl_fd)1000000;         /* plausible, not open: EBADF completion */
-    case 7: return (ovl_fd)0x80000000u;     /* never an fd: EBADF at submit */
+    case 6: return (ovl_fd)1000000;     /* plausible, not open: EBADF completion */
+    case 7: return (ovl_fd)0x80000000u; /* never an fd: EBADF at submit */
     case 8: return UINT64_MAX;
     default: return (ovl_fd)data_fd;
     }
@@ -236,15 +234,9 @@ static void do_submit(run *R, in *s, uint32_t op)
      * manual mode, where no callback runs concurrently anyway. */
     pthread_mutex_lock(&R->mu);
     switch (op) {
-    case OVL_OP_READ:
-        rc = ovl_submit_read(R->port, fd, r->buf, l, off, r, &id);
-        break;
-    case OVL_OP_WRITE:
-        rc = ovl_submit_write(R->port, fd, r->buf, l, off, r, &id);
-        break;
-    default:
-        rc = ovl_submit_fsync(R->port, fd, u8(s) % 4, r, &id);
-        break;
+    case OVL_OP_READ: rc = ovl_submit_read(R->port, fd, r->buf, l, off, r, &id); break;
+    case OVL_OP_WRITE: rc = ovl_submit_write(R->port, fd, r->buf, l, off, r, &id); break;
+    default: rc = ovl_submit_fsync(R->port, fd, u8(s) % 4, r, &id); break;
     }
     if (rc == OVL_OK) r->id = id;
     pthread_mutex_unlock(&R->mu);
@@ -271,7 +263,7 @@ static void do_batch(run *R, in *s)
         if (!r) break;
         bool stream;
         uint32_t op = 1 + u8(s) % 5; /* includes POST, and 5: invalid */
-        if (op == 5) op = 99; /* 5 and up are connection ops now: not fuzzed here */
+        if (op == 5) op = 99;        /* 5 and up are connection ops now: not fuzzed here */
         ovl_fd fd = pick_fd(s, &stream);
         if (op != OVL_OP_READ && fd == (ovl_fd)data_fd) fd = (ovl_fd)write_fd;
         uint64_t len = pick_len(s);
@@ -282,8 +274,8 @@ static void do_batch(run *R, in *s)
         r->buf = malloc(BUFSZ);
         r->state = 1;
         rs[m] = r;
-        q[m] = (ovl_request){op, u8(s) % 3 == 0 ? u8(s) : 0, fd, r->buf, len,
-                             r->offset, r, 0xdead, 0};
+        q[m] =
+            (ovl_request){op, u8(s) % 3 == 0 ? u8(s) : 0, fd, r->buf, len, r->offset, r, 0xdead, 0};
         if (op == OVL_OP_POST && (u8(s) & 1)) {
             /* A well-formed batch post: the value travels in offset. */
             r->post_value = r->offset;
@@ -301,8 +293,7 @@ static void do_batch(run *R, in *s)
     for (size_t i = 0; i < m; i++) {
         if (i < done) {
             CHECK(rs[i]->op == OVL_OP_READ || rs[i]->op == OVL_OP_WRITE ||
-                  rs[i]->op == OVL_OP_FSYNC ||
-                  (rs[i]->op == OVL_OP_POST && q[i].buf == NULL));
+                  rs[i]->op == OVL_OP_FSYNC || (rs[i]->op == OVL_OP_POST && q[i].buf == NULL));
             account(R, rs[i], OVL_OK, q[i].id);
         } else {
             CHECK(q[i].id == 0);
@@ -345,8 +336,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (s.n && steps++ < 256) {
         uint8_t cmd = u8(&s);
         switch (cmd % 16) {
-        case 0: case 1: case 2: do_submit(R, &s, OVL_OP_READ); break;
-        case 3: case 4: do_submit(R, &s, OVL_OP_WRITE); break;
+        case 0:
+        case 1:
+        case 2: do_submit(R, &s, OVL_OP_READ); break;
+        case 3:
+        case 4: do_submit(R, &s, OVL_OP_WRITE); break;
         case 5: do_submit(R, &s, OVL_OP_FSYNC); break;
         case 6: {
             rec *r = new_rec(R);
@@ -374,15 +368,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 8: do_batch(R, &s); break;
-        case 9:
-        {
+        case 9: {
             int32_t t = u8(&s) % 3 == 0 ? 1 : 0;
             rc = ovl_poll(R->port, t);
             if (R->closed) CHECK(rc == OVL_ECLOSED); /* closed comes first */
             else if (!R->manual && t) CHECK(rc == OVL_EMODE);
             else CHECK(rc >= 0);
-        }
-            break;
+        } break;
         case 10: { /* feed / drain the streams so parked ops can finish */
             uint8_t b[256];
             memset(b, u8(&s), sizeof b);
@@ -404,8 +396,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             case 1: /* the fuzzer's fds stay open for the whole run */
                 rc = ovl_register_fd(R->port, fd);
-                CHECK(rc == OVL_OK || rc == OVL_EBADF || rc == OVL_EINVAL ||
-                      rc == OVL_ENOSPC || rc == OVL_ECLOSED);
+                CHECK(rc == OVL_OK || rc == OVL_EBADF || rc == OVL_EINVAL || rc == OVL_ENOSPC ||
+                      rc == OVL_ECLOSED);
                 break;
             default:
                 rc = ovl_unregister_fd(R->port, fd);
@@ -442,8 +434,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         default:
-            CHECK(ovl_set_callback(R->port, on_batch, R) ==
-                  (R->closed ? OVL_ECLOSED : OVL_OK));
+            CHECK(ovl_set_callback(R->port, on_batch, R) == (R->closed ? OVL_ECLOSED : OVL_OK));
             break;
         }
     }
