@@ -101,7 +101,7 @@ pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32, shar
             // Counted under the slot lock, so the future (which uncounts
             // under it) never sees its own wake uncounted.
             s.woken = true;
-            shared.woken_add();
+            shared.sq.woken_add();
         }
         w
     };
@@ -169,7 +169,7 @@ fn consume(shared: &Shared, s: &mut Slot) -> Option<(i64, i32)> {
     let done = s.done;
     if done.is_some() && s.woken {
         s.woken = false;
-        shared.woken_sub();
+        shared.sq.woken_sub();
     }
     done
 }
@@ -304,7 +304,7 @@ impl<B: Send + 'static> OpFuture<B> {
         }
     }
 
-    /// Put the op in the port's queue (see `Shared::queue`).
+    /// Put the op in the port's queue (see `SubmitQ::queue`).
     fn enqueue(&mut self) {
         let op = match std::mem::replace(&mut self.state, State::Done) {
             State::Unsubmitted(op) => op,
@@ -332,7 +332,7 @@ impl<B: Send + 'static> OpFuture<B> {
             id: 0,
             timeout_ns: 0,
         };
-        self.port.shared().enqueue(req, op.clone());
+        self.port.shared().sq.enqueue(req, op.clone());
         self.state = State::Queued(op);
     }
 
@@ -361,7 +361,7 @@ impl<B: Send + 'static> OpFuture<B> {
         let shared = self.port.shared();
         let raw = self.port.as_raw();
         loop {
-            let gen = shared.generation();
+            let gen = shared.sq.generation();
             // SAFETY: the library holds no reference to this op (never
             // submitted, or the last submit failed), so we are the only
             // party touching the buffer.
@@ -370,7 +370,7 @@ impl<B: Send + 'static> OpFuture<B> {
                 None => unreachable!("buffer missing before submit"),
             };
             let ctx = Arc::into_raw(op.clone()) as *mut c_void;
-            shared.begin_submit();
+            shared.sq.begin_submit();
             let mut id = 0u64;
             // SAFETY: ptr/len describe the op's buffer, which stays put and
             // untouched until the completion (the library's reference keeps
@@ -402,14 +402,14 @@ impl<B: Send + 'static> OpFuture<B> {
                 self.state = State::InFlight { op, id };
                 return Ok(true);
             }
-            shared.submit_failed();
+            shared.sq.submit_failed();
             // SAFETY: a failed submit produces no completion, so the
             // reference we gave the library comes straight back.
             unsafe { release::<B>(ctx as *const Header) };
             if rc != sys::OVL_EQUEUEFULL {
                 return Err(Error::new(rc, 0));
             }
-            if !shared.wait_for_room(cx, gen, self.port.queue_depth()) {
+            if !shared.sq.wait_for_room(cx, gen, self.port.queue_depth()) {
                 return Ok(false);
             }
         }
@@ -450,7 +450,7 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                     // when several tasks each resolve op after op at once
                     // (their completions taken inline, nobody ever woken),
                     // this is what lets them meet in one batch.
-                    if over_budget || shared.should_queue() {
+                    if over_budget || (shared.batching() && shared.sq.should_queue()) {
                         // Yield: the woken tasks submit theirs meanwhile,
                         // and the first poll among them (ours at the
                         // latest) submits them all.
@@ -499,8 +499,8 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                     }
                     // Still queued: submit the queue (ours included).
                     let shared = this.port.shared();
-                    let gen = shared.generation();
-                    let (rc, n) = match shared.flush(this.port.as_raw()) {
+                    let gen = shared.sq.generation();
+                    let (rc, n) = match shared.sq.flush(this.port.as_raw()) {
                         Some(r) => r,
                         None => {
                             // Another thread is flushing, perhaps our
@@ -532,7 +532,7 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                     // Left in the queue: it is full (rc OVL_EQUEUEFULL).
                     debug_assert_eq!(rc, sys::OVL_EQUEUEFULL);
                     STREAK.with(|s| s.set(0));
-                    if shared.wait_for_room(cx, gen, this.port.queue_depth()) {
+                    if shared.sq.wait_for_room(cx, gen, this.port.queue_depth()) {
                         continue;
                     }
                     // The task may have changed since the op was queued:
@@ -581,7 +581,7 @@ impl<B: Send + 'static> Drop for OpFuture<B> {
             State::InFlight { op, id } => (op, *id),
             State::Queued(op) => {
                 let ctx = Arc::as_ptr(op) as *mut c_void;
-                if let Some(guard) = self.port.shared().dequeue(ctx) {
+                if let Some(guard) = self.port.shared().sq.dequeue(ctx) {
                     // Never submitted: the queue's reference comes back.
                     // SAFETY: that reference, not used again.
                     unsafe { release::<B>(ctx as *const Header) };
@@ -600,7 +600,7 @@ impl<B: Send + 'static> Drop for OpFuture<B> {
             let mut s = lock(&op.hdr.slot);
             if s.woken {
                 s.woken = false;
-                self.port.shared().woken_sub();
+                self.port.shared().sq.woken_sub();
             }
             (s.done.is_none(), s.waker.take())
         };
