@@ -34,7 +34,8 @@ use std::task::{Context, Poll, Waker};
 
 use ovl_sys as sys;
 
-use crate::port::{lock, Shared};
+use crate::port::lock;
+use crate::submitq::SubmitQ;
 use crate::{Error, Port};
 
 /// Keeps a handle's owner (and so the fd) alive until every op on it has
@@ -91,7 +92,7 @@ unsafe fn release<B>(p: *const Header) {
 /// # Safety
 /// `ctx` must be a reference handed to the library by a successful submit
 /// whose completion this is (so it is delivered exactly once).
-pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32, shared: &Shared) {
+pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32, sq: &SubmitQ) {
     let hdr = ctx as *const Header;
     let waker = {
         let mut s = lock(&(*hdr).slot);
@@ -101,7 +102,7 @@ pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32, shar
             // Counted under the slot lock, so the future (which uncounts
             // under it) never sees its own wake uncounted.
             s.woken = true;
-            shared.sq.woken_add();
+            sq.woken_add();
         }
         w
     };
@@ -165,11 +166,11 @@ pub(crate) unsafe fn release_ctx(ctx: *mut c_void) {
 
 /// The result, if it is in; then the wake that delivered it (if any) is
 /// uncounted: the caller resolves the future with it.
-fn consume(shared: &Shared, s: &mut Slot) -> Option<(i64, i32)> {
+fn consume(sq: &SubmitQ, s: &mut Slot) -> Option<(i64, i32)> {
     let done = s.done;
     if done.is_some() && s.woken {
         s.woken = false;
-        shared.sq.woken_sub();
+        sq.woken_sub();
     }
     done
 }
@@ -332,7 +333,7 @@ impl<B: Send + 'static> OpFuture<B> {
             id: 0,
             timeout_ns: 0,
         };
-        self.port.shared().sq.enqueue(req, op.clone());
+        self.port.submitq().enqueue(req, op.clone());
         self.state = State::Queued(op);
     }
 
@@ -358,10 +359,10 @@ impl<B: Send + 'static> OpFuture<B> {
             State::Unsubmitted(op) => op.clone(),
             _ => unreachable!("submit in a state other than Unsubmitted"),
         };
-        let shared = self.port.shared();
+        let sq = self.port.submitq();
         let raw = self.port.as_raw();
         loop {
-            let gen = shared.sq.generation();
+            let gen = sq.generation();
             // SAFETY: the library holds no reference to this op (never
             // submitted, or the last submit failed), so we are the only
             // party touching the buffer.
@@ -370,7 +371,7 @@ impl<B: Send + 'static> OpFuture<B> {
                 None => unreachable!("buffer missing before submit"),
             };
             let ctx = Arc::into_raw(op.clone()) as *mut c_void;
-            shared.sq.begin_submit();
+            sq.begin_submit();
             let mut id = 0u64;
             // SAFETY: ptr/len describe the op's buffer, which stays put and
             // untouched until the completion (the library's reference keeps
@@ -402,14 +403,14 @@ impl<B: Send + 'static> OpFuture<B> {
                 self.state = State::InFlight { op, id };
                 return Ok(true);
             }
-            shared.sq.submit_failed();
+            sq.submit_failed();
             // SAFETY: a failed submit produces no completion, so the
             // reference we gave the library comes straight back.
             unsafe { release::<B>(ctx as *const Header) };
             if rc != sys::OVL_EQUEUEFULL {
                 return Err(Error::new(rc, 0));
             }
-            if !shared.sq.wait_for_room(cx, gen, self.port.queue_depth()) {
+            if !sq.wait_for_room(cx, gen, self.port.queue_depth()) {
                 return Ok(false);
             }
         }
@@ -438,9 +439,9 @@ impl<B: Send + 'static> Future for OpFuture<B> {
         loop {
             match &this.state {
                 State::Unsubmitted(_) => {
-                    let shared = this.port.shared();
+                    let sq = this.port.submitq();
                     let over_budget = STREAK.with(|s| s.get()) >= BUDGET;
-                    if over_budget && !shared.batching() {
+                    if over_budget && !this.port.caps().uring {
                         // Yield before submitting; the next poll submits.
                         STREAK.with(|s| s.set(0));
                         cx.waker().wake_by_ref();
@@ -450,7 +451,7 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                     // when several tasks each resolve op after op at once
                     // (their completions taken inline, nobody ever woken),
                     // this is what lets them meet in one batch.
-                    if over_budget || (shared.batching() && shared.sq.should_queue()) {
+                    if over_budget || (this.port.caps().uring && sq.should_queue()) {
                         // Yield: the woken tasks submit theirs meanwhile,
                         // and the first poll among them (ours at the
                         // latest) submits them all.
@@ -469,7 +470,7 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                             submitted_now = true;
                             // Take what is ready on this thread; our own
                             // completion finds no waker, so no wake-up.
-                            this.port.shared().poll_inline(this.port.as_raw());
+                            this.port.poll_inline();
                         }
                         Ok(false) => {
                             STREAK.with(|s| s.set(0));
@@ -484,7 +485,7 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                     }
                 }
                 State::Queued(op) => {
-                    let done = consume(this.port.shared(), &mut lock(&op.hdr.slot));
+                    let done = consume(this.port.submitq(), &mut lock(&op.hdr.slot));
                     if let Some(done) = done {
                         // A flush (perhaps on another thread) that is still
                         // recording the batch's ids holds its own reference
@@ -498,9 +499,9 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                         continue;
                     }
                     // Still queued: submit the queue (ours included).
-                    let shared = this.port.shared();
-                    let gen = shared.sq.generation();
-                    let (rc, n) = match shared.sq.flush(this.port.as_raw()) {
+                    let sq = this.port.submitq();
+                    let gen = sq.generation();
+                    let (rc, n) = match sq.flush(this.port.as_raw()) {
                         Some(r) => r,
                         None => {
                             // Another thread is flushing, perhaps our
@@ -523,7 +524,7 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                         }
                     };
                     if n > 0 {
-                        shared.poll_inline(this.port.as_raw());
+                        this.port.poll_inline();
                     }
                     if op.hdr.id.load(SeqCst) != 0 || lock(&op.hdr.slot).done.is_some() {
                         submitted_now = true;
@@ -532,7 +533,7 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                     // Left in the queue: it is full (rc OVL_EQUEUEFULL).
                     debug_assert_eq!(rc, sys::OVL_EQUEUEFULL);
                     STREAK.with(|s| s.set(0));
-                    if shared.sq.wait_for_room(cx, gen, this.port.queue_depth()) {
+                    if sq.wait_for_room(cx, gen, this.port.queue_depth()) {
                         continue;
                     }
                     // The task may have changed since the op was queued:
@@ -549,7 +550,7 @@ impl<B: Send + 'static> Future for OpFuture<B> {
                 }
                 State::InFlight { op, .. } => {
                     let mut s = lock(&op.hdr.slot);
-                    if let Some(done) = consume(this.port.shared(), &mut s) {
+                    if let Some(done) = consume(this.port.submitq(), &mut s) {
                         drop(s);
                         if submitted_now {
                             STREAK.with(|c| c.set(c.get() + 1));
@@ -581,7 +582,7 @@ impl<B: Send + 'static> Drop for OpFuture<B> {
             State::InFlight { op, id } => (op, *id),
             State::Queued(op) => {
                 let ctx = Arc::as_ptr(op) as *mut c_void;
-                if let Some(guard) = self.port.shared().sq.dequeue(ctx) {
+                if let Some(guard) = self.port.submitq().dequeue(ctx) {
                     // Never submitted: the queue's reference comes back.
                     // SAFETY: that reference, not used again.
                     unsafe { release::<B>(ctx as *const Header) };
@@ -600,7 +601,7 @@ impl<B: Send + 'static> Drop for OpFuture<B> {
             let mut s = lock(&op.hdr.slot);
             if s.woken {
                 s.woken = false;
-                self.port.shared().sq.woken_sub();
+                self.port.submitq().woken_sub();
             }
             (s.done.is_none(), s.waker.take())
         };

@@ -3,7 +3,6 @@
 use std::ffi::CStr;
 use std::os::raw::c_void;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::time::Duration;
@@ -157,9 +156,10 @@ impl Builder {
     /// poll that submitted it and no other thread is woken at all. The
     /// futures need no care from you either way (their wakers may run on
     /// the polling thread, as they already may with
-    /// [`Port::inline_delivery`]); `false` gives the port of older
-    /// versions, whose completion thread sleeps in the kernel and is woken
-    /// for every completion.
+    /// [`Port::inline_delivery`]). With `false` the completion thread
+    /// sleeps in the kernel and is woken for every completion; the futures
+    /// still take what is ready right after their submit themselves
+    /// (`ovl_poll(port, 0)`).
     pub fn inline(mut self, yes: bool) -> Builder {
         self.inline = yes;
         self
@@ -167,146 +167,121 @@ impl Builder {
 
     /// Create the port.
     pub fn build(self) -> Result<Port, Error> {
-        let shared = Box::into_raw(Box::new(Shared {
-            sq: SubmitQ::new(),
-            inline: AtomicBool::new(false),
-            core_inline: AtomicBool::new(false),
-            batch: AtomicBool::new(false),
-        }));
-        let create = |flags: u32| -> (i32, *mut sys::ovl_port, u32) {
-            // SAFETY: zeroed is a valid ovl_port_config (integers, a None
-            // callback, a null pointer); init then fills the defaults.
-            let mut cfg: sys::ovl_port_config = unsafe { std::mem::zeroed() };
-            let size = std::mem::size_of::<sys::ovl_port_config>() as u32;
-            let mut raw = ptr::null_mut();
-            // SAFETY: cfg and raw are valid out-pointers; `shared` outlives
-            // the port: it is freed only after ovl_close_port returned.
-            let rc = unsafe {
-                let rc = sys::ovl_port_config_init(&mut cfg, size);
-                if rc == sys::OVL_OK {
-                    cfg.queue_depth = self.queue_depth;
-                    cfg.backend = self.backend.raw();
-                    cfg.threads = self.threads;
-                    cfg.spin_usec = self.spin_usec;
-                    cfg.flags = flags;
-                    cfg.callback = Some(on_batch);
-                    cfg.userdata = shared as *mut c_void;
-                    sys::ovl_create_port(&cfg, &mut raw)
-                } else {
-                    rc
-                }
-            };
-            (rc, raw, cfg.queue_depth)
-        };
-        let is_uring = |raw: *mut sys::ovl_port| {
-            // SAFETY: raw is a live port (a static string back).
-            unsafe { CStr::from_ptr(sys::ovl_backend_name(raw)) }.to_bytes() == b"uring"
-        };
-        // (A port that asks for the threads or IOCP backend by name never
-        // gets the flag; Auto resolves to io_uring where it can.)
+        let sq = Box::into_raw(Box::new(SubmitQ::new()));
+        match self.create(sq) {
+            Ok((raw, depth, caps)) => Ok(Port {
+                inner: Arc::new(PortInner {
+                    raw,
+                    sq,
+                    depth,
+                    manual: self.manual,
+                    caps,
+                }),
+            }),
+            Err(rc) => {
+                // SAFETY: no port was created, so nothing else refers to it.
+                drop(unsafe { Box::from_raw(sq) });
+                Err(Error::new(rc, 0))
+            }
+        }
+    }
+
+    /// Create the C port, its callback bound to `sq`, and decide what it
+    /// can do: its handle, its queue depth and its capabilities.
+    fn create(&self, sq: *mut SubmitQ) -> Result<(*mut sys::ovl_port, u32, Caps), i32> {
+        // OVL_PORT_INLINE pays on io_uring only: elsewhere the completion
+        // thread holds delivery while it waits, so the submitter's
+        // ovl_poll would mostly find it busy. A port that names another
+        // backend never asks for it; Auto resolves to io_uring where it
+        // can, but which backend it got (OVL_BACKEND, the host) is known
+        // only once the port exists.
         let want_inline =
             self.inline && !self.manual && matches!(self.backend, Backend::Auto | Backend::Uring);
-        let (mut rc, mut raw, mut depth) = create(if self.manual {
+        let mut flags = if self.manual {
             sys::OVL_PORT_MANUAL
         } else if want_inline {
             sys::OVL_PORT_INLINE
         } else {
             0
-        });
-        let mut core_inline = want_inline && rc == sys::OVL_OK;
-        if core_inline && !is_uring(raw) {
-            // OVL_PORT_INLINE pays on io_uring only (elsewhere the
-            // completion thread holds delivery while it waits, so the
-            // submitter's ovl_poll would mostly find it busy). The backend
-            // is known only now (OVL_BACKEND, the host): start again
-            // without. Nothing was submitted, so no callback can run.
+        };
+        let (mut raw, mut depth) = self.create_raw(sq, flags)?;
+        let mut uring = backend_is_uring(raw);
+        if flags == sys::OVL_PORT_INLINE && !uring {
+            // Auto ended elsewhere: start again without the flag. Nothing
+            // was submitted, so no callback can have run.
             // SAFETY: our port, unused.
             unsafe { sys::ovl_close_port(raw) };
-            core_inline = false;
-            (rc, raw, depth) = create(0);
-        } else if want_inline && rc == sys::OVL_EINVAL {
-            // A library before OVL_PORT_INLINE refuses the flag.
-            (rc, raw, depth) = create(0);
+            flags = 0;
+            (raw, depth) = self.create_raw(sq, flags)?;
+            uring = backend_is_uring(raw);
         }
-        if rc != sys::OVL_OK {
-            // SAFETY: no port was created, so nothing else refers to it.
-            drop(unsafe { Box::from_raw(shared) });
-            return Err(Error::new(rc, 0));
-        }
-        let uring = is_uring(raw);
-        // SAFETY: shared lives as long as the port.
-        unsafe { (*shared).core_inline.store(core_inline, SeqCst) };
-        // Batching saves system calls on io_uring only (one io_uring_enter
-        // for the batch); on the threads backend the delay before a queued
-        // op is submitted costs more than the lock it saves.
-        // SAFETY: shared lives as long as the port.
-        unsafe { (*shared).batch.store(uring, SeqCst) };
-        if !self.manual && uring {
-            // Can this thread take completions itself (ovl_poll(p, 0) on a
-            // port with a completion thread)? Libraries before that change
-            // answer OVL_EMODE; then futures always wait for the completion
-            // thread. Nothing is in flight yet, so this delivers nothing.
-            // (The threads and IOCP completion threads hold delivery while
-            // they wait: there the call would only ever find it busy.)
-            // SAFETY: raw is the port just created; shared lives as long.
-            unsafe {
-                let ok = sys::ovl_poll(raw, 0) >= 0;
-                (*shared).inline.store(ok, SeqCst);
+        let core_inline = flags == sys::OVL_PORT_INLINE;
+        let caps = Caps {
+            uring,
+            core_inline,
+            poll_inline: uring && !self.manual && !core_inline,
+        };
+        Ok((raw, depth, caps))
+    }
+
+    /// `ovl_create_port` with this builder's options and `flags`: the
+    /// port and its queue depth, or the library's error code.
+    fn create_raw(&self, sq: *mut SubmitQ, flags: u32) -> Result<(*mut sys::ovl_port, u32), i32> {
+        // SAFETY: zeroed is a valid ovl_port_config (integers, a None
+        // callback, a null pointer); init then fills the defaults.
+        let mut cfg: sys::ovl_port_config = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<sys::ovl_port_config>() as u32;
+        let mut raw = ptr::null_mut();
+        // SAFETY: cfg and raw are valid out-pointers; `sq` outlives the
+        // port: it is freed only after ovl_close_port returned.
+        let rc = unsafe {
+            let rc = sys::ovl_port_config_init(&mut cfg, size);
+            if rc == sys::OVL_OK {
+                cfg.queue_depth = self.queue_depth;
+                cfg.backend = self.backend.raw();
+                cfg.threads = self.threads;
+                cfg.spin_usec = self.spin_usec;
+                cfg.flags = flags;
+                cfg.callback = Some(on_batch);
+                cfg.userdata = sq as *mut c_void;
+                sys::ovl_create_port(&cfg, &mut raw)
+            } else {
+                rc
             }
+        };
+        if rc == sys::OVL_OK {
+            Ok((raw, cfg.queue_depth))
+        } else {
+            Err(rc)
         }
-        Ok(Port {
-            inner: Arc::new(PortInner {
-                raw,
-                shared,
-                depth,
-                manual: self.manual,
-            }),
-        })
     }
 }
 
-/// What the completion callback shares with the futures: the submit queue,
-/// and what the port can do.
-pub(crate) struct Shared {
-    /// Back-pressure and batching (see submitq.rs).
-    pub(crate) sq: SubmitQ,
-    /// The port was created with `OVL_PORT_INLINE`: the library itself
-    /// delivers what completed inside a submit, on the submitting thread.
-    core_inline: AtomicBool,
-    /// `ovl_poll(p, 0)` works on this (threaded, io_uring) port: a
-    /// submitter can take the completions that are ready on its own thread.
-    inline: AtomicBool,
-    /// New ops may wait in `queue` to be submitted together (io_uring).
-    batch: AtomicBool,
+fn backend_is_uring(raw: *mut sys::ovl_port) -> bool {
+    // SAFETY: raw is a live port (a static string back).
+    unsafe { CStr::from_ptr(sys::ovl_backend_name(raw)) }.to_bytes() == b"uring"
 }
 
-impl Shared {
-    pub(crate) fn batching(&self) -> bool {
-        self.batch.load(SeqCst)
-    }
-
-    pub(crate) fn inline(&self) -> bool {
-        self.inline.load(SeqCst)
-    }
-
-    /// After a submit: deliver, on this thread, the completions that are
-    /// ready now (`ovl_poll(p, 0)`), if the port allows it, the library
-    /// did not just do so inside the submit (`OVL_PORT_INLINE`), and no
-    /// other thread is delivering. Must be called with no lock held that
-    /// the callback or a waker may take.
-    pub(crate) fn poll_inline(&self, raw: *mut sys::ovl_port) {
-        if !self.inline() || self.core_inline.load(SeqCst) {
-            return;
-        }
-        // SAFETY: raw is a live port handle (the caller holds a Port).
-        let rc = unsafe { sys::ovl_poll(raw, 0) };
-        if rc == sys::OVL_EMODE {
-            self.inline.store(false, SeqCst);
-        }
-        // OVL_EDEADLK (polled from inside this port's callback, by a waker
-        // that polls): nothing delivered, the completion thread will.
-        // OVL_ECLOSED: close delivers everything itself.
-    }
+/// What a port can do, decided once when it is built (the binding ships
+/// with the library it is built against, so nothing is probed later).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Caps {
+    /// The backend is io_uring. Then ops made alone may wait in the submit
+    /// queue to be submitted together (one `io_uring_enter` for the batch;
+    /// on the threads backend the delay before a queued op is submitted
+    /// costs more than the lock it saves), and owned handles are
+    /// registered as fixed files.
+    pub(crate) uring: bool,
+    /// The port was created with `OVL_PORT_INLINE` (io_uring, a completion
+    /// thread): the library itself delivers, on the submitting thread,
+    /// what completed inside a submit.
+    pub(crate) core_inline: bool,
+    /// The futures take the completions that are ready right after their
+    /// submit with `ovl_poll(port, 0)`: an io_uring port with a completion
+    /// thread but without `OVL_PORT_INLINE`. (The threads and IOCP
+    /// completion threads hold delivery while they wait: there the call
+    /// would mostly find it busy.)
+    pub(crate) poll_inline: bool,
 }
 
 /// The registered C callback: one call per batch of completions, on the
@@ -317,18 +292,18 @@ unsafe extern "C" fn on_batch(items: *const sys::ovl_completion, n: usize, userd
     // Unwinding into C is undefined behaviour: a panic here (a waker that
     // panics) ends the process instead.
     let r = panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: userdata is the port's Shared, alive until close returned;
-        // items/n describe a batch borrowed for this call.
-        let shared = &*(userdata as *const Shared);
+        // SAFETY: userdata is the port's SubmitQ, alive until close
+        // returned; items/n describe a batch borrowed for this call.
+        let sq = &*(userdata as *const SubmitQ);
         let items = slice::from_raw_parts(items, n);
         let mut ours = 0;
         for c in items {
             if c.op != sys::OVL_OP_POST && !c.ctx.is_null() {
-                crate::op::complete(c.ctx, c.result, c.os_error, shared);
+                crate::op::complete(c.ctx, c.result, c.os_error, sq);
                 ours += 1;
             }
         }
-        shared.sq.after_batch(ours);
+        sq.after_batch(ours);
     }));
     if r.is_err() {
         std::process::abort();
@@ -337,30 +312,32 @@ unsafe extern "C" fn on_batch(items: *const sys::ovl_completion, n: usize, userd
 
 pub(crate) struct PortInner {
     raw: *mut sys::ovl_port,
-    shared: *mut Shared,
+    /// What the callback shares with the futures.
+    sq: *mut SubmitQ,
     depth: u32,
     manual: bool,
+    caps: Caps,
 }
 
 // SAFETY: the C port is thread-safe (any thread may submit, cancel, poll
-// and close); Shared is Sync.
+// and close); SubmitQ is Sync.
 unsafe impl Send for PortInner {}
 unsafe impl Sync for PortInner {}
 
-struct SendPtrs(*mut sys::ovl_port, *mut Shared);
+struct SendPtrs(*mut sys::ovl_port, *mut SubmitQ);
 // SAFETY: as for PortInner.
 unsafe impl Send for SendPtrs {}
 
 impl Drop for PortInner {
     fn drop(&mut self) {
         // SAFETY: raw is a port we created (closing a closed one is safe:
-        // ECLOSED); Shared is freed only when no callback can run any more.
+        // ECLOSED); SubmitQ is freed only when no callback can run any more.
         unsafe {
             if sys::ovl_close_port(self.raw) == sys::OVL_EDEADLK {
                 // The last handle went away inside this port's own callback
                 // (a buffer or waker that owned a Port): close it from
                 // another thread, which waits for this callback to return.
-                let p = SendPtrs(self.raw, self.shared);
+                let p = SendPtrs(self.raw, self.sq);
                 std::thread::spawn(move || {
                     let p = p;
                     sys::ovl_close_port(p.0);
@@ -368,7 +345,7 @@ impl Drop for PortInner {
                 });
                 return;
             }
-            drop(Box::from_raw(self.shared));
+            drop(Box::from_raw(self.sq));
         }
     }
 }
@@ -428,9 +405,28 @@ impl Port {
         self.inner.raw
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
+    pub(crate) fn submitq(&self) -> &SubmitQ {
         // SAFETY: freed only when the last PortInner is dropped.
-        unsafe { &*self.inner.shared }
+        unsafe { &*self.inner.sq }
+    }
+
+    pub(crate) fn caps(&self) -> Caps {
+        self.inner.caps
+    }
+
+    /// After a submit: deliver, on this thread, the completions that are
+    /// ready now (`ovl_poll(p, 0)`), if the futures do so on this port
+    /// (`Caps::poll_inline`; an `OVL_PORT_INLINE` port did it inside the
+    /// submit). Must be called with no lock held that the callback or a
+    /// waker may take.
+    pub(crate) fn poll_inline(&self) {
+        if self.inner.caps.poll_inline {
+            // SAFETY: raw is our port. OVL_EDEADLK (polled from inside this
+            // port's callback, by a waker that polls): nothing delivered,
+            // the completion thread will. OVL_ECLOSED: close delivers
+            // everything itself. Another thread delivering: 0.
+            unsafe { sys::ovl_poll(self.inner.raw, 0) };
+        }
     }
 
     /// The backend in use: `"uring"`, `"threads"` or `"iocp"`.
@@ -446,24 +442,17 @@ impl Port {
         self.inner.depth
     }
 
-    /// Whether a future's poll can take the completions that are ready on
-    /// its own thread (the port was created with `OVL_PORT_INLINE`, which
-    /// delivers them inside the submit, or `ovl_poll(port, 0)` works on a
-    /// port with a completion thread): io_uring only, and false on
-    /// manual-mode ports and with an older library that answers
-    /// `OVL_EMODE` there. When true, a read
+    /// Whether a future's poll takes the completions that are ready on
+    /// its own thread (inside the submit on a port created with
+    /// `OVL_PORT_INLINE`, else with `ovl_poll(port, 0)` right after it):
+    /// io_uring ports with a completion thread only. When true, a read
     /// served from the page cache usually resolves in the poll that
     /// submitted it, with no wake-up from the completion thread. (The
     /// threads and IOCP completion threads hold delivery while they wait,
     /// so there the call would mostly find it busy: it is not made.)
     pub fn inline_delivery(&self) -> bool {
-        !self.inner.manual && self.shared().inline()
-    }
-
-    /// Whether the port runs on io_uring (it batches submits and, with a
-    /// completion thread, takes completions on the polling thread).
-    pub(crate) fn is_uring(&self) -> bool {
-        self.shared().batching()
+        let caps = self.inner.caps;
+        caps.core_inline || caps.poll_inline
     }
 
     /// Whether this port was built in manual mode.
@@ -480,7 +469,7 @@ impl Port {
     pub fn close(&self) -> Result<(), Error> {
         // Ops still waiting in the binding's queue are submitted first, so
         // that they are cancelled like every other op in flight.
-        self.shared().sq.flush(self.inner.raw);
+        self.submitq().flush(self.inner.raw);
         // SAFETY: raw is our port.
         Error::check(unsafe { sys::ovl_close_port(self.inner.raw) })
     }

@@ -5,7 +5,7 @@
 //!   (`OVL_EQUEUEFULL`) does not fail: its task waits in `waiters` and is
 //!   woken after the next completion batch, then retries.
 //! - **Batching** (io_uring ports only: the futures consult the queue only
-//!   on a port that batches, see port.rs). While tasks of the port have been woken by
+//!   there, see `Caps::uring` in port.rs). While tasks of the port have been woken by
 //!   completions and not yet run (`woken`), or requests are already queued,
 //!   a future that would submit its op alone appends the request to `queue`
 //!   instead and wakes its own task; the first of those futures to poll
