@@ -397,6 +397,27 @@ impl<B: Send + 'static> OpFuture<B> {
         (res, buf)
     }
 
+    /// The one-op submit call of this op's kind: its code and the op id.
+    ///
+    /// # Safety
+    /// `ptr`/`len` must describe the op's buffer, which stays put and
+    /// untouched until the completion if the call succeeds; `ctx` is then
+    /// the library's reference to the op.
+    unsafe fn submit_call(&self, ptr: *mut u8, len: usize, ctx: *mut c_void) -> (i32, u64) {
+        let raw = self.port.as_raw();
+        let mut id = 0u64;
+        let rc = match self.kind {
+            Kind::Read(off) => {
+                sys::ovl_submit_read(raw, self.fd, ptr as *mut c_void, len, off, ctx, &mut id)
+            }
+            Kind::Write(off) => {
+                sys::ovl_submit_write(raw, self.fd, ptr as *const c_void, len, off, ctx, &mut id)
+            }
+            Kind::Fsync(flags) => sys::ovl_submit_fsync(raw, self.fd, flags, ctx, &mut id),
+        };
+        (rc, id)
+    }
+
     /// Try to hand the op to the library. Ok(true): in flight; Ok(false):
     /// queue full, the waker is registered.
     fn submit(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
@@ -405,7 +426,6 @@ impl<B: Send + 'static> OpFuture<B> {
             _ => unreachable!("submit in a state other than Unsubmitted"),
         };
         let sq = self.port.submitq();
-        let raw = self.port.as_raw();
         loop {
             let gen = sq.generation();
             // SAFETY: the library holds no reference to this op (never
@@ -417,33 +437,10 @@ impl<B: Send + 'static> OpFuture<B> {
             };
             let ctx = Arc::into_raw(op.clone()) as *mut c_void;
             sq.begin_submit();
-            let mut id = 0u64;
             // SAFETY: ptr/len describe the op's buffer, which stays put and
             // untouched until the completion (the library's reference keeps
             // the op alive); ctx is that reference.
-            let rc = unsafe {
-                match self.kind {
-                    Kind::Read(off) => sys::ovl_submit_read(
-                        raw,
-                        self.fd,
-                        ptr as *mut c_void,
-                        len,
-                        off,
-                        ctx,
-                        &mut id,
-                    ),
-                    Kind::Write(off) => sys::ovl_submit_write(
-                        raw,
-                        self.fd,
-                        ptr as *const c_void,
-                        len,
-                        off,
-                        ctx,
-                        &mut id,
-                    ),
-                    Kind::Fsync(flags) => sys::ovl_submit_fsync(raw, self.fd, flags, ctx, &mut id),
-                }
-            };
+            let (rc, id) = unsafe { self.submit_call(ptr, len, ctx) };
             if rc == sys::OVL_OK {
                 self.state = State::InFlight { op, id };
                 return Ok(true);

@@ -81,6 +81,10 @@ impl Drop for Queue {
     }
 }
 
+/// A request a flush took and the library rejected: its op reference (the
+/// ctx), the waker to wake and its guard, all let go after the flush.
+type Failed = (*mut c_void, Option<Waker>, Guard);
+
 /// A port's submit queue (see the module's invariants).
 pub(crate) struct SubmitQ {
     /// Bumped after every callback batch.
@@ -269,63 +273,15 @@ impl SubmitQ {
 
     /// One round of `flush`, by the thread that set `flushing`.
     fn flush_once(&self, raw: *mut sys::ovl_port) -> (i32, usize) {
-        let (mut reqs, mut guards) = {
-            let mut q = lock(&self.queue);
-            self.queued.store(0, SeqCst);
-            (std::mem::take(&mut q.0), std::mem::take(&mut q.1))
-        };
-        let mut dead = Vec::new();
-        let mut i = 0;
-        while i < reqs.len() {
-            // SAFETY: each ctx is an op reference owned by `reqs`.
-            if unsafe { crate::op::is_dropped(reqs[i].ctx) } {
-                dead.push(reqs.remove(i).ctx);
-                guards.remove(i);
-            } else {
-                i += 1;
-            }
-        }
+        let (mut reqs, mut guards, dead) = self.take_queue();
         let mut failed = Vec::new();
-        let mut total = 0;
-        let mut rc = sys::OVL_OK;
-        let mut start = 0;
-        while start < reqs.len() {
-            let n = reqs.len() - start;
-            self.inflight.fetch_add(n, SeqCst);
-            let mut done = 0;
-            // SAFETY: the requests describe live ops and their buffers (each
-            // ctx is a reference `reqs` owns, handed over to the library for
-            // those that get submitted).
-            rc = unsafe { sys::ovl_submit(raw, reqs.as_mut_ptr().add(start), n, &mut done) };
-            self.inflight.fetch_sub(n - done, SeqCst);
-            for r in &reqs[start..start + done] {
-                // SAFETY: the reference now belongs to the library, which
-                // may already have delivered the completion and dropped it,
-                // and the future may have finished or been dropped; the
-                // guard still holds the op.
-                if unsafe { crate::op::set_id(r.ctx, r.id) } {
-                    // Its future was dropped before it saw this id.
-                    // SAFETY: raw is a live port; ENOENT if already done.
-                    unsafe { sys::ovl_cancel(raw, r.id) };
-                }
-            }
-            start += done;
-            total += done;
-            if rc == sys::OVL_OK || rc == sys::OVL_EQUEUEFULL || start == reqs.len() {
-                break;
-            }
-            // reqs[start] was rejected (no completion will come for it).
-            let r = reqs.remove(start);
-            let g = guards.remove(start);
-            // SAFETY: r.ctx is an op reference owned by `reqs`.
-            failed.push((r.ctx, unsafe { crate::op::fail(r.ctx, rc) }, g));
-        }
-        if start < reqs.len() {
+        let (rc, submitted) = self.submit_in_order(raw, &mut reqs, &mut guards, &mut failed);
+        if submitted < reqs.len() {
             // Queue full: the rest go back, ahead of what was queued since.
             let mut q = lock(&self.queue);
             let q = &mut *q;
-            q.0.splice(0..0, reqs.drain(start..));
-            q.1.splice(0..0, guards.drain(start..));
+            q.0.splice(0..0, reqs.drain(submitted..));
+            q.1.splice(0..0, guards.drain(submitted..));
             self.queued.store(q.0.len(), SeqCst);
         }
         // Dropping a guard or a reference may free an op (a user buffer's
@@ -343,7 +299,86 @@ impl SubmitQ {
                 w.wake();
             }
         }
-        (rc, total)
+        (rc, submitted)
+    }
+
+    /// Take every request out of the queue: those to submit (with their
+    /// guards), and the references of those whose future was dropped
+    /// (marked: not to be submitted), for the caller to release later.
+    fn take_queue(&self) -> (Vec<sys::ovl_request>, Vec<Guard>, Vec<*mut c_void>) {
+        let (mut reqs, mut guards) = {
+            let mut q = lock(&self.queue);
+            self.queued.store(0, SeqCst);
+            (std::mem::take(&mut q.0), std::mem::take(&mut q.1))
+        };
+        let mut dead = Vec::new();
+        let mut i = 0;
+        while i < reqs.len() {
+            // SAFETY: each ctx is an op reference owned by `reqs`.
+            if unsafe { crate::op::is_dropped(reqs[i].ctx) } {
+                dead.push(reqs.remove(i).ctx);
+                guards.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        (reqs, guards, dead)
+    }
+
+    /// Submit `reqs` in order until all are in or the library's queue is
+    /// full. A request the library rejects is removed (with its guard), its
+    /// op failed with the code, and moved to `failed` (its reference, its
+    /// waker to wake, its guard). Returns the last `ovl_submit` code and how
+    /// many of `reqs`, from the front, were submitted.
+    fn submit_in_order(
+        &self,
+        raw: *mut sys::ovl_port,
+        reqs: &mut Vec<sys::ovl_request>,
+        guards: &mut Vec<Guard>,
+        failed: &mut Vec<Failed>,
+    ) -> (i32, usize) {
+        let mut rc = sys::OVL_OK;
+        let mut start = 0;
+        while start < reqs.len() {
+            let (r, done) = self.submit_some(raw, &mut reqs[start..]);
+            rc = r;
+            start += done;
+            if rc == sys::OVL_OK || rc == sys::OVL_EQUEUEFULL || start == reqs.len() {
+                break;
+            }
+            // reqs[start] was rejected (no completion will come for it).
+            let r = reqs.remove(start);
+            let g = guards.remove(start);
+            // SAFETY: r.ctx is an op reference owned by `reqs`.
+            failed.push((r.ctx, unsafe { crate::op::fail(r.ctx, rc) }, g));
+        }
+        (rc, start)
+    }
+
+    /// One `ovl_submit` of `reqs`: the code and how many were accepted,
+    /// each of those with its id recorded (and cancelled at once if its
+    /// future was dropped meanwhile, see invariant 6).
+    fn submit_some(&self, raw: *mut sys::ovl_port, reqs: &mut [sys::ovl_request]) -> (i32, usize) {
+        let n = reqs.len();
+        self.inflight.fetch_add(n, SeqCst);
+        let mut done = 0;
+        // SAFETY: the requests describe live ops and their buffers (each
+        // ctx is a reference the caller owns, handed over to the library
+        // for those that get submitted).
+        let rc = unsafe { sys::ovl_submit(raw, reqs.as_mut_ptr(), n, &mut done) };
+        self.inflight.fetch_sub(n - done, SeqCst);
+        for r in &reqs[..done] {
+            // SAFETY: the reference now belongs to the library, which may
+            // already have delivered the completion and dropped it, and the
+            // future may have finished or been dropped; the caller's guard
+            // still holds the op.
+            if unsafe { crate::op::set_id(r.ctx, r.id) } {
+                // Its future was dropped before it saw this id.
+                // SAFETY: raw is a live port; ENOENT if already done.
+                unsafe { sys::ovl_cancel(raw, r.id) };
+            }
+        }
+        (rc, done)
     }
 
     pub(crate) fn after_batch(&self, ours: usize) {
