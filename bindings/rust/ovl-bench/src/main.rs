@@ -94,9 +94,9 @@ fn timer(stop: &Arc<AtomicBool>, d: Duration) -> std::thread::JoinHandle<()> {
 }
 
 /// The "-INLINE" rows: the same cases on a port created without
-/// `OVL_PORT_INLINE` (`Builder::inline(false)`), as before the binding used
-/// it: the futures call ovl_poll(port, 0) after the submit themselves, and
-/// the completion thread sleeps in the kernel.
+/// `OVL_PORT_INLINE` (`Builder::inline(false)`): the futures call
+/// ovl_poll(port, 0) after the submit themselves, and the completion thread
+/// sleeps in the kernel.
 static NO_INLINE: AtomicBool = AtomicBool::new(false);
 
 fn threaded_port() -> ovl::Port {

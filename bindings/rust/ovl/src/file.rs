@@ -245,7 +245,7 @@ impl File {
             // they are closed.
             // SAFETY: as above.
             Some(owner)
-                if port.is_uring()
+                if port.caps().uring
                     && unsafe { sys::ovl_register_fd(port.as_raw(), fd) } == sys::OVL_OK =>
             {
                 Some(Arc::new(Registered {

@@ -44,6 +44,7 @@ mod error;
 mod file;
 mod op;
 mod port;
+mod submitq;
 
 pub use crate::block_on::block_on;
 pub use crate::buf::{IoBuf, IoBufMut};

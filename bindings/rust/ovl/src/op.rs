@@ -16,11 +16,15 @@
 //! makes right after it. The callback finds no waker registered yet, wakes
 //! nobody, and the poll returns Ready. So the op may be complete (and the
 //! library's reference to it gone) before the code after a submit runs:
-//! nothing after a submit assumes the op is still in flight. When other tasks of the port were just woken (they
-//! are about to submit too), a new op instead joins the port's queue and
-//! wakes its own task; whichever future polls first submits the whole queue
-//! with one `ovl_submit`. Locks are never held across `ovl_submit*`,
-//! `ovl_poll` or a waker.
+//! nothing after a submit assumes the op is still in flight. When other
+//! tasks of the port were just woken (they are about to submit too), a new
+//! op instead joins the port's queue (submitq.rs) and wakes its own task;
+//! whichever future polls first submits the whole queue with one
+//! `ovl_submit`. Locks are never held across `ovl_submit*`, `ovl_poll` or a
+//! waker.
+//!
+//! `OpFuture::poll` is a small state machine: see `State` for the states
+//! and what holds in each, and one `poll_*` function per state.
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
@@ -34,7 +38,8 @@ use std::task::{Context, Poll, Waker};
 
 use ovl_sys as sys;
 
-use crate::port::{lock, Shared};
+use crate::port::lock;
+use crate::submitq::SubmitQ;
 use crate::{Error, Port};
 
 /// Keeps a handle's owner (and so the fd) alive until every op on it has
@@ -91,7 +96,7 @@ unsafe fn release<B>(p: *const Header) {
 /// # Safety
 /// `ctx` must be a reference handed to the library by a successful submit
 /// whose completion this is (so it is delivered exactly once).
-pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32, shared: &Shared) {
+pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32, sq: &SubmitQ) {
     let hdr = ctx as *const Header;
     let waker = {
         let mut s = lock(&(*hdr).slot);
@@ -101,7 +106,7 @@ pub(crate) unsafe fn complete(ctx: *mut c_void, result: i64, os_error: i32, shar
             // Counted under the slot lock, so the future (which uncounts
             // under it) never sees its own wake uncounted.
             s.woken = true;
-            shared.woken_add();
+            sq.woken_add();
         }
         w
     };
@@ -165,13 +170,25 @@ pub(crate) unsafe fn release_ctx(ctx: *mut c_void) {
 
 /// The result, if it is in; then the wake that delivered it (if any) is
 /// uncounted: the caller resolves the future with it.
-fn consume(shared: &Shared, s: &mut Slot) -> Option<(i64, i32)> {
+fn consume(sq: &SubmitQ, s: &mut Slot) -> Option<(i64, i32)> {
     let done = s.done;
     if done.is_some() && s.woken {
         s.woken = false;
-        shared.woken_sub();
+        sq.woken_sub();
     }
     done
+}
+
+/// The op's buffer, handed back.
+fn take_buf<B>(op: &Arc<Op<B>>) -> B {
+    // SAFETY: called only when the library no longer owns the op (its
+    // completion was delivered, or it was never submitted); the callback
+    // never touches `buf`, and it is not the last reference while we
+    // hold `op`.
+    match unsafe { (*op.buf.get()).take() } {
+        Some(b) => b,
+        None => unreachable!("buffer taken twice"),
+    }
 }
 
 /// Ops resolved in the poll that submitted them, in a row, on this thread.
@@ -192,19 +209,45 @@ pub(crate) enum Kind {
     Fsync(u32),
 }
 
+/// Where an `OpFuture` is. Each state's poll is one function of
+/// `OpFuture` (`poll_unsubmitted`, `poll_queued`, `poll_in_flight`); a poll
+/// may pass through several states (submitted, then complete at once).
+///
+/// Invariants of each state:
+///
+/// - `Unsubmitted(op)`: neither the library nor the port's queue holds a
+///   reference to `op`, so the future alone touches its buffer. Nothing is
+///   registered in the op's slot (a task that found the library's queue
+///   full waits in the port's wait list instead, see submitq.rs).
+/// - `Queued(op)`: the request was put in the port's queue, which owns one
+///   reference to `op` as its ctx (plus a guard). It may since have been
+///   taken by a flush (perhaps on another thread) and then submitted (the
+///   header's `id` is no longer 0 and the library owns that reference),
+///   rejected (the slot's `done` holds the error) or put back (queue full).
+///   The slot's waker is the task to wake for any of these; `done` may be
+///   set already (the completion was delivered before we saw the id).
+/// - `InFlight { op, id }`: the library holds one reference to `op` until
+///   the completion is delivered; the buffer is not touched until the
+///   slot's `done` is set. The slot's waker, if any, is the task to wake.
+/// - `Failed(err, buf)`: rejected before an op was made (e.g. an offset
+///   out of range); resolves at the first poll, with the buffer.
+/// - `Done`: resolved (the buffer was handed back); polling again panics,
+///   dropping does nothing.
 enum State<B> {
-    /// Not yet accepted by the library (never polled, or the queue was full).
     Unsubmitted(Arc<Op<B>>),
-    /// In the port's queue (the queue holds a reference as the ctx), or
-    /// submitted from it by a flush since (then the header has its id).
     Queued(Arc<Op<B>>),
-    InFlight {
-        op: Arc<Op<B>>,
-        id: u64,
-    },
-    /// Rejected before reaching the library.
+    InFlight { op: Arc<Op<B>>, id: u64 },
     Failed(Error, B),
     Done,
+}
+
+/// What polling one state did.
+enum Step<T> {
+    /// What `poll` returns.
+    Out(Poll<T>),
+    /// The state changed: poll the new one. `submitted`: by this poll (if
+    /// the op then resolves at once, that counts against `BUDGET`).
+    Next { submitted: bool },
 }
 
 /// The future of one read or write: resolves to the byte count (or the
@@ -304,8 +347,10 @@ impl<B: Send + 'static> OpFuture<B> {
         }
     }
 
-    /// Put the op in the port's queue (see `Shared::queue`).
-    fn enqueue(&mut self) {
+    /// `Unsubmitted` → `Queued`: put the op in the port's queue (see
+    /// `SubmitQ::queue`), with `cx`'s waker in its slot for a completion
+    /// delivered by another thread after someone else's flush.
+    fn enqueue(&mut self, cx: &Context<'_>) {
         let op = match std::mem::replace(&mut self.state, State::Done) {
             State::Unsubmitted(op) => op,
             _ => unreachable!("enqueue in a state other than Unsubmitted"),
@@ -332,7 +377,8 @@ impl<B: Send + 'static> OpFuture<B> {
             id: 0,
             timeout_ns: 0,
         };
-        self.port.shared().enqueue(req, op.clone());
+        lock(&op.hdr.slot).waker = Some(cx.waker().clone());
+        self.port.submitq().enqueue(req, op.clone());
         self.state = State::Queued(op);
     }
 
@@ -342,13 +388,34 @@ impl<B: Send + 'static> OpFuture<B> {
             State::InFlight { op, .. } | State::Queued(op) => op,
             _ => unreachable!(),
         };
-        let buf = Self::take_buf(&op);
+        let buf = take_buf(&op);
         let res = if res >= 0 {
             Ok(res as usize)
         } else {
             Err(Error::new(res as i32, os_error).into())
         };
         (res, buf)
+    }
+
+    /// The one-op submit call of this op's kind: its code and the op id.
+    ///
+    /// # Safety
+    /// `ptr`/`len` must describe the op's buffer, which stays put and
+    /// untouched until the completion if the call succeeds; `ctx` is then
+    /// the library's reference to the op.
+    unsafe fn submit_call(&self, ptr: *mut u8, len: usize, ctx: *mut c_void) -> (i32, u64) {
+        let raw = self.port.as_raw();
+        let mut id = 0u64;
+        let rc = match self.kind {
+            Kind::Read(off) => {
+                sys::ovl_submit_read(raw, self.fd, ptr as *mut c_void, len, off, ctx, &mut id)
+            }
+            Kind::Write(off) => {
+                sys::ovl_submit_write(raw, self.fd, ptr as *const c_void, len, off, ctx, &mut id)
+            }
+            Kind::Fsync(flags) => sys::ovl_submit_fsync(raw, self.fd, flags, ctx, &mut id),
+        };
+        (rc, id)
     }
 
     /// Try to hand the op to the library. Ok(true): in flight; Ok(false):
@@ -358,10 +425,9 @@ impl<B: Send + 'static> OpFuture<B> {
             State::Unsubmitted(op) => op.clone(),
             _ => unreachable!("submit in a state other than Unsubmitted"),
         };
-        let shared = self.port.shared();
-        let raw = self.port.as_raw();
+        let sq = self.port.submitq();
         loop {
-            let gen = shared.generation();
+            let gen = sq.generation();
             // SAFETY: the library holds no reference to this op (never
             // submitted, or the last submit failed), so we are the only
             // party touching the buffer.
@@ -370,60 +436,176 @@ impl<B: Send + 'static> OpFuture<B> {
                 None => unreachable!("buffer missing before submit"),
             };
             let ctx = Arc::into_raw(op.clone()) as *mut c_void;
-            shared.begin_submit();
-            let mut id = 0u64;
+            sq.begin_submit();
             // SAFETY: ptr/len describe the op's buffer, which stays put and
             // untouched until the completion (the library's reference keeps
             // the op alive); ctx is that reference.
-            let rc = unsafe {
-                match self.kind {
-                    Kind::Read(off) => sys::ovl_submit_read(
-                        raw,
-                        self.fd,
-                        ptr as *mut c_void,
-                        len,
-                        off,
-                        ctx,
-                        &mut id,
-                    ),
-                    Kind::Write(off) => sys::ovl_submit_write(
-                        raw,
-                        self.fd,
-                        ptr as *const c_void,
-                        len,
-                        off,
-                        ctx,
-                        &mut id,
-                    ),
-                    Kind::Fsync(flags) => sys::ovl_submit_fsync(raw, self.fd, flags, ctx, &mut id),
-                }
-            };
+            let (rc, id) = unsafe { self.submit_call(ptr, len, ctx) };
             if rc == sys::OVL_OK {
                 self.state = State::InFlight { op, id };
                 return Ok(true);
             }
-            shared.submit_failed();
+            sq.submit_failed();
             // SAFETY: a failed submit produces no completion, so the
             // reference we gave the library comes straight back.
             unsafe { release::<B>(ctx as *const Header) };
             if rc != sys::OVL_EQUEUEFULL {
                 return Err(Error::new(rc, 0));
             }
-            if !shared.wait_for_room(cx, gen, self.port.queue_depth()) {
+            if !sq.wait_for_room(cx, gen, self.port.queue_depth()) {
                 return Ok(false);
             }
         }
     }
+}
 
-    fn take_buf(op: &Arc<Op<B>>) -> B {
-        // SAFETY: called only when the library no longer owns the op (its
-        // completion was delivered, or it was never submitted); the callback
-        // never touches `buf`, and it is not the last reference while we
-        // hold `op`.
-        match unsafe { (*op.buf.get()).take() } {
-            Some(b) => b,
-            None => unreachable!("buffer taken twice"),
+impl<B: Send + 'static> OpFuture<B> {
+    /// `Unsubmitted`: submit the op (→ `InFlight`, with what is ready taken
+    /// on this thread), or queue it (→ `Queued`), or yield.
+    fn poll_unsubmitted(&mut self, cx: &mut Context<'_>) -> Step<<Self as Future>::Output> {
+        let caps = self.port.caps();
+        let over_budget = STREAK.with(|s| s.get()) >= BUDGET;
+        if over_budget && !caps.uring {
+            // Yield before submitting; the next poll submits.
+            STREAK.with(|s| s.set(0));
+            cx.waker().wake_by_ref();
+            return Step::Out(Poll::Pending);
         }
+        // Over budget on io_uring, yield through the queue: when several
+        // tasks each resolve op after op at once (their completions taken
+        // inline, nobody ever woken), this is what lets them meet in one
+        // batch. Otherwise queue while other tasks of the port were woken:
+        // they submit theirs meanwhile, and the first poll among them (ours
+        // at the latest) submits them all.
+        if over_budget || (caps.uring && self.port.submitq().should_queue()) {
+            STREAK.with(|s| s.set(0));
+            self.enqueue(cx);
+            cx.waker().wake_by_ref();
+            return Step::Out(Poll::Pending);
+        }
+        match self.submit(cx) {
+            Ok(true) => {
+                // Take what is ready on this thread; our own completion
+                // finds no waker, so no wake-up.
+                self.port.poll_inline();
+                Step::Next { submitted: true }
+            }
+            Ok(false) => {
+                STREAK.with(|s| s.set(0));
+                Step::Out(Poll::Pending)
+            }
+            Err(e) => match std::mem::replace(&mut self.state, State::Done) {
+                State::Unsubmitted(op) => Step::Out(Poll::Ready((Err(e.into()), take_buf(&op)))),
+                _ => unreachable!(),
+            },
+        }
+    }
+
+    /// `Queued`: resolve if the result is in, move to `InFlight` once a
+    /// flush submitted the op, else flush the queue (ours included).
+    fn poll_queued(&mut self, cx: &mut Context<'_>) -> Step<<Self as Future>::Output> {
+        let op = match &self.state {
+            State::Queued(op) => op,
+            _ => unreachable!(),
+        };
+        let done = consume(self.port.submitq(), &mut lock(&op.hdr.slot));
+        if let Some(done) = done {
+            // A flush (perhaps on another thread) that is still recording
+            // the batch's ids holds its own reference to the op: finishing
+            // cannot free it under it.
+            return Step::Out(Poll::Ready(self.finish(done)));
+        }
+        let id = op.hdr.id.load(SeqCst);
+        if id != 0 {
+            self.state = match std::mem::replace(&mut self.state, State::Done) {
+                State::Queued(op) => State::InFlight { op, id },
+                _ => unreachable!(),
+            };
+            return Step::Next { submitted: false };
+        }
+        self.flush_queue(cx)
+    }
+
+    /// `Queued`, not submitted yet: submit the port's queue. Stays
+    /// `Queued` (the next `poll_queued` sees the id or the result), or
+    /// waits: for another thread's flush, or for room in a full queue.
+    fn flush_queue(&mut self, cx: &mut Context<'_>) -> Step<<Self as Future>::Output> {
+        let op = match &self.state {
+            State::Queued(op) => op,
+            _ => unreachable!(),
+        };
+        let sq = self.port.submitq();
+        let gen = sq.generation();
+        let (rc, n) = match sq.flush(self.port.as_raw()) {
+            Some(r) => r,
+            None => {
+                // Another thread is flushing, perhaps our request with its
+                // own; it submits ours before it ends, and its completion
+                // (or rejection) wakes us; if there is no room, it wakes us.
+                STREAK.with(|s| s.set(0));
+                let mut s = lock(&op.hdr.slot);
+                if s.done.is_some() {
+                    return Step::Next { submitted: false };
+                }
+                let old = set_waker(&mut s, cx);
+                drop(s);
+                drop(old);
+                return Step::Out(Poll::Pending);
+            }
+        };
+        if n > 0 {
+            self.port.poll_inline();
+        }
+        if op.hdr.id.load(SeqCst) != 0 || lock(&op.hdr.slot).done.is_some() {
+            return Step::Next { submitted: true };
+        }
+        // Left in the queue: it is full (rc OVL_EQUEUEFULL).
+        debug_assert_eq!(rc, sys::OVL_EQUEUEFULL);
+        STREAK.with(|s| s.set(0));
+        if sq.wait_for_room(cx, gen, self.port.queue_depth()) {
+            return Step::Next { submitted: false };
+        }
+        // The task may have changed since the op was queued: whoever
+        // submits (or rejects) it wakes this one.
+        let old = set_waker(&mut lock(&op.hdr.slot), cx);
+        drop(old);
+        Step::Out(Poll::Pending)
+    }
+
+    /// `InFlight`: resolve if the completion was delivered, else register
+    /// the waker for the callback.
+    fn poll_in_flight(
+        &mut self,
+        cx: &mut Context<'_>,
+        submitted_now: bool,
+    ) -> Poll<<Self as Future>::Output> {
+        let op = match &self.state {
+            State::InFlight { op, .. } => op,
+            _ => unreachable!(),
+        };
+        let mut s = lock(&op.hdr.slot);
+        if let Some(done) = consume(self.port.submitq(), &mut s) {
+            drop(s);
+            if submitted_now {
+                STREAK.with(|c| c.set(c.get() + 1));
+            }
+            return Poll::Ready(self.finish(done));
+        }
+        let old = set_waker(&mut s, cx);
+        drop(s);
+        drop(old);
+        STREAK.with(|c| c.set(0));
+        Poll::Pending
+    }
+}
+
+/// Make `cx`'s waker the one the op's slot wakes (unless it already wakes
+/// the same task). Returns the replaced waker, to be dropped by the caller
+/// once the slot lock is released (dropping a waker may run anything).
+fn set_waker(s: &mut Slot, cx: &Context<'_>) -> Option<Waker> {
+    match &s.waker {
+        Some(w) if w.will_wake(cx.waker()) => None,
+        _ => s.waker.replace(cx.waker().clone()),
     }
 }
 
@@ -436,140 +618,19 @@ impl<B: Send + 'static> Future for OpFuture<B> {
         // that counts against the thread's BUDGET.
         let mut submitted_now = false;
         loop {
-            match &this.state {
-                State::Unsubmitted(_) => {
-                    let shared = this.port.shared();
-                    let over_budget = STREAK.with(|s| s.get()) >= BUDGET;
-                    if over_budget && !shared.batching() {
-                        // Yield before submitting; the next poll submits.
-                        STREAK.with(|s| s.set(0));
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    // Over budget on io_uring, yield through the queue:
-                    // when several tasks each resolve op after op at once
-                    // (their completions taken inline, nobody ever woken),
-                    // this is what lets them meet in one batch.
-                    if over_budget || shared.should_queue() {
-                        // Yield: the woken tasks submit theirs meanwhile,
-                        // and the first poll among them (ours at the
-                        // latest) submits them all.
-                        STREAK.with(|s| s.set(0));
-                        this.enqueue();
-                        if let State::Queued(op) = &this.state {
-                            // For a completion delivered by another thread
-                            // after someone else's flush.
-                            lock(&op.hdr.slot).waker = Some(cx.waker().clone());
-                        }
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    match this.submit(cx) {
-                        Ok(true) => {
-                            submitted_now = true;
-                            // Take what is ready on this thread; our own
-                            // completion finds no waker, so no wake-up.
-                            this.port.shared().poll_inline(this.port.as_raw());
-                        }
-                        Ok(false) => {
-                            STREAK.with(|s| s.set(0));
-                            return Poll::Pending;
-                        }
-                        Err(e) => match std::mem::replace(&mut this.state, State::Done) {
-                            State::Unsubmitted(op) => {
-                                return Poll::Ready((Err(e.into()), Self::take_buf(&op)))
-                            }
-                            _ => unreachable!(),
-                        },
-                    }
-                }
-                State::Queued(op) => {
-                    let done = consume(this.port.shared(), &mut lock(&op.hdr.slot));
-                    if let Some(done) = done {
-                        // A flush (perhaps on another thread) that is still
-                        // recording the batch's ids holds its own reference
-                        // to the op: finishing cannot free it under it.
-                        return Poll::Ready(this.finish(done));
-                    }
-                    let id = op.hdr.id.load(SeqCst);
-                    if id != 0 {
-                        let op = op.clone();
-                        this.state = State::InFlight { op, id };
-                        continue;
-                    }
-                    // Still queued: submit the queue (ours included).
-                    let shared = this.port.shared();
-                    let gen = shared.generation();
-                    let (rc, n) = match shared.flush(this.port.as_raw()) {
-                        Some(r) => r,
-                        None => {
-                            // Another thread is flushing, perhaps our
-                            // request with its own; it submits ours before
-                            // it ends, and its completion (or rejection)
-                            // wakes us; if there is no room, it wakes us.
-                            STREAK.with(|s| s.set(0));
-                            let old = {
-                                let mut s = lock(&op.hdr.slot);
-                                if s.done.is_some() {
-                                    continue;
-                                }
-                                match &s.waker {
-                                    Some(w) if w.will_wake(cx.waker()) => None,
-                                    _ => s.waker.replace(cx.waker().clone()),
-                                }
-                            };
-                            drop(old);
-                            return Poll::Pending;
-                        }
-                    };
-                    if n > 0 {
-                        shared.poll_inline(this.port.as_raw());
-                    }
-                    if op.hdr.id.load(SeqCst) != 0 || lock(&op.hdr.slot).done.is_some() {
-                        submitted_now = true;
-                        continue;
-                    }
-                    // Left in the queue: it is full (rc OVL_EQUEUEFULL).
-                    debug_assert_eq!(rc, sys::OVL_EQUEUEFULL);
-                    STREAK.with(|s| s.set(0));
-                    if shared.wait_for_room(cx, gen, this.port.queue_depth()) {
-                        continue;
-                    }
-                    // The task may have changed since the op was queued:
-                    // whoever submits (or rejects) it wakes this one.
-                    let old = {
-                        let mut s = lock(&op.hdr.slot);
-                        match &s.waker {
-                            Some(w) if w.will_wake(cx.waker()) => None,
-                            _ => s.waker.replace(cx.waker().clone()),
-                        }
-                    };
-                    drop(old);
-                    return Poll::Pending;
-                }
-                State::InFlight { op, .. } => {
-                    let mut s = lock(&op.hdr.slot);
-                    if let Some(done) = consume(this.port.shared(), &mut s) {
-                        drop(s);
-                        if submitted_now {
-                            STREAK.with(|c| c.set(c.get() + 1));
-                        }
-                        return Poll::Ready(this.finish(done));
-                    }
-                    let old = match &s.waker {
-                        Some(w) if w.will_wake(cx.waker()) => None,
-                        _ => s.waker.replace(cx.waker().clone()),
-                    };
-                    drop(s);
-                    drop(old);
-                    STREAK.with(|c| c.set(0));
-                    return Poll::Pending;
-                }
+            let step = match this.state {
+                State::Unsubmitted(_) => this.poll_unsubmitted(cx),
+                State::Queued(_) => this.poll_queued(cx),
+                State::InFlight { .. } => return this.poll_in_flight(cx, submitted_now),
                 State::Failed(..) => match std::mem::replace(&mut this.state, State::Done) {
                     State::Failed(e, buf) => return Poll::Ready((Err(e.into()), buf)),
                     _ => unreachable!(),
                 },
                 State::Done => panic!("ovl::OpFuture polled after it resolved"),
+            };
+            match step {
+                Step::Out(p) => return p,
+                Step::Next { submitted } => submitted_now |= submitted,
             }
         }
     }
@@ -581,7 +642,7 @@ impl<B: Send + 'static> Drop for OpFuture<B> {
             State::InFlight { op, id } => (op, *id),
             State::Queued(op) => {
                 let ctx = Arc::as_ptr(op) as *mut c_void;
-                if let Some(guard) = self.port.shared().dequeue(ctx) {
+                if let Some(guard) = self.port.submitq().dequeue(ctx) {
                     // Never submitted: the queue's reference comes back.
                     // SAFETY: that reference, not used again.
                     unsafe { release::<B>(ctx as *const Header) };
@@ -600,7 +661,7 @@ impl<B: Send + 'static> Drop for OpFuture<B> {
             let mut s = lock(&op.hdr.slot);
             if s.woken {
                 s.woken = false;
-                self.port.shared().woken_sub();
+                self.port.submitq().woken_sub();
             }
             (s.done.is_none(), s.waker.take())
         };

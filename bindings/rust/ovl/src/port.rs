@@ -1,16 +1,16 @@
-//! `Port`: one ovl port, its completion callback bridged into wakers, and
-//! the back-pressure wait list.
+//! `Port`: one ovl port and its completion callback bridged into wakers
+//! (the back-pressure wait list and the batching of submits: submitq.rs).
 use std::ffi::CStr;
 use std::os::raw::c_void;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Waker};
+
 use std::time::Duration;
 use std::{fmt, ptr, slice};
 
 use ovl_sys as sys;
 
+use crate::submitq::SubmitQ;
 use crate::Error;
 
 /// Lock a mutex, ignoring poisoning: the data behind our mutexes (a result
@@ -156,9 +156,10 @@ impl Builder {
     /// poll that submitted it and no other thread is woken at all. The
     /// futures need no care from you either way (their wakers may run on
     /// the polling thread, as they already may with
-    /// [`Port::inline_delivery`]); `false` gives the port of older
-    /// versions, whose completion thread sleeps in the kernel and is woken
-    /// for every completion.
+    /// [`Port::inline_delivery`]). With `false` the completion thread
+    /// sleeps in the kernel and is woken for every completion; the futures
+    /// still take what is ready right after their submit themselves
+    /// (`ovl_poll(port, 0)`).
     pub fn inline(mut self, yes: bool) -> Builder {
         self.inline = yes;
         self
@@ -166,432 +167,121 @@ impl Builder {
 
     /// Create the port.
     pub fn build(self) -> Result<Port, Error> {
-        let shared = Box::into_raw(Box::new(Shared {
-            gen: AtomicU64::new(0),
-            inflight: AtomicUsize::new(0),
-            waiters: Mutex::new(Vec::new()),
-            woken: AtomicUsize::new(0),
-            queue: Mutex::new(Queue(Vec::new(), Vec::new())),
-            queued: AtomicUsize::new(0),
-            flushing: AtomicBool::new(false),
-            inline: AtomicBool::new(false),
-            core_inline: AtomicBool::new(false),
-            batch: AtomicBool::new(false),
-        }));
-        let create = |flags: u32| -> (i32, *mut sys::ovl_port, u32) {
-            // SAFETY: zeroed is a valid ovl_port_config (integers, a None
-            // callback, a null pointer); init then fills the defaults.
-            let mut cfg: sys::ovl_port_config = unsafe { std::mem::zeroed() };
-            let size = std::mem::size_of::<sys::ovl_port_config>() as u32;
-            let mut raw = ptr::null_mut();
-            // SAFETY: cfg and raw are valid out-pointers; `shared` outlives
-            // the port: it is freed only after ovl_close_port returned.
-            let rc = unsafe {
-                let rc = sys::ovl_port_config_init(&mut cfg, size);
-                if rc == sys::OVL_OK {
-                    cfg.queue_depth = self.queue_depth;
-                    cfg.backend = self.backend.raw();
-                    cfg.threads = self.threads;
-                    cfg.spin_usec = self.spin_usec;
-                    cfg.flags = flags;
-                    cfg.callback = Some(on_batch);
-                    cfg.userdata = shared as *mut c_void;
-                    sys::ovl_create_port(&cfg, &mut raw)
-                } else {
-                    rc
-                }
-            };
-            (rc, raw, cfg.queue_depth)
-        };
-        let is_uring = |raw: *mut sys::ovl_port| {
-            // SAFETY: raw is a live port (a static string back).
-            unsafe { CStr::from_ptr(sys::ovl_backend_name(raw)) }.to_bytes() == b"uring"
-        };
-        // (A port that asks for the threads or IOCP backend by name never
-        // gets the flag; Auto resolves to io_uring where it can.)
+        let sq = Box::into_raw(Box::new(SubmitQ::new()));
+        match self.create(sq) {
+            Ok((raw, depth, caps)) => Ok(Port {
+                inner: Arc::new(PortInner {
+                    raw,
+                    sq,
+                    depth,
+                    manual: self.manual,
+                    caps,
+                }),
+            }),
+            Err(rc) => {
+                // SAFETY: no port was created, so nothing else refers to it.
+                drop(unsafe { Box::from_raw(sq) });
+                Err(Error::new(rc, 0))
+            }
+        }
+    }
+
+    /// Create the C port, its callback bound to `sq`, and decide what it
+    /// can do: its handle, its queue depth and its capabilities.
+    fn create(&self, sq: *mut SubmitQ) -> Result<(*mut sys::ovl_port, u32, Caps), i32> {
+        // OVL_PORT_INLINE pays on io_uring only: elsewhere the completion
+        // thread holds delivery while it waits, so the submitter's
+        // ovl_poll would mostly find it busy. A port that names another
+        // backend never asks for it; Auto resolves to io_uring where it
+        // can, but which backend it got (OVL_BACKEND, the host) is known
+        // only once the port exists.
         let want_inline =
             self.inline && !self.manual && matches!(self.backend, Backend::Auto | Backend::Uring);
-        let (mut rc, mut raw, mut depth) = create(if self.manual {
+        let mut flags = if self.manual {
             sys::OVL_PORT_MANUAL
         } else if want_inline {
             sys::OVL_PORT_INLINE
         } else {
             0
-        });
-        let mut core_inline = want_inline && rc == sys::OVL_OK;
-        if core_inline && !is_uring(raw) {
-            // OVL_PORT_INLINE pays on io_uring only (elsewhere the
-            // completion thread holds delivery while it waits, so the
-            // submitter's ovl_poll would mostly find it busy). The backend
-            // is known only now (OVL_BACKEND, the host): start again
-            // without. Nothing was submitted, so no callback can run.
+        };
+        let (mut raw, mut depth) = self.create_raw(sq, flags)?;
+        let mut uring = backend_is_uring(raw);
+        if flags == sys::OVL_PORT_INLINE && !uring {
+            // Auto ended elsewhere: start again without the flag. Nothing
+            // was submitted, so no callback can have run.
             // SAFETY: our port, unused.
             unsafe { sys::ovl_close_port(raw) };
-            core_inline = false;
-            (rc, raw, depth) = create(0);
-        } else if want_inline && rc == sys::OVL_EINVAL {
-            // A library before OVL_PORT_INLINE refuses the flag.
-            (rc, raw, depth) = create(0);
+            flags = 0;
+            (raw, depth) = self.create_raw(sq, flags)?;
+            uring = backend_is_uring(raw);
         }
-        if rc != sys::OVL_OK {
-            // SAFETY: no port was created, so nothing else refers to it.
-            drop(unsafe { Box::from_raw(shared) });
-            return Err(Error::new(rc, 0));
-        }
-        let uring = is_uring(raw);
-        // SAFETY: shared lives as long as the port.
-        unsafe { (*shared).core_inline.store(core_inline, SeqCst) };
-        // Batching saves system calls on io_uring only (one io_uring_enter
-        // for the batch); on the threads backend the delay before a queued
-        // op is submitted costs more than the lock it saves.
-        // SAFETY: shared lives as long as the port.
-        unsafe { (*shared).batch.store(uring, SeqCst) };
-        if !self.manual && uring {
-            // Can this thread take completions itself (ovl_poll(p, 0) on a
-            // port with a completion thread)? Libraries before that change
-            // answer OVL_EMODE; then futures always wait for the completion
-            // thread. Nothing is in flight yet, so this delivers nothing.
-            // (The threads and IOCP completion threads hold delivery while
-            // they wait: there the call would only ever find it busy.)
-            // SAFETY: raw is the port just created; shared lives as long.
-            unsafe {
-                let ok = sys::ovl_poll(raw, 0) >= 0;
-                (*shared).inline.store(ok, SeqCst);
-            }
-        }
-        Ok(Port {
-            inner: Arc::new(PortInner {
-                raw,
-                shared,
-                depth,
-                manual: self.manual,
-            }),
-        })
-    }
-}
-
-/// Another reference to a queued op, held beside its request so that the
-/// op outlives the flush that submits it (see `Shared::flush`).
-pub(crate) type Guard = Arc<dyn std::any::Any + Send + Sync>;
-
-/// Requests not yet handed to the library (see `Shared::queue`), and a
-/// guard for each. Raw pointers inside: each `ctx` is an op reference
-/// (`Arc::into_raw`), each `buf` points into that op's buffer.
-struct Queue(Vec<sys::ovl_request>, Vec<Guard>);
-// SAFETY: the requests only carry pointers to ops, which are Send + Sync
-// (see op.rs); they are used by one thread at a time (under the mutex, or
-// taken out of it by the one flush running).
-unsafe impl Send for Queue {}
-
-impl Drop for Queue {
-    fn drop(&mut self) {
-        // Requests never submitted (a flush that lost a race with close):
-        // the references they hold. The queue dies with its port, after
-        // close, so no flush runs any more.
-        for r in &self.0 {
-            // SAFETY: an op reference owned by the queue.
-            unsafe { crate::op::release_ctx(r.ctx) };
-        }
-    }
-}
-
-/// What the completion callback shares with submitters: the count of our
-/// ops in flight, the tasks waiting for room in the queue, the tasks the
-/// callback has woken, and the requests waiting to be submitted together.
-pub(crate) struct Shared {
-    /// Bumped after every callback batch.
-    gen: AtomicU64,
-    /// Ops this binding counts as in flight: incremented before a submit,
-    /// decremented when its completion is delivered (or the submit failed).
-    inflight: AtomicUsize,
-    /// Tasks whose submit hit OVL_EQUEUEFULL; all woken after each batch.
-    waiters: Mutex<Vec<Waker>>,
-    /// Ops whose completion woke their task and whose future has not yet
-    /// collected it (or been dropped): tasks of this port that are about
-    /// to run. While there are any, a new op joins `queue` instead of being
-    /// submitted alone, so that they go to the library in one batch.
-    woken: AtomicUsize,
-    /// Requests waiting to be submitted in one `ovl_submit` (one system
-    /// call on io_uring). Each waiting future has woken itself, so it is
-    /// polled again and flushes the queue then if nobody did before.
-    /// Held only briefly: never across a call that can run the callback
-    /// (`ovl_poll`, or any submit on an `OVL_PORT_INLINE` port), a waker
-    /// or a drop of an op.
-    queue: Mutex<Queue>,
-    /// `queue`'s length, readable without the lock.
-    queued: AtomicUsize,
-    /// A flush is running (one at a time, so the queue's order is the
-    /// submission order).
-    flushing: AtomicBool,
-    /// The port was created with `OVL_PORT_INLINE`: the library itself
-    /// delivers what completed inside a submit, on the submitting thread.
-    core_inline: AtomicBool,
-    /// `ovl_poll(p, 0)` works on this (threaded, io_uring) port: a
-    /// submitter can take the completions that are ready on its own thread.
-    inline: AtomicBool,
-    /// New ops may wait in `queue` to be submitted together (io_uring).
-    batch: AtomicBool,
-}
-
-impl Shared {
-    pub(crate) fn generation(&self) -> u64 {
-        self.gen.load(SeqCst)
-    }
-
-    pub(crate) fn begin_submit(&self) {
-        self.inflight.fetch_add(1, SeqCst);
-    }
-
-    pub(crate) fn submit_failed(&self) {
-        self.inflight.fetch_sub(1, SeqCst);
-    }
-
-    /// After a submit failed with OVL_EQUEUEFULL: arrange to be woken when
-    /// there may be room. Returns true if the caller should retry at once.
-    ///
-    /// No lost wake-up: `gen_before` was read before the failed submit, and
-    /// the callback bumps `gen` *before* it drains the waiter list. Either
-    /// our waker is in the list when it drains, or we see the new `gen` and
-    /// retry. One gap remains: the library may return an op's queue slot
-    /// only after its callback returned. Then our count (already lowered
-    /// in the callback) is below the depth while the library still says
-    /// full; no further completion may come to wake us, so we yield (wake
-    /// ourselves) and retry: a short, bounded spin.
-    pub(crate) fn wait_for_room(&self, cx: &mut Context<'_>, gen_before: u64, depth: u32) -> bool {
-        if self.inflight.load(SeqCst) < depth as usize {
-            cx.waker().wake_by_ref();
-            return false;
-        }
-        {
-            let mut w = lock(&self.waiters);
-            if !w.iter().any(|x| x.will_wake(cx.waker())) {
-                w.push(cx.waker().clone());
-            }
-        }
-        self.gen.load(SeqCst) != gen_before
-    }
-
-    pub(crate) fn woken_add(&self) {
-        self.woken.fetch_add(1, SeqCst);
-    }
-
-    pub(crate) fn woken_sub(&self) {
-        self.woken.fetch_sub(1, SeqCst);
-    }
-
-    /// Whether a new op should join the queue rather than be submitted on
-    /// its own: other ops are queued (keep their order) or other tasks of
-    /// this port were woken and are about to submit theirs.
-    pub(crate) fn should_queue(&self) -> bool {
-        self.batch.load(SeqCst) && (self.queued.load(SeqCst) != 0 || self.woken.load(SeqCst) != 0)
-    }
-
-    pub(crate) fn batching(&self) -> bool {
-        self.batch.load(SeqCst)
-    }
-
-    pub(crate) fn inline(&self) -> bool {
-        self.inline.load(SeqCst)
-    }
-
-    /// After a submit: deliver, on this thread, the completions that are
-    /// ready now (`ovl_poll(p, 0)`), if the port allows it, the library
-    /// did not just do so inside the submit (`OVL_PORT_INLINE`), and no
-    /// other thread is delivering. Must be called with no lock held that
-    /// the callback or a waker may take.
-    pub(crate) fn poll_inline(&self, raw: *mut sys::ovl_port) {
-        if !self.inline() || self.core_inline.load(SeqCst) {
-            return;
-        }
-        // SAFETY: raw is a live port handle (the caller holds a Port).
-        let rc = unsafe { sys::ovl_poll(raw, 0) };
-        if rc == sys::OVL_EMODE {
-            self.inline.store(false, SeqCst);
-        }
-        // OVL_EDEADLK (polled from inside this port's callback, by a waker
-        // that polls): nothing delivered, the completion thread will.
-        // OVL_ECLOSED: close delivers everything itself.
-    }
-
-    /// Append a request (its ctx an op reference that the queue now owns;
-    /// `guard` another reference to the same op).
-    pub(crate) fn enqueue(&self, req: sys::ovl_request, guard: Guard) {
-        let mut q = lock(&self.queue);
-        q.0.push(req);
-        q.1.push(guard);
-        self.queued.store(q.0.len(), SeqCst);
-    }
-
-    /// Take the request whose ctx is `ctx` out of the queue, if it is still
-    /// there (not taken by a flush): the caller gets the op reference back
-    /// (and its guard, to drop outside the lock).
-    pub(crate) fn dequeue(&self, ctx: *mut c_void) -> Option<Guard> {
-        let mut q = lock(&self.queue);
-        match q.0.iter().position(|r| r.ctx == ctx) {
-            Some(i) => {
-                q.0.remove(i);
-                let g = q.1.remove(i);
-                self.queued.store(q.0.len(), SeqCst);
-                Some(g)
-            }
-            None => None,
-        }
-    }
-
-    /// Submit every queued request in one `ovl_submit` (in order). Each
-    /// submitted op gets its id; a request the library rejects fails its op
-    /// (result = the error); on OVL_EQUEUEFULL the rest go back to the
-    /// front of the queue. Returns the last `ovl_submit` code (OVL_OK when
-    /// the queue was empty) and how many were submitted, or `None` if
-    /// another flush is running: that one submits what is queued before it
-    /// ends (or, if the library's queue is full, wakes the tasks of what
-    /// it leaves queued), so the caller waits for its op's waker.
-    ///
-    /// The requests are taken out of the queue and submitted without any
-    /// lock held: on an `OVL_PORT_INLINE` port the callback runs inside
-    /// `ovl_submit`, and it wakes tasks and drops ops (user buffers, and
-    /// through a waker possibly whole tasks whose futures dequeue theirs).
-    /// The library may deliver an op's completion, and its future finish
-    /// and let go of the op, before `ovl_submit` returns; the guards keep
-    /// every op alive until its id is written. A future dropped meanwhile
-    /// marks its op (it found no request to take back and, perhaps, no id
-    /// to cancel): a marked op is not submitted, or is cancelled here once
-    /// its id is known.
-    pub(crate) fn flush(&self, raw: *mut sys::ovl_port) -> Option<(i32, usize)> {
-        if self.queued.load(SeqCst) == 0 {
-            // Perhaps because a running flush took the requests: ours may
-            // be among them, not submitted yet.
-            return if self.flushing.load(SeqCst) {
-                None
-            } else {
-                Some((sys::OVL_OK, 0))
-            };
-        }
-        if self.flushing.swap(true, SeqCst) {
-            return None;
-        }
-        let mut rc;
-        let mut total = 0;
-        loop {
-            let (r, n) = self.flush_once(raw);
-            rc = r;
-            total += n;
-            // A flush that found us busy left its request for us: if the
-            // queue is not empty now, it may hold such requests, whose
-            // futures wait for their wakers.
-            self.flushing.store(false, SeqCst);
-            if self.queued.load(SeqCst) == 0 {
-                break;
-            }
-            if rc == sys::OVL_EQUEUEFULL {
-                // No room: wake them all; each retries and, still finding
-                // no room, waits for a completion batch (wait_for_room).
-                let wakers: Vec<Waker> = {
-                    let q = lock(&self.queue);
-                    // SAFETY: each ctx is an op reference owned by the queue.
-                    q.0.iter()
-                        .filter_map(|r| unsafe { crate::op::waker_of(r.ctx) })
-                        .collect()
-                };
-                for w in wakers {
-                    w.wake();
-                }
-                break;
-            }
-            if self.flushing.swap(true, SeqCst) {
-                break; // someone else took over
-            }
-        }
-        Some((rc, total))
-    }
-
-    /// One round of `flush`, by the thread that set `flushing`.
-    fn flush_once(&self, raw: *mut sys::ovl_port) -> (i32, usize) {
-        let (mut reqs, mut guards) = {
-            let mut q = lock(&self.queue);
-            self.queued.store(0, SeqCst);
-            (std::mem::take(&mut q.0), std::mem::take(&mut q.1))
+        let core_inline = flags == sys::OVL_PORT_INLINE;
+        let caps = Caps {
+            uring,
+            core_inline,
+            poll_inline: uring && !self.manual && !core_inline,
         };
-        let mut dead = Vec::new();
-        let mut i = 0;
-        while i < reqs.len() {
-            // SAFETY: each ctx is an op reference owned by `reqs`.
-            if unsafe { crate::op::is_dropped(reqs[i].ctx) } {
-                dead.push(reqs.remove(i).ctx);
-                guards.remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        let mut failed = Vec::new();
-        let mut total = 0;
-        let mut rc = sys::OVL_OK;
-        let mut start = 0;
-        while start < reqs.len() {
-            let n = reqs.len() - start;
-            self.inflight.fetch_add(n, SeqCst);
-            let mut done = 0;
-            // SAFETY: the requests describe live ops and their buffers (each
-            // ctx is a reference `reqs` owns, handed over to the library for
-            // those that get submitted).
-            rc = unsafe { sys::ovl_submit(raw, reqs.as_mut_ptr().add(start), n, &mut done) };
-            self.inflight.fetch_sub(n - done, SeqCst);
-            for r in &reqs[start..start + done] {
-                // SAFETY: the reference now belongs to the library, which
-                // may already have delivered the completion and dropped it,
-                // and the future may have finished or been dropped; the
-                // guard still holds the op.
-                if unsafe { crate::op::set_id(r.ctx, r.id) } {
-                    // Its future was dropped before it saw this id.
-                    // SAFETY: raw is a live port; ENOENT if already done.
-                    unsafe { sys::ovl_cancel(raw, r.id) };
-                }
-            }
-            start += done;
-            total += done;
-            if rc == sys::OVL_OK || rc == sys::OVL_EQUEUEFULL || start == reqs.len() {
-                break;
-            }
-            // reqs[start] was rejected (no completion will come for it).
-            let r = reqs.remove(start);
-            let g = guards.remove(start);
-            // SAFETY: r.ctx is an op reference owned by `reqs`.
-            failed.push((r.ctx, unsafe { crate::op::fail(r.ctx, rc) }, g));
-        }
-        if start < reqs.len() {
-            // Queue full: the rest go back, ahead of what was queued since.
-            let mut q = lock(&self.queue);
-            let q = &mut *q;
-            q.0.splice(0..0, reqs.drain(start..));
-            q.1.splice(0..0, guards.drain(start..));
-            self.queued.store(q.0.len(), SeqCst);
-        }
-        // Dropping a guard or a reference may free an op (a user buffer's
-        // Drop), and a waker may run anything: after the flush is over.
-        drop(guards);
-        for ctx in dead {
-            // SAFETY: the queue's reference to a dropped future's op.
-            unsafe { crate::op::release_ctx(ctx) };
-        }
-        for (ctx, waker, guard) in failed {
-            // SAFETY: the queue's reference, not used again.
-            unsafe { crate::op::release_ctx(ctx) };
-            drop(guard);
-            if let Some(w) = waker {
-                w.wake();
-            }
-        }
-        (rc, total)
+        Ok((raw, depth, caps))
     }
 
-    fn after_batch(&self, ours: usize) {
-        self.inflight.fetch_sub(ours, SeqCst);
-        self.gen.fetch_add(1, SeqCst);
-        let waiters = std::mem::take(&mut *lock(&self.waiters));
-        for w in waiters {
-            w.wake();
+    /// `ovl_create_port` with this builder's options and `flags`: the
+    /// port and its queue depth, or the library's error code.
+    fn create_raw(&self, sq: *mut SubmitQ, flags: u32) -> Result<(*mut sys::ovl_port, u32), i32> {
+        // SAFETY: zeroed is a valid ovl_port_config (integers, a None
+        // callback, a null pointer); init then fills the defaults.
+        let mut cfg: sys::ovl_port_config = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<sys::ovl_port_config>() as u32;
+        let mut raw = ptr::null_mut();
+        // SAFETY: cfg and raw are valid out-pointers; `sq` outlives the
+        // port: it is freed only after ovl_close_port returned.
+        let rc = unsafe {
+            let rc = sys::ovl_port_config_init(&mut cfg, size);
+            if rc == sys::OVL_OK {
+                cfg.queue_depth = self.queue_depth;
+                cfg.backend = self.backend.raw();
+                cfg.threads = self.threads;
+                cfg.spin_usec = self.spin_usec;
+                cfg.flags = flags;
+                cfg.callback = Some(on_batch);
+                cfg.userdata = sq as *mut c_void;
+                sys::ovl_create_port(&cfg, &mut raw)
+            } else {
+                rc
+            }
+        };
+        if rc == sys::OVL_OK {
+            Ok((raw, cfg.queue_depth))
+        } else {
+            Err(rc)
         }
     }
+}
+
+fn backend_is_uring(raw: *mut sys::ovl_port) -> bool {
+    // SAFETY: raw is a live port (a static string back).
+    unsafe { CStr::from_ptr(sys::ovl_backend_name(raw)) }.to_bytes() == b"uring"
+}
+
+/// What a port can do, decided once when it is built (the binding ships
+/// with the library it is built against, so nothing is probed later).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Caps {
+    /// The backend is io_uring. Then ops made alone may wait in the submit
+    /// queue to be submitted together (one `io_uring_enter` for the batch;
+    /// on the threads backend the delay before a queued op is submitted
+    /// costs more than the lock it saves), and owned handles are
+    /// registered as fixed files.
+    pub(crate) uring: bool,
+    /// The port was created with `OVL_PORT_INLINE` (io_uring, a completion
+    /// thread): the library itself delivers, on the submitting thread,
+    /// what completed inside a submit.
+    pub(crate) core_inline: bool,
+    /// The futures take the completions that are ready right after their
+    /// submit with `ovl_poll(port, 0)`: an io_uring port with a completion
+    /// thread but without `OVL_PORT_INLINE`. (The threads and IOCP
+    /// completion threads hold delivery while they wait: there the call
+    /// would mostly find it busy.)
+    pub(crate) poll_inline: bool,
 }
 
 /// The registered C callback: one call per batch of completions, on the
@@ -602,18 +292,18 @@ unsafe extern "C" fn on_batch(items: *const sys::ovl_completion, n: usize, userd
     // Unwinding into C is undefined behaviour: a panic here (a waker that
     // panics) ends the process instead.
     let r = panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: userdata is the port's Shared, alive until close returned;
-        // items/n describe a batch borrowed for this call.
-        let shared = &*(userdata as *const Shared);
+        // SAFETY: userdata is the port's SubmitQ, alive until close
+        // returned; items/n describe a batch borrowed for this call.
+        let sq = &*(userdata as *const SubmitQ);
         let items = slice::from_raw_parts(items, n);
         let mut ours = 0;
         for c in items {
             if c.op != sys::OVL_OP_POST && !c.ctx.is_null() {
-                crate::op::complete(c.ctx, c.result, c.os_error, shared);
+                crate::op::complete(c.ctx, c.result, c.os_error, sq);
                 ours += 1;
             }
         }
-        shared.after_batch(ours);
+        sq.after_batch(ours);
     }));
     if r.is_err() {
         std::process::abort();
@@ -622,30 +312,32 @@ unsafe extern "C" fn on_batch(items: *const sys::ovl_completion, n: usize, userd
 
 pub(crate) struct PortInner {
     raw: *mut sys::ovl_port,
-    shared: *mut Shared,
+    /// What the callback shares with the futures.
+    sq: *mut SubmitQ,
     depth: u32,
     manual: bool,
+    caps: Caps,
 }
 
 // SAFETY: the C port is thread-safe (any thread may submit, cancel, poll
-// and close); Shared is Sync.
+// and close); SubmitQ is Sync.
 unsafe impl Send for PortInner {}
 unsafe impl Sync for PortInner {}
 
-struct SendPtrs(*mut sys::ovl_port, *mut Shared);
+struct SendPtrs(*mut sys::ovl_port, *mut SubmitQ);
 // SAFETY: as for PortInner.
 unsafe impl Send for SendPtrs {}
 
 impl Drop for PortInner {
     fn drop(&mut self) {
         // SAFETY: raw is a port we created (closing a closed one is safe:
-        // ECLOSED); Shared is freed only when no callback can run any more.
+        // ECLOSED); SubmitQ is freed only when no callback can run any more.
         unsafe {
             if sys::ovl_close_port(self.raw) == sys::OVL_EDEADLK {
                 // The last handle went away inside this port's own callback
                 // (a buffer or waker that owned a Port): close it from
                 // another thread, which waits for this callback to return.
-                let p = SendPtrs(self.raw, self.shared);
+                let p = SendPtrs(self.raw, self.sq);
                 std::thread::spawn(move || {
                     let p = p;
                     sys::ovl_close_port(p.0);
@@ -653,7 +345,7 @@ impl Drop for PortInner {
                 });
                 return;
             }
-            drop(Box::from_raw(self.shared));
+            drop(Box::from_raw(self.sq));
         }
     }
 }
@@ -713,9 +405,28 @@ impl Port {
         self.inner.raw
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
+    pub(crate) fn submitq(&self) -> &SubmitQ {
         // SAFETY: freed only when the last PortInner is dropped.
-        unsafe { &*self.inner.shared }
+        unsafe { &*self.inner.sq }
+    }
+
+    pub(crate) fn caps(&self) -> Caps {
+        self.inner.caps
+    }
+
+    /// After a submit: deliver, on this thread, the completions that are
+    /// ready now (`ovl_poll(p, 0)`), if the futures do so on this port
+    /// (`Caps::poll_inline`; an `OVL_PORT_INLINE` port did it inside the
+    /// submit). Must be called with no lock held that the callback or a
+    /// waker may take.
+    pub(crate) fn poll_inline(&self) {
+        if self.inner.caps.poll_inline {
+            // SAFETY: raw is our port. OVL_EDEADLK (polled from inside this
+            // port's callback, by a waker that polls): nothing delivered,
+            // the completion thread will. OVL_ECLOSED: close delivers
+            // everything itself. Another thread delivering: 0.
+            unsafe { sys::ovl_poll(self.inner.raw, 0) };
+        }
     }
 
     /// The backend in use: `"uring"`, `"threads"` or `"iocp"`.
@@ -731,24 +442,17 @@ impl Port {
         self.inner.depth
     }
 
-    /// Whether a future's poll can take the completions that are ready on
-    /// its own thread (the port was created with `OVL_PORT_INLINE`, which
-    /// delivers them inside the submit, or `ovl_poll(port, 0)` works on a
-    /// port with a completion thread): io_uring only, and false on
-    /// manual-mode ports and with an older library that answers
-    /// `OVL_EMODE` there. When true, a read
+    /// Whether a future's poll takes the completions that are ready on
+    /// its own thread (inside the submit on a port created with
+    /// `OVL_PORT_INLINE`, else with `ovl_poll(port, 0)` right after it):
+    /// io_uring ports with a completion thread only. When true, a read
     /// served from the page cache usually resolves in the poll that
     /// submitted it, with no wake-up from the completion thread. (The
     /// threads and IOCP completion threads hold delivery while they wait,
     /// so there the call would mostly find it busy: it is not made.)
     pub fn inline_delivery(&self) -> bool {
-        !self.inner.manual && self.shared().inline()
-    }
-
-    /// Whether the port runs on io_uring (it batches submits and, with a
-    /// completion thread, takes completions on the polling thread).
-    pub(crate) fn is_uring(&self) -> bool {
-        self.shared().batching()
+        let caps = self.inner.caps;
+        caps.core_inline || caps.poll_inline
     }
 
     /// Whether this port was built in manual mode.
@@ -765,7 +469,7 @@ impl Port {
     pub fn close(&self) -> Result<(), Error> {
         // Ops still waiting in the binding's queue are submitted first, so
         // that they are cancelled like every other op in flight.
-        self.shared().flush(self.inner.raw);
+        self.submitq().flush(self.inner.raw);
         // SAFETY: raw is our port.
         Error::check(unsafe { sys::ovl_close_port(self.inner.raw) })
     }
