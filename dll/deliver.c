@@ -1,6 +1,38 @@
 /* deliver.c - delivery: reaping the backend's events into callback batches
  * and running the callback, on the completion thread, inside ovl_poll, or
- * inside a submit on an OVL_PORT_INLINE port. */
+ * inside a submit on an OVL_PORT_INLINE port.
+ *
+ * One engine: ovl__deliver_once (reap one batch, waiting up to a timeout,
+ * settle each event with the backend, run the callback, release the ops)
+ * is the only place that runs callbacks. Every entry point below is a way
+ * of taking the reaper role (deliver_lock) and deciding how long the call
+ * may sleep; the backend's wait is the only place a caller sleeps for
+ * completions, and the backends bound it by their own nearest deadline.
+ *
+ *   entry point              thread          may it sleep            locks held while reaping
+ *   -----------------------  --------------  ----------------------  ------------------------
+ *   completion thread loop   the port's own  yes: after an adaptive  deliver_lock; io_uring
+ *   (ovl__completion_thread)                 spin, in wait_ready     sleeps outside it
+ *                                            (io_uring) or wait      (wait_ready), the others
+ *                                                                    inside it
+ *   ... OVL_PORT_INLINE park  the port's own  yes, on park_cv, while  port lock (cond wait)
+ *   (ct_park)                                 nothing is in flight
+ *   ovl_poll(p, 0), threaded  any            no: trylock, one batch  deliver_lock (trylock)
+ *   (ovl__poll_helping)       (not its cb)
+ *   ovl_poll(p, t), manual    any            up to t (-1: no limit); deliver_lock (blocking
+ *   (poll_manual)             (not its cb)    t == 0: trylock         unless t == 0)
+ *   ovl_submit_and_poll       any            as ovl_poll; on         deliver_lock, taken
+ *                             (not its cb)    io_uring the submit     before the submit when
+ *                                             rides the wait's call   the two merge
+ *   INLINE submit or post     any            no: ovl_poll(p, 0)      as ovl_poll(p, 0)
+ *   (api.c after_submit)
+ *   manual close drain        the closer     yes, until drained      deliver_lock
+ *   (port.c)
+ *
+ * Inside ovl__deliver_once the port lock is taken per batch for the
+ * bookkeeping (settle, release, inflight) and dropped before the callback,
+ * which runs holding only the reaper role (deliver_lock). The lock order
+ * is written in ovl_internal.h. */
 #include "ovl_internal.h"
 #include "local.h"
 #include "sys.h"
