@@ -113,3 +113,81 @@ Test(submit_and_poll, from_own_callback_is_edeadlk)
     cr_assert_eq((int32_t)(intptr_t)r.hook_data, OVL_EDEADLK);
     close_clean(p, &r);
 }
+
+#ifndef _WIN32
+#  include <poll.h>
+
+static bool readable(ovl_fd efd)
+{
+    struct pollfd pf = {(int)efd, POLLIN, 0};
+    return poll(&pf, 1, 0) == 1;
+}
+
+/* io_uring, manual mode: the port's eventfd is for an outside poller, so
+ * the completions a call reaps itself do not signal it; the kernel's
+ * signal is disabled while a thread reaps (IORING_CQ_EVENTFD_DISABLED).
+ * Here the posts complete inside the call's own io_uring_enter. */
+Test(submit_and_poll, event_fd_quiet_for_what_the_call_reaps)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, OVL_PORT_MANUAL);
+    if (strcmp(ovl_backend_name(p), "uring") != 0) {
+        close_clean(p, &r);
+        cr_skip_test("io_uring only");
+    }
+    ovl_fd efd;
+    cr_assert_eq(ovl_port_event(p, &efd), OVL_OK);
+    for (int i = 0; i < 20; i++) {
+        ovl_request req[8];
+        for (int k = 0; k < 8; k++) req[k] = post_req(k);
+        size_t done = 0;
+        int32_t timeout = i % 2 ? -1 : 0;
+        cr_assert_eq(ovl_submit_and_poll(p, req, 8, &done, timeout), 8, "round %d", i);
+        cr_assert_not(readable(efd), "round %d: signalled for completions the call reaped", i);
+    }
+    close_clean(p, &r);
+}
+
+/* The first batch's completions each post once more, from the callback
+ * (deferred: the call's next round submits them inside its own system
+ * call, with the eventfd disabled); the call stops after one queue's
+ * worth and leaves those completions in the ring. The eventfd must say so
+ * by the time the call returns, or an outside poller would sleep on them. */
+static void repost_first_batch(rec *r, const ovl_completion *c)
+{
+    if (c->op == OVL_OP_POST && c->result < 256)
+        cr_assert_eq(ovl_post(r->port, 1000, NULL, NULL), OVL_OK);
+}
+
+Test(submit_and_poll, event_fd_signalled_for_what_the_call_leaves)
+{
+    enum { DEPTH = 512 };
+    rec r;
+    rec_init(&r);
+    r.hook = repost_first_batch;
+    ovl_port *p = open_port(&r, DEPTH, OVL_PORT_MANUAL);
+    if (strcmp(ovl_backend_name(p), "uring") != 0) {
+        close_clean(p, &r);
+        cr_skip_test("io_uring only");
+    }
+    ovl_fd efd;
+    cr_assert_eq(ovl_port_event(p, &efd), OVL_OK);
+    static ovl_request req[DEPTH];
+    for (int k = 0; k < DEPTH; k++) req[k] = post_req(k);
+    size_t done = 0;
+    int32_t got = ovl_submit_and_poll(p, req, DEPTH, &done, 0);
+    cr_assert_eq(done, (size_t)DEPTH);
+    cr_assert_eq(got, DEPTH, "one queue's worth, then the call returns");
+    ovl_stats st = {.size = sizeof st};
+    cr_assert_eq(ovl_port_stats(p, &st), OVL_OK);
+    cr_assert_gt(st.inflight, 0u, "the reposts are left for the next poll");
+    cr_assert(readable(efd), "completions left in the ring, eventfd not signalled");
+    int32_t total = 0, n;
+    while ((n = ovl_poll(p, 0)) > 0) total += n;
+    cr_assert_eq(n, 0);
+    cr_assert_eq((uint32_t)total, st.inflight);
+    cr_assert_not(readable(efd), "reset by the ovl_poll that found nothing");
+    close_clean(p, &r);
+}
+#endif
