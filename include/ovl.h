@@ -686,8 +686,10 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
  * a loop). Calls from several threads are
  * serialized (callbacks never overlap); with timeout_ms == 0 a call that
  * finds another thread delivering returns 0 at once instead of waiting for
- * it (poll again, or wait on ovl_port_event, for what that thread did not
- * pick up). A posted completion wakes a waiting ovl_poll.
+ * it; that thread then looks once more, without waiting, before it lets go
+ * of delivery, so what was ready when this call returned is delivered
+ * (an outside poller whose wake-up led to this call needs no retry). A
+ * posted completion wakes a waiting ovl_poll.
  *
  * A port with a completion thread accepts timeout_ms == 0 only: if the
  * completion thread is not delivering at that moment, the call delivers
