@@ -1360,7 +1360,7 @@ static size_t u_wait_locked(ovl_port *p, int32_t timeout_ms, ovl__event *out, si
 {
     uring *u = p->be;
     ring *r = &u->r;
-    if (u->efd >= 0 && timeout_ms == 0 && cq_ready(r) == 0) {
+    if (u->efd >= 0 && timeout_ms == 0 && cq_ready(r) == 0 && sq_pending(r) == 0) {
         /* Manual mode, a poll that does not wait (an outside poller's
          * answer to the eventfd): reset the eventfd before reaping; a CQE
          * posted after this point is reaped here or signals it again on
@@ -1371,7 +1371,9 @@ static size_t u_wait_locked(ovl_port *p, int32_t timeout_ms, ovl__event *out, si
          * ovl_poll(port, 0) that finds nothing resets it). With CQEs
          * already waiting, leave it signalled (at worst one spurious
          * wake-up of an outside poller) and save the read: most ovl_poll
-         * calls of a busy port find completions. */
+         * calls of a busy port find completions. With submits pending
+         * (ovl_submit_and_poll: they go in below) the CQ is empty only
+         * because they have not been made yet: no read either. */
         uint64_t v;
         (void)!ovl__sys.read(u->efd, &v, sizeof v);
     }
