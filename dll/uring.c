@@ -1380,7 +1380,11 @@ static size_t u_wait_locked(ovl_port *p, int32_t timeout_ms, ovl__event *out, si
     for (;;) {
         unsigned pend = sq_pending(r);
         bool overflow = __atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW;
-        if (pend || overflow) {
+        /* A timed wait with nothing to reap yet: the timed io_uring_enter
+         * below submits and waits in one call (as the untimed one here
+         * does), and reaps what completed inside it all the same. */
+        bool timed_merge = timeout_ms > 0 && !overflow && cq_ready(r) == 0;
+        if ((pend || overflow) && !timed_merge) {
             /* Submit what the previous batch's callbacks queued BEFORE
              * reaping. Reads that hit the page cache (and NOPs) complete
              * inside this very call, so their CQEs join the batch reaped
