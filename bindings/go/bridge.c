@@ -146,8 +146,8 @@ size_t govl_take(govl_queue *q, govl_item *out, size_t cap)
     return n;
 }
 
-int32_t govl_submit_poll(ovl_port *port, govl_queue *q, govl_req *r, size_t n, govl_item *out,
-                         size_t cap, size_t *nout)
+int32_t govl_submit_poll(ovl_port *port, govl_queue *q, govl_req *r, size_t n, int32_t timeout_ms,
+                         govl_item *out, size_t cap, size_t *nout)
 {
     ovl_request reqs[GOVL_MAX_BATCH];
     size_t i = 0;
@@ -165,12 +165,12 @@ int32_t govl_submit_poll(ovl_port *port, govl_queue *q, govl_req *r, size_t n, g
         reqs[k].timeout_ns = 0;
         reqs[k].id = 0;
     }
-    /* One ovl_submit_and_poll(port, ..., 0) per run of accepted requests:
-     * it stops at a request it refuses (reported, then skipped) without
-     * polling; the last call polls. */
+    /* One ovl_submit_and_poll per run of accepted requests: it stops at a
+     * request it refuses (reported, then skipped) without polling; the
+     * last call polls. */
     for (;;) {
         size_t done = 0;
-        prc = ovl_submit_and_poll(port, reqs + i, n - i, &done, 0);
+        prc = ovl_submit_and_poll(port, reqs + i, n - i, &done, timeout_ms);
         for (size_t k = i; k < i + done; k++) {
             r[k].id = reqs[k].id;
             r[k].rc = OVL_OK;

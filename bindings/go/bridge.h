@@ -80,15 +80,17 @@ typedef struct govl_req {
 #define GOVL_MAX_BATCH 64
 
 /* Submit n <= GOVL_MAX_BATCH requests (n may be 0: a poll) and deliver
- * what is ready, ovl_submit_and_poll(port, r, n, 0) (on io_uring with
- * delivery free, one io_uring_enter: a page-cache read completes inside
- * it and is delivered by the same call), going on past a request that
- * fails; then take up to cap items as govl_take does (*nout). Returns 0,
- * or the poll's error (OVL_ECLOSED). If another thread is delivering, the
- * call does not wait: that thread delivers what is ready (the core makes
- * it look again), into the same queue. */
-int32_t govl_submit_poll(ovl_port *port, govl_queue *q, govl_req *r, size_t n, govl_item *out,
-                         size_t cap, size_t *nout);
+ * what is ready, ovl_submit_and_poll(port, r, n, timeout_ms) (on io_uring
+ * with delivery free, one io_uring_enter: a page-cache read completes
+ * inside it and is delivered by the same call), going on past a request
+ * that fails; then take up to cap items as govl_take does (*nout). Returns
+ * 0, or the poll's error (OVL_ECLOSED). With timeout_ms 0, if another
+ * thread is delivering, the call does not wait: that thread delivers what
+ * is ready (the core makes it look again), into the same queue. A
+ * timeout_ms > 0 waits that long at most for a first completion: the
+ * port's lone operation (see Port.start). */
+int32_t govl_submit_poll(ovl_port *port, govl_queue *q, govl_req *r, size_t n, int32_t timeout_ms,
+                         govl_item *out, size_t cap, size_t *nout);
 
 /* ---- OS part: bridge_linux.c / bridge_windows.c ---- */
 
