@@ -332,6 +332,39 @@ int32_t ovl__poll_helping(ovl_port *p, const ovl_port *h)
     return rc;
 }
 
+/* Manual mode: let go of deliver_lock. A ovl_poll(p, 0) that found it taken
+ * meanwhile returned 0 at once, trusting this holder to deliver what is
+ * ready; but a completion that came after our last reap is not ours, and
+ * its wake-up (the port's event handle) may have been spent on that
+ * caller: an edge-triggered outside poller (Go's netpoller, tokio) would
+ * then never look again. So that caller sets poll_again before it tries
+ * the lock a second time, and here, after the unlock, a full barrier,
+ * then poll_again is read: either we see it and look again (without
+ * waiting), or its second try sees the lock free and delivers itself.
+ * Returns what those looks delivered. The port struct outlives the call
+ * (type-stable); `users` keeps close from destroying the backend between
+ * the state check and the trylock (close waits for deliver_lock after
+ * that). */
+static size_t delivery_release(ovl_port *p, const ovl_port *port)
+{
+    size_t total = 0;
+    for (;;) {
+        ovl__mutex_unlock(&p->deliver_lock);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!atomic_load(&p->poll_again)) return total;
+        atomic_fetch_add(&p->users, 1);
+        bool mine = ovl__port_open(p, port) && ovl__mutex_trylock(&p->deliver_lock);
+        atomic_fetch_sub(&p->users, 1);
+        /* Not mine: closing (close delivers the rest), or a new holder,
+         * which sees poll_again when it lets go. */
+        if (!mine) return total;
+        atomic_store(&p->poll_again, false);
+        size_t n = ovl__deliver_once(p, 0);
+        if (n) p->backend->kick(p, false);
+        total += n;
+    }
+}
+
 /* Manual mode, deliver_lock held (released here): the delivery loop of
  * ovl_poll, waiting until `deadline` (ms, 0 = no limit) when timeout_ms is
  * not 0. */
@@ -372,8 +405,8 @@ static int32_t poll_manual_locked(ovl_port *p, const ovl_port *port, int32_t tim
     /* Submits made by the callbacks above were deferred; nobody else will
      * flush them before the next ovl_poll, so do it now. */
     if (total) p->backend->kick(p, false);
-    ovl__mutex_unlock(&p->deliver_lock);
-    return rc ? rc : (int32_t)total;
+    total += delivery_release(p, port);
+    return rc && !total ? rc : (int32_t)total;
 }
 
 /* Manual mode: take delivery (waiting for it unless timeout_ms is 0). */
@@ -382,8 +415,12 @@ static int32_t poll_manual(ovl_port *p, const ovl_port *port, int32_t timeout_ms
     int32_t rc;
     if (timeout_ms == 0) {
         /* "Don't wait" includes not waiting for another thread that is
-         * delivering right now: it will deliver what is ready. */
-        if (!ovl__mutex_trylock(&p->deliver_lock)) return 0;
+         * delivering right now: it will deliver what is ready, looking
+         * again once it lets go if asked to (delivery_release). */
+        if (!ovl__mutex_trylock(&p->deliver_lock)) {
+            atomic_store(&p->poll_again, true);
+            if (!ovl__mutex_trylock(&p->deliver_lock)) return 0;
+        }
     } else {
         /* The holder may be inside a callback that waits for one of ours. */
         if ((rc = ovl__wait_begin(p)) != OVL_OK) return rc;

@@ -276,6 +276,9 @@ struct ovl_port {
     size_t batch_cap;
 
     _Atomic uint32_t users; /* callers inside backend->kick */
+    /* Manual mode: an ovl_poll(p, 0) found deliver_lock taken and asks its
+     * holder to look again once it lets go (deliver.c, delivery_release). */
+    atomic_bool poll_again;
     bool has_thread;
     ovl__thread thread;
 

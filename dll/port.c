@@ -187,6 +187,7 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     p->reg_slots = 0;
     atomic_store(&p->cb_thr, NULL);
     atomic_store(&p->users, 0);
+    atomic_store(&p->poll_again, false);
     p->has_thread = false;
     p->parking = false;
     p->ct_parked = false;

@@ -72,6 +72,7 @@ typedef struct ring {
     struct io_uring_sqe *sqes;
     /* CQ: tail is the kernel's, head ours (completion-side only). */
     unsigned *cq_head, *cq_tail;
+    unsigned *cq_flags; /* IORING_CQ_EVENTFD_DISABLED (ours; Linux 5.8+) */
     unsigned cq_mask;
     struct io_uring_cqe *cqes;
     void *map;
@@ -160,6 +161,7 @@ static int ring_open(ring *r, unsigned entries, unsigned cq_entries)
     r->sq_entries = *(unsigned *)(m + prm.sq_off.ring_entries);
     r->cq_head = (unsigned *)(m + prm.cq_off.head);
     r->cq_tail = (unsigned *)(m + prm.cq_off.tail);
+    r->cq_flags = (unsigned *)(m + prm.cq_off.flags);
     r->cq_mask = *(unsigned *)(m + prm.cq_off.ring_mask);
     r->cqes = (struct io_uring_cqe *)(m + prm.cq_off.cqes);
     /* SQE slot i is always array entry i: fill the indirection once. */
@@ -651,7 +653,8 @@ static int32_t u_init(ovl_port *p)
             return OVL_EOS;
         }
         u->efd = fds[0];
-        /* The kernel signals the eventfd for every CQE it posts. */
+        /* The kernel signals the eventfd for every CQE it posts, except
+         * while u_wait has it disabled (see "the eventfd" there). */
         long r = ovl__sys.io_uring_register(u->r.fd, IORING_REGISTER_EVENTFD, &u->efd, 1);
         if (r < 0) {
             ovl__sys.close(u->efd);
@@ -1305,28 +1308,83 @@ static unsigned cq_ready(const ring *r)
            __atomic_load_n(r->cq_head, __ATOMIC_ACQUIRE);
 }
 
+/* ---- the eventfd (manual mode) ---------------------------------------------
+ * ovl_port_event's eventfd tells an outside poller that completions wait
+ * with nobody reaping them. The kernel signals it for every CQE it posts,
+ * which includes the CQEs of the reaping thread itself (page-cache reads
+ * complete inside its io_uring_enter): each would wake the outside poller
+ * for nothing. So while a thread is in u_wait (it holds deliver_lock: the
+ * only reaper) the eventfd is disabled through the CQ ring's flags
+ * (IORING_CQ_EVENTFD_DISABLED, Linux 5.8+, below this backend's 5.11
+ * floor), and re-enabled when it leaves; if CQEs remain then, the thread
+ * signals the eventfd itself.
+ *
+ * No lost wake-up: a CQE posted while the flag is set is either reaped by
+ * this thread or seen by its check on the way out. The kernel posts a CQE
+ * by storing the CQ tail (release), then, in __io_cq_unlock_post, wakes
+ * the CQ waiters (io_cqring_wake: wq_has_sleeper, a full barrier), then
+ * reads cq_flags to decide on the eventfd (io_commit_cqring_flush ->
+ * io_eventfd_signal). We store the cleared flag, a full barrier (seq_cst),
+ * then load the tail. Dekker's pattern: the kernel sees the flag cleared
+ * (and signals), or we see its tail (and signal). Only the holder of
+ * deliver_lock writes the flags word, and the kernel never writes it. */
+static void efd_disable(ring *r)
+{
+    __atomic_store_n(r->cq_flags, *r->cq_flags | IORING_CQ_EVENTFD_DISABLED, __ATOMIC_RELAXED);
+}
+
+static void efd_enable(uring *u)
+{
+    ring *r = &u->r;
+    __atomic_store_n(r->cq_flags, *r->cq_flags & ~IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(r->cq_tail, __ATOMIC_SEQ_CST) != *r->cq_head) {
+        uint64_t one = 1;
+        (void)!ovl__sys.write(u->efd, &one, sizeof one);
+    }
+}
+
+static size_t u_wait_locked(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap);
+
 static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap)
 {
     uring *u = p->be;
+    if (u->efd < 0) return u_wait_locked(p, timeout_ms, out, cap);
+    efd_disable(&u->r);
+    size_t n = u_wait_locked(p, timeout_ms, out, cap);
+    efd_enable(u);
+    return n;
+}
+
+static size_t u_wait_locked(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap)
+{
+    uring *u = p->be;
     ring *r = &u->r;
-    if (u->efd >= 0 && timeout_ms == 0 && cq_ready(r) == 0) {
+    if (u->efd >= 0 && timeout_ms == 0 && cq_ready(r) == 0 && sq_pending(r) == 0) {
         /* Manual mode, a poll that does not wait (an outside poller's
          * answer to the eventfd): reset the eventfd before reaping; a CQE
-         * posted after this point signals it again, so an outside poller
-         * never misses one. A poll that waits skips the reset: the CQEs it
-         * takes leave the eventfd signalled anyway, and the spurious
-         * readiness is the hint the header allows (the outside poller's
+         * posted after this point is reaped here or signals it again on
+         * the way out (efd_enable), so an outside poller never misses
+         * one. A poll that waits skips the reset: it is rare on a port an
+         * outside poller watches, and a stale signal is the spurious
+         * readiness the header allows (the outside poller's
          * ovl_poll(port, 0) that finds nothing resets it). With CQEs
          * already waiting, leave it signalled (at worst one spurious
          * wake-up of an outside poller) and save the read: most ovl_poll
-         * calls of a busy port find completions. */
+         * calls of a busy port find completions. With submits pending
+         * (ovl_submit_and_poll: they go in below) the CQ is empty only
+         * because they have not been made yet: no read either. */
         uint64_t v;
         (void)!ovl__sys.read(u->efd, &v, sizeof v);
     }
     for (;;) {
         unsigned pend = sq_pending(r);
         bool overflow = __atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW;
-        if (pend || overflow) {
+        /* A timed wait with nothing to reap yet: the timed io_uring_enter
+         * below submits and waits in one call (as the untimed one here
+         * does), and reaps what completed inside it all the same. */
+        bool timed_merge = timeout_ms > 0 && !overflow && cq_ready(r) == 0;
+        if ((pend || overflow) && !timed_merge) {
             /* Submit what the previous batch's callbacks queued BEFORE
              * reaping. Reads that hit the page cache (and NOPs) complete
              * inside this very call, so their CQEs join the batch reaped

@@ -686,8 +686,10 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
  * a loop). Calls from several threads are
  * serialized (callbacks never overlap); with timeout_ms == 0 a call that
  * finds another thread delivering returns 0 at once instead of waiting for
- * it (poll again, or wait on ovl_port_event, for what that thread did not
- * pick up). A posted completion wakes a waiting ovl_poll.
+ * it; that thread then looks once more, without waiting, before it lets go
+ * of delivery, so what was ready when this call returned is delivered
+ * (an outside poller whose wake-up led to this call needs no retry). A
+ * posted completion wakes a waiting ovl_poll.
  *
  * A port with a completion thread accepts timeout_ms == 0 only: if the
  * completion thread is not delivering at that moment, the call delivers
@@ -727,7 +729,11 @@ OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
  * is always readable while completions wait, but an ovl_poll that
  * delivered some may leave it readable (resetting it would cost a system
  * call on every call of the fast path); the ovl_poll that then finds
- * nothing resets it. On Linux an eventfd. Borrowed: valid
+ * nothing resets it. It is not signalled for what a thread reaps inside
+ * ovl_poll / ovl_submit_and_poll (io_uring: a completion that call
+ * delivers, such as a page-cache read done inside its own submit, wakes no
+ * outside poller); what such a call leaves undelivered signals it by the
+ * time the call returns. On Linux an eventfd. Borrowed: valid
  * until ovl_close_port; do not close it or read from it.
  * Errors: OVL_EINVAL, OVL_EMODE (not manual), OVL_ECLOSED, OVL_ENOTSUP
  * (backend without one: IOCP in this version). */

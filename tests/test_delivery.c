@@ -552,3 +552,52 @@ Test(delivery, inline_port_delivers_late_completions_while_others_submit)
     close(pfd[1]);
 }
 #endif
+
+/* An ovl_poll(p, 0) that finds another thread delivering returns 0 at once,
+ * and that thread looks again before it lets go: a completion that came
+ * after its last reap is delivered without anyone polling again (an
+ * edge-triggered outside poller, woken for it, may not look again). */
+static atomic_int held_state; /* 1: the first callback waits, 2: go on */
+static void hold_first(rec *r, const ovl_completion *c)
+{
+    (void)r;
+    if (c->result != 1) return;
+    atomic_store(&held_state, 1);
+    while (atomic_load(&held_state) != 2) sched_yield();
+}
+
+static void *poll_thread(void *arg)
+{
+    rec *r = arg;
+    return (void *)(intptr_t)ovl_poll(r->port, WAIT_LIMIT_MS);
+}
+
+Test(delivery, busy_poll_makes_the_holder_look_again)
+{
+    rec r;
+    rec_init(&r);
+    r.hook = hold_first;
+    atomic_store(&held_state, 0);
+    ovl_port *p = open_port(&r, 8, OVL_PORT_MANUAL);
+    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_OK);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, poll_thread, &r), 0);
+    while (atomic_load(&held_state) != 1) sched_yield();
+    /* The other thread holds delivery, inside its callback. */
+    uint64_t id = 0;
+    cr_assert_eq(ovl_post(p, 2, NULL, &id), OVL_OK);
+    /* On io_uring the post is ready now (a NOP done inside the submit). */
+    cr_assert_eq(ovl_poll(p, 0), 0, "delivery is taken: returns at once");
+    atomic_store(&held_state, 2);
+    void *ret;
+    cr_assert_eq(pthread_join(t, &ret), 0);
+    if (strcmp(ovl_backend_name(p), "uring") == 0) {
+        cr_assert_eq((intptr_t)ret, 2, "the holder looked again and delivered the second post");
+        cr_assert_eq(rec_count(&r), 2u);
+        cr_assert_eq(rec_one(&r, id).result, 2);
+    } else {
+        cr_assert_geq((intptr_t)ret, 1);
+    }
+    while (rec_count(&r) < 2) cr_assert_geq(ovl_poll(p, WAIT_LIMIT_MS), 0);
+    close_clean(p, &r);
+}

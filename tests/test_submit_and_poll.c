@@ -31,7 +31,8 @@ Test(submit_and_poll, manual_port_submits_and_delivers)
 }
 
 /* io_uring: with delivery free, the submission rides on the system call
- * that waits: one io_uring_enter for a post's whole round trip. */
+ * that waits, timed or not: one io_uring_enter for a post's whole round
+ * trip. */
 Test(submit_and_poll, one_system_call_on_io_uring)
 {
     rec r;
@@ -46,10 +47,63 @@ Test(submit_and_poll, one_system_call_on_io_uring)
         cr_assert_eq(ovl_port_stats(p, &a), OVL_OK);
         ovl_request req = post_req(i);
         size_t done = 0;
-        cr_assert_eq(ovl_submit_and_poll(p, &req, 1, &done, -1), 1);
+        /* A timed wait as well as an untimed one. */
+        cr_assert_eq(ovl_submit_and_poll(p, &req, 1, &done, i % 2 ? 5000 : -1), 1);
         cr_assert_eq(ovl_port_stats(p, &b), OVL_OK);
         cr_assert_eq(b.syscalls - a.syscalls, 1u, "round %d: %llu system calls", i,
                      (unsigned long long)(b.syscalls - a.syscalls));
+    }
+    close_clean(p, &r);
+}
+
+/* The same for an operation that completes later (a pipe read, its data
+ * written by another thread 20 ms on): the timed wait submits it in the
+ * io_uring_enter that waits, not in one of its own first. */
+static void *write_later(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    cr_assert_eq(write(fd, "x", 1), 1);
+    return NULL;
+}
+
+Test(submit_and_poll, one_system_call_for_a_timed_wait_on_io_uring)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, OVL_PORT_MANUAL);
+    if (strcmp(ovl_backend_name(p), "uring") != 0) {
+        close_clean(p, &r);
+        cr_skip_test("io_uring only");
+    }
+    for (int i = 0; i < 3; i++) {
+        int fds[2];
+        cr_assert_eq(pipe(fds), 0);
+        char c = 0;
+        ovl_request req;
+        memset(&req, 0, sizeof req);
+        req.op = OVL_OP_READ;
+        req.fd = (ovl_fd)fds[0];
+        req.buf = &c;
+        req.len = 1;
+        req.offset = OVL_OFFSET_CURRENT;
+        ovl_stats a = {.size = sizeof a}, b = {.size = sizeof b};
+        cr_assert_eq(ovl_port_stats(p, &a), OVL_OK);
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, write_later, (void *)(intptr_t)fds[1]), 0);
+        size_t done = 0;
+        cr_assert_eq(ovl_submit_and_poll(p, &req, 1, &done, WAIT_LIMIT_MS), 1);
+        cr_assert_eq(ovl_port_stats(p, &b), OVL_OK);
+        pthread_join(t, NULL);
+        cr_assert_eq(rec_one(&r, req.id).result, 1);
+        cr_assert_eq(c, 'x');
+        /* A signal may cut the wait short (one more); two every time is
+         * what to catch. */
+        cr_assert_leq(b.syscalls - a.syscalls, i == 0 ? 2u : 1u, "round %d: %llu system calls", i,
+                      (unsigned long long)(b.syscalls - a.syscalls));
+        close(fds[0]);
+        close(fds[1]);
     }
     close_clean(p, &r);
 }
@@ -113,3 +167,81 @@ Test(submit_and_poll, from_own_callback_is_edeadlk)
     cr_assert_eq((int32_t)(intptr_t)r.hook_data, OVL_EDEADLK);
     close_clean(p, &r);
 }
+
+#ifndef _WIN32
+#  include <poll.h>
+
+static bool readable(ovl_fd efd)
+{
+    struct pollfd pf = {(int)efd, POLLIN, 0};
+    return poll(&pf, 1, 0) == 1;
+}
+
+/* io_uring, manual mode: the port's eventfd is for an outside poller, so
+ * the completions a call reaps itself do not signal it; the kernel's
+ * signal is disabled while a thread reaps (IORING_CQ_EVENTFD_DISABLED).
+ * Here the posts complete inside the call's own io_uring_enter. */
+Test(submit_and_poll, event_fd_quiet_for_what_the_call_reaps)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, OVL_PORT_MANUAL);
+    if (strcmp(ovl_backend_name(p), "uring") != 0) {
+        close_clean(p, &r);
+        cr_skip_test("io_uring only");
+    }
+    ovl_fd efd;
+    cr_assert_eq(ovl_port_event(p, &efd), OVL_OK);
+    for (int i = 0; i < 20; i++) {
+        ovl_request req[8];
+        for (int k = 0; k < 8; k++) req[k] = post_req(k);
+        size_t done = 0;
+        int32_t timeout = i % 2 ? -1 : 0;
+        cr_assert_eq(ovl_submit_and_poll(p, req, 8, &done, timeout), 8, "round %d", i);
+        cr_assert_not(readable(efd), "round %d: signalled for completions the call reaped", i);
+    }
+    close_clean(p, &r);
+}
+
+/* The first batch's completions each post once more, from the callback
+ * (deferred: the call's next round submits them inside its own system
+ * call, with the eventfd disabled); the call stops after one queue's
+ * worth and leaves those completions in the ring. The eventfd must say so
+ * by the time the call returns, or an outside poller would sleep on them. */
+static void repost_first_batch(rec *r, const ovl_completion *c)
+{
+    if (c->op == OVL_OP_POST && c->result < 256)
+        cr_assert_eq(ovl_post(r->port, 1000, NULL, NULL), OVL_OK);
+}
+
+Test(submit_and_poll, event_fd_signalled_for_what_the_call_leaves)
+{
+    enum { DEPTH = 512 };
+    rec r;
+    rec_init(&r);
+    r.hook = repost_first_batch;
+    ovl_port *p = open_port(&r, DEPTH, OVL_PORT_MANUAL);
+    if (strcmp(ovl_backend_name(p), "uring") != 0) {
+        close_clean(p, &r);
+        cr_skip_test("io_uring only");
+    }
+    ovl_fd efd;
+    cr_assert_eq(ovl_port_event(p, &efd), OVL_OK);
+    static ovl_request req[DEPTH];
+    for (int k = 0; k < DEPTH; k++) req[k] = post_req(k);
+    size_t done = 0;
+    int32_t got = ovl_submit_and_poll(p, req, DEPTH, &done, 0);
+    cr_assert_eq(done, (size_t)DEPTH);
+    cr_assert_eq(got, DEPTH, "one queue's worth, then the call returns");
+    ovl_stats st = {.size = sizeof st};
+    cr_assert_eq(ovl_port_stats(p, &st), OVL_OK);
+    cr_assert_gt(st.inflight, 0u, "the reposts are left for the next poll");
+    cr_assert(readable(efd), "completions left in the ring, eventfd not signalled");
+    int32_t total = 0, n;
+    while ((n = ovl_poll(p, 0)) > 0) total += n;
+    cr_assert_eq(n, 0);
+    cr_assert_eq((uint32_t)total, st.inflight);
+    cr_assert_not(readable(efd), "reset by the ovl_poll that found nothing");
+    close_clean(p, &r);
+}
+#endif

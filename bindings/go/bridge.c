@@ -1,7 +1,6 @@
 /* bridge.c - the completion queue between the port's thread and Go: a lock
  * and two arrays (the callback fills one while Go reads the other). The lock
  * and the wake-up are in bridge_linux.c / bridge_windows.c. */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,28 +18,7 @@ struct govl_queue {
     int stopped;
     int manual; /* manual mode: pollers take items, no wake-up */
     uint64_t lost;
-    /* manual mode: 0 nobody polls, 1 a thread polls, 2 it must poll again */
-    atomic_int pstate;
-    /* manual mode, govl_submit_block: the key of the operation whose
-     * submitter waits for it inside the library (0: none), whether a
-     * callback has delivered it, its op id once submitted, and the key of
-     * the last one govl_cancel_block was asked to cancel (keys are never
-     * reused, so a stale one matches nothing). block_merged: the submitter
-     * is inside ovl_submit_and_poll, which submits and waits in one call,
-     * so nobody learns the op id before the wait ends; wakes: the posts
-     * govl_cancel_block made to end such a wait, not yet delivered. Under
-     * lock. */
-    uint64_t block_ctx;
-    uint64_t block_id;
-    int block_done;
-    int block_merged;
-    unsigned wakes;
-    uint64_t cancel_ctx;
 };
-
-/* The ctx of govl_cancel_block's posts: no slot key (a key's generation,
- * its high half, is never 0), and the callback drops them. */
-#define GOVL_WAKE_CTX UINT64_MAX
 
 govl_queue *govl_queue_new(size_t cap)
 {
@@ -90,11 +68,6 @@ void govl_callback(const ovl_completion *items, size_t n, void *userdata)
         }
     }
     for (size_t i = 0; i < n; i++) {
-        if ((uint64_t)(uintptr_t)items[i].ctx == GOVL_WAKE_CTX && items[i].op == OVL_OP_POST) {
-            /* A wake-up for the blocked submitter: it was woken. */
-            if (q->wakes) q->wakes--;
-            continue;
-        }
         if (q->len == q->cap) {
             q->lost++;
             continue;
@@ -105,7 +78,6 @@ void govl_callback(const ovl_completion *items, size_t n, void *userdata)
         it->result = items[i].result;
         it->op = items[i].op;
         it->os_error = items[i].os_error;
-        if (it->ctx == q->block_ctx && q->block_ctx) q->block_done = 1;
     }
     /* Wake Go at most once per drain: the drainer clears `signaled` when it
      * takes the items, so a callback after that wakes it again. */
@@ -154,56 +126,6 @@ void govl_queue_set_manual(govl_queue *q)
     govl__lock_give(&q->lock);
 }
 
-/* Become the queue's poller (pstate 0 -> 1) and return 1; or, if another
- * thread polls, ask it to poll once more before it stops (so a completion
- * that arrived meanwhile is not left in the ring with its wake-up already
- * spent) and return 0. */
-static int poll_acquire(govl_queue *q)
-{
-    int s = atomic_load(&q->pstate);
-    for (;;) {
-        if (s == 0) {
-            if (atomic_compare_exchange_weak(&q->pstate, &s, 1)) return 1;
-        } else if (s == 2) {
-            return 0;
-        } else if (atomic_compare_exchange_weak(&q->pstate, &s, 2)) {
-            return 0;
-        }
-    }
-}
-
-/* Stop being the poller; first poll again (without waiting) for as long as
- * other threads asked for it meanwhile. Returns what those polls
- * delivered. */
-static int32_t poll_release(govl_queue *q, ovl_port *port)
-{
-    int32_t total = 0;
-    for (;;) {
-        int s = 1;
-        if (atomic_compare_exchange_strong(&q->pstate, &s, 0)) return total;
-        /* s == 2: another thread came by while we polled; its completion
-         * may have been posted after our ovl_poll looked. */
-        atomic_store(&q->pstate, 1);
-        int32_t n = ovl_poll(port, 0);
-        if (n < 0) {
-            atomic_store(&q->pstate, 0);
-            return total;
-        }
-        total += n;
-    }
-}
-
-int32_t govl_poll(govl_queue *q, ovl_port *port)
-{
-    if (!poll_acquire(q)) return 0;
-    int32_t n = ovl_poll(port, 0);
-    if (n < 0) {
-        atomic_store(&q->pstate, 0);
-        return n;
-    }
-    return n + poll_release(q, port);
-}
-
 /* Copy up to cap items out of the queue; q->lock held. */
 static size_t take_locked(govl_queue *q, govl_item *out, size_t cap)
 {
@@ -224,29 +146,12 @@ size_t govl_take(govl_queue *q, govl_item *out, size_t cap)
     return n;
 }
 
-int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind, ovl_fd fd, void *buf,
-                         size_t len, int64_t offset, uint32_t flags, uint64_t ctx, uint64_t *out_id,
+int32_t govl_submit_poll(ovl_port *port, govl_queue *q, govl_req *r, size_t n, int32_t timeout_ms,
                          govl_item *out, size_t cap, size_t *nout)
 {
-    int32_t rc;
-    *nout = 0;
-    switch (kind) {
-    case OVL_OP_READ: rc = govl_submit_read(port, fd, buf, len, offset, ctx, out_id); break;
-    case OVL_OP_WRITE: rc = govl_submit_write(port, fd, buf, len, offset, ctx, out_id); break;
-    case OVL_OP_FSYNC: rc = govl_submit_fsync(port, fd, flags, ctx, out_id); break;
-    default: return OVL_EINVAL;
-    }
-    if (rc != OVL_OK) return rc;
-    (void)govl_poll(q, port);
-    *nout = govl_take(q, out, cap);
-    return OVL_OK;
-}
-
-void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n, govl_item *out,
-                      size_t cap, size_t *nout)
-{
     ovl_request reqs[GOVL_MAX_BATCH];
-    size_t i = 0, accepted = 0;
+    size_t i = 0;
+    int32_t prc = 0;
     *nout = 0;
     if (n > GOVL_MAX_BATCH) n = GOVL_MAX_BATCH;
     for (size_t k = 0; k < n; k++) {
@@ -260,187 +165,24 @@ void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n, govl
         reqs[k].timeout_ns = 0;
         reqs[k].id = 0;
     }
-    while (i < n) {
+    /* One ovl_submit_and_poll per run of accepted requests: it stops at a
+     * request it refuses (reported, then skipped) without polling; the
+     * last call polls. */
+    for (;;) {
         size_t done = 0;
-        int32_t rc = ovl_submit(port, reqs + i, n - i, &done);
+        prc = ovl_submit_and_poll(port, reqs + i, n - i, &done, timeout_ms);
         for (size_t k = i; k < i + done; k++) {
             r[k].id = reqs[k].id;
             r[k].rc = OVL_OK;
         }
-        accepted += done;
         i += done;
-        if (i < n) {
-            /* ovl_submit stopped at this one: report it, go on after it. */
-            r[i].id = 0;
-            r[i].rc = rc != OVL_OK ? rc : OVL_EINVAL;
-            i++;
-        }
+        if (prc >= 0 || i == n) break; /* polled (prc < 0: the poll's error) */
+        r[i].id = 0;
+        r[i].rc = prc;
+        i++;
     }
-    if (accepted) {
-        (void)govl_poll(q, port);
-        *nout = govl_take(q, out, cap);
-    }
-}
-
-/* The poller, before it gives up the role: take the wake-up
- * govl_cancel_block posted for a wait that ended without it, so that no
- * post is left in the ring (counted in flight, signalling the eventfd) with
- * nobody polling. A post is a NOP, in the CQ at once; others' completions
- * taken meanwhile are queued for the Go side as usual. The waits are short:
- * a post that failed (the queue was full) is counted until its poster
- * takes the count back, and nothing else may be in flight to end a longer
- * wait (the others' operations may be done and queued, waiting for this
- * thread to return). rc: the last poll's (a closed port delivers the rest
- * itself). */
-static void block_unwake(govl_queue *q, ovl_port *port, int32_t rc)
-{
-    while (rc >= 0) {
-        govl__lock_take(&q->lock);
-        unsigned wakes = q->wakes;
-        govl__lock_give(&q->lock);
-        if (!wakes) break;
-        rc = ovl_poll(port, 1);
-    }
-}
-
-/* The poller's wait for the blocked operation: ovl_poll(port, -1) until a
- * callback has delivered it, or has delivered another operation's
- * completion (the Go side must hand that one to its goroutine), or the
- * port closes. Being the poller (pstate) is what makes the wait safe: no
- * other thread of the binding reaps meanwhile, so the completion cannot
- * have been taken from the ring after block_done was read and before
- * ovl_poll sleeps. (ovl_close_port reaps on its own, but it also wakes
- * ovl_poll, which then returns OVL_ECLOSED.) */
-static int32_t block_wait(govl_queue *q, ovl_port *port, int32_t rc)
-{
-    while (rc >= 0) {
-        govl__lock_take(&q->lock);
-        int stop = q->block_done || q->len > 0;
-        govl__lock_give(&q->lock);
-        if (stop) break;
-        rc = ovl_poll(port, -1);
-    }
-    block_unwake(q, port, rc);
-    (void)poll_release(q, port);
-    return rc < 0 ? rc : 0;
-}
-
-/* govl_take, and whether the blocked operation has been delivered. */
-static void block_finish(govl_queue *q, govl_item *out, size_t cap, size_t *nout, int *done)
-{
-    govl__lock_take(&q->lock);
-    *nout = take_locked(q, out, cap);
-    *done = q->block_done;
-    govl__lock_give(&q->lock);
-}
-
-int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r, govl_item *out, size_t cap,
-                          size_t *nout, int *done)
-{
-    *nout = 0;
-    *done = 0;
-    govl__lock_take(&q->lock);
-    q->block_ctx = r->ctx;
-    q->block_id = 0;
-    q->block_done = 0;
-    govl__lock_give(&q->lock);
-    /* The poller role first: from the submit on, nobody else may take
-     * this completion from the ring before we wait for it. */
-    int polling = poll_acquire(q);
-    ovl_request req;
-    req.op = r->kind;
-    req.flags = r->flags;
-    req.fd = r->fd;
-    req.buf = (void *)(uintptr_t)r->buf;
-    req.len = r->len;
-    req.offset = r->offset;
-    req.ctx = (void *)(uintptr_t)r->ctx;
-    req.id = 0;
-    req.timeout_ns = 0;
-    /* As the poller, submit and wait in one call (on io_uring one
-     * io_uring_enter, as a pread is one system call), unless a cancel
-     * came first: then the op id is needed between the two. */
-    govl__lock_take(&q->lock);
-    int merged = polling && q->cancel_ctx != r->ctx;
-    q->block_merged = merged;
-    govl__lock_give(&q->lock);
-    size_t accepted = 0;
-    int32_t rc, prc = 0;
-    if (merged) {
-        /* < 0: the submit's error if nothing was accepted, else the
-         * wait's (OVL_ECLOSED: the port is closing). */
-        prc = ovl_submit_and_poll(port, &req, 1, &accepted, -1);
-        rc = accepted == 1 ? OVL_OK : prc;
-    } else {
-        rc = ovl_submit(port, &req, 1, &accepted);
-    }
-    r->id = req.id;
-    r->rc = accepted == 1 ? OVL_OK : (rc != OVL_OK ? rc : OVL_EINVAL);
-    govl__lock_take(&q->lock);
-    q->block_merged = 0;
-    int cancel = 0;
-    if (r->rc == OVL_OK) {
-        q->block_id = req.id;
-        cancel = q->cancel_ctx == r->ctx;
-    } else {
-        q->block_ctx = 0;
-    }
-    govl__lock_give(&q->lock);
-    if (r->rc != OVL_OK) {
-        if (polling) {
-            block_unwake(q, port, 0);
-            (void)poll_release(q, port);
-        }
-        return OVL_OK;
-    }
-    /* A cancel that came during ovl_submit_and_poll found no id and woke
-     * the wait with a post (or the wait ended by itself): cancel now. The
-     * operation may be done by now; ovl_cancel then finds nothing. */
-    if (cancel) (void)ovl_cancel(port, req.id);
-    if (polling) rc = block_wait(q, port, prc < 0 ? prc : 0);
-    else rc = GOVL_BUSY; /* the other poller polls again for us */
-    block_finish(q, out, cap, nout, done);
-    return rc;
-}
-
-int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap, size_t *nout,
-                   int *done)
-{
-    int32_t rc = poll_acquire(q) ? block_wait(q, port, 0) : GOVL_BUSY;
-    block_finish(q, out, cap, nout, done);
-    return rc;
-}
-
-void govl_cancel_block(ovl_port *port, govl_queue *q, uint64_t ctx)
-{
-    uint64_t id = 0;
-    int wake = 0;
-    govl__lock_take(&q->lock);
-    q->cancel_ctx = ctx;
-    if (q->block_ctx == ctx) {
-        id = q->block_id;
-        /* Inside ovl_submit_and_poll nobody knows the id yet: end the
-         * wait with a post (one is enough); the submitter then sees
-         * cancel_ctx and cancels the op itself. */
-        wake = !id && q->block_merged && !q->wakes;
-        if (wake) q->wakes++;
-    }
-    govl__lock_give(&q->lock);
-    if (id) {
-        (void)ovl_cancel(port, id);
-    } else if (wake && ovl_post(port, 0, (void *)(uintptr_t)GOVL_WAKE_CTX, NULL) != OVL_OK) {
-        /* Closed (the close wakes the wait itself), or the queue is full
-         * of others' operations, whose completions end the wait. */
-        govl__lock_take(&q->lock);
-        q->wakes--;
-        govl__lock_give(&q->lock);
-    }
-}
-
-size_t govl_reap(ovl_port *port, govl_queue *q, govl_item *out, size_t cap)
-{
-    (void)govl_poll(q, port);
-    return govl_take(q, out, cap);
+    *nout = govl_take(q, out, cap);
+    return prc < 0 ? prc : 0;
 }
 
 uint64_t govl_lost(govl_queue *q)

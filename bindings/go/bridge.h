@@ -47,38 +47,22 @@ void govl_stop(govl_queue *q);
  * malloc failed on the completion thread). */
 uint64_t govl_lost(govl_queue *q);
 
-/* ---- manual mode (OVL_PORT_MANUAL; Linux) --------------------------------
- * No completion thread: completions are delivered by ovl_poll(port, 0)
- * inside the binding's own cgo calls, through govl_callback into the queue
- * (so the callback still never runs Go code), and Go takes them from the
- * queue with govl_take. The queue does not signal its wake object in this
- * mode: whoever polls takes what it delivered. */
+/* ---- manual mode (OVL_PORT_MANUAL; Linux, macOS, the BSDs) ---------------
+ * No completion thread: completions are delivered inside the binding's own
+ * cgo calls, through govl_callback into the queue (so the callback still
+ * never runs Go code), and Go takes them from the queue with govl_take. The
+ * queue does not signal its wake object in this mode: whoever polls takes
+ * what it delivered, and what nobody is there to take signals the port's
+ * own event handle (ovl_port_event), which Go's poller watches. */
 
 /* Switch the queue to manual mode (before the port's first completion). */
 void govl_queue_set_manual(govl_queue *q);
-
-/* Run ovl_poll(port, 0) unless another thread is already polling this
- * port through the bridge; then that thread is told to poll once more
- * before it stops, so a completion that arrived meanwhile is not left in
- * the ring with its wake-up already spent. Returns what ovl_poll returned
- * (completions delivered, or a negative OVL_E code), or 0 when it left the
- * poll to the other thread. The library serializes ovl_poll callers anyway;
- * this avoids convoys of submitters waiting for one another's polls. */
-int32_t govl_poll(govl_queue *q, ovl_port *port);
 
 /* Copy up to cap queued items to out (Go memory: no pointers in it) and
  * return how many. Any number of takers. */
 size_t govl_take(govl_queue *q, govl_item *out, size_t cap);
 
-/* Submit one operation (kind OVL_OP_READ/WRITE/FSYNC) and, if it was
- * accepted, poll and take as govl_poll and govl_take do, in one cgo call:
- * a page-cache read completes inside the submit's io_uring_enter, so its
- * result is usually among the *nout items returned. */
-int32_t govl_submit_reap(ovl_port *port, govl_queue *q, uint32_t kind, ovl_fd fd, void *buf,
-                         size_t len, int64_t offset, uint32_t flags, uint64_t ctx, uint64_t *out_id,
-                         govl_item *out, size_t cap, size_t *nout);
-
-/* One request of govl_submit_many, all integers (Go fills it; buf is the
+/* One request of govl_submit_poll, all integers (Go fills it; buf is the
  * address of pinned memory). id and rc are outputs. */
 typedef struct govl_req {
     uint32_t kind; /* OVL_OP_READ / WRITE / FSYNC */
@@ -95,43 +79,18 @@ typedef struct govl_req {
 
 #define GOVL_MAX_BATCH 64
 
-/* Submit n <= GOVL_MAX_BATCH requests with ovl_submit (one lock, one
- * io_uring_enter for all), going on past a request that fails; then, if
- * any was accepted, poll and take as govl_submit_reap does. */
-void govl_submit_many(ovl_port *port, govl_queue *q, govl_req *r, size_t n, govl_item *out,
-                      size_t cap, size_t *nout);
-
-/* A lone blocking operation (manual mode): submit r and wait for its
- * completion inside the library, ovl_submit_and_poll(port, r, 1, -1),
- * instead of arming the port's eventfd for a drainer goroutine: the
- * submitting thread sleeps in io_uring_enter (or the backend's wait) and is
- * the one woken, as a pread would be; on io_uring the submit and the wait
- * are one io_uring_enter. It becomes the poller before submitting (see
- * govl_poll), so no other thread of the binding reaps in between. The
- * port's queue depth must be at least 2: a cancel during the wait posts a
- * wake-up to the port (see govl_cancel_block). Returns when the callback
- * has delivered the operation (*done = 1), or has delivered others' (the
- * Go side delivers them, then may call govl_block to go on waiting), or
- * with OVL_ECLOSED, or at once with GOVL_BUSY when another thread was
- * polling (it polls again for us; wait for the drainer instead). r's rc
- * and id are set as by govl_submit_many; *nout items are taken as by
- * govl_take. At most one such operation per queue at a time. */
-#define GOVL_BUSY 1
-int32_t govl_submit_block(ovl_port *port, govl_queue *q, govl_req *r, govl_item *out, size_t cap,
-                          size_t *nout, int *done);
-/* Go on waiting for the operation of govl_submit_block (same returns). */
-int32_t govl_block(ovl_port *port, govl_queue *q, govl_item *out, size_t cap, size_t *nout,
-                   int *done);
-/* Cancel the operation of govl_submit_block with key ctx (never 0): at
- * once if the submit has given it an id, else as soon as it does (a wait
- * that submitted it in the same call, and so has not told anyone its id,
- * is ended with an ovl_post the callback drops, and cancels it). Go sees
- * its slot as submitting until govl_submit_block returns, so it cannot
- * call ovl_cancel itself. */
-void govl_cancel_block(ovl_port *port, govl_queue *q, uint64_t ctx);
-
-/* govl_poll then govl_take, in one cgo call (the drainer goroutine). */
-size_t govl_reap(ovl_port *port, govl_queue *q, govl_item *out, size_t cap);
+/* Submit n <= GOVL_MAX_BATCH requests (n may be 0: a poll) and deliver
+ * what is ready, ovl_submit_and_poll(port, r, n, timeout_ms) (on io_uring
+ * with delivery free, one io_uring_enter: a page-cache read completes
+ * inside it and is delivered by the same call), going on past a request
+ * that fails; then take up to cap items as govl_take does (*nout). Returns
+ * 0, or the poll's error (OVL_ECLOSED). With timeout_ms 0, if another
+ * thread is delivering, the call does not wait: that thread delivers what
+ * is ready (the core makes it look again), into the same queue. A
+ * timeout_ms > 0 waits that long at most for a first completion: the
+ * port's lone operation (see Port.start). */
+int32_t govl_submit_poll(ovl_port *port, govl_queue *q, govl_req *r, size_t n, int32_t timeout_ms,
+                         govl_item *out, size_t cap, size_t *nout);
 
 /* ---- OS part: bridge_linux.c / bridge_windows.c ---- */
 

@@ -22,44 +22,46 @@
 // that callback depends on the mode:
 //
 // On Linux, by default, the port has no completion thread at all
-// (OVL_PORT_MANUAL). The goroutine that submits an operation calls
-// ovl_poll(port, 0) in the same cgo call right after the submit, so the
-// callback runs inside the binding's own cgo call, on the goroutine's
-// thread, and the goroutine takes what it delivered. A read served from the
-// page cache completes inside the submit's io_uring_enter, so the goroutine
-// finds its own result there and nothing is woken: no thread, no other
-// goroutine. (The bridge lets one thread poll at a time; a thread that
-// finds another polling asks it to poll once more and moves on.)
+// (OVL_PORT_MANUAL), and one path: the goroutine that submits an
+// operation delivers what is ready in the same cgo call
+// (ovl_submit_and_poll(port, ops, n, 0)), so the callback runs inside the
+// binding's own cgo call, on the goroutine's thread, and the goroutine
+// takes what it delivered. A read served from the page cache completes
+// inside the submit's io_uring_enter, so the goroutine finds its own
+// result there and nothing is woken: no thread, no other goroutine.
 // Completions that finish later (O_DIRECT, pipes, sockets, cancellations,
-// the threads backend's workers) are delivered by one goroutine per port
-// that waits in Go's poller on the port's eventfd. That eventfd sits in an
-// epoll set of the binding's own with EPOLLONESHOT and is armed only while
-// some goroutine waits for a completion it did not get inline, so reads
-// that complete inline do not wake the thread parked in the poller either.
+// the threads backend's workers) are delivered by whoever calls next, or,
+// when nobody is inside the library, by one goroutine per port that waits
+// in Go's poller on the port's eventfd (ovl_port_event). The library
+// signals that eventfd only for completions nobody is there to reap (on
+// io_uring it disables the ring's eventfd while a thread reaps), so reads
+// that complete inline do not wake the thread parked in the poller. A
+// thread that finds another delivering does not wait for it: the library
+// makes that one look again before it lets go, so no completion is left
+// with its wake-up spent.
 //
 // A blocking operation (ReadAt, Read, WriteAt, ...) that is the port's only
-// operation, on a regular file and without a context to watch, waits in
-// the same cgo call too, in ovl_poll(port, -1): its thread sleeps in the
-// kernel until the completion (an O_DIRECT read's, say) and is the one
-// woken, as with os.File's pread, and Go's scheduler treats the call as a
-// system call. Parking the goroutine instead would wake, for every
-// operation, the thread parked in Go's poller, the drainer goroutine and
-// then the waiter. While it waits it is the ring's only poller; when
-// another operation of the port shows up it delivers what came and hands
-// its own over to the drainer. Operations on pipes, sockets and devices,
-// which may wait for ever, and those with a context always park.
+// one, on a regular file and without a context to watch, waits in the
+// same cgo call on io_uring, ovl_submit_and_poll(port, op, 1, 10 ms at
+// most): its thread sleeps in the kernel until the completion (an O_DIRECT
+// read's, say) and is the one woken, as with os.File's pread, and Go's
+// scheduler treats the call as a system call; the submit and the wait are
+// one io_uring_enter. Parking the goroutine instead would wake, for
+// every operation, the thread parked in Go's poller, the drainer goroutine
+// and then the waiter (twice the CPU per O_DIRECT read). When another
+// completion is delivered first, or the bound passes, it parks like the
+// others.
 //
 // On macOS and the BSDs the backend is the thread pool and the port is in
 // the same manual mode: the submitting goroutine takes what is already
 // complete in its own cgo call, and one goroutine per port waits in Go's
-// poller (kqueue) on a duplicate of the port's wake-up pipe for the rest.
-// There every completion comes from a worker thread, so the pipe simply
-// stays in the poller. (These platforms are cross-built and vetted by the
+// poller (kqueue) on a duplicate of the port's wake-up pipe for the rest,
+// as on Linux. (These platforms are cross-built and vetted by the
 // project's tests, not run.)
 //
 // Blocking operations of many goroutines are
 // submitted together: the first goroutine to queue one yields once, then
-// submits everything queued with one ovl_submit and one poll. And a manual
+// submits everything queued and polls in one call. And a manual
 // port on the uring backend is several library ports, one io_uring each
 // (Config.Rings, GOMAXPROCS by default), each operation going to one at
 // random: the kernel issues one ring's submissions one at a time, so with

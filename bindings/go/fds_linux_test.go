@@ -18,8 +18,8 @@ func openFDs(t *testing.T) int {
 
 // TestPortCloseFreesDescriptors: a port gives back every descriptor it
 // opened when it is closed (the library's, and the binding's: the queue's
-// wake-up eventfd, the manual-mode epoll set), in every mode, on every
-// backend, with one ring and with several.
+// wake-up eventfd, the manual-mode duplicate of the port's handle), in
+// every mode, on every backend, with one ring and with several.
 func TestPortCloseFreesDescriptors(t *testing.T) {
 	const cycles = 50
 	cfgs := []Config{{}, {CompletionThread: true}, {Rings: 3}}

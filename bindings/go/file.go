@@ -13,9 +13,8 @@ import (
 
 // File is a file, pipe, socket or device whose I/O goes through a Port. Its
 // blocking-looking methods park the calling goroutine on a channel until
-// the port delivers the completion (or, for the port's only operation on a
-// regular file, wait for it in the library as a system call would; see the
-// package documentation). A File is safe for concurrent use;
+// the port delivers the completion (often inside their own submit: see
+// the package documentation). A File is safe for concurrent use;
 // ReadAt and WriteAt may run from many goroutines at once.
 //
 // For a regular file, Read, Write and Seek use a position kept by the File

@@ -89,9 +89,8 @@ type Config struct {
 	// goroutine that submits an operation polls the port in the same cgo
 	// call, so a read served from the page cache comes back without any
 	// thread or goroutine being woken, and a goroutine waiting in Go's
-	// poller on the port's eventfd (pipe) delivers the rest (on Linux the
-	// port's only operation on a regular file waits for its completion in
-	// the library instead). See the package documentation.
+	// poller on the port's eventfd (pipe) delivers the rest. See the
+	// package documentation.
 	CompletionThread bool
 }
 
@@ -157,8 +156,6 @@ type slotData struct {
 	ptr      unsafe.Pointer // the buffer (pinned)
 	n        int
 	flags    uint32
-	counted  bool   // counted in r.undelivered (manual mode)
-	blocking bool   // inside govl_submit_block, which knows its id first
 	pendNext uint32 // queued for a batch: the slot index+1 queued before it
 	r        *ring  // the ring the operation was submitted to
 }
@@ -173,6 +170,7 @@ type Port struct {
 	backend string
 	depth   int
 	manual  bool // OVL_PORT_MANUAL: no completion thread (Linux)
+	lone    bool // manual on uring: a lone operation waits in the library
 
 	slots []slot
 	free  freeList // free slot indices: the queue-depth semaphore
@@ -201,15 +199,8 @@ type ring struct {
 	loopDone chan struct{}
 	waker    waker
 
-	// manual mode: blocking operations queued for one batch submit, and
-	// the operations submitted whose completion was not delivered inline
-	// (while there are any, the drainer stays armed).
-	batch       batcher
-	undelivered atomic.Int64
-	// inBlock counts the goroutines inside govl_submit_block or
-	// govl_block on this ring, which hold no lock of the Port while they
-	// wait: Close frees the queue only once they are out.
-	inBlock atomic.Int32
+	// manual mode: blocking operations queued for one batch submit
+	batch batcher
 }
 
 // batcher gathers the blocking operations of many goroutines into one
@@ -383,6 +374,7 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 	} else {
 		close(p.loopDone)
 	}
+	p.lone = p.manual && p.backend == "uring"
 	if p.manual && p.backend == "uring" {
 		n := cfg.Rings
 		if n == 0 {
@@ -476,15 +468,10 @@ func (p *Port) Close() error {
 		if r.q == nil {
 			continue
 		}
-		// A goroutine waiting inside the library has been woken by the
-		// close (its ovl_poll returns OVL_ECLOSED) and is on its way out.
-		for r.inBlock.Load() != 0 {
-			runtime.Gosched()
-		}
 		if p.manual {
-			// The drainer waits on the port's eventfd, not on the
-			// queue: closing its file stops it; then what the close
-			// delivered is taken here.
+			// The drainer waits on the port's event handle, not on
+			// the queue: closing its file stops it; then what the
+			// close delivered is taken here.
 			r.waker.close()
 			<-r.loopDone
 			r.reap(false)
@@ -628,7 +615,6 @@ func (p *Port) release(idx uint32) {
 	s.id = 0
 	s.file = nil
 	s.cause = nil
-	s.blocking = false
 	s.async = nil
 	s.buf = nil
 	s.ptr = nil
@@ -693,11 +679,12 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 		// A blocking operation; a submit error comes back as its
 		// completion. Alone on the port, on a regular file (whose I/O
 		// ends by itself) and with no context to watch, it waits for its
-		// completion inside the library; otherwise it is submitted with
-		// those of other goroutines. (A port of depth 1 has no room for
-		// the post that ends such a wait when it is cancelled.)
-		if w.done() == nil && (!f.stream || blockStreams) && p.depth > 1 && p.free.len() == p.depth-1 {
-			r.submitBlock(s, key)
+		// completion in the same call, for loneWait at most (io_uring
+		// only); otherwise it is submitted with those of other
+		// goroutines.
+		if p.lone && w.done() == nil && !f.stream && p.free.len() == p.depth-1 {
+			one := [1]uint32{idx}
+			r.flush(one[:], loneWait)
 		} else {
 			r.enqueue(idx)
 		}
@@ -729,9 +716,6 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 		// operation's own completion among them.
 		r.deliverItems(reaped)
 	}
-	if p.manual && p.stillInflight(key) {
-		r.armDrainer()
-	}
 	return idx, s, nil
 }
 
@@ -745,10 +729,6 @@ func (p *Port) submitted(s *slot, key, id uint64) {
 	if s.state == stSubmitting && s.gen == uint32(key>>32) {
 		s.state = stInflight
 		s.id = id
-		if p.manual {
-			s.counted = true
-			s.r.undelivered.Add(1)
-		}
 		if s.cancelPending {
 			C.ovl_cancel(s.r.c, C.uint64_t(id))
 		}
@@ -757,15 +737,6 @@ func (p *Port) submitted(s *slot, key, id uint64) {
 	if h := testHookSubmitted.Load(); h != nil {
 		(*h)()
 	}
-}
-
-// stillInflight reports whether the operation with this key was submitted
-// and its completion not delivered yet.
-func (p *Port) stillInflight(key uint64) bool {
-	s := &p.slots[uint32(key)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.gen == uint32(key>>32) && s.state == stInflight
 }
 
 // enqueue queues slot idx's operation for the next batch submit. The first
@@ -799,73 +770,8 @@ func (r *ring) enqueue(idx uint32) {
 			list[i], list[j] = list[j], list[i]
 		}
 		b.list = list
-		r.flush(list)
+		r.flush(list, 0)
 	}
-}
-
-// blockStreams lets a lone operation on a stream wait in the library too
-// (tests: an idle pipe keeps it there until it is cancelled or closed).
-var blockStreams bool
-
-// submitBlock submits the blocking operation of slot s (key), the only
-// operation on the port, and waits for its completion in the same cgo
-// call, ovl_submit_and_poll(port, op, -1): the thread sleeps in the kernel
-// and is the one woken, as with a pread (Go's scheduler sees a system
-// call), and on io_uring the submit and the wait are one io_uring_enter,
-// as a pread is one system call. Parking
-// the goroutine instead costs, per operation, the eventfd's arming, a wake-up
-// of the thread parked in Go's poller, the drainer goroutine's turn, the
-// waiter's wake-up, and the idle Ps' spinning meanwhile.
-//
-// It stops waiting, and leaves the operation to the drainer, when another
-// operation of the port shows up (the drainer then serves them all, and
-// the batches form again), when another thread was polling the ring, or
-// when the port closes.
-func (r *ring) submitBlock(s *slot, key uint64) {
-	p := r.p
-	rb := reqPool.Get().(*reqBuf)
-	defer reqPool.Put(rb)
-	rq := &rb.reqs[0]
-	*rq = C.govl_req{kind: C.uint32_t(s.kind), flags: C.uint32_t(s.flags), fd: C.uint64_t(s.fd),
-		buf: C.uint64_t(uintptr(s.ptr)), len: C.uint64_t(s.n), offset: C.int64_t(s.off), ctx: C.uint64_t(key)}
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		p.deliver(key, int64(ECLOSED), 0)
-		return
-	}
-	r.inBlock.Add(1)
-	p.mu.RUnlock()
-	s.mu.Lock()
-	s.blocking = true // a cancel now goes through govl_cancel_block
-	s.mu.Unlock()
-	reaped := reapPool.Get().(*reapBuf)
-	rc := Errno(C.govl_submit_block(r.c, r.q, rq, &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got, &reaped.done))
-	reaped.n = int(reaped.got)
-	done := reaped.done != 0
-	// What completed first (see flush), then the submit's outcome.
-	r.deliverItems(reaped)
-	s.mu.Lock()
-	s.blocking = false
-	s.mu.Unlock()
-	if sub := Errno(rq.rc); sub != 0 {
-		p.deliver(key, int64(sub), 0)
-		r.inBlock.Add(-1)
-		return
-	}
-	p.submitted(s, key, uint64(rq.id))
-	for !done && rc == 0 && p.free.len() == p.depth-1 {
-		reaped = reapPool.Get().(*reapBuf)
-		rc = Errno(C.govl_block(r.c, r.q, &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got, &reaped.done))
-		reaped.n = int(reaped.got)
-		done = reaped.done != 0
-		r.deliverItems(reaped)
-	}
-	if !done {
-		// Still in flight: the drainer delivers it (and the others').
-		r.armDrainer()
-	}
-	r.inBlock.Add(-1)
 }
 
 // reqBuf holds one batch submit's requests (C layout, integers only).
@@ -875,9 +781,35 @@ type reqBuf struct {
 
 var reqPool = sync.Pool{New: func() any { return new(reqBuf) }}
 
+// loneWait bounds the wait, in ms, of the port's lone blocking operation
+// on a regular file: it submits and waits for its completion in one cgo
+// call, ovl_submit_and_poll(port, op, 1, loneWait), so its thread sleeps
+// in the kernel and is the one woken, as with a pread (Go's scheduler
+// sees a system call), and on io_uring the submit and the wait are one
+// io_uring_enter. Parking the goroutine instead costs, per operation, a
+// wake-up of the thread parked in Go's poller, the drainer goroutine's
+// turn, the waiter's wake-up and the idle Ps' spinning meanwhile
+// (measured: twice the CPU per O_DIRECT read at 1 goroutine). The wait
+// ends early when any completion is delivered (another goroutine's
+// operation that showed up: this one then parks and the drainer, or
+// whoever polls, delivers it) or the port closes. The bound is for two
+// rare cases: another thread was delivering when the call began and took
+// this completion (the call would wait for one that already came), and a
+// cancel (File.Close, a deadline) of an operation whose id the call
+// returns only at its end. io_uring only, where the submit and the wait
+// are one call under the library's delivery lock when it is free, so the
+// first case needs another thread to hold it at that very moment; on the
+// threads backend a worker completes a page-cache read before the
+// submitter takes the lock, and the port's handle, signalled for every
+// completion there, has the drainer take it often enough that the waits
+// that run their full bound dominate (measured: 0.7 ms per read at 1
+// goroutine; 0.18 ms with the submitter taking the lock first).
+const loneWait = 10
+
 // flush submits the queued operations list, GOVL_MAX_BATCH per cgo call,
-// and delivers what the call's poll took.
-func (r *ring) flush(list []uint32) {
+// and delivers what the call's poll took, waiting up to wait ms for a
+// first completion (0: not at all).
+func (r *ring) flush(list []uint32, wait int32) {
 	p := r.p
 	rb := reqPool.Get().(*reqBuf)
 	defer reqPool.Put(rb)
@@ -895,7 +827,7 @@ func (r *ring) flush(list []uint32) {
 				rb.reqs[i].rc = C.int32_t(ECLOSED)
 			}
 		} else {
-			C.govl_submit_many(r.c, r.q, &rb.reqs[0], C.size_t(n), &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got)
+			C.govl_submit_poll(r.c, r.q, &rb.reqs[0], C.size_t(n), C.int32_t(wait), &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got)
 		}
 		p.mu.RUnlock()
 		reaped.n = int(reaped.got)
@@ -929,11 +861,6 @@ func (r *ring) flush(list []uint32) {
 				p.deliver(key, int64(rc), 0) // the waiter gets the error
 			}
 		}
-		// Some operation of this ring (maybe of this batch) is still in
-		// flight: the drainer must be woken when it completes.
-		if r.undelivered.Load() > 0 {
-			r.armDrainer()
-		}
 		list = list[n:]
 	}
 }
@@ -961,8 +888,12 @@ func (r *ring) submit(kind uint32, fd uintptr, ptr unsafe.Pointer, n int, off in
 		reaped.n, reaped.id = 0, 0
 		switch {
 		case p.manual:
-			rc = C.govl_submit_reap(r.c, r.q, C.uint32_t(kind), C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off),
-				C.uint32_t(flags), C.uint64_t(key), &reaped.id, &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got)
+			// Submit and deliver what is ready in one call.
+			rq := &reaped.req
+			*rq = C.govl_req{kind: C.uint32_t(kind), flags: C.uint32_t(flags), fd: C.uint64_t(fd),
+				buf: C.uint64_t(uintptr(ptr)), len: C.uint64_t(n), offset: C.int64_t(off), ctx: C.uint64_t(key)}
+			C.govl_submit_poll(r.c, r.q, rq, 1, 0, &reaped.items[0], C.size_t(len(reaped.items)), &reaped.got)
+			rc, reaped.id = rq.rc, rq.id
 			reaped.n = int(reaped.got)
 		case kind == opRead:
 			rc = C.govl_submit_read(r.c, C.ovl_fd(fd), ptr, C.size_t(n), C.int64_t(off), C.uint64_t(key), &reaped.id)
@@ -997,7 +928,7 @@ type reapBuf struct {
 	n     int
 	got   C.size_t                      // out-parameters of the cgo call
 	id    C.uint64_t                    //
-	done  C.int                         //
+	req   C.govl_req                    // a single submit's request
 	items [C.GOVL_MAX_BATCH]C.govl_item // a whole batch's completions in one call
 }
 
@@ -1023,7 +954,8 @@ func (r *ring) deliverItems(b *reapBuf) {
 func (r *ring) reap(poll bool) {
 	b := reapPool.Get().(*reapBuf)
 	if poll {
-		b.n = int(C.govl_reap(r.c, r.q, &b.items[0], C.size_t(len(b.items))))
+		C.govl_submit_poll(r.c, r.q, nil, 0, 0, &b.items[0], C.size_t(len(b.items)), &b.got)
+		b.n = int(b.got)
 	} else {
 		b.n = int(C.govl_take(r.q, &b.items[0], C.size_t(len(b.items))))
 	}
@@ -1046,10 +978,6 @@ func (s *slot) cancelLocked() {
 	switch s.state {
 	case stSubmitting:
 		s.cancelPending = true // submitted cancels it once the id is known
-		if s.blocking {
-			// Not before govl_submit_block returns: cancel it now.
-			C.govl_cancel_block(s.r.c, s.r.q, C.uint64_t(s.key))
-		}
 	case stInflight:
 		C.ovl_cancel(s.r.c, C.uint64_t(s.id))
 	}
@@ -1150,10 +1078,6 @@ func (p *Port) deliver(key uint64, res int64, oserr int32) {
 		return
 	}
 	s.state = stDone
-	if s.counted {
-		s.counted = false
-		s.r.undelivered.Add(-1)
-	}
 	s.pin.Unpin()
 	c := completion{res: res, oserr: oserr, cause: s.cause}
 	f, async, buf, off, kind := s.file, s.async, s.buf, s.off, s.kind

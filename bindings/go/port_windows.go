@@ -17,8 +17,6 @@ func manualMode(Config) bool { return false }
 
 func (r *ring) startWaker() error { return nil }
 
-func (r *ring) armDrainer() {}
-
 func (r *ring) loop() {
 	defer close(r.loopDone)
 	for {
