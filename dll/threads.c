@@ -103,6 +103,11 @@ typedef struct tb {
     uint32_t nheap;
     int pwake[2]; /* wakes the readiness thread */
     int efd[2];   /* manual mode: pollable handle */
+    /* Threads asleep in t_wait for completions (under the port lock). While
+     * one is, a completion goes to it and the manual-mode handle stays
+     * quiet: an outside poller woken for a completion that a reaping
+     * thread then takes only wakes up to find nothing. */
+    uint32_t reapers;
 #  ifdef USE_EPOLL
     int epfd;      /* one registration per parked op, on its own fd */
     size_t nretry; /* parked ops with a borrowed fd (see park) */
@@ -325,7 +330,7 @@ static void complete(ovl_port *p, tb *t, ovl__op *op, int64_t res, int32_t oserr
         /* Wake the waiter at most once per batch: only the transition from
          * empty to non-empty needs a signal. */
         ovl__cond_signal(&t->done_cond);
-        if (p->flags & OVL_PORT_MANUAL) signal_fd(t->efd);
+        if ((p->flags & OVL_PORT_MANUAL) && t->reapers == 0) signal_fd(t->efd);
     }
 }
 
@@ -1383,13 +1388,19 @@ static size_t t_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
             n++;
         }
         if (n || t->woken || timeout_ms == 0) break;
+        /* A reaper: what completes while it sleeps is its to take (the
+         * loop takes it under this lock before any exit), so complete()
+         * leaves the manual-mode handle alone meanwhile. */
+        t->reapers++;
         if (timeout_ms < 0) {
             ovl__cond_wait(&t->done_cond, &p->lock);
         } else {
             uint64_t now = ovl__now_ms();
-            if (now >= deadline) break;
-            ovl__cond_timedwait_ms(&t->done_cond, &p->lock, (int64_t)(deadline - now));
+            if (now < deadline)
+                ovl__cond_timedwait_ms(&t->done_cond, &p->lock, (int64_t)(deadline - now));
         }
+        t->reapers--;
+        if (timeout_ms > 0 && ovl__now_ms() >= deadline && !t->done.head) break;
     }
     t->woken = false;
     /* Manual mode: the handle was drained above; if completions are left

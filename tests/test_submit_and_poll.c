@@ -3,6 +3,10 @@
  * on ports with a completion thread (timeout 0 only). */
 #include "common.h"
 
+#ifdef __linux__
+#  include <sys/syscall.h>
+#endif
+
 static ovl_request post_req(int64_t v)
 {
     ovl_request r;
@@ -244,4 +248,81 @@ Test(submit_and_poll, event_fd_signalled_for_what_the_call_leaves)
     cr_assert_not(readable(efd), "reset by the ovl_poll that found nothing");
     close_clean(p, &r);
 }
+
+#  ifdef __linux__
+/* Every backend, manual mode: a read that completes while the calling
+ * thread sleeps inside ovl_submit_and_poll is that thread's to take, so
+ * the port's event handle, which is for an outside poller, stays quiet.
+ * The data is written only once the waiter is seen asleep (its state in
+ * /proc is S), so the completion happens during the wait, not before. */
+typedef struct sleeper_arg {
+    ovl_port *p;
+    int fd;
+    char buf[8];
+    _Atomic pid_t tid;
+    int32_t rc;
+    size_t done;
+} sleeper_arg;
+
+static void *sleeper(void *arg)
+{
+    sleeper_arg *a = arg;
+    atomic_store(&a->tid, (pid_t)syscall(SYS_gettid));
+    ovl_request q;
+    memset(&q, 0, sizeof q);
+    q.op = OVL_OP_READ;
+    q.fd = (ovl_fd)a->fd;
+    q.buf = a->buf;
+    q.len = sizeof a->buf;
+    q.offset = OVL_OFFSET_CURRENT;
+    a->rc = ovl_submit_and_poll(a->p, &q, 1, &a->done, -1);
+    return NULL;
+}
+
+static char task_state(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f) return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *q = strrchr(buf, ')');
+    return q && q[1] == ' ' ? q[2] : '?';
+}
+
+Test(submit_and_poll, event_fd_quiet_while_a_caller_sleeps_for_it)
+{
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, OVL_PORT_MANUAL);
+    ovl_fd efd;
+    cr_assert_eq(ovl_port_event(p, &efd), OVL_OK);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    sleeper_arg a = {.p = p, .fd = fds[0]};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, sleeper, &a), 0);
+    pid_t tid;
+    while ((tid = atomic_load(&a.tid)) == 0) sched_yield();
+    /* Asleep, and stays so: a thread that is still on its way into the
+     * wait can show S for a moment (a lock), so ask several times. */
+    for (int seen = 0; seen < 50;) {
+        if (task_state(tid) == 'S') seen++;
+        else seen = 0;
+        sched_yield();
+    }
+    cr_assert_not(readable(efd), "signalled before anything completed");
+    cr_assert_eq(write(fds[1], "wake", 4), 4);
+    pthread_join(th, NULL);
+    cr_assert_eq(a.rc, 1, "the sleeping call delivers the read: %d", a.rc);
+    cr_assert_eq(a.done, 1u);
+    cr_assert_eq(memcmp(a.buf, "wake", 4), 0);
+    cr_assert_not(readable(efd), "signalled for a completion its sleeping caller took");
+    close_clean(p, &r);
+    close(fds[0]);
+    close(fds[1]);
+}
+#  endif
 #endif
