@@ -584,10 +584,9 @@ static void ovlb_cb(const ovl_completion *items, size_t n, void *ud)
     pthread_mutex_unlock(&s->m);
 }
 
-/* poll: call ovl_poll(port, 0) after each submit, so the submitter takes
- * the completions that finished inside its own io_uring_enter (page-cache
- * reads do) instead of waiting for the completion thread's hand-off. */
-static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int poll, result *out)
+/* The submitter's state with every slot free and its port (flags from
+ * g_port_flags); ovlb_end measures the run and frees both. */
+static ovlb *ovlb_new(uint32_t backend, int depth, int lat, uint32_t spin)
 {
     ovlb *s = calloc(1, sizeof *s);
     if (!s) die("out of memory");
@@ -596,10 +595,31 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int p
     s->lat = lat;
     for (int i = 0; i < depth; i++) s->freeq[s->nfree++] = depth - 1 - i;
     s->port = make_port(backend, depth, spin, ovlb_cb, s);
+    return s;
+}
+
+static void ovlb_end(ovlb *s, const snap *a, result *out)
+{
+    snap b;
+    snap_take(&b);
+    finish(out, a, &b, s->ops, s->lat);
+    port_figures(out, s->port, s->ops);
+    ovl_close_port(s->port);
+    pthread_mutex_destroy(&s->m);
+    pthread_cond_destroy(&s->c);
+    free(s);
+}
+
+/* poll: call ovl_poll(port, 0) after each submit, so the submitter takes
+ * the completions that finished inside its own io_uring_enter (page-cache
+ * reads do) instead of waiting for the completion thread's hand-off. */
+static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int poll, result *out)
+{
+    ovlb *s = ovlb_new(backend, depth, lat, spin);
     rng r = {0xd6e8feb86659fd93ull};
     ovl_request reqs[MAXD];
     int slots[MAXD];
-    snap a, b;
+    snap a;
     snap_take(&a);
     uint64_t deadline = a.t + (uint64_t)(g_secs * 1e9);
     uint64_t submitted = 0;
@@ -634,13 +654,7 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int p
         s->waiting = 0;
     }
     pthread_mutex_unlock(&s->m);
-    snap_take(&b);
-    finish(out, &a, &b, s->ops, lat);
-    port_figures(out, s->port, s->ops);
-    ovl_close_port(s->port);
-    pthread_mutex_destroy(&s->m);
-    pthread_cond_destroy(&s->c);
-    free(s);
+    ovlb_end(s, &a, out);
 }
 
 /* ---- ovl, submit and deliver on one thread (ovl_submit_and_poll) ---------- */
@@ -651,18 +665,12 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int p
  * on this thread. */
 static void run_ovl_s(uint32_t backend, int depth, int lat, result *out)
 {
-    ovlb *s = calloc(1, sizeof *s);
-    if (!s) die("out of memory");
-    pthread_mutex_init(&s->m, NULL);
-    pthread_cond_init(&s->c, NULL);
-    s->lat = lat;
-    for (int i = 0; i < depth; i++) s->freeq[s->nfree++] = depth - 1 - i;
     g_port_flags = OVL_PORT_MANUAL;
-    s->port = make_port(backend, depth, 0, ovlb_cb, s);
+    ovlb *s = ovlb_new(backend, depth, lat, 0);
     g_port_flags = 0;
     rng r = {0x8cb92ba72f3d8dd7ull};
     ovl_request reqs[MAXD];
-    snap a, b;
+    snap a;
     snap_take(&a);
     uint64_t deadline = a.t + (uint64_t)(g_secs * 1e9);
     uint64_t submitted = 0;
@@ -684,13 +692,7 @@ static void run_ovl_s(uint32_t backend, int depth, int lat, result *out)
         int32_t rc = ovl_poll(s->port, -1);
         if (rc < 0) die("ovl_poll: %s", ovl_strerror(rc));
     }
-    snap_take(&b);
-    finish(out, &a, &b, s->ops, lat);
-    port_figures(out, s->port, s->ops);
-    ovl_close_port(s->port);
-    pthread_mutex_destroy(&s->m);
-    pthread_cond_destroy(&s->c);
-    free(s);
+    ovlb_end(s, &a, out);
 }
 
 /* ---- the limit of a hand-off: a futex ping-pong ----------------------------- */
