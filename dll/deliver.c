@@ -23,7 +23,8 @@
  *   (poll_manual)             (not its cb)    t == 0: trylock         unless t == 0)
  *   ovl_submit_and_poll       any            as ovl_poll; on         deliver_lock, taken
  *                             (not its cb)    io_uring the submit     before the submit when
- *                                             rides the wait's call   the two merge
+ *                                             rides the wait's call   free (io_uring, or a
+ *                                                                     call that will wait)
  *   INLINE submit or post     any            no: ovl_poll(p, 0)      as ovl_poll(p, 0)
  *   (api.c after_submit)
  *   manual close drain        the closer     yes, until drained      deliver_lock
@@ -369,7 +370,7 @@ static size_t delivery_release(ovl_port *p, const ovl_port *port)
  * ovl_poll, waiting until `deadline` (ms, 0 = no limit) when timeout_ms is
  * not 0. */
 static int32_t poll_manual_locked(ovl_port *p, const ovl_port *port, int32_t timeout_ms,
-                                  uint64_t deadline)
+                                  uint64_t deadline, bool quiet)
 {
     int32_t rc = 0;
     size_t total = 0;
@@ -405,6 +406,7 @@ static int32_t poll_manual_locked(ovl_port *p, const ovl_port *port, int32_t tim
     /* Submits made by the callbacks above were deferred; nobody else will
      * flush them before the next ovl_poll, so do it now. */
     if (total) p->backend->kick(p, false);
+    if (quiet) p->backend->quiet_event(p, false);
     total += delivery_release(p, port);
     return rc && !total ? rc : (int32_t)total;
 }
@@ -427,7 +429,7 @@ static int32_t poll_manual(ovl_port *p, const ovl_port *port, int32_t timeout_ms
         ovl__mutex_lock(&p->deliver_lock);
         ovl__wait_end();
     }
-    return poll_manual_locked(p, port, timeout_ms, deadline);
+    return poll_manual_locked(p, port, timeout_ms, deadline, false);
 }
 
 static uint64_t deadline_of(int32_t timeout_ms)
@@ -464,27 +466,45 @@ OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
     bool manual = p->flags & OVL_PORT_MANUAL;
     if (!manual && timeout_ms != 0) return OVL_EMODE;
     if (n && !reqs) return OVL_EINVAL;
-    /* On a manual port whose backend submits in the system call that
-     * waits (io_uring), hold back the kick: the wait below makes one
-     * system call of both. Only with delivery in hand, though: a thread
-     * already waiting in the kernel would not see the new work. */
-    bool merge = manual && p->backend->wait_submits && n && ovl__mutex_trylock(&p->deliver_lock);
+    /* On a manual port, take delivery before the submit when it is free:
+     * with a backend that submits in the system call that waits (io_uring)
+     * the kick is held back and the wait below makes one system call of
+     * both (only with delivery in hand: a thread already waiting in the
+     * kernel would not see the new work); and a caller that will wait
+     * reaps what it submitted itself, so the port's event handle stays
+     * quiet for it (quiet_event) instead of waking an outside poller that
+     * would only find the lock taken. */
+    bool defer = manual && n && p->backend->wait_submits;
+    bool quiet = manual && n && timeout_ms != 0 && p->backend->quiet_event;
+    bool merge = (defer || quiet) && ovl__mutex_trylock(&p->deliver_lock);
+    defer = defer && merge;
+    quiet = quiet && merge;
+    if (quiet) {
+        /* Open now, with delivery in hand: a close cannot destroy the
+         * backend before we let go (its drain takes deliver_lock). */
+        if (!ovl__port_open(p, port)) {
+            ovl__mutex_unlock(&p->deliver_lock);
+            return OVL_ECLOSED;
+        }
+        p->backend->quiet_event(p, true);
+    }
     if (n) {
         size_t done = 0;
-        rc = ovl__submit_batch(p, port, reqs, n, &done, merge);
+        rc = ovl__submit_batch(p, port, reqs, n, &done, defer);
         if (out_submitted) *out_submitted = done;
         if (rc != OVL_OK) {
             if (merge) {
                 /* Push what was submitted. With none, the port may be
                  * closed and its backend gone: touch nothing. */
-                if (done) p->backend->kick(p, false);
+                if (done && defer) p->backend->kick(p, false);
+                if (quiet) p->backend->quiet_event(p, false);
                 ovl__mutex_unlock(&p->deliver_lock);
             }
             return rc;
         }
     }
     if (!manual) return ovl__poll_helping(p, port);
-    if (merge) return poll_manual_locked(p, port, timeout_ms, deadline);
+    if (merge) return poll_manual_locked(p, port, timeout_ms, deadline, quiet);
     if (!ovl__port_open(p, port)) return OVL_ECLOSED;
     return poll_manual(p, port, timeout_ms, deadline);
 }

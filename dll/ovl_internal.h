@@ -170,6 +170,15 @@ typedef struct ovl__backend {
      * call that waits (io_uring), so a caller that holds delivery may skip
      * the kick (ovl_submit_and_poll). */
     bool wait_submits;
+    /* Optional, manual mode: the caller holds deliver_lock and is about to
+     * submit and then wait for what it submitted (ovl_submit_and_poll with
+     * a timeout), so it reaps whatever completes meanwhile itself: on
+     * (true, before the submit) the port's event handle is not signalled
+     * for completions; off (false, after the caller's last reap) signals
+     * it if completions were left undelivered. Without it the handle is
+     * signalled as usual (io_uring needs none: with wait_submits the submit
+     * and the wait are one system call). deliver_lock held, port lock not. */
+    void (*quiet_event)(ovl_port *p, bool on);
     /* Make a current or future wait() return promptly. Any thread. */
     void (*wake)(ovl_port *p);
     /* Optional: sleep until events are probably ready (spurious returns are

@@ -1419,6 +1419,19 @@ static size_t t_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t ca
     return n;
 }
 
+/* The caller reaps what completes until it turns this off, so complete()
+ * leaves the manual-mode handle alone meanwhile (see reapers). */
+static void t_quiet_event(ovl_port *p, bool on)
+{
+    tb *t = p->be;
+    ovl__mutex_lock(&p->lock);
+    if (on) t->reapers++;
+    else t->reapers--;
+    bool more = !on && t->reapers == 0 && t->done.head;
+    ovl__mutex_unlock(&p->lock);
+    if (more) signal_fd(t->efd);
+}
+
 static void t_wake(ovl_port *p)
 {
     tb *t = p->be;
@@ -1447,6 +1460,7 @@ static const ovl__backend threads_backend = {
     .kick = t_kick,
     .wait = t_wait,
     .wake = t_wake,
+    .quiet_event = t_quiet_event,
     .event_fd = t_event_fd,
     .destroy = t_destroy,
     .forget = t_forget,

@@ -732,8 +732,11 @@ OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
  * nothing resets it. It is not signalled for what a thread reaps inside
  * ovl_poll / ovl_submit_and_poll (io_uring: any completion that call
  * delivers, such as a page-cache read done inside its own submit; threads:
- * one that arrives while the call sleeps waiting for it); what such a call
- * leaves undelivered signals it by the time the call returns. On Linux an eventfd. Borrowed: valid
+ * one that arrives while the call sleeps waiting for it, and, for an
+ * ovl_submit_and_poll with a timeout that found delivery free, one that
+ * arrives between its submit and its wait); what such a call leaves
+ * undelivered signals it by the time the call returns. On Linux an
+ * eventfd. Borrowed: valid
  * until ovl_close_port; do not close it or read from it.
  * Errors: OVL_EINVAL, OVL_EMODE (not manual), OVL_ECLOSED, OVL_ENOTSUP
  * (backend without one: IOCP in this version). */

@@ -258,6 +258,38 @@ FTest(threads_eintr_retried)
     close(fd);
 }
 
+/* Manual mode: what completes while the call that submitted it holds the
+ * port's delivery and will wait for it (a post completes inside its own
+ * submit, before the wait begins) is that call's to take, so the port's
+ * event handle is never signalled for it: an outside poller (Go's
+ * netpoller) is not woken only to find the delivery taken. Counted at the
+ * write that signals the handle. A plain post still signals it. */
+FTest(threads_waiting_submit_leaves_event_handle_alone)
+{
+    only_backend("threads");
+    coll *c = open_port("threads", 16, OVL_PORT_MANUAL);
+    ovl_fd efd;
+    cr_assert_eq(ovl_port_event(c->port, &efd), OVL_OK);
+    inj_arm(&F.write, (int)efd, 0, 0, 0, 0); /* count only */
+    uint64_t ids[101];
+    for (int k = 0; k < 100; k++) {
+        ovl_request q;
+        memset(&q, 0, sizeof q);
+        q.op = OVL_OP_POST;
+        q.offset = k;
+        size_t done = 0;
+        cr_assert_eq(ovl_submit_and_poll(c->port, &q, 1, &done, 1000), 1);
+        cr_assert_eq(done, 1u);
+        ids[k] = q.id;
+    }
+    cr_assert_eq(atomic_load(&F.write.calls), 0, "the handle was signalled %d times",
+                 atomic_load(&F.write.calls));
+    cr_assert_eq(ovl_post(c->port, 100, NULL, &ids[100]), OVL_OK);
+    cr_assert_geq(atomic_load(&F.write.calls), 1, "a plain post must signal the handle");
+    cr_assert_eq(ovl_poll(c->port, -1), 1);
+    close_and_check(c, ids, 101);
+}
+
 /* An errno from the OS becomes that op's completion (result OVL_E code,
  * os_error the raw errno); the other reads on the same file are untouched. */
 static void one_error(int err, int32_t code, bool write)
