@@ -42,13 +42,14 @@
 //
 // A blocking operation (ReadAt, Read, WriteAt, ...) that is the port's only
 // one, on a regular file and without a context to watch, waits in the
-// same cgo call on io_uring, ovl_submit_and_poll(port, op, 1, 10 ms at
-// most): its thread sleeps in the kernel until the completion (an O_DIRECT
-// read's, say) and is the one woken, as with os.File's pread, and Go's
-// scheduler treats the call as a system call; the submit and the wait are
-// one io_uring_enter. Parking the goroutine instead would wake, for
-// every operation, the thread parked in Go's poller, the drainer goroutine
-// and then the waiter (twice the CPU per O_DIRECT read). When another
+// same cgo call, ovl_submit_and_poll(port, op, 1, 10 ms at most): its
+// thread sleeps in the kernel until the completion (an O_DIRECT read's,
+// say) and is the one woken, as with os.File's pread, and Go's scheduler
+// treats the call as a system call. On io_uring the submit and the wait
+// are one io_uring_enter; on the threads backend the library keeps the
+// port's handle quiet for what the waiting call reaps itself. Parking the
+// goroutine instead would wake, for every operation, the thread parked in
+// Go's poller, the drainer goroutine and then the waiter. When another
 // completion is delivered first, or the bound passes, it parks like the
 // others.
 //

@@ -170,7 +170,7 @@ type Port struct {
 	backend string
 	depth   int
 	manual  bool // OVL_PORT_MANUAL: no completion thread (Linux)
-	lone    bool // manual on uring: a lone operation waits in the library
+	lone    bool // manual: a lone operation waits in the library
 
 	slots []slot
 	free  freeList // free slot indices: the queue-depth semaphore
@@ -374,7 +374,7 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 	} else {
 		close(p.loopDone)
 	}
-	p.lone = p.manual && p.backend == "uring"
+	p.lone = p.manual
 	if p.manual && p.backend == "uring" {
 		n := cfg.Rings
 		if n == 0 {
@@ -679,9 +679,8 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 		// A blocking operation; a submit error comes back as its
 		// completion. Alone on the port, on a regular file (whose I/O
 		// ends by itself) and with no context to watch, it waits for its
-		// completion in the same call, for loneWait at most (io_uring
-		// only); otherwise it is submitted with those of other
-		// goroutines.
+		// completion in the same call, for loneWait at most; otherwise
+		// it is submitted with those of other goroutines.
 		if p.lone && w.done() == nil && !f.stream && p.free.len() == p.depth-1 {
 			one := [1]uint32{idx}
 			r.flush(one[:], loneWait)
@@ -788,22 +787,19 @@ var reqPool = sync.Pool{New: func() any { return new(reqBuf) }}
 // sees a system call), and on io_uring the submit and the wait are one
 // io_uring_enter. Parking the goroutine instead costs, per operation, a
 // wake-up of the thread parked in Go's poller, the drainer goroutine's
-// turn, the waiter's wake-up and the idle Ps' spinning meanwhile
-// (measured: twice the CPU per O_DIRECT read at 1 goroutine). The wait
+// turn, the waiter's wake-up and the idle Ps' spinning meanwhile. The wait
 // ends early when any completion is delivered (another goroutine's
 // operation that showed up: this one then parks and the drainer, or
 // whoever polls, delivers it) or the port closes. The bound is for two
 // rare cases: another thread was delivering when the call began and took
 // this completion (the call would wait for one that already came), and a
 // cancel (File.Close, a deadline) of an operation whose id the call
-// returns only at its end. io_uring only, where the submit and the wait
-// are one call under the library's delivery lock when it is free, so the
-// first case needs another thread to hold it at that very moment; on the
-// threads backend a worker completes a page-cache read before the
-// submitter takes the lock, and the port's handle, signalled for every
-// completion there, has the drainer take it often enough that the waits
-// that run their full bound dominate (measured: 0.7 ms per read at 1
-// goroutine; 0.18 ms with the submitter taking the lock first).
+// returns only at its end. The call takes the library's delivery lock
+// before the submit when it is free, so the first case needs another
+// thread to hold it at that very moment, and the port's handle stays quiet
+// for what the call reaps itself (on io_uring the submit and the wait are
+// one io_uring_enter; on the threads backend a worker's completion does
+// not wake the drainer while the call waits for it).
 const loneWait = 10
 
 // flush submits the queued operations list, GOVL_MAX_BATCH per cgo call,
