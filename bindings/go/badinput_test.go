@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestNewPortBadConfig(t *testing.T) {
@@ -16,6 +17,7 @@ func TestNewPortBadConfig(t *testing.T) {
 		{QueueDepth: MaxQueueDepth + 1},
 		{Threads: -1},
 		{Spin: -1},
+		{Spin: time.Millisecond, NoSpin: true},
 		{Backend: Backend(99)},
 	}
 	for _, cfg := range bad {

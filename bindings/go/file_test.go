@@ -416,3 +416,29 @@ func TestCloseRacesReads(t *testing.T) {
 		}
 	})
 }
+
+// TestNoSpinPort: a port whose completion thread never spins
+// (OVL_SPIN_NONE) is a completion-thread port and delivers like one.
+func TestNoSpinPort(t *testing.T) {
+	data := testData(64<<10, 7)
+	name := tempFile(t, data)
+	forEachBackend(t, Config{NoSpin: true}, func(t *testing.T, p *Port) {
+		if p.manual {
+			t.Fatal("NoSpin gave a manual port, want a completion thread")
+		}
+		f, err := p.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for off := int64(0); off < int64(len(data)); off += 4096 {
+			buf := make([]byte, 4096)
+			if n, err := f.ReadAt(buf, off); n != len(buf) || err != nil {
+				t.Fatalf("ReadAt(4096 at %d) = %d, %v", off, n, err)
+			}
+			if !bytes.Equal(buf, data[off:off+4096]) {
+				t.Fatalf("ReadAt at %d: wrong data", off)
+			}
+		}
+	})
+}

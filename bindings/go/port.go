@@ -77,6 +77,11 @@ type Config struct {
 	// decides; it spins briefly, only while that finds completions, and
 	// never on an idle port). A positive Spin implies CompletionThread.
 	Spin time.Duration
+	// NoSpin makes the completion thread never spin: it sleeps in the
+	// kernel as soon as a batch is delivered (OVL_SPIN_NONE), for a port
+	// that must not spend CPU on polling at all. It implies
+	// CompletionThread and excludes Spin.
+	NoSpin bool
 	// Rings is how many library ports (io_uring instances) a Port in
 	// manual mode on the uring backend spreads its operations over; 0
 	// means GOMAXPROCS at creation, at most 8. One ring issues its
@@ -312,7 +317,8 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 	if depth == 0 {
 		depth = DefaultQueueDepth
 	}
-	if depth < 0 || depth > MaxQueueDepth || cfg.Threads < 0 || cfg.Spin < 0 || cfg.Rings < 0 {
+	if depth < 0 || depth > MaxQueueDepth || cfg.Threads < 0 || cfg.Spin < 0 || cfg.Rings < 0 ||
+		(cfg.NoSpin && cfg.Spin != 0) {
 		return nil, &OpError{Op: "port", Offset: -1, Code: EINVAL}
 	}
 	p := &Port{
@@ -354,6 +360,9 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 	}
 	// The C field is µs in a uint32_t whose largest value means "never".
 	spin := min(int64(cfg.Spin/time.Microsecond), 1<<32-2)
+	if cfg.NoSpin {
+		spin = C.OVL_SPIN_NONE
+	}
 	var cp *C.ovl_port
 	rc := C.govl_create_port(C.uint32_t(depth), C.uint32_t(cfg.Backend), C.uint32_t(cfg.Threads),
 		C.uint32_t(spin), flags, br.cb, br.ud, &cp)

@@ -15,7 +15,7 @@ import (
 
 // manualMode: a port has no completion thread unless asked for
 // (CompletionThread, or Spin, which only the thread can do).
-func manualMode(cfg Config) bool { return !cfg.CompletionThread && cfg.Spin == 0 }
+func manualMode(cfg Config) bool { return !cfg.CompletionThread && cfg.Spin == 0 && !cfg.NoSpin }
 
 // waker: the drainer goroutine waits in Go's poller (epoll, kqueue), so no
 // thread waits in C.
