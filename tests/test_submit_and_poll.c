@@ -114,21 +114,18 @@ Test(submit_and_poll, one_system_call_for_a_timed_wait_on_io_uring)
 
 Test(submit_and_poll, threaded_port_takes_zero_timeout_only)
 {
-    uint32_t flags[] = {0, OVL_PORT_INLINE};
-    for (int f = 0; f < 2; f++) {
-        rec r;
-        rec_init(&r);
-        ovl_port *p = open_port(&r, 16, flags[f]);
-        ovl_request req = post_req(7);
-        size_t done = 9;
-        cr_assert_eq(ovl_submit_and_poll(p, &req, 1, &done, 10), OVL_EMODE);
-        cr_assert_eq(done, 0u, "nothing submitted on a refused call");
-        cr_assert_geq(ovl_submit_and_poll(p, &req, 1, &done, 0), 0);
-        cr_assert_eq(done, 1u);
-        rec_wait(&r, 1);
-        cr_assert_eq(rec_one(&r, req.id).result, 7);
-        close_clean(p, &r);
-    }
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, TEST_THREADED);
+    ovl_request req = post_req(7);
+    size_t done = 9;
+    cr_assert_eq(ovl_submit_and_poll(p, &req, 1, &done, 10), OVL_EMODE);
+    cr_assert_eq(done, 0u, "nothing submitted on a refused call");
+    cr_assert_geq(ovl_submit_and_poll(p, &req, 1, &done, 0), 0);
+    cr_assert_eq(done, 1u);
+    rec_wait(&r, 1);
+    cr_assert_eq(rec_one(&r, req.id).result, 7);
+    close_clean(p, &r);
 }
 
 Test(submit_and_poll, a_bad_request_stops_the_batch_and_the_poll)
