@@ -610,10 +610,15 @@ static void ovlb_end(ovlb *s, const snap *a, result *out)
     free(s);
 }
 
-/* poll: call ovl_poll(port, 0) after each submit, so the submitter takes
- * the completions that finished inside its own io_uring_enter (page-cache
- * reads do) instead of waiting for the completion thread's hand-off. */
-static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int poll, result *out)
+/* How the submitter submits: ovl_submit alone, or followed by
+ * ovl_poll(port, 0), or ovl_submit_and_poll(..., 0) (both of the latter
+ * take the completions that finished inside the submitter's own
+ * io_uring_enter, as page-cache reads do, instead of waiting for the
+ * completion thread's hand-off; ovl_submit_and_poll also lets the
+ * completion thread wait outside the kernel while nothing is in flight). */
+enum { B_SUBMIT, B_POLL, B_SAP };
+
+static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int how, result *out)
 {
     ovlb *s = ovlb_new(backend, depth, lat, spin);
     rng r = {0xd6e8feb86659fd93ull};
@@ -641,10 +646,16 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int p
             if (lat) s->tsub[slots[k]] = t;
         }
         size_t done = 0;
-        int32_t rc = ovl_submit(s->port, reqs, (size_t)m, &done);
-        if (rc || done != (size_t)m) die("ovl_submit: %s", ovl_strerror(rc));
+        int32_t rc;
+        if (how == B_SAP) {
+            rc = ovl_submit_and_poll(s->port, reqs, (size_t)m, &done, 0);
+            if (rc < 0 || done != (size_t)m) die("ovl_submit_and_poll: %s", ovl_strerror(rc));
+        } else {
+            rc = ovl_submit(s->port, reqs, (size_t)m, &done);
+            if (rc || done != (size_t)m) die("ovl_submit: %s", ovl_strerror(rc));
+        }
         submitted += (uint64_t)m;
-        if (poll && (rc = ovl_poll(s->port, 0)) < 0) die("ovl_poll: %s", ovl_strerror(rc));
+        if (how == B_POLL && (rc = ovl_poll(s->port, 0)) < 0) die("ovl_poll: %s", ovl_strerror(rc));
     }
     /* Drain what is still in flight. */
     pthread_mutex_lock(&s->m);
@@ -778,7 +789,7 @@ enum {
     K_OVL_U_A_FIXED,
     K_OVL_U_B,
     K_OVL_U_B_POLL,
-    K_OVL_U_B_INLINE,
+    K_OVL_U_B_SAP,
     K_OVL_U_B_SPIN,
     K_OVL_U_B_PIN,
     K_OVL_T_A,
@@ -805,7 +816,7 @@ static const char *const k_name[K_N] = {
     "ovl uring, resubmit in callback, registered file",
     "ovl uring, external submitter",
     "ovl uring, external submitter + ovl_poll(p, 0)",
-    "ovl uring, external submitter, OVL_PORT_INLINE",
+    "ovl uring, external submitter, ovl_submit_and_poll",
     "ovl uring, external submitter, spin_usec=200",
     "ovl uring, external submitter, both threads on one CPU",
     "ovl threads, resubmit in callback",
@@ -830,7 +841,7 @@ static const char *const k_id[K_N] = {
     "ovl-uring-cb-fixed",
     "ovl-uring-ext",
     "ovl-uring-ext-poll",
-    "ovl-uring-ext-inline",
+    "ovl-uring-ext-sap",
     "ovl-uring-ext-spin",
     "ovl-uring-ext-pin",
     "ovl-threads-cb",
@@ -893,15 +904,10 @@ static void run_one(int k, int depth, result *out)
     case K_LIBUV: run_libuv(depth, lat, out); break;
     case K_OVL_U_A: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, 0, out); break;
     case K_OVL_U_A_FIXED: run_ovl_a(OVL_BACKEND_URING, depth, lat, 0, 1, out); break;
-    case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 0, out); break;
-    case K_OVL_U_B_POLL: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 1, out); break;
-    case K_OVL_U_B_INLINE:
-        /* The port itself delivers inside each ovl_submit: no ovl_poll. */
-        g_port_flags = OVL_PORT_INLINE;
-        run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 0, out);
-        g_port_flags = 0;
-        break;
-    case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, 0, out); break;
+    case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, B_SUBMIT, out); break;
+    case K_OVL_U_B_POLL: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, B_POLL, out); break;
+    case K_OVL_U_B_SAP: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, B_SAP, out); break;
+    case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, B_SUBMIT, out); break;
     case K_OVL_U_B_PIN: {
         /* The completion thread inherits the creating thread's affinity:
          * pin this thread to the CPU it is on, create the port, run, and
@@ -912,12 +918,12 @@ static void run_one(int k, int depth, result *out)
         int cpu = sched_getcpu();
         CPU_SET(cpu < 0 ? 0 : cpu, &one);
         if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) die("setaffinity");
-        run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, 0, out);
+        run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, B_SUBMIT, out);
         pthread_setaffinity_np(pthread_self(), sizeof old, &old);
         break;
     }
     case K_OVL_T_A: run_ovl_a(OVL_BACKEND_THREADS, depth, lat, 0, 0, out); break;
-    case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, 0, out); break;
+    case K_OVL_T_B: run_ovl_b(OVL_BACKEND_THREADS, depth, lat, 0, B_SUBMIT, out); break;
     case K_NOP_LIBURING: run_liburing(depth, 0, 1, 0, 0, out); break;
     case K_NOP_OVL_U: run_ovl_a(OVL_BACKEND_URING, depth, 0, 1, 0, out); break;
     case K_NOP_OVL_U_BATCH: run_ovl_a(OVL_BACKEND_URING, depth, 0, 2, 0, out); break;
@@ -1098,9 +1104,10 @@ static void targets(void)
                      g_depths[d]);
             target_line(b, med_ratio(K_OVL_U_B_POLL, d), 0.80);
         }
-        if (g_enabled[K_OVL_U_B_INLINE] && g_have[K_OVL_U_B_INLINE][d]) {
-            snprintf(b, sizeof b, "same, port created with OVL_PORT_INLINE, depth %d", g_depths[d]);
-            target_line(b, med_ratio(K_OVL_U_B_INLINE, d), 0.80);
+        if (g_enabled[K_OVL_U_B_SAP] && g_have[K_OVL_U_B_SAP][d]) {
+            snprintf(b, sizeof b, "same, submitter calls ovl_submit_and_poll(..., 0), depth %d",
+                     g_depths[d]);
+            target_line(b, med_ratio(K_OVL_U_B_SAP, d), 0.80);
         }
         if (g_enabled[K_OVL_U_B_SPIN] && g_have[K_OVL_U_B_SPIN][d]) {
             snprintf(b, sizeof b, "same, opt-in spin_usec=200, depth %d", g_depths[d]);

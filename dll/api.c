@@ -33,14 +33,6 @@ static void kick_unlocked(ovl_port *p, bool from_cb)
     atomic_fetch_sub(&p->users, 1);
 }
 
-/* OVL_PORT_INLINE: after a submit from outside a callback, deliver on this
- * thread what completed inside it (and let the completion thread watch
- * what did not). */
-static inline void after_submit(ovl_port *p, const ovl_port *h, bool from_cb)
-{
-    if ((p->flags & OVL_PORT_INLINE) && !from_cb) (void)ovl__poll_helping(p, h);
-}
-
 OVL_API int32_t ovl_set_callback(ovl_port *port, ovl_callback cb, void *userdata)
 {
     int32_t rc;
@@ -232,11 +224,12 @@ static inline void op_fill(ovl__op *op, const ovl_request *r)
  * in chunks, then one kick (io_uring: one io_uring_enter) after unlock.
  * Requests are checked here, under the lock, one by one. */
 int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, size_t n,
-                          size_t *out_n, bool no_kick)
+                          size_t *out_n, unsigned how)
 {
     size_t done = 0;
     int32_t rc = OVL_OK;
     bool from_cb = ovl__in_callback(p);
+    bool no_kick = how & OVL__SUBMIT_NO_KICK;
     ovl__op *chunk[OVL__SUBMIT_CHUNK];
     size_t m = 0;
 
@@ -271,6 +264,7 @@ int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, 
     }
     if (m) p->backend->submit(p, chunk, m);
     p->submitted += done;
+    if (done) ovl__submitted(p, from_cb, how & OVL__SUBMIT_DELIVERS);
     /* Inside this port's callback the backend cannot be destroyed under us
      * (close joins this thread, or holds deliver_lock in manual mode), so
      * the users count, two atomic RMWs per submit, is only for others. */
@@ -281,7 +275,6 @@ int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, 
     if (done && !no_kick) {
         if (from_cb) p->backend->kick(p, true);
         else kick_unlocked(p, false);
-        after_submit(p, port, from_cb);
     }
 out:
     for (size_t i = done; i < n; i++) reqs[i].id = 0;
@@ -297,7 +290,7 @@ OVL_API int32_t ovl_submit(ovl_port *port, ovl_request *reqs, size_t n, size_t *
     if (!p) return rc;
     if (n == 0) return OVL_OK;
     if (!reqs) return OVL_EINVAL;
-    return ovl__submit_batch(p, port, reqs, n, out_submitted, false);
+    return ovl__submit_batch(p, port, reqs, n, out_submitted, 0);
 }
 
 /* The single-op path of ovl_submit_read/_write/_fsync and ovl_post: the
@@ -330,13 +323,12 @@ static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf, s
     uint64_t id = ovl__op_token(op);
     p->backend->submit(p, &op, 1);
     p->submitted++;
+    ovl__submitted(p, from_cb, false);
     if (!from_cb) atomic_fetch_add(&p->users, 1); /* see ovl__submit_batch */
     ovl__mutex_unlock(&p->lock);
     if (from_cb) p->backend->kick(p, true);
     else kick_unlocked(p, false);
-    /* The id first: the op may be delivered (and its id reused) below. */
     if (out_id) *out_id = id;
-    after_submit(p, port, from_cb);
     return OVL_OK;
 }
 

@@ -1,6 +1,6 @@
 /* deliver.c - delivery: reaping the backend's events into callback batches
- * and running the callback, on the completion thread, inside ovl_poll, or
- * inside a submit on an OVL_PORT_INLINE port.
+ * and running the callback, on the completion thread or inside ovl_poll /
+ * ovl_submit_and_poll; and the completion thread's park.
  *
  * One engine: ovl__deliver_once (reap one batch, waiting up to a timeout,
  * settle each event with the backend, run the callback, release the ops)
@@ -8,6 +8,7 @@
  * of taking the reaper role (deliver_lock) and deciding how long the call
  * may sleep; the backend's wait is the only place a caller sleeps for
  * completions, and the backends bound it by their own nearest deadline.
+ * A plain submit or post never delivers: it only starts work.
  *
  *   entry point              thread          may it sleep            locks held while reaping
  *   -----------------------  --------------  ----------------------  ------------------------
@@ -15,18 +16,19 @@
  *   (ovl__completion_thread)                 spin, in wait_ready     sleeps outside it
  *                                            (io_uring) or wait      (wait_ready), the others
  *                                                                    inside it
- *   ... OVL_PORT_INLINE park  the port's own  yes, on park_cv, while  port lock (cond wait)
- *   (ct_park)                                 nothing is in flight
+ *   ... its park (ct_park)   the port's own  yes, on park_cv, while  port lock (cond wait),
+ *                                            the hint is set and     nothing reaped
+ *                                            nothing is in flight
  *   ovl_poll(p, 0), threaded  any            no: trylock, one batch  deliver_lock (trylock)
  *   (ovl__poll_helping)       (not its cb)
  *   ovl_poll(p, t), manual    any            up to t (-1: no limit); deliver_lock (blocking
  *   (poll_manual)             (not its cb)    t == 0: trylock         unless t == 0)
  *   ovl_submit_and_poll       any            as ovl_poll; on         deliver_lock, taken
  *                             (not its cb)    io_uring the submit     before the submit when
- *                                             rides the wait's call   free (io_uring, or a
- *                                                                     call that will wait)
- *   INLINE submit or post     any            no: ovl_poll(p, 0)      as ovl_poll(p, 0)
- *   (api.c after_submit)
+ *                                             rides the wait's call   free (manual: io_uring,
+ *                                             (manual); threaded:     or a call that will
+ *                                             sets the park hint      wait); threaded: as
+ *                                                                     ovl_poll(p, 0)
  *   manual close drain        the closer     yes, until drained      deliver_lock
  *   (port.c)
  *
@@ -207,32 +209,86 @@ static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
     return n;
 }
 
-/* OVL_PORT_INLINE: with nothing in flight, wait here rather than in the
- * kernel (see ovl_port.parking). Returns when ops are in flight or the port
+/* ---- the park ------------------------------------------------------------
+ * A submitter that delivers what completes inside its own submit
+ * (ovl_submit_and_poll on io_uring, whose page-cache reads and posts
+ * complete inside its io_uring_enter) leaves the completion thread nothing
+ * to do; yet a thread asleep in the kernel's CQ wait is woken for every
+ * CQE, a cross-CPU wake-up per batch for nothing. So while such a
+ * submitter is at work (the hint p->parking: set by ovl_submit_and_poll on
+ * a backend with wait_ready, cleared by a plain submit or post from outside
+ * a callback, so that plain submitters never pay a wake-up of the park per
+ * op) and nothing is in flight, the completion thread waits on park_cv
+ * instead. Whatever the hint says, two rules under p->lock keep every op
+ * watched:
+ *
+ *  1. the thread parks only after seeing parking && inflight == 0 && open;
+ *  2. whoever raises inflight while it is parked wakes it: at once (a
+ *     plain submit or post, ovl__submitted), or, when the caller delivers
+ *     next (ovl_submit_and_poll on a threaded port, or a callback running
+ *     inside such a caller's delivery), after that delivery if ops are
+ *     still in flight (ovl__ct_unpark, from ovl__poll_helping). A callback
+ *     on the completion thread submits while the thread is awake.
+ *
+ * Close sets CLOSING and broadcasts park_cv under the lock. */
+
+/* Wait while the hint is set and nothing is in flight (rule 1). Returns when
+ * ops are in flight, the hint is cleared and someone woke us, or the port
  * is closing. */
 static void ct_park(ovl_port *p)
 {
     ovl__mutex_lock(&p->lock);
-    while (p->inflight == 0 && atomic_load(&p->state) == OVL__PORT_OPEN) {
-        p->ct_parked = true;
+    while (atomic_load_explicit(&p->parking, memory_order_relaxed) && p->inflight == 0 &&
+           atomic_load(&p->state) == OVL__PORT_OPEN) {
+        atomic_store_explicit(&p->ct_parked, true, memory_order_relaxed);
         ovl__cond_wait(&p->park_cv, &p->lock);
     }
-    p->ct_parked = false;
+    atomic_store_explicit(&p->ct_parked, false, memory_order_relaxed);
     ovl__mutex_unlock(&p->lock);
 }
 
-/* Called by a thread that may have left ops in flight (a submit on an
- * OVL_PORT_INLINE port, after delivering what completed inside it): if the
- * completion thread is parked, it must watch them now. Since the thread
- * parks only after seeing inflight == 0 under the lock, and this runs after
- * the caller's last change to inflight, no op is ever left unwatched. */
-static void ct_unpark(ovl_port *p)
+/* Lock held: wake the thread if it is parked (once: the flag is cleared
+ * here, so later submitters do not signal again). */
+static void ct_wake_locked(ovl_port *p)
 {
-    ovl__mutex_lock(&p->lock);
-    if (p->ct_parked && p->inflight) {
-        p->ct_parked = false;
-        ovl__cond_signal(&p->park_cv);
+    OVL__ASSERT_HELD(&p->lock);
+    if (!atomic_load_explicit(&p->ct_parked, memory_order_relaxed)) return;
+    atomic_store_explicit(&p->ct_parked, false, memory_order_relaxed);
+    ovl__cond_signal(&p->park_cv);
+}
+
+/* Lock held, right after a submit or post raised inflight (rule 2).
+ * from_cb: a callback of this port is on the calling thread's stack, so
+ * the thread delivering it (the completion thread, awake, or a helper that
+ * calls ovl__ct_unpark afterwards) watches. delivers: ovl_submit_and_poll
+ * on a threaded port, which delivers next and then calls ovl__ct_unpark. */
+void ovl__submitted(ovl_port *p, bool from_cb, bool delivers)
+{
+    OVL__ASSERT_HELD(&p->lock);
+    if (from_cb) return;
+    if (delivers) {
+        /* Read before written: the hint's cache line stays shared while
+         * it does not change. */
+        if (p->backend->wait_ready && !atomic_load_explicit(&p->parking, memory_order_relaxed))
+            atomic_store_explicit(&p->parking, true, memory_order_relaxed);
+        return;
     }
+    if (atomic_load_explicit(&p->parking, memory_order_relaxed))
+        atomic_store_explicit(&p->parking, false, memory_order_relaxed);
+    ct_wake_locked(p);
+}
+
+/* No lock held, after the caller's own delivery: if the thread is parked
+ * while ops are in flight, it must watch them now. The relaxed read of
+ * ct_parked before the lock is enough: the caller's last change to
+ * inflight was made under p->lock, so a park that came before it is
+ * visible here (that lock's acquire follows the park's release in
+ * cond_wait), and a park that comes after it saw the ops in flight. */
+void ovl__ct_unpark(ovl_port *p)
+{
+    if (!atomic_load_explicit(&p->ct_parked, memory_order_relaxed)) return;
+    ovl__mutex_lock(&p->lock);
+    if (p->inflight) ct_wake_locked(p);
     ovl__mutex_unlock(&p->lock);
 }
 
@@ -279,7 +335,7 @@ void *ovl__completion_thread(void *arg)
     bool after_batch = false; /* the last round delivered something */
     for (;;) {
         size_t n = 0;
-        if (p->parking) ct_park(p);
+        if (atomic_load_explicit(&p->parking, memory_order_relaxed)) ct_park(p);
         uint32_t budget = after_batch ? spin_budget(p, &st) : 0;
         if (budget) {
             /* Poll without sleeping for a while first: saves the wake-up
@@ -309,7 +365,9 @@ void *ovl__completion_thread(void *arg)
  * on the calling thread, unless someone (the completion thread) is
  * delivering right now. One round only: the callbacks' deferred submits are
  * flushed at the end and what they produce is the completion thread's, so
- * a resubmitting callback cannot keep the caller here for ever. */
+ * a resubmitting callback cannot keep the caller here for ever. Then a
+ * parked completion thread is woken if ops are left in flight (the park's
+ * rule 2: the caller's own submits and its callbacks' did not wake it). */
 int32_t ovl__poll_helping(ovl_port *p, const ovl_port *h)
 {
     /* `users` keeps close from destroying the backend under us. Close
@@ -327,7 +385,7 @@ int32_t ovl__poll_helping(ovl_port *p, const ovl_port *h)
             ovl__mutex_unlock(&p->deliver_lock);
             rc = (int32_t)n;
         }
-        if (p->parking) ct_unpark(p);
+        ovl__ct_unpark(p);
     }
     atomic_fetch_sub(&p->users, 1);
     return rc;
@@ -490,9 +548,17 @@ OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
     }
     if (n) {
         size_t done = 0;
-        rc = ovl__submit_batch(p, port, reqs, n, &done, defer);
+        /* Threaded: this call delivers next, then wakes a parked completion
+         * thread for what it leaves in flight (ovl__poll_helping), and it
+         * sets the park hint on a backend with wait_ready. */
+        unsigned how = manual ? (defer ? OVL__SUBMIT_NO_KICK : 0u) : OVL__SUBMIT_DELIVERS;
+        rc = ovl__submit_batch(p, port, reqs, n, &done, how);
         if (out_submitted) *out_submitted = done;
         if (rc != OVL_OK) {
+            /* No delivery after a failed submit: what it did submit goes
+             * to a parked completion thread now. (The struct outlives the
+             * port; on a closed one nothing is parked.) */
+            if (!manual && done) ovl__ct_unpark(p);
             if (merge) {
                 /* Push what was submitted. With none, the port may be
                  * closed and its backend gone: touch nothing. */

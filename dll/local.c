@@ -128,7 +128,7 @@ OVL_API int32_t ovl_submit_local_accept(ovl_local *l, void *ctx, uint64_t *out_i
     r.op = OVL_OP_LOCAL_ACCEPT;
     r.buf = l;
     r.ctx = ctx;
-    rc = ovl__submit_batch(p, l->port, &r, 1, NULL, false);
+    rc = ovl__submit_batch(p, l->port, &r, 1, NULL, 0);
     if (rc == OVL_OK && out_id) *out_id = r.id;
     return rc;
 }
@@ -146,7 +146,7 @@ OVL_API int32_t ovl_submit_local_dial(ovl_port *port, const char *name, int64_t 
     r.buf = (void *)(uintptr_t)name; /* read during the call only */
     r.ctx = ctx;
     r.timeout_ns = timeout_ns;
-    rc = ovl__submit_batch(p, port, &r, 1, NULL, false);
+    rc = ovl__submit_batch(p, port, &r, 1, NULL, 0);
     if (rc == OVL_OK && out_id) *out_id = r.id;
     return rc;
 }

@@ -291,13 +291,18 @@ struct ovl_port {
     bool has_thread;
     ovl__thread thread;
 
-    /* OVL_PORT_INLINE on a backend with wait_ready: with nothing in flight
-     * the completion thread parks on park_cv (lock) instead of sleeping in
-     * the kernel, where every completion of a submit, even one the
-     * submitter delivers itself, would wake it. Whoever leaves ops in
-     * flight wakes it (ct_unpark). */
-    bool parking;
-    bool ct_parked; /* (lock) */
+    /* The park (deliver.c, ct_park). A hint, set by ovl_submit_and_poll
+     * on a backend with wait_ready (its caller delivers what completes
+     * inside its submit) and cleared by a plain submit or post from
+     * outside a callback: while it is set and nothing is in flight, the
+     * completion thread waits on park_cv (lock) instead of in the kernel,
+     * where every completion, even one the submitter then delivers
+     * itself, would wake it. Correctness does not rest on the hint: an op
+     * that raises inflight while the thread is parked is always watched
+     * (ovl__submitted). ct_parked is written under the lock; a relaxed
+     * read outside it is a pre-check (ovl__ct_unpark). */
+    atomic_bool parking;
+    atomic_bool ct_parked;
 
     /* Counters (lock, except the _Atomic ones). */
     uint64_t submitted;
@@ -392,16 +397,25 @@ int32_t ovl__pick_backend(uint32_t want, const ovl__backend **out, bool *is_auto
 /* AUTO's next choice after `be` failed to start a port (NULL: none). */
 const ovl__backend *ovl__next_backend(const ovl__backend *be);
 
-/* api.c: submit a checked batch (see ovl_submit); no_kick leaves the work
- * for the caller's wait (it holds deliver_lock). */
+/* api.c: submit a checked batch (see ovl_submit). `how`: OVL__SUBMIT_NO_KICK
+ * leaves the work for the caller's wait (it holds deliver_lock);
+ * OVL__SUBMIT_DELIVERS says the caller delivers next and then calls
+ * ovl__ct_unpark (ovl_submit_and_poll on a port with a completion
+ * thread). */
+enum { OVL__SUBMIT_NO_KICK = 1u, OVL__SUBMIT_DELIVERS = 2u };
 int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, size_t n,
-                          size_t *out_n, bool no_kick);
+                          size_t *out_n, unsigned how);
 
 /* deliver.c: the delivery side (see that file). */
 size_t ovl__deliver_once(ovl_port *p, int32_t timeout_ms);
 bool ovl__port_drained(ovl_port *p);
 void *ovl__completion_thread(void *arg);
 int32_t ovl__poll_helping(ovl_port *p, const ovl_port *h);
+/* The park's two sides for submitters: ovl__submitted under p->lock right
+ * after a submit or post raised inflight; ovl__ct_unpark (no lock held)
+ * after a caller's own delivery. */
+void ovl__submitted(ovl_port *p, bool from_cb, bool delivers);
+void ovl__ct_unpark(ovl_port *p);
 /* Around a blocking wait for port `on` (its close, its delivery lock):
  * OVL_EDEADLK if the wait could never end because a callback on this
  * thread's stack is what it waits for, directly or through other threads

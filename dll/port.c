@@ -154,9 +154,10 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     }
     if (c.queue_depth == 0 || c.queue_depth > OVL_MAX_QUEUE_DEPTH) return OVL_EINVAL;
     if (c.backend > OVL_BACKEND_IOCP) return OVL_EINVAL;
-    if (c.flags & ~(uint32_t)(OVL_PORT_MANUAL | OVL_PORT_INLINE)) return OVL_EINVAL;
-    if ((c.flags & OVL_PORT_MANUAL) && (c.flags & OVL_PORT_INLINE))
-        return OVL_EINVAL; /* manual mode delivers on the caller already */
+    /* Unknown bits, and the retired OVL_PORT_INLINE (submits delivering
+     * on the caller is ovl_submit_and_poll's job now): refused, not
+     * ignored, so a program that asks for them learns it at once. */
+    if (c.flags & ~(uint32_t)OVL_PORT_MANUAL) return OVL_EINVAL;
     if (c.threads > 1024) return OVL_EINVAL;
 
     const ovl__backend *be = NULL;
@@ -189,8 +190,8 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     atomic_store(&p->users, 0);
     atomic_store(&p->poll_again, false);
     p->has_thread = false;
-    p->parking = false;
-    p->ct_parked = false;
+    atomic_store(&p->parking, false);
+    atomic_store(&p->ct_parked, false);
     p->submitted = p->completed = p->cancels = p->batches = p->stale = 0;
     atomic_store(&p->syscalls, 0);
     ovl__mutex_unlock(&p->lock);
@@ -208,7 +209,6 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
         rc = be->init(p);
     }
     if (rc != OVL_OK) goto fail;
-    p->parking = (p->flags & OVL_PORT_INLINE) && be->wait_ready;
 
     /* Open now (the completion thread runs while it is): nobody can call
      * through the new handle before we return it, and a stale handle has

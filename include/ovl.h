@@ -22,15 +22,14 @@
  *     happened; OVL_ECANCELED only ever answers ovl_cancel or close.
  *  2. Where callbacks run. On the port's completion thread, inside
  *     ovl_poll() / ovl_submit_and_poll() / ovl_close_port() in manual mode,
- *     inside an ovl_poll(port, 0) or ovl_submit_and_poll(..., 0) that a
- *     thread calls on a port with a completion
- *     thread (it then delivers what is ready on the calling thread), or, on
- *     an OVL_PORT_INLINE port, inside the submit call whose work completed
- *     at once; never two at once for one port. A callback may submit, cancel and post on
- *     its own port; closing or polling its own port from inside a callback
- *     returns OVL_EDEADLK, also when the callback is further up the stack
- *     (a callback that polled another port, whose callback then closes or
- *     polls the first).
+ *     or inside an ovl_poll(port, 0) or ovl_submit_and_poll(..., 0) that a
+ *     thread calls on a port with a completion thread (it then delivers
+ *     what is ready on the calling thread); never inside a plain submit,
+ *     post or cancel, and never two at once for one port. A callback may
+ *     submit, cancel and post on its own port; closing or polling its own
+ *     port from inside a callback returns OVL_EDEADLK, also when the
+ *     callback is further up the stack (a callback that polled another
+ *     port, whose callback then closes or polls the first).
  *  3. Ownership. Buffers and contexts belong to the caller and must stay
  *     valid until that op's completion has been delivered (the callback that
  *     carries it has been entered). ovl never touches them afterwards.
@@ -209,22 +208,10 @@ typedef struct ovl_addr {
 #define OVL_PORT_MANUAL                                                                            \
   1u /* no completion thread: the caller drives
                               completions with ovl_poll() */
-#define OVL_PORT_INLINE                                                                            \
-  2u /* submitting threads deliver what completes
-                              inside their own submit call (see below) */
-/* OVL_PORT_INLINE (not with OVL_PORT_MANUAL): every submit or post made
- * outside a callback ends with ovl_poll(port, 0), so what completed inside
- * the call (io_uring page-cache reads and posts do) is delivered by the
- * callback on the submitting thread before the call returns, unless the
- * completion thread is delivering at that moment; the completion thread
- * delivers the rest. On io_uring the completion thread then waits for work
- * outside the kernel while nothing is in flight, so a submit whose work
- * completes at once wakes no other thread at all. The price: the
- * callback may run inside your submit call, so do not submit while holding
- * a lock the callback takes, and expect the callback (and its ctx's
- * completion) before the submit returns; posts, too, may be delivered on
- * the posting thread. On other backends only the ovl_poll(port, 0) part
- * applies. */
+/* OVL_PORT_INLINE is retired and its bit stays reserved: ovl_create_port
+ * refuses it. A submitter that wants what completed inside its submit
+ * delivered on its own thread calls ovl_submit_and_poll(..., 0). */
+#define OVL_PORT_INLINE 2u /* retired: refused with OVL_EINVAL */
 
 /* An opaque port. Created by ovl_create_port, released by ovl_close_port.
  * An ovl_port * is a handle, not an address (never dereference it): a slot
@@ -251,8 +238,9 @@ typedef struct ovl_completion {
 /* The registered callback. Receives a batch of n >= 1 completions; `items`
  * is borrowed for the duration of the call only. `userdata` is what was
  * registered with it. Runs on the port's completion thread (or inside
- * ovl_poll / ovl_close_port in manual mode, or inside a caller's
- * ovl_poll(port, 0) on a port with a completion thread), never concurrently
+ * ovl_poll / ovl_submit_and_poll / ovl_close_port in manual mode, or inside
+ * a caller's ovl_poll(port, 0) or ovl_submit_and_poll(..., 0) on a port
+ * with a completion thread), never concurrently
  * with another callback of the same port. It may submit, post and cancel on
  * its own port; submits made here are flushed together after the batch (one
  * system call). It must not block for long: it holds up every other
@@ -298,7 +286,8 @@ OVL_API int32_t ovl_port_config_init(ovl_port_config *out, uint32_t size);
 /* Create a port. `cfg` may be NULL for defaults; it is read during the call
  * only. On success *out receives the port and, unless OVL_PORT_MANUAL is
  * set, the port's completion thread is running.
- * Errors: OVL_EINVAL (out NULL, bad size/flags/depth/backend number, or an
+ * Errors: OVL_EINVAL (out NULL, bad size/depth/backend number, flags other
+ * than OVL_PORT_MANUAL (OVL_PORT_INLINE is retired), or an
  * OVL_BACKEND environment value other than uring|threads|iocp|auto),
  * OVL_EUNAVAIL (an explicitly requested backend the host lacks: no silent
  * substitute; under AUTO a port whose own io_uring ring cannot be set up
@@ -695,11 +684,11 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
  * completion thread is not delivering at that moment, the call delivers
  * one batch of the completions that are ready now on the calling thread,
  * then flushes the submits its callbacks made; otherwise it returns 0 at
- * once, and the completion thread delivers them as usual. Call it right
- * after a submit to take completions that finished inside the submit
- * itself (io_uring page-cache reads and posts do) without a hand-off to
- * the completion thread and back: a cross-CPU wake-up, tens of
- * microseconds on a VM. On the threads and IOCP backends the completion
+ * once, and the completion thread delivers them as usual. Called right
+ * after a submit, it takes completions that finished inside the submit
+ * itself (io_uring page-cache reads and posts do) on the calling thread
+ * instead of handing them to the completion thread (ovl_submit_and_poll
+ * does both in one call). On the threads and IOCP backends the completion
  * thread holds delivery while it waits, so the call there mostly returns 0.
  *
  * Returns how many completions were delivered (0 on timeout or none) or a
@@ -713,8 +702,13 @@ OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms);
 /* Submit n requests as ovl_submit does, then deliver on the calling thread
  * as ovl_poll(port, timeout_ms) does: the shape of liburing's
  * io_uring_submit_and_wait. On a manual io_uring port whose delivery is
- * free, the submission and the wait are one system call. Returns how many
- * completions were delivered (>= 0), or a negative code: the submit's
+ * free, the submission and the wait are one system call. On a port with a
+ * completion thread (timeout_ms 0) this is the call for a submitter that
+ * wants what completes inside its submit delivered on its own thread: the
+ * callback may then run inside this call, so do not make it while holding
+ * a lock the callback takes. What the call does not deliver, the
+ * completion thread does. Returns how many completions were delivered
+ * (>= 0), or a negative code: the submit's
  * error (*out_submitted, which may be NULL, says how many requests were
  * submitted; those complete later, nothing is delivered by this call), or
  * ovl_poll's (OVL_EMODE for timeout_ms != 0 on a port with a completion

@@ -192,11 +192,16 @@ static inline const char *test_backend(void)
 /* The delivery mode the suite runs in, from OVL_TEST_MODE (ctest runs the
  * mode-neutral suites once per mode): "thread" (the default: the port's
  * completion thread delivers), "manual" (OVL_PORT_MANUAL: rec_wait polls)
- * or "inline" (OVL_PORT_INLINE: submits deliver what completed inside
- * them). A test that creates its port with flags 0 gets the mode under
- * test; TEST_THREADED asks for a completion thread whatever the mode, for
- * tests whose subject is that thread. */
+ * or "sap" (submit and deliver: a port with a completion thread whose
+ * submits, made through the t_submit* wrappers below, are
+ * ovl_submit_and_poll(p, &req, 1, NULL, 0) calls, so callbacks may run on
+ * the test's own thread). A test that creates its port with flags 0 gets
+ * the mode under test; TEST_THREADED asks for a completion thread whatever
+ * the mode, for tests whose subject is that thread, and TEST_SAP for the
+ * "sap" mode whatever OVL_TEST_MODE says. Neither is a library flag: both
+ * are taken off before the port is created. */
 #define TEST_THREADED 0x80000000u
+#define TEST_SAP 0x40000000u
 
 static inline const char *test_mode(void)
 {
@@ -208,20 +213,195 @@ static inline uint32_t test_mode_flags(void)
 {
     const char *m = test_mode();
     if (!strcmp(m, "manual")) return OVL_PORT_MANUAL;
-    if (!strcmp(m, "inline")) return OVL_PORT_INLINE;
-    cr_assert_str_eq(m, "thread", "OVL_TEST_MODE: thread, manual or inline");
+    if (!strcmp(m, "sap")) return TEST_SAP;
+    cr_assert_str_eq(m, "thread", "OVL_TEST_MODE: thread, manual or sap");
     return 0;
+}
+
+/* The ports of this test process whose submits go through
+ * ovl_submit_and_poll (created with TEST_SAP, or in "sap" mode). Criterion
+ * runs each test in a process of its own; a closed port's handle is never
+ * reused by a later port, so an entry can stay. No lock: a child of fork()
+ * (test_fork.c) submits through the wrappers while its parent's threads
+ * may have been inside them. */
+enum { T_SAP_MAX = 256 };
+static ovl_port *_Atomic t_sap_ports[T_SAP_MAX];
+static atomic_size_t t_sap_n;
+
+static inline void t_sap_add(ovl_port *p)
+{
+    /* Past T_SAP_MAX the oldest entries, long closed, are overwritten. */
+    size_t i = atomic_fetch_add(&t_sap_n, 1) % T_SAP_MAX;
+    atomic_store(&t_sap_ports[i], p);
+}
+
+static inline bool t_is_sap(const ovl_port *p)
+{
+    if (!p) return false;
+    size_t n = atomic_load(&t_sap_n);
+    if (n > T_SAP_MAX) n = T_SAP_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (atomic_load(&t_sap_ports[i]) == p) return true;
+    return false;
+}
+
+/* A port's library flags and whether its submits go through
+ * ovl_submit_and_poll, from a test's flags (0: the mode under test). */
+static inline uint32_t t_port_flags(uint32_t flags, bool *sap)
+{
+    if (flags == 0) flags = test_mode_flags();
+    *sap = (flags & TEST_SAP) != 0;
+    return flags & ~(TEST_THREADED | TEST_SAP);
+}
+
+/* Create a port from cfg (flags as t_port_flags takes them), recording it
+ * if it is a "sap" port. The library's code, as ovl_create_port's. */
+static inline int32_t t_create_port(ovl_port_config *cfg, ovl_port **out)
+{
+    bool sap;
+    cfg->flags = t_port_flags(cfg->flags, &sap);
+    int32_t rc = ovl_create_port(cfg, out);
+    if (rc == OVL_OK && sap) t_sap_add(*out);
+    return rc;
+}
+
+/* ---- submits: plain, or through ovl_submit_and_poll on a "sap" port -------
+ * Same arguments and return codes as the library's calls. On a "sap" port
+ * the one request goes through ovl_submit_and_poll(p, &req, 1, &done, 0):
+ * what completes inside it is delivered before it returns, on this thread.
+ * The call's own delivery errors (the port closed between its submit and
+ * its poll) do not undo the submit, so done == 1 is success; from inside
+ * the port's callback, where the call is refused (OVL_EDEADLK, nothing
+ * submitted), the plain submit is the one to make. */
+static inline int32_t t_submit(ovl_port *p, ovl_request *r)
+{
+    size_t done = 0;
+    if (t_is_sap(p)) {
+        int32_t rc = ovl_submit_and_poll(p, r, 1, &done, 0);
+        if (done == 1) return OVL_OK;
+        if (rc != OVL_EDEADLK) return rc;
+    }
+    return ovl_submit(p, r, 1, &done);
+}
+
+static inline ovl_request t_req(uint32_t op, ovl_fd fd, const void *buf, uint64_t len,
+                                int64_t offset, uint32_t flags, void *ctx)
+{
+    ovl_request r;
+    memset(&r, 0, sizeof r);
+    r.op = op;
+    r.fd = fd;
+    r.buf = (void *)(uintptr_t)buf;
+    r.len = len;
+    r.offset = offset;
+    r.flags = flags;
+    r.ctx = ctx;
+    return r;
+}
+
+/* The plain call on any other port (its own argument checks, exactly). */
+static inline int32_t t_submit_one(ovl_port *p, ovl_request r, uint64_t *out_id)
+{
+    int32_t rc = t_submit(p, &r);
+    if (out_id) *out_id = rc == OVL_OK ? r.id : 0;
+    return rc;
+}
+
+static inline int32_t t_submit_read(ovl_port *p, ovl_fd fd, void *buf, size_t len, int64_t off,
+                                    void *ctx, uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_submit_read(p, fd, buf, len, off, ctx, out_id);
+    return t_submit_one(p, t_req(OVL_OP_READ, fd, buf, len, off, 0, ctx), out_id);
+}
+
+static inline int32_t t_submit_write(ovl_port *p, ovl_fd fd, const void *buf, size_t len,
+                                     int64_t off, void *ctx, uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_submit_write(p, fd, buf, len, off, ctx, out_id);
+    return t_submit_one(p, t_req(OVL_OP_WRITE, fd, buf, len, off, 0, ctx), out_id);
+}
+
+static inline int32_t t_submit_fsync(ovl_port *p, ovl_fd fd, uint32_t flags, void *ctx,
+                                     uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_submit_fsync(p, fd, flags, ctx, out_id);
+    return t_submit_one(p, t_req(OVL_OP_FSYNC, fd, NULL, 0, 0, flags, ctx), out_id);
+}
+
+static inline int32_t t_post(ovl_port *p, int64_t value, void *ctx, uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_post(p, value, ctx, out_id);
+    return t_submit_one(p, t_req(OVL_OP_POST, 0, NULL, 0, value, 0, ctx), out_id);
+}
+
+static inline int32_t t_submit_timer(ovl_port *p, int64_t delay_ns, void *ctx, uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_submit_timer(p, delay_ns, ctx, out_id);
+    ovl_request r = t_req(OVL_OP_TIMER, 0, NULL, 0, 0, 0, ctx);
+    r.timeout_ns = delay_ns;
+    return t_submit_one(p, r, out_id);
+}
+
+static inline int32_t t_submit_accept(ovl_port *p, ovl_fd listener, ovl_addr *peer, void *ctx,
+                                      uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_submit_accept(p, listener, peer, ctx, out_id);
+    return t_submit_one(p, t_req(OVL_OP_ACCEPT, listener, peer, 0, 0, 0, ctx), out_id);
+}
+
+static inline int32_t t_submit_connect(ovl_port *p, ovl_fd sock, const ovl_addr *addr, void *ctx,
+                                       uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_submit_connect(p, sock, addr, ctx, out_id);
+    return t_submit_one(p, t_req(OVL_OP_CONNECT, sock, addr, 0, 0, 0, ctx), out_id);
+}
+
+static inline int32_t t_submit_shutdown(ovl_port *p, ovl_fd sock, uint32_t how, void *ctx,
+                                        uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_submit_shutdown(p, sock, how, ctx, out_id);
+    return t_submit_one(p, t_req(OVL_OP_SHUTDOWN, sock, NULL, 0, 0, how, ctx), out_id);
+}
+
+static inline int32_t t_submit_local_dial(ovl_port *p, const char *name, int64_t timeout_ns,
+                                          void *ctx, uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_submit_local_dial(p, name, timeout_ns, ctx, out_id);
+    ovl_request r = t_req(OVL_OP_LOCAL_DIAL, 0, name, 0, 0, 0, ctx);
+    r.timeout_ns = timeout_ns;
+    return t_submit_one(p, r, out_id);
+}
+
+/* A local accept on listener l of port p (ovl_submit_local_accept names
+ * no port; ovl_submit takes one). */
+static inline int32_t t_submit_local_accept(ovl_port *p, ovl_local *l, void *ctx, uint64_t *out_id)
+{
+    if (!t_is_sap(p)) return ovl_submit_local_accept(l, ctx, out_id);
+    return t_submit_one(p, t_req(OVL_OP_LOCAL_ACCEPT, 0, l, 0, 0, 0, ctx), out_id);
+}
+
+/* A batch: through ovl_submit_and_poll on a "sap" port (the same
+ * *out_submitted and code as ovl_submit, the delivery's errors aside). */
+static inline int32_t t_submit_batch(ovl_port *p, ovl_request *reqs, size_t n,
+                                     size_t *out_submitted)
+{
+    if (t_is_sap(p) && n) {
+        size_t done = 0;
+        int32_t rc = ovl_submit_and_poll(p, reqs, n, &done, 0);
+        if (out_submitted) *out_submitted = done;
+        if (done == n) return OVL_OK;
+        if (rc != OVL_EDEADLK) return rc;
+    }
+    return ovl_submit(p, reqs, n, out_submitted);
 }
 
 static inline ovl_port *open_port_cfg(rec *r, ovl_port_config *cfg)
 {
-    if (cfg->flags == 0) cfg->flags = test_mode_flags();
-    cfg->flags &= ~TEST_THREADED;
-    r->manual = (cfg->flags & OVL_PORT_MANUAL) != 0;
     cfg->callback = rec_cb;
     cfg->userdata = r;
     ovl_port *p = NULL;
-    int32_t rc = ovl_create_port(cfg, &p);
+    int32_t rc = t_create_port(cfg, &p);
+    r->manual = (cfg->flags & OVL_PORT_MANUAL) != 0;
     if (rc == OVL_EUNAVAIL) cr_skip_test("backend %s not available on this host", test_backend());
     cr_assert_eq(rc, OVL_OK, "ovl_create_port: %s", ovl_strerror(rc));
     r->port = p;
@@ -305,7 +485,7 @@ static inline void round_trip(ovl_port *p, rec *r)
 {
     size_t before = rec_count(r);
     uint64_t id;
-    cr_assert_eq(ovl_post(p, 7, NULL, &id), OVL_OK);
+    cr_assert_eq(t_post(p, 7, NULL, &id), OVL_OK);
     rec_wait(r, before + 1);
     int c;
     while (rec_find(r, id, &c) == NULL) rec_wait(r, rec_count(r) + 1);

@@ -17,7 +17,7 @@ static void setup_fixture(fixture *f)
     f->p = open_port(&f->r, 8, 0);
     cr_assert_eq(pipe(f->fds), 0);
     cr_assert_eq(
-        ovl_submit_read(f->p, f->fds[0], f->parked_buf, 4, OVL_OFFSET_CURRENT, NULL, &f->parked),
+        t_submit_read(f->p, f->fds[0], f->parked_buf, 4, OVL_OFFSET_CURRENT, NULL, &f->parked),
         OVL_OK);
 }
 
@@ -43,12 +43,12 @@ Test(bad_input, null_port)
     char b[4];
     uint64_t id = 3;
     ovl_fd efd;
-    cr_assert_eq(ovl_submit_read(NULL, 0, b, 4, 0, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_read(NULL, 0, b, 4, 0, NULL, &id), OVL_EINVAL);
     cr_assert_eq(id, 0u);
-    cr_assert_eq(ovl_submit_write(NULL, 0, b, 4, 0, NULL, NULL), OVL_EINVAL);
-    cr_assert_eq(ovl_submit_fsync(NULL, 0, 0, NULL, NULL), OVL_EINVAL);
-    cr_assert_eq(ovl_submit(NULL, NULL, 1, NULL), OVL_EINVAL);
-    cr_assert_eq(ovl_post(NULL, 0, NULL, NULL), OVL_EINVAL);
+    cr_assert_eq(t_submit_write(NULL, 0, b, 4, 0, NULL, NULL), OVL_EINVAL);
+    cr_assert_eq(t_submit_fsync(NULL, 0, 0, NULL, NULL), OVL_EINVAL);
+    cr_assert_eq(t_submit_batch(NULL, NULL, 1, NULL), OVL_EINVAL);
+    cr_assert_eq(t_post(NULL, 0, NULL, NULL), OVL_EINVAL);
     cr_assert_eq(ovl_cancel(NULL, 1), OVL_EINVAL);
     cr_assert_eq(ovl_close_port(NULL), OVL_EINVAL);
     cr_assert_eq(ovl_associate(NULL, 0), OVL_EINVAL);
@@ -64,10 +64,9 @@ Test(bad_input, null_buffer_with_length)
     fixture f;
     setup_fixture(&f);
     uint64_t id = 1;
-    cr_assert_eq(ovl_submit_read(f.p, f.fds[0], NULL, 4, OVL_OFFSET_CURRENT, NULL, &id),
-                 OVL_EINVAL);
+    cr_assert_eq(t_submit_read(f.p, f.fds[0], NULL, 4, OVL_OFFSET_CURRENT, NULL, &id), OVL_EINVAL);
     cr_assert_eq(id, 0u);
-    cr_assert_eq(ovl_submit_write(f.p, f.fds[1], NULL, 1, OVL_OFFSET_CURRENT, NULL, NULL),
+    cr_assert_eq(t_submit_write(f.p, f.fds[1], NULL, 1, OVL_OFFSET_CURRENT, NULL, NULL),
                  OVL_EINVAL);
     finish_fixture(&f);
 }
@@ -77,9 +76,9 @@ Test(bad_input, impossible_fd)
     fixture f;
     setup_fixture(&f);
     char b[4];
-    cr_assert_eq(ovl_submit_read(f.p, (ovl_fd)-1, b, 4, 0, NULL, NULL), OVL_EBADF);
-    cr_assert_eq(ovl_submit_read(f.p, (ovl_fd)1 << 40, b, 4, 0, NULL, NULL), OVL_EBADF);
-    cr_assert_eq(ovl_submit_fsync(f.p, (ovl_fd)-1, 0, NULL, NULL), OVL_EBADF);
+    cr_assert_eq(t_submit_read(f.p, (ovl_fd)-1, b, 4, 0, NULL, NULL), OVL_EBADF);
+    cr_assert_eq(t_submit_read(f.p, (ovl_fd)1 << 40, b, 4, 0, NULL, NULL), OVL_EBADF);
+    cr_assert_eq(t_submit_fsync(f.p, (ovl_fd)-1, 0, NULL, NULL), OVL_EBADF);
     cr_assert_eq(ovl_associate(f.p, (ovl_fd)-1), OVL_EBADF);
     cr_assert_eq(ovl_register_fd(f.p, (ovl_fd)-1), OVL_EBADF);
     cr_assert_eq(ovl_register_fd(f.p, (ovl_fd)1 << 40), OVL_EBADF);
@@ -92,9 +91,9 @@ Test(bad_input, length_over_the_limit)
     fixture f;
     setup_fixture(&f);
     char b[4];
-    cr_assert_eq(ovl_submit_read(f.p, f.fds[0], b, (size_t)OVL_MAX_IO_SIZE + 1, 0, NULL, NULL),
+    cr_assert_eq(t_submit_read(f.p, f.fds[0], b, (size_t)OVL_MAX_IO_SIZE + 1, 0, NULL, NULL),
                  OVL_ETOOBIG);
-    cr_assert_eq(ovl_submit_write(f.p, f.fds[1], b, SIZE_MAX, 0, NULL, NULL), OVL_ETOOBIG);
+    cr_assert_eq(t_submit_write(f.p, f.fds[1], b, SIZE_MAX, 0, NULL, NULL), OVL_ETOOBIG);
     finish_fixture(&f);
 }
 
@@ -103,9 +102,9 @@ Test(bad_input, negative_offset)
     fixture f;
     setup_fixture(&f);
     char b[4];
-    cr_assert_eq(ovl_submit_read(f.p, f.fds[0], b, 4, -2, NULL, NULL), OVL_EINVAL);
-    cr_assert_eq(ovl_submit_write(f.p, f.fds[1], b, 4, INT64_MIN, NULL, NULL), OVL_EINVAL);
-    cr_assert_eq(ovl_submit_read(f.p, f.fds[0], b, 4, INT64_MAX - 1, NULL, NULL), OVL_EFBIG);
+    cr_assert_eq(t_submit_read(f.p, f.fds[0], b, 4, -2, NULL, NULL), OVL_EINVAL);
+    cr_assert_eq(t_submit_write(f.p, f.fds[1], b, 4, INT64_MIN, NULL, NULL), OVL_EINVAL);
+    cr_assert_eq(t_submit_read(f.p, f.fds[0], b, 4, INT64_MAX - 1, NULL, NULL), OVL_EFBIG);
     finish_fixture(&f);
 }
 
@@ -116,17 +115,18 @@ Test(bad_input, bad_requests_in_a_batch)
     char b[4];
     ovl_request q = {99, 0, (ovl_fd)f.fds[0], b, 4, 0, NULL, 0, 0};
     size_t done = 7;
-    cr_assert_eq(ovl_submit(f.p, &q, 1, &done), OVL_EINVAL, "unknown op");
+    cr_assert_eq(t_submit_batch(f.p, &q, 1, &done), OVL_EINVAL, "unknown op");
     cr_assert_eq(done, 0u);
     q.op = OVL_OP_POST;
-    cr_assert_eq(ovl_submit(f.p, &q, 1, &done), OVL_EINVAL, "a post with an fd, buffer and length");
+    cr_assert_eq(t_submit_batch(f.p, &q, 1, &done), OVL_EINVAL,
+                 "a post with an fd, buffer and length");
     q.op = OVL_OP_READ;
     q.flags = 1;
-    cr_assert_eq(ovl_submit(f.p, &q, 1, &done), OVL_EINVAL, "flags on a read");
+    cr_assert_eq(t_submit_batch(f.p, &q, 1, &done), OVL_EINVAL, "flags on a read");
     q.op = OVL_OP_FSYNC;
     q.flags = 0x40;
-    cr_assert_eq(ovl_submit(f.p, &q, 1, &done), OVL_EINVAL, "bad fsync flags");
-    cr_assert_eq(ovl_submit(f.p, NULL, 3, &done), OVL_EINVAL);
+    cr_assert_eq(t_submit_batch(f.p, &q, 1, &done), OVL_EINVAL, "bad fsync flags");
+    cr_assert_eq(t_submit_batch(f.p, NULL, 3, &done), OVL_EINVAL);
     finish_fixture(&f);
 }
 
@@ -148,7 +148,7 @@ Test(bad_input, zero_length_with_null_buffer_is_fine)
     ovl_port *p = open_port(&r, 4, 0);
     int fd = temp_file(8, 1);
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, fd, NULL, 0, 0, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fd, NULL, 0, 0, NULL, &id), OVL_OK);
     rec_wait(&r, 1);
     cr_assert_eq(rec_one(&r, id).result, 0);
     close_clean(p, &r);

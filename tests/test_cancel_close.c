@@ -11,7 +11,7 @@ Test(cancel_close, cancel_an_idle_pipe_read)
     cr_assert_eq(pipe(fds), 0);
     char buf[8];
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, buf, &id), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, buf, &id), OVL_OK);
     cr_assert_eq(ovl_cancel(p, id), OVL_OK);
     rec_wait(&r, 1);
     ovl_completion c = rec_one(&r, id);
@@ -20,8 +20,7 @@ Test(cancel_close, cancel_an_idle_pipe_read)
     cr_assert_eq(ovl_cancel(p, id), OVL_ENOENT, "already delivered");
     /* the pipe still works for a new read */
     uint64_t id2;
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id2),
-                 OVL_OK);
+    cr_assert_eq(t_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id2), OVL_OK);
     cr_assert_eq(write(fds[1], "z", 1), 1);
     rec_wait(&r, 2);
     cr_assert_eq(rec_one(&r, id2).result, 1);
@@ -40,12 +39,12 @@ Test(cancel_close, cancel_unknown_ids)
     cr_assert_eq(ovl_cancel(p, 0x7fffffff00000001ull), OVL_ENOENT);
     cr_assert_eq(ovl_cancel(NULL, 1), OVL_EINVAL);
     uint64_t id;
-    cr_assert_eq(ovl_post(p, 1, NULL, &id), OVL_OK);
+    cr_assert_eq(t_post(p, 1, NULL, &id), OVL_OK);
     rec_wait(&r, 1);
     cr_assert_eq(ovl_cancel(p, id), OVL_ENOENT, "completed id");
     /* a stale id: same slot, older generation */
     uint64_t id2;
-    cr_assert_eq(ovl_post(p, 2, NULL, &id2), OVL_OK);
+    cr_assert_eq(t_post(p, 2, NULL, &id2), OVL_OK);
     rec_wait(&r, 2);
     cr_assert_eq(ovl_cancel(p, id), OVL_ENOENT);
     close_clean(p, &r);
@@ -64,14 +63,14 @@ Test(cancel_close, close_with_ops_in_flight_completes_each_once)
     static char fb[FILES][65536];
     for (int i = 0; i < PIPES; i++) {
         cr_assert_eq(pipe(pf[i]), 0);
-        cr_assert_eq(ovl_submit_read(p, pf[i][0], pb[i], 8, OVL_OFFSET_CURRENT, NULL, &pid[i]),
+        cr_assert_eq(t_submit_read(p, pf[i][0], pb[i], 8, OVL_OFFSET_CURRENT, NULL, &pid[i]),
                      OVL_OK);
     }
     for (int i = 0; i < FILES; i++)
-        cr_assert_eq(ovl_submit_read(p, fd, fb[i], sizeof fb[i], (int64_t)i * 65536, NULL, &fid[i]),
+        cr_assert_eq(t_submit_read(p, fd, fb[i], sizeof fb[i], (int64_t)i * 65536, NULL, &fid[i]),
                      OVL_OK);
     uint64_t post;
-    cr_assert_eq(ovl_post(p, 9, NULL, &post), OVL_OK);
+    cr_assert_eq(t_post(p, 9, NULL, &post), OVL_OK);
     close_check(p, &r);
     cr_assert_eq(rec_count(&r), (size_t)(PIPES + FILES + 1));
     for (int i = 0; i < PIPES; i++) cr_assert_eq(rec_one(&r, pid[i]).result, OVL_ECANCELED);
@@ -101,16 +100,16 @@ Test(cancel_close, back_pressure_is_a_distinct_error)
     char buf[4][4];
     uint64_t ids[4];
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(ovl_submit_read(p, fds[0], buf[i], 4, OVL_OFFSET_CURRENT, NULL, &ids[i]),
+        cr_assert_eq(t_submit_read(p, fds[0], buf[i], 4, OVL_OFFSET_CURRENT, NULL, &ids[i]),
                      OVL_OK);
     uint64_t id = 5;
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf[0], 4, OVL_OFFSET_CURRENT, NULL, &id),
+    cr_assert_eq(t_submit_read(p, fds[0], buf[0], 4, OVL_OFFSET_CURRENT, NULL, &id),
                  OVL_EQUEUEFULL);
     cr_assert_eq(id, 0u);
-    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_EQUEUEFULL, "posts count too");
+    cr_assert_eq(t_post(p, 1, NULL, NULL), OVL_EQUEUEFULL, "posts count too");
     ovl_request q = {OVL_OP_READ, 0, (ovl_fd)fds[0], buf[0], 4, OVL_OFFSET_CURRENT, NULL, 0, 0};
     size_t done = 9;
-    cr_assert_eq(ovl_submit(p, &q, 1, &done), OVL_EQUEUEFULL);
+    cr_assert_eq(t_submit_batch(p, &q, 1, &done), OVL_EQUEUEFULL);
     cr_assert_eq(done, 0u);
     ovl_stats s = {.size = sizeof s};
     ovl_port_stats(p, &s);
@@ -119,7 +118,7 @@ Test(cancel_close, back_pressure_is_a_distinct_error)
     /* one slot frees up once a completion is delivered */
     cr_assert_eq(ovl_cancel(p, ids[0]), OVL_OK);
     rec_wait(&r, 1);
-    cr_assert_eq(ovl_post(p, 1, NULL, NULL), OVL_OK);
+    cr_assert_eq(t_post(p, 1, NULL, NULL), OVL_OK);
     rec_wait(&r, 2);
     close_clean(p, &r);
     close(fds[0]);
@@ -146,8 +145,8 @@ static void *submitter(void *arg)
     for (int i = 0; i < a->n; i++) {
         a->offs[i] = (int64_t)(rand_r(&s) % 255) * 4096;
         int32_t rc;
-        while ((rc = ovl_submit_read(a->p, a->fd, a->bufs[i], 4096, a->offs[i], NULL,
-                                     &a->ids[i])) == OVL_EQUEUEFULL)
+        while ((rc = t_submit_read(a->p, a->fd, a->bufs[i], 4096, a->offs[i], NULL, &a->ids[i])) ==
+               OVL_EQUEUEFULL)
             sched_yield(); /* back-pressure: retry once something completed */
         cr_assert_eq(rc, OVL_OK);
     }
@@ -199,7 +198,7 @@ static void *race_poster(void *arg)
 {
     race_arg *a = arg;
     for (;;) {
-        int32_t rc = ovl_post(a->p, 1, NULL, NULL);
+        int32_t rc = t_post(a->p, 1, NULL, NULL);
         if (rc == OVL_OK) atomic_fetch_add(&a->accepted, 1);
         else if (rc == OVL_ECLOSED) {
             atomic_fetch_add(&a->closed_seen, 1);
@@ -250,8 +249,8 @@ Test(cancel_close, cancel_from_callback)
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     char buf[4];
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf, 4, OVL_OFFSET_CURRENT, NULL, &parked_id), OVL_OK);
-    cr_assert_eq(ovl_post(p, 0, NULL, NULL), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fds[0], buf, 4, OVL_OFFSET_CURRENT, NULL, &parked_id), OVL_OK);
+    cr_assert_eq(t_post(p, 0, NULL, NULL), OVL_OK);
     rec_wait(&r, 2);
     cr_assert_eq(rec_one(&r, parked_id).result, OVL_ECANCELED);
     close_clean(p, &r);

@@ -3,19 +3,20 @@
  * callbacks that close or poll other ports (nested on one thread, or
  * crosswise on two), and a second close racing the first. Every case runs
  * in each delivery mode: the port's completion thread, OVL_PORT_MANUAL
- * (a driver thread polls), and OVL_PORT_INLINE. */
+ * (a driver thread polls), and submits through ovl_submit_and_poll on a
+ * port with a completion thread ("sap"). */
 #include "common.h"
 
 #ifdef __linux__
 #  include <sys/syscall.h>
 #endif
 
-static const uint32_t modes[] = {0, OVL_PORT_MANUAL, OVL_PORT_INLINE};
+static const uint32_t modes[] = {0, OVL_PORT_MANUAL, TEST_SAP};
 #define NMODES (sizeof modes / sizeof modes[0])
 
 static const char *mode_name(uint32_t m)
 {
-    return m == OVL_PORT_MANUAL ? "manual" : m == OVL_PORT_INLINE ? "inline" : "thread";
+    return m == OVL_PORT_MANUAL ? "manual" : m == TEST_SAP ? "sap" : "thread";
 }
 
 static ovl_port *raw_port(uint32_t flags, ovl_callback cb, void *ud)
@@ -27,7 +28,7 @@ static ovl_port *raw_port(uint32_t flags, ovl_callback cb, void *ud)
     cfg.callback = cb;
     cfg.userdata = ud;
     ovl_port *p = NULL;
-    int32_t rc = ovl_create_port(&cfg, &p);
+    int32_t rc = t_create_port(&cfg, &p);
     if (rc == OVL_EUNAVAIL) cr_skip_test("backend %s not available", test_backend());
     cr_assert_eq(rc, OVL_OK, "create: %s", ovl_strerror(rc));
     return p;
@@ -83,7 +84,7 @@ static void gate_pass(gate *g)
 }
 
 /* ---- a thread that gets a port's first completions going ----------------
- * Posts n completions with one batch submit (on an INLINE port the callback
+ * Posts n completions with one batch submit (on a "sap" port the callback
  * may run inside that call, on this thread), then, on a manual port, polls
  * until the port is closed (the callbacks then run here). */
 typedef struct starter {
@@ -103,7 +104,7 @@ static void *starter_main(void *arg)
         req[i].offset = i;
     }
     size_t done = 0;
-    int32_t rc = ovl_submit(s->p, req, (size_t)s->n, &done);
+    int32_t rc = t_submit_batch(s->p, req, (size_t)s->n, &done);
     if (rc != OVL_OK || done != (size_t)s->n) return (void *)1;
     if (s->flags & OVL_PORT_MANUAL)
         while (ovl_poll(s->p, 50) >= 0) {
@@ -139,8 +140,8 @@ Test(close_rules, stale_handle_never_reaches_a_newer_port)
         ovl_port *x = raw_port(OVL_PORT_MANUAL, NULL, NULL);
         cr_assert_neq(x, old, "a new port never gets an old handle");
         uint64_t xid;
-        cr_assert_eq(ovl_post(x, 5, NULL, &xid), OVL_OK);
-        cr_assert_eq(ovl_post(old, 1, NULL, NULL), OVL_ECLOSED);
+        cr_assert_eq(t_post(x, 5, NULL, &xid), OVL_OK);
+        cr_assert_eq(t_post(old, 1, NULL, NULL), OVL_ECLOSED);
         cr_assert_eq(ovl_cancel(old, xid), OVL_ECLOSED);
         cr_assert_eq(ovl_poll(old, 0), OVL_ECLOSED);
         cr_assert_eq(ovl_set_callback(old, NULL, NULL), OVL_ECLOSED);
@@ -154,7 +155,7 @@ Test(close_rules, stale_handle_never_reaches_a_newer_port)
     }
     /* Values that never were handles: refused, never dereferenced. */
     int local;
-    cr_assert_eq(ovl_post((ovl_port *)&local, 1, NULL, NULL), OVL_EINVAL);
+    cr_assert_eq(t_post((ovl_port *)&local, 1, NULL, NULL), OVL_EINVAL);
     cr_assert_eq(ovl_close_port((ovl_port *)(uintptr_t)0x1234), OVL_EINVAL);
     cr_assert_eq(ovl_poll((ovl_port *)(~(uintptr_t)0), 0), OVL_EINVAL);
     cr_assert_str_eq(ovl_backend_name((ovl_port *)&local), "invalid");
@@ -173,8 +174,8 @@ Test(close_rules, another_ports_id_is_unknown)
     ovl_port *a = open_port(&ra, 8, OVL_PORT_MANUAL);
     ovl_port *b = open_port(&rb, 8, OVL_PORT_MANUAL);
     uint64_t ida, idb;
-    cr_assert_eq(ovl_post(a, 1, NULL, &ida), OVL_OK);
-    cr_assert_eq(ovl_post(b, 2, NULL, &idb), OVL_OK);
+    cr_assert_eq(t_post(a, 1, NULL, &ida), OVL_OK);
+    cr_assert_eq(t_post(b, 2, NULL, &idb), OVL_OK);
     cr_assert_neq(ida, idb, "the first ops of two ports share an id");
     cr_assert_eq(ovl_cancel(b, ida), OVL_ENOENT);
     cr_assert_eq(ovl_cancel(a, idb), OVL_ENOENT);
@@ -230,7 +231,7 @@ Test(close_rules, nested_close_or_poll_of_a_port_on_the_stack_is_edeadlk)
         memset(&s, 0, sizeof s);
         s.a = raw_port(modes[m], nest_a_cb, &s);
         s.b = raw_port(OVL_PORT_MANUAL, nest_b_cb, &s);
-        cr_assert_eq(ovl_post(s.b, 1, NULL, NULL), OVL_OK); /* ready for A's poll */
+        cr_assert_eq(t_post(s.b, 1, NULL, NULL), OVL_OK); /* ready for A's poll */
         starter st;
         starter_run(&st, s.a, modes[m], 1);
         await_int(&s.a_done, 1, "A's callback");
@@ -241,7 +242,7 @@ Test(close_rules, nested_close_or_poll_of_a_port_on_the_stack_is_edeadlk)
         cr_assert_eq(s.rc_poll_a_wait, OVL_EDEADLK, "%s: waiting poll of A", mn);
         /* A is still open and works. */
         uint64_t id;
-        cr_assert_eq(ovl_post(s.a, 9, NULL, &id), OVL_OK, "%s: A was left open", mn);
+        cr_assert_eq(t_post(s.a, 9, NULL, &id), OVL_OK, "%s: A was left open", mn);
         cr_assert_eq(ovl_close_port(s.a), OVL_OK);
         starter_join(&st);
         cr_assert_eq(ovl_close_port(s.b), OVL_OK);
@@ -308,7 +309,7 @@ Test(close_rules, ports_closing_each_other_from_callbacks_never_hang)
             /* The survivor closes normally; the other is closed. */
             ovl_port *left = a_won ? s.a : s.b;
             ovl_port *gone = a_won ? s.b : s.a;
-            cr_assert_eq(ovl_post(gone, 1, NULL, NULL), OVL_ECLOSED);
+            cr_assert_eq(t_post(gone, 1, NULL, NULL), OVL_ECLOSED);
             cr_assert_eq(ovl_close_port(left), OVL_OK, "%s", mn);
             starter_join(&sa);
             starter_join(&sb);
@@ -454,12 +455,10 @@ Test(close_rules, another_ports_id_never_cancels_a_parked_read)
         cr_assert_eq(pipe(pb), 0);
         char ba[4], bb[4];
         uint64_t ida, idb;
-        cr_assert_eq(
-            ovl_submit_read(a, (ovl_fd)pa[0], ba, sizeof ba, OVL_OFFSET_CURRENT, NULL, &ida),
-            OVL_OK);
-        cr_assert_eq(
-            ovl_submit_read(b, (ovl_fd)pb[0], bb, sizeof bb, OVL_OFFSET_CURRENT, NULL, &idb),
-            OVL_OK);
+        cr_assert_eq(t_submit_read(a, (ovl_fd)pa[0], ba, sizeof ba, OVL_OFFSET_CURRENT, NULL, &ida),
+                     OVL_OK);
+        cr_assert_eq(t_submit_read(b, (ovl_fd)pb[0], bb, sizeof bb, OVL_OFFSET_CURRENT, NULL, &idb),
+                     OVL_OK);
         cr_assert_eq(ovl_cancel(b, ida), OVL_ENOENT, "%s", mode_name(modes[m]));
         cr_assert_eq(write(pb[1], "xy", 2), 2);
         drive(b, modes[m], &rb, 1);
@@ -507,7 +506,7 @@ Test(close_rules, accepted_connection_with_no_callback_is_closed)
         cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
         cr_assert_eq(listen(l, 8), 0);
         cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
-        int32_t rc = ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, NULL);
+        int32_t rc = t_submit_accept(p, (ovl_fd)l, NULL, NULL, NULL);
         if (rc == OVL_ENOTSUP) {
             close(l);
             cr_assert_eq(ovl_close_port(p), OVL_OK);

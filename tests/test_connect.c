@@ -1,6 +1,7 @@
 /* Connections and timers: accept, connect, shutdown, timers and per-op
  * timeouts, to the header's contract, in every delivery mode (completion
- * thread, OVL_PORT_MANUAL driven by ovl_poll, OVL_PORT_INLINE). A backend
+ * thread, OVL_PORT_MANUAL driven by ovl_poll, submits through
+ * ovl_submit_and_poll on a threaded port). A backend
  * that refuses an op at submit with OVL_ENOTSUP skips the test; any other
  * answer is checked. Loopback addresses only. */
 #include "common.h"
@@ -44,7 +45,7 @@ static int32_t sub(ovl_port *p, uint32_t op, uint32_t flags, int fd, void *buf, 
     q.ctx = ctx;
     q.timeout_ns = timeout_ns;
     size_t done = 0;
-    int32_t rc = ovl_submit(p, &q, 1, &done);
+    int32_t rc = t_submit_batch(p, &q, 1, &done);
     if (id) *id = q.id;
     cr_assert_eq(done, rc == OVL_OK ? 1u : 0u);
     return rc;
@@ -83,7 +84,7 @@ static void xfer_all(ovl_port *p, rec *r, uint32_t flags, uint32_t op, int fd, v
 #define MODES(name)                                                                                \
   Test(connect, name) { name##_body(0); }                                                          \
   Test(connect, name##_manual) { name##_body(OVL_PORT_MANUAL); }                                   \
-  Test(connect, name##_inline) { name##_body(OVL_PORT_INLINE); }
+  Test(connect, name##_sap) { name##_body(TEST_SAP); }
 
 /* ---- echo through accept and connect ------------------------------------- */
 
@@ -98,8 +99,8 @@ static void echo(uint32_t flags, int family)
     cr_assert_geq(c, 0);
     memset(&peer, 0xee, sizeof peer);
     uint64_t aid, cid;
-    cr_assert_eq(need(ovl_submit_accept(p, (ovl_fd)l, &peer, &peer, &aid), "accept"), OVL_OK);
-    cr_assert_eq(need(ovl_submit_connect(p, (ovl_fd)c, &la, &la, &cid), "connect"), OVL_OK);
+    cr_assert_eq(need(t_submit_accept(p, (ovl_fd)l, &peer, &peer, &aid), "accept"), OVL_OK);
+    cr_assert_eq(need(t_submit_connect(p, (ovl_fd)c, &la, &la, &cid), "connect"), OVL_OK);
     wait_n(p, &r, flags, 2);
     ovl_completion ca = rec_one(&r, aid), cc = rec_one(&r, cid);
     cr_assert_eq(cc.result, 0, "connect: %s", ovl_error_name((int32_t)cc.result));
@@ -177,9 +178,9 @@ static void many_clients_body(uint32_t flags)
             q[WAVE + i].buf = &la;
         }
         size_t before = rec_count(&r), done = 0;
-        int32_t rc = ovl_submit(p, q, WAVE, &done);
+        int32_t rc = t_submit_batch(p, q, WAVE, &done);
         cr_assert_eq(need(rc, "accept"), OVL_OK);
-        cr_assert_eq(ovl_submit(p, q + WAVE, WAVE, &done), OVL_OK);
+        cr_assert_eq(t_submit_batch(p, q + WAVE, WAVE, &done), OVL_OK);
         wait_n(p, &r, flags, before + 2 * WAVE);
         for (unsigned i = 0; i < WAVE; i++) {
             ovl_completion a = rec_one(&r, q[i].id), c = rec_one(&r, q[WAVE + i].id);
@@ -195,7 +196,7 @@ static void many_clients_body(uint32_t flags)
             for (unsigned k = 0; k < MSG; k++) cbuf[i][k] = pattern_at(k, id);
             memcpy(cbuf[i], &id, sizeof id);
             cr_assert_eq(
-                ovl_submit_write(p, (ovl_fd)cli[i], cbuf[i], MSG, OVL_OFFSET_CURRENT, NULL, NULL),
+                t_submit_write(p, (ovl_fd)cli[i], cbuf[i], MSG, OVL_OFFSET_CURRENT, NULL, NULL),
                 OVL_OK);
         }
         wait_n(p, &r, flags, before + WAVE);
@@ -235,7 +236,7 @@ static void connect_refused_body(uint32_t flags)
     int b = listener(AF_INET, -1, &a);
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     uint64_t id;
-    cr_assert_eq(need(ovl_submit_connect(p, (ovl_fd)c, &a, NULL, &id), "connect"), OVL_OK);
+    cr_assert_eq(need(t_submit_connect(p, (ovl_fd)c, &a, NULL, &id), "connect"), OVL_OK);
     wait_n(p, &r, flags, 1);
     ovl_completion cc = rec_one(&r, id);
     cr_assert_eq(cc.result, OVL_ECONNREFUSED, "%s", ovl_error_name((int32_t)cc.result));
@@ -385,7 +386,7 @@ static void timeout_race_body(uint32_t flags)
             q[i].timeout_ns = ((int64_t)1 << ((x >> 4) % 21)) + (int64_t)((x >> 9) & 1023);
         }
         size_t before = rec_count(&r), done = 0;
-        cr_assert_eq(need(ovl_submit(p, q, PAIRS, &done), "read with a timeout"), OVL_OK);
+        cr_assert_eq(need(t_submit_batch(p, q, PAIRS, &done), "read with a timeout"), OVL_OK);
         /* The bytes go out while the reads wait and their timers run: each
          * wake-up races its timer. A byte whose read timed out is found by
          * a later round's read at once (the other order). */
@@ -451,7 +452,7 @@ static void timers_body(uint32_t flags)
     ovl_port *p = open_port(&r, 16, flags);
     /* Fire: result 0, not before its delay. */
     uint64_t id, t0 = now_ns();
-    cr_assert_eq(need(ovl_submit_timer(p, 10000000, &r, &id), "timer"), OVL_OK);
+    cr_assert_eq(need(t_submit_timer(p, 10000000, &r, &id), "timer"), OVL_OK);
     wait_n(p, &r, flags, 1);
     ovl_completion c = rec_one(&r, id);
     cr_assert_eq(c.result, 0, "%s", ovl_error_name((int32_t)c.result));
@@ -461,29 +462,29 @@ static void timers_body(uint32_t flags)
     /* Several at once, with different delays: each fires, once. */
     uint64_t ids[3];
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(ovl_submit_timer(p, (int64_t)(3 - i) * 5000000, NULL, &ids[i]), OVL_OK);
+        cr_assert_eq(t_submit_timer(p, (int64_t)(3 - i) * 5000000, NULL, &ids[i]), OVL_OK);
     wait_n(p, &r, flags, 4);
     for (int i = 0; i < 3; i++) cr_assert_eq(rec_one(&r, ids[i]).result, 0);
     /* Cancel. */
-    cr_assert_eq(ovl_submit_timer(p, 60ll * 1000000000, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_timer(p, 60ll * 1000000000, NULL, &id), OVL_OK);
     cr_assert_eq(ovl_cancel(p, id), OVL_OK);
     wait_n(p, &r, flags, 5);
     cr_assert_eq(rec_one(&r, id).result, OVL_ECANCELED);
     cr_assert_eq(ovl_cancel(p, id), OVL_ENOENT);
     /* Bad delays. */
-    cr_assert_eq(ovl_submit_timer(p, 0, NULL, &id), OVL_EINVAL);
-    cr_assert_eq(ovl_submit_timer(p, -1, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_timer(p, 0, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_timer(p, -1, NULL, &id), OVL_EINVAL);
     cr_assert_eq(id, 0u);
     ovl_request q;
     memset(&q, 0, sizeof q);
     q.op = OVL_OP_TIMER;
     q.timeout_ns = 1000;
     q.fd = 3;
-    cr_assert_eq(ovl_submit(p, &q, 1, NULL), OVL_EINVAL, "a timer takes no fd");
+    cr_assert_eq(t_submit_batch(p, &q, 1, NULL), OVL_EINVAL, "a timer takes no fd");
     /* Close with timers in flight: each completes once, cancelled. */
     uint64_t pend[8];
     for (int i = 0; i < 8; i++)
-        cr_assert_eq(ovl_submit_timer(p, 60ll * 1000000000, NULL, &pend[i]), OVL_OK);
+        cr_assert_eq(t_submit_timer(p, 60ll * 1000000000, NULL, &pend[i]), OVL_OK);
     close_check(p, &r);
     for (int i = 0; i < 8; i++) cr_assert_eq(rec_one(&r, pend[i]).result, OVL_ECANCELED);
     rec_free(&r);
@@ -502,9 +503,9 @@ static void cancel_in_flight_body(uint32_t flags)
     int fl = full_listener(&fa, &filler);
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     uint64_t ida, idc, idt;
-    cr_assert_eq(need(ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &ida), "accept"), OVL_OK);
-    cr_assert_eq(need(ovl_submit_connect(p, (ovl_fd)c, &fa, NULL, &idc), "connect"), OVL_OK);
-    cr_assert_eq(need(ovl_submit_timer(p, 60ll * 1000000000, NULL, &idt), "timer"), OVL_OK);
+    cr_assert_eq(need(t_submit_accept(p, (ovl_fd)l, NULL, NULL, &ida), "accept"), OVL_OK);
+    cr_assert_eq(need(t_submit_connect(p, (ovl_fd)c, &fa, NULL, &idc), "connect"), OVL_OK);
+    cr_assert_eq(need(t_submit_timer(p, 60ll * 1000000000, NULL, &idt), "timer"), OVL_OK);
     cr_assert_eq(ovl_cancel(p, ida), OVL_OK);
     cr_assert_eq(ovl_cancel(p, idc), OVL_OK);
     cr_assert_eq(ovl_cancel(p, idt), OVL_OK);
@@ -540,12 +541,12 @@ static void close_in_flight_body(uint32_t flags)
     uint64_t ids[3 * N];
     for (int i = 0; i < N; i++) {
         cs[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert_eq(need(ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &ids[3 * i]), "accept"),
+        cr_assert_eq(need(t_submit_accept(p, (ovl_fd)l, NULL, NULL, &ids[3 * i]), "accept"),
                      OVL_OK);
         cr_assert_eq(
-            need(ovl_submit_connect(p, (ovl_fd)cs[i], &fa, NULL, &ids[3 * i + 1]), "connect"),
+            need(t_submit_connect(p, (ovl_fd)cs[i], &fa, NULL, &ids[3 * i + 1]), "connect"),
             OVL_OK);
-        cr_assert_eq(need(ovl_submit_timer(p, 60ll * 1000000000, NULL, &ids[3 * i + 2]), "timer"),
+        cr_assert_eq(need(t_submit_timer(p, 60ll * 1000000000, NULL, &ids[3 * i + 2]), "timer"),
                      OVL_OK);
     }
     close_check(p, &r);
@@ -577,7 +578,7 @@ static void peer_reset_body(uint32_t flags)
     tcp_pair(fds);
     char buf[64];
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, (ovl_fd)fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id),
+    cr_assert_eq(t_submit_read(p, (ovl_fd)fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id),
                  OVL_OK);
     reset_by_peer(fds[1]);
     wait_n(p, &r, flags, 1);
@@ -649,12 +650,12 @@ static void back_pressure_body(uint32_t flags)
     int l = listener(AF_INET, 8, &la);
     uint64_t ids[DEPTH], id = 99;
     for (int i = 0; i < DEPTH; i++)
-        cr_assert_eq(need(ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &ids[i]), "accept"), OVL_OK);
-    cr_assert_eq(ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &id), OVL_EQUEUEFULL);
+        cr_assert_eq(need(t_submit_accept(p, (ovl_fd)l, NULL, NULL, &ids[i]), "accept"), OVL_OK);
+    cr_assert_eq(t_submit_accept(p, (ovl_fd)l, NULL, NULL, &id), OVL_EQUEUEFULL);
     cr_assert_eq(id, 0u);
-    cr_assert_eq(ovl_submit_timer(p, 1000, NULL, &id), OVL_EQUEUEFULL);
-    cr_assert_eq(ovl_submit_connect(p, (ovl_fd)l, &la, NULL, &id), OVL_EQUEUEFULL);
-    cr_assert_eq(ovl_submit_shutdown(p, (ovl_fd)l, OVL_SHUT_RD, NULL, &id), OVL_EQUEUEFULL);
+    cr_assert_eq(t_submit_timer(p, 1000, NULL, &id), OVL_EQUEUEFULL);
+    cr_assert_eq(t_submit_connect(p, (ovl_fd)l, &la, NULL, &id), OVL_EQUEUEFULL);
+    cr_assert_eq(t_submit_shutdown(p, (ovl_fd)l, OVL_SHUT_RD, NULL, &id), OVL_EQUEUEFULL);
     ovl_stats s;
     memset(&s, 0, sizeof s);
     s.size = sizeof s;
@@ -675,7 +676,7 @@ static void back_pressure_body(uint32_t flags)
     }
     cr_assert_geq(accepted, 0);
     close(accepted);
-    cr_assert_eq(ovl_submit_timer(p, 1000, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_timer(p, 1000, NULL, &id), OVL_OK);
     close_check(p, &r);
     cr_assert_eq(rec_count(&r), (size_t)DEPTH + 1);
     rec_free(&r);
@@ -699,12 +700,12 @@ static void bad_input_body(uint32_t flags)
     /* Connect: no address, an empty one, one too long. */
     ovl_addr a;
     memset(&a, 0, sizeof a);
-    cr_assert_eq(ovl_submit_connect(p, (ovl_fd)s, NULL, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_connect(p, (ovl_fd)s, NULL, NULL, &id), OVL_EINVAL);
     cr_assert_eq(id, 0u);
     a.len = 0;
-    cr_assert_eq(ovl_submit_connect(p, (ovl_fd)s, &a, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_connect(p, (ovl_fd)s, &a, NULL, &id), OVL_EINVAL);
     a.len = OVL_ADDR_MAX + 1;
-    cr_assert_eq(ovl_submit_connect(p, (ovl_fd)s, &a, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_connect(p, (ovl_fd)s, &a, NULL, &id), OVL_EINVAL);
     /* A length the OS finds too short is the completion's. */
     ovl_addr la;
     int l = listener(AF_INET, 4, &la);
@@ -712,12 +713,12 @@ static void bad_input_body(uint32_t flags)
     c = run1(p, &r, flags, OVL_OP_CONNECT, 0, s, &la, 0, 0);
     cr_assert_eq(c.result, OVL_EINVAL, "%s", ovl_error_name((int32_t)c.result));
     /* Handles that can never be: OVL_EBADF at submit. */
-    cr_assert_eq(ovl_submit_accept(p, UINT64_MAX, NULL, NULL, &id), OVL_EBADF);
-    cr_assert_eq(ovl_submit_shutdown(p, UINT64_MAX, OVL_SHUT_WR, NULL, &id), OVL_EBADF);
+    cr_assert_eq(t_submit_accept(p, UINT64_MAX, NULL, NULL, &id), OVL_EBADF);
+    cr_assert_eq(t_submit_shutdown(p, UINT64_MAX, OVL_SHUT_WR, NULL, &id), OVL_EBADF);
     /* Shutdown's how. */
-    cr_assert_eq(ovl_submit_shutdown(p, (ovl_fd)s, 0, NULL, &id), OVL_EINVAL);
-    cr_assert_eq(ovl_submit_shutdown(p, (ovl_fd)s, 4, NULL, &id), OVL_EINVAL);
-    cr_assert_eq(ovl_submit_shutdown(p, (ovl_fd)s, 7, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_shutdown(p, (ovl_fd)s, 0, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_shutdown(p, (ovl_fd)s, 4, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_shutdown(p, (ovl_fd)s, 7, NULL, &id), OVL_EINVAL);
     /* Negative timeouts, on any op. */
     char buf[4];
     cr_assert_eq(sub(p, OVL_OP_READ, 0, s, buf, sizeof buf, -1, NULL, &id), OVL_EINVAL);
@@ -754,7 +755,7 @@ typedef struct exiter {
 static void *submit_and_exit(void *arg)
 {
     exiter *e = arg;
-    e->rc = ovl_submit(e->p, &e->q, 1, NULL);
+    e->rc = t_submit_batch(e->p, &e->q, 1, NULL);
     return NULL;
 }
 
@@ -811,7 +812,7 @@ MODES(timeout_outlives_its_thread)
 static void *connect_and_exit(void *arg)
 {
     exiter *e = arg;
-    e->rc = ovl_submit(e->p, &e->q, 1, NULL);
+    e->rc = t_submit_batch(e->p, &e->q, 1, NULL);
     return NULL;
 }
 

@@ -1,7 +1,8 @@
 /* Delivery: where and when callbacks run - the completion thread (one at a
  * time, batched, submits from callbacks), manual mode (ovl_poll, the
  * event handle, close draining), ovl_poll(p, 0) sharing delivery with a
- * completion thread, and OVL_PORT_INLINE. */
+ * completion thread, and submits through ovl_submit_and_poll on such a
+ * port. */
 #include "common.h"
 
 #ifndef _WIN32
@@ -388,7 +389,7 @@ static void *post_then_poll(void *arg)
     tl_poller = true;
     for (int i = 0; i < a->n; i++) {
         int32_t rc;
-        while ((rc = ovl_post(a->p, i, NULL, NULL)) == OVL_EQUEUEFULL) sched_yield();
+        while ((rc = t_post(a->p, i, NULL, NULL)) == OVL_EQUEUEFULL) sched_yield();
         if (rc != OVL_OK) atomic_fetch_add(&a->errors, 1);
         rc = ovl_poll(a->p, 0);
         if (rc < 0) atomic_fetch_add(&a->errors, 1);
@@ -466,28 +467,23 @@ Test(delivery, zero_timeout_poll_does_not_wait_for_the_thread)
     close_clean(p, &r);
 }
 
-/* OVL_PORT_INLINE: not with manual mode; submitters on several threads and
- * the completion thread share delivery: every completion once, callbacks
- * never overlap, and at least the ones ovl_poll counted ran on pollers. */
-Test(delivery, inline_port_shares_delivery)
+/* Posts made with ovl_submit_and_poll on several threads (each also polls
+ * afterwards) and the completion thread share delivery: every completion
+ * once, callbacks never overlap, and at least the ones ovl_poll counted
+ * ran on pollers. */
+Test(delivery, submit_and_poll_shares_delivery)
 {
-    ovl_port_config cfg;
-    ovl_port *bad = NULL;
-    ovl_port_config_init(&cfg, sizeof cfg);
-    cfg.flags = OVL_PORT_INLINE | OVL_PORT_MANUAL;
-    cr_assert_eq(ovl_create_port(&cfg, &bad), OVL_EINVAL);
-    cr_assert_null(bad);
     rec r;
     rec_init(&r);
     ovl_port *p;
-    long long polled = post_poll_threads(&r, &p, OVL_PORT_INLINE);
+    long long polled = post_poll_threads(&r, &p, TEST_SAP);
     cr_assert_geq(atomic_load(&polled_items), (size_t)polled);
     close_clean(p, &r);
 }
 
 #ifndef _WIN32
-/* OVL_PORT_INLINE: while submit calls are active the completion thread may
- * leave their completions to them; an op that nobody's submit call will
+/* ovl_submit_and_poll: while such calls are active the completion thread
+ * may leave their completions to them (and park); an op that no call will
  * take (a pipe read whose data comes later) must still be delivered while
  * another thread keeps posting without pause, and after it stops. */
 typedef struct busy_poster {
@@ -500,18 +496,18 @@ static void *post_until_stopped(void *arg)
 {
     busy_poster *b = arg;
     while (!atomic_load(&b->stop)) {
-        int32_t rc = ovl_post(b->p, 1, NULL, NULL);
+        int32_t rc = t_post(b->p, 1, NULL, NULL);
         if (rc == OVL_OK) atomic_fetch_add(&b->posted, 1);
         else if (rc != OVL_EQUEUEFULL) break;
     }
     return NULL;
 }
 
-Test(delivery, inline_port_delivers_late_completions_while_others_submit)
+Test(delivery, submit_and_poll_port_delivers_late_completions_while_others_submit)
 {
     rec r;
     rec_init(&r);
-    ovl_port *p = open_port(&r, 64, OVL_PORT_INLINE);
+    ovl_port *p = open_port(&r, 64, TEST_SAP);
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     busy_poster b = {.p = p};
@@ -522,8 +518,8 @@ Test(delivery, inline_port_delivers_late_completions_while_others_submit)
     uint64_t ids[2];
     for (int i = 0; i < 2; i++) {
         int32_t rc;
-        while ((rc = ovl_submit_read(p, (ovl_fd)pfd[0], rb[i], 4, OVL_OFFSET_CURRENT, rb[i],
-                                     &ids[i])) == OVL_EQUEUEFULL)
+        while ((rc = t_submit_read(p, (ovl_fd)pfd[0], rb[i], 4, OVL_OFFSET_CURRENT, rb[i],
+                                   &ids[i])) == OVL_EQUEUEFULL)
             sched_yield(); /* the poster fills the queue at times */
         cr_assert_eq(rc, OVL_OK);
         if (i == 1) {

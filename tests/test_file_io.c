@@ -16,9 +16,8 @@ Test(file_io, reads_at_offsets_return_the_right_bytes)
     srand(42);
     for (int i = 0; i < N; i++) {
         offs[i] = (uint64_t)(rand() % (FILE_SIZE / 512 - 8)) * 512 + (uint64_t)(i % 3);
-        cr_assert_eq(
-            ovl_submit_read(p, (ovl_fd)fd, bufs[i], LEN, (int64_t)offs[i], bufs[i], &ids[i]),
-            OVL_OK);
+        cr_assert_eq(t_submit_read(p, (ovl_fd)fd, bufs[i], LEN, (int64_t)offs[i], bufs[i], &ids[i]),
+                     OVL_OK);
         cr_assert_neq(ids[i], 0u);
     }
     rec_wait(&r, N);
@@ -41,10 +40,10 @@ Test(file_io, short_read_and_eof)
     int fd = temp_file(10000, 2);
     uint8_t a[4096], b[4096], c[4096], z[1];
     uint64_t ia, ib, ic, iz;
-    cr_assert_eq(ovl_submit_read(p, fd, a, sizeof a, 10000 - 100, NULL, &ia), OVL_OK);
-    cr_assert_eq(ovl_submit_read(p, fd, b, sizeof b, 10000, NULL, &ib), OVL_OK);
-    cr_assert_eq(ovl_submit_read(p, fd, c, sizeof c, 1 << 30, NULL, &ic), OVL_OK);
-    cr_assert_eq(ovl_submit_read(p, fd, z, 0, 0, NULL, &iz), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fd, a, sizeof a, 10000 - 100, NULL, &ia), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fd, b, sizeof b, 10000, NULL, &ib), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fd, c, sizeof c, 1 << 30, NULL, &ic), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fd, z, 0, 0, NULL, &iz), OVL_OK);
     rec_wait(&r, 4);
     cr_assert_eq(rec_one(&r, ia).result, 100, "short read reported as it happened");
     cr_assert(matches_pattern(a, 100, 10000 - 100, 2));
@@ -66,15 +65,14 @@ Test(file_io, writes_land_at_their_offsets_then_fsync)
     uint64_t ids[N];
     for (int i = 0; i < N; i++) {
         for (int j = 0; j < LEN; j++) bufs[i][j] = pattern_at((uint64_t)i * LEN + j, 3);
-        cr_assert_eq(ovl_submit_write(p, fd, bufs[i], LEN, (int64_t)i * LEN, NULL, &ids[i]),
-                     OVL_OK);
+        cr_assert_eq(t_submit_write(p, fd, bufs[i], LEN, (int64_t)i * LEN, NULL, &ids[i]), OVL_OK);
     }
     rec_wait(&r, N);
     for (int i = 0; i < N; i++) cr_assert_eq(rec_one(&r, ids[i]).result, LEN);
     uint64_t f1, f2;
-    cr_assert_eq(ovl_submit_fsync(p, fd, 0, NULL, &f1), OVL_OK);
-    cr_assert_eq(ovl_submit_fsync(p, fd, OVL_FSYNC_DATA, NULL, &f2), OVL_OK);
-    cr_assert_eq(ovl_submit_fsync(p, fd, 0x10, NULL, NULL), OVL_EINVAL);
+    cr_assert_eq(t_submit_fsync(p, fd, 0, NULL, &f1), OVL_OK);
+    cr_assert_eq(t_submit_fsync(p, fd, OVL_FSYNC_DATA, NULL, &f2), OVL_OK);
+    cr_assert_eq(t_submit_fsync(p, fd, 0x10, NULL, NULL), OVL_EINVAL);
     rec_wait(&r, N + 2);
     ovl_completion c1 = rec_one(&r, f1), c2 = rec_one(&r, f2);
     cr_assert_eq(c1.result, 0);
@@ -102,7 +100,7 @@ Test(file_io, batch_submit)
         reqs[i] = q;
     }
     size_t done = 0;
-    cr_assert_eq(ovl_submit(p, reqs, N, &done), OVL_OK);
+    cr_assert_eq(t_submit_batch(p, reqs, N, &done), OVL_OK);
     cr_assert_eq(done, (size_t)N);
     rec_wait(&r, N);
     for (int i = 0; i < N; i++) {
@@ -115,7 +113,7 @@ Test(file_io, batch_submit)
      * are submitted (and complete), the rest get id 0 and no completion. */
     for (int i = 0; i < 10; i++) reqs[i].id = 99;
     reqs[4].offset = -5;
-    cr_assert_eq(ovl_submit(p, reqs, 10, &done), OVL_EINVAL);
+    cr_assert_eq(t_submit_batch(p, reqs, 10, &done), OVL_EINVAL);
     cr_assert_eq(done, 4u);
     for (int i = 0; i < 4; i++) cr_assert_neq(reqs[i].id, 0u);
     for (int i = 4; i < 10; i++) cr_assert_eq(reqs[i].id, 0u);
@@ -125,11 +123,11 @@ Test(file_io, batch_submit)
         {OVL_OP_WRITE, 0, (ovl_fd)fd, bufs[0], LEN, 0, NULL, 0, 0},
         {OVL_OP_FSYNC, OVL_FSYNC_DATA, (ovl_fd)fd, NULL, 0, 0, NULL, 0, 0},
     };
-    cr_assert_eq(ovl_submit(p, mix, 2, NULL), OVL_OK);
+    cr_assert_eq(t_submit_batch(p, mix, 2, NULL), OVL_OK);
     rec_wait(&r, N + 6);
     cr_assert_eq(rec_one(&r, mix[0].id).result, LEN);
     cr_assert_eq(rec_one(&r, mix[1].id).result, 0);
-    cr_assert_eq(ovl_submit(p, NULL, 0, &done), OVL_OK);
+    cr_assert_eq(t_submit_batch(p, NULL, 0, &done), OVL_OK);
     cr_assert_eq(done, 0u);
     close_clean(p, &r);
     close(fd);
@@ -144,7 +142,7 @@ Test(file_io, buffers_untouched_after_completion)
     uint8_t buf[4096 + 64];
     memset(buf, 0xee, sizeof buf);
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, fd, buf, 4096, 0, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fd, buf, 4096, 0, NULL, &id), OVL_OK);
     rec_wait(&r, 1);
     cr_assert_eq(rec_one(&r, id).result, 4096);
     for (size_t i = 4096; i < sizeof buf; i++) cr_assert_eq(buf[i], 0xee, "wrote past len");
@@ -155,7 +153,7 @@ Test(file_io, buffers_untouched_after_completion)
     for (int i = 0; i < 20; i++) {
         uint64_t oid;
         size_t before = rec_count(&r);
-        cr_assert_eq(ovl_submit_read(p, fd, other, sizeof other, 4096, NULL, &oid), OVL_OK);
+        cr_assert_eq(t_submit_read(p, fd, other, sizeof other, 4096, NULL, &oid), OVL_OK);
         rec_wait(&r, before + 1);
         cr_assert_eq(rec_one(&r, oid).result, 4096);
         round_trip(p, &r);
@@ -174,7 +172,7 @@ Test(file_io, bad_fd_is_reported_in_the_completion)
     close(fd); /* now a closed descriptor number */
     char buf[16];
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, fd, buf, sizeof buf, 0, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fd, buf, sizeof buf, 0, NULL, &id), OVL_OK);
     rec_wait(&r, 1);
     ovl_completion c = rec_one(&r, id);
     cr_assert_eq(c.result, OVL_EBADF);
@@ -184,7 +182,7 @@ Test(file_io, bad_fd_is_reported_in_the_completion)
     cr_assert_eq(c.os_error, EBADF);
     /* and a write on a read-only fd */
     int ro = open("/dev/null", O_RDONLY);
-    cr_assert_eq(ovl_submit_write(p, ro, buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_write(p, ro, buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
     rec_wait(&r, 2);
     cr_assert_eq(rec_one(&r, id).result, OVL_EBADF);
     close(ro);
@@ -201,11 +199,11 @@ Test(file_io, large_offsets)
     const int64_t off = (int64_t)5 << 30; /* 5 GiB: sparse */
     const char msg[] = "beyond 4 GiB";
     uint64_t w, rd;
-    cr_assert_eq(ovl_submit_write(p, fd, msg, sizeof msg, off, NULL, &w), OVL_OK);
+    cr_assert_eq(t_submit_write(p, fd, msg, sizeof msg, off, NULL, &w), OVL_OK);
     rec_wait(&r, 1);
     cr_assert_eq(rec_one(&r, w).result, (int64_t)sizeof msg);
     char back[sizeof msg] = {0};
-    cr_assert_eq(ovl_submit_read(p, fd, back, sizeof back, off, NULL, &rd), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fd, back, sizeof back, off, NULL, &rd), OVL_OK);
     rec_wait(&r, 2);
     cr_assert_eq(rec_one(&r, rd).result, (int64_t)sizeof msg);
     cr_assert_str_eq(back, msg);
@@ -231,7 +229,7 @@ static void resubmit_hook(rec *r, const ovl_completion *c)
     if (c->result != 4096 || !matches_pattern(buf, 4096, (uint64_t)ch->offs[i], 14)) ch->bad++;
     if (ch->next_off < (1 << 20)) {
         ch->offs[i] = ch->next_off;
-        if (ovl_submit_read(r->port, (ovl_fd)ch->fd, buf, 4096, ch->next_off, buf, NULL) != OVL_OK)
+        if (t_submit_read(r->port, (ovl_fd)ch->fd, buf, 4096, ch->next_off, buf, NULL) != OVL_OK)
             ch->bad++;
         ch->next_off += 4096;
     }
@@ -252,9 +250,8 @@ Test(file_io, callback_resubmits_reads)
     for (int i = 0; i < 4; i++) ch.offs[i] = (int64_t)i * 4096;
     ch.next_off = 4 * 4096;
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(
-            ovl_submit_read(p, ch.fd, ch.bufs[i], 4096, (int64_t)i * 4096, ch.bufs[i], NULL),
-            OVL_OK);
+        cr_assert_eq(t_submit_read(p, ch.fd, ch.bufs[i], 4096, (int64_t)i * 4096, ch.bufs[i], NULL),
+                     OVL_OK);
     rec_wait(&r, 256); /* 1 MiB in 4 KiB reads; the rec lock orders ch too */
     cr_assert_eq(ch.bad, 0);
     cr_assert_eq(ch.next_off, 1 << 20);
@@ -280,8 +277,7 @@ Test(file_io, capped_workers_still_do_io)
     static uint8_t bufs[32][8192];
     uint64_t ids[32];
     for (int i = 0; i < 32; i++)
-        cr_assert_eq(ovl_submit_read(p, fd, bufs[i], 8192, (int64_t)i * 8192, NULL, &ids[i]),
-                     OVL_OK);
+        cr_assert_eq(t_submit_read(p, fd, bufs[i], 8192, (int64_t)i * 8192, NULL, &ids[i]), OVL_OK);
     rec_wait(&r, 32);
     for (int i = 0; i < 32; i++) {
         cr_assert_eq(rec_one(&r, ids[i]).result, 8192);
@@ -304,7 +300,7 @@ static void read_each(ovl_port *p, rec *r, const int *fds, int n, uint8_t (*bufs
         q[i] = (ovl_request){
             OVL_OP_READ, 0, (ovl_fd)fds[i], bufs[i], 4096, (int64_t)(i % 4) * 4096, bufs[i], 0, 0};
     }
-    cr_assert_eq(ovl_submit(p, q, (size_t)n, &done), OVL_OK);
+    cr_assert_eq(t_submit_batch(p, q, (size_t)n, &done), OVL_OK);
     rec_wait(r, before + (size_t)n);
     for (int i = 0; i < n; i++) {
         ovl_completion c = rec_one(r, q[i].id);
@@ -350,7 +346,7 @@ Test(file_io, registered_fd_unregistered_with_ops_in_flight)
     static uint8_t w[4096], back[4096];
     memset(w, 0xa5, sizeof w);
     uint64_t wid;
-    cr_assert_eq(ovl_submit_write(p, (ovl_fd)fd, w, sizeof w, 8192, NULL, &wid), OVL_OK);
+    cr_assert_eq(t_submit_write(p, (ovl_fd)fd, w, sizeof w, 8192, NULL, &wid), OVL_OK);
     rec_wait(&r, 1);
     cr_assert_eq(rec_one(&r, wid).result, (int64_t)sizeof w);
     cr_assert_eq(pread(fd, back, sizeof back, 8192), (long long)sizeof back);
@@ -360,7 +356,7 @@ Test(file_io, registered_fd_unregistered_with_ops_in_flight)
     uint64_t ids[K];
     for (int i = 0; i < K; i++)
         cr_assert_eq(
-            ovl_submit_read(p, (ovl_fd)fd, bufs[i], 4096, (int64_t)(16 + i) * 4096, NULL, &ids[i]),
+            t_submit_read(p, (ovl_fd)fd, bufs[i], 4096, (int64_t)(16 + i) * 4096, NULL, &ids[i]),
             OVL_OK);
     cr_assert_eq(ovl_unregister_fd(p, (ovl_fd)fd), OVL_OK);
     rec_wait(&r, 1 + K);
@@ -389,13 +385,13 @@ Test(file_io, registered_fd_keeps_its_file_until_unregistered)
     cr_assert_eq(dup2(b, a), a); /* the number a now names file b */
     static uint8_t buf[4096];
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, (ovl_fd)a, buf, sizeof buf, 0, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_read(p, (ovl_fd)a, buf, sizeof buf, 0, NULL, &id), OVL_OK);
     rec_wait(&r, 1);
     cr_assert_eq(rec_one(&r, id).result, 4096);
     cr_assert(matches_pattern(buf, sizeof buf, 0, uring ? 11 : 12), "%s read the wrong file",
               ovl_backend_name(p));
     cr_assert_eq(ovl_unregister_fd(p, (ovl_fd)a), OVL_OK);
-    cr_assert_eq(ovl_submit_read(p, (ovl_fd)a, buf, sizeof buf, 0, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_read(p, (ovl_fd)a, buf, sizeof buf, 0, NULL, &id), OVL_OK);
     rec_wait(&r, 2);
     cr_assert_eq(rec_one(&r, id).result, 4096);
     cr_assert(matches_pattern(buf, sizeof buf, 0, 12), "after unregistering: the file named now");

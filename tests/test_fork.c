@@ -16,7 +16,7 @@
 #  endif
 #endif
 
-static const uint32_t modes[] = {0, OVL_PORT_MANUAL, OVL_PORT_INLINE};
+static const uint32_t modes[] = {0, OVL_PORT_MANUAL, TEST_SAP};
 
 typedef struct busy {
     ovl_port *p;
@@ -32,7 +32,7 @@ static void *busy_main(void *arg)
 {
     busy *b = arg;
     while (!atomic_load(&b->stop)) {
-        int32_t rc = ovl_post(b->p, 1, NULL, NULL);
+        int32_t rc = t_post(b->p, 1, NULL, NULL);
         if (rc == OVL_OK) atomic_fetch_add(&b->accepted, 1);
         else if (rc != OVL_EQUEUEFULL) return (void *)1;
         if (b->flags & OVL_PORT_MANUAL) (void)ovl_poll(b->p, 0);
@@ -50,14 +50,14 @@ static int child_checks(ovl_port *p, int pipe_rd, int file_fd)
   } while (0)
     char buf[16];
     uint64_t id = 99;
-    CHECK(ovl_post(p, 1, NULL, &id) == OVL_EFORKED);
+    CHECK(t_post(p, 1, NULL, &id) == OVL_EFORKED);
     CHECK(id == 0);
-    CHECK(ovl_submit_read(p, (ovl_fd)pipe_rd, buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, NULL) ==
+    CHECK(t_submit_read(p, (ovl_fd)pipe_rd, buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, NULL) ==
           OVL_EFORKED);
-    CHECK(ovl_submit_write(p, (ovl_fd)file_fd, "zz", 2, 0, NULL, NULL) == OVL_EFORKED);
+    CHECK(t_submit_write(p, (ovl_fd)file_fd, "zz", 2, 0, NULL, NULL) == OVL_EFORKED);
     ovl_request req = {OVL_OP_POST, 0, 0, NULL, 0, 5, NULL, 0, 0};
     size_t done = 7;
-    CHECK(ovl_submit(p, &req, 1, &done) == OVL_EFORKED && done == 0);
+    CHECK(t_submit_batch(p, &req, 1, &done) == OVL_EFORKED && done == 0);
     CHECK(ovl_cancel(p, 1) == OVL_EFORKED);
     CHECK(ovl_poll(p, 0) == OVL_EFORKED);
     ovl_stats s = {.size = sizeof s};
@@ -65,7 +65,7 @@ static int child_checks(ovl_port *p, int pipe_rd, int file_fd)
     CHECK(ovl_register_fd(p, (ovl_fd)file_fd) == OVL_EFORKED);
     CHECK(ovl_close_port(p) == OVL_OK);
     CHECK(ovl_close_port(p) == OVL_ECLOSED);
-    CHECK(ovl_post(p, 1, NULL, NULL) == OVL_ECLOSED);
+    CHECK(t_post(p, 1, NULL, NULL) == OVL_ECLOSED);
 #ifndef UNDER_TSAN /* TSan forbids new threads after a multithreaded fork */
     /* A port of its own works: read the file's first bytes through it. */
     ovl_port_config cfg;
@@ -75,7 +75,7 @@ static int child_checks(ovl_port *p, int pipe_rd, int file_fd)
     CHECK(ovl_create_port(&cfg, &q) == OVL_OK);
     CHECK(q != p);
     uint64_t rid;
-    CHECK(ovl_submit_read(q, (ovl_fd)file_fd, buf, 4, 0, NULL, &rid) == OVL_OK);
+    CHECK(t_submit_read(q, (ovl_fd)file_fd, buf, 4, 0, NULL, &rid) == OVL_OK);
     int got = 0;
     for (int i = 0; i < 1000 && got == 0; i++) got = ovl_poll(q, 100);
     CHECK(got == 1);
@@ -110,8 +110,8 @@ Test(fork, child_cannot_disturb_the_parents_port)
         for (int i = 0; i < 64; i++) {
             snprintf(recs[i], sizeof recs[i], "rec%-12d", i);
             int32_t rc;
-            while ((rc = ovl_submit_write(p, (ovl_fd)fd, recs[i], 16, (int64_t)i * 16, NULL,
-                                          &wids[i])) == OVL_EQUEUEFULL)
+            while ((rc = t_submit_write(p, (ovl_fd)fd, recs[i], 16, (int64_t)i * 16, NULL,
+                                        &wids[i])) == OVL_EQUEUEFULL)
                 wait_all(&b, &r, rec_count(&r) + 1);
             cr_assert_eq(rc, OVL_OK);
         }
@@ -123,7 +123,7 @@ Test(fork, child_cannot_disturb_the_parents_port)
         uint64_t rids[16];
         for (int i = 0; i < 16; i++)
             cr_assert_eq(
-                ovl_submit_read(p, (ovl_fd)pfd[0], &rb[i], 1, OVL_OFFSET_CURRENT, NULL, &rids[i]),
+                t_submit_read(p, (ovl_fd)pfd[0], &rb[i], 1, OVL_OFFSET_CURRENT, NULL, &rids[i]),
                 OVL_OK);
         /* Busy while forking. */
         for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&b.th[i], NULL, busy_main, &b), 0);
@@ -155,7 +155,7 @@ Test(fork, child_cannot_disturb_the_parents_port)
          * port the file stays empty. */
         cr_assert_eq(ftruncate(fd, 0), 0);
         uint64_t pid2;
-        cr_assert_eq(ovl_post(p, 3, NULL, &pid2), OVL_OK);
+        cr_assert_eq(t_post(p, 3, NULL, &pid2), OVL_OK);
         wait_all(&b, &r, base + 17);
         struct stat sb;
         cr_assert_eq(fstat(fd, &sb), 0);

@@ -46,6 +46,15 @@ static void plain_path(const char *name, char *out, size_t cap)
     snprintf(out, cap, "/tmp/ovl-%.60s.sock", name);
 }
 
+/* Each listener listen_ok made and its port: accept1 names only the
+ * listener, and a "sap" port's accepts go through ovl_submit_and_poll on
+ * the port (t_submit_local_accept). */
+static struct {
+    ovl_local *l;
+    ovl_port *p;
+} lports[64];
+static size_t nlports;
+
 static ovl_local *listen_ok(ovl_port *p, const char *name, const ovl_local_config *cfg)
 {
     ovl_local *l = NULL;
@@ -53,6 +62,10 @@ static ovl_local *listen_ok(ovl_port *p, const char *name, const ovl_local_confi
     if (rc == OVL_ENOTSUP) cr_skip_test("local endpoints: OVL_ENOTSUP on %s", test_backend());
     cr_assert_eq(rc, OVL_OK, "ovl_local_listen(%s): %s", name, ovl_error_name(rc));
     cr_assert_not_null(l);
+    if (nlports < sizeof lports / sizeof lports[0]) {
+        lports[nlports].l = l;
+        lports[nlports++].p = p;
+    }
     return l;
 }
 
@@ -82,7 +95,7 @@ static ovl_completion wait_id(ovl_port *p, rec *r, uint32_t flags, uint64_t id)
 static uint64_t dial(ovl_port *p, const char *name, int64_t timeout_ns)
 {
     uint64_t id = 0;
-    int32_t rc = ovl_submit_local_dial(p, name, timeout_ns, NULL, &id);
+    int32_t rc = t_submit_local_dial(p, name, timeout_ns, NULL, &id);
     cr_assert_eq(rc, OVL_OK, "dial: %s", ovl_error_name(rc));
     cr_assert_neq(id, 0u);
     return id;
@@ -91,7 +104,10 @@ static uint64_t dial(ovl_port *p, const char *name, int64_t timeout_ns)
 static uint64_t accept1(ovl_local *l)
 {
     uint64_t id = 0;
-    int32_t rc = ovl_submit_local_accept(l, NULL, &id);
+    ovl_port *p = NULL;
+    for (size_t i = 0; i < nlports; i++)
+        if (lports[i].l == l) p = lports[i].p; /* the latest: addresses are reused */
+    int32_t rc = t_submit_local_accept(p, l, NULL, &id);
     cr_assert_eq(rc, OVL_OK, "accept: %s", ovl_error_name(rc));
     return id;
 }
@@ -102,8 +118,8 @@ static ovl_completion io1(ovl_port *p, rec *r, uint32_t flags, uint32_t op, int 
 {
     uint64_t id;
     int32_t rc = op == OVL_OP_READ
-                     ? ovl_submit_read(p, (ovl_fd)fd, buf, len, OVL_OFFSET_CURRENT, NULL, &id)
-                     : ovl_submit_write(p, (ovl_fd)fd, buf, len, OVL_OFFSET_CURRENT, NULL, &id);
+                     ? t_submit_read(p, (ovl_fd)fd, buf, len, OVL_OFFSET_CURRENT, NULL, &id)
+                     : t_submit_write(p, (ovl_fd)fd, buf, len, OVL_OFFSET_CURRENT, NULL, &id);
     cr_assert_eq(rc, OVL_OK);
     return wait_id(p, r, flags, id);
 }
@@ -148,7 +164,7 @@ static bool is_handle(const ovl_completion *c) { return c->result >= 0; }
 #define MODES(name)                                                                                \
   Test(local, name) { name##_body(0); }                                                            \
   Test(local, name##_manual) { name##_body(OVL_PORT_MANUAL); }                                     \
-  Test(local, name##_inline) { name##_body(OVL_PORT_INLINE); }
+  Test(local, name##_sap) { name##_body(TEST_SAP); }
 
 /* ---- echo ----------------------------------------------------------------- */
 
@@ -289,17 +305,17 @@ Test(local, bad_input)
     q.op = OVL_OP_LOCAL_ACCEPT;
     q.buf = l;
     q.len = 1;
-    cr_assert_eq(ovl_submit(p, &q, 1, NULL), OVL_EINVAL);
+    cr_assert_eq(t_submit_batch(p, &q, 1, NULL), OVL_EINVAL);
     q.len = 0;
     q.buf = &q; /* not a listener */
-    cr_assert_eq(ovl_submit(p, &q, 1, NULL), OVL_EINVAL);
+    cr_assert_eq(t_submit_batch(p, &q, 1, NULL), OVL_EINVAL);
     /* Another port's listener. */
     rec r2;
     rec_init(&r2);
     ovl_port *p2 = open_port(&r2, 8, 0);
     cr_assert_eq(ovl_submit_local_accept(l, NULL, NULL), OVL_OK);
     q.buf = l;
-    cr_assert_eq(ovl_submit(p2, &q, 1, NULL), OVL_EINVAL);
+    cr_assert_eq(t_submit_batch(p2, &q, 1, NULL), OVL_EINVAL);
     close_clean(p2, &r2);
     cr_assert_eq(ovl_local_close(l), OVL_OK);
     close_clean(p, &r);
@@ -343,7 +359,7 @@ static void many_clients_body(uint32_t flags)
         memcpy(out[i], &i, 4);
         for (int k = 0; k < MSG; k++) out[i][4 + k] = pattern_at((uint64_t)k, (unsigned)i);
         cr_assert_eq(
-            ovl_submit_write(p, (ovl_fd)cli[i], out[i], MSG + 4, OVL_OFFSET_CURRENT, NULL, &w[i]),
+            t_submit_write(p, (ovl_fd)cli[i], out[i], MSG + 4, OVL_OFFSET_CURRENT, NULL, &w[i]),
             OVL_OK);
     }
     bool seen[CLIENTS];
@@ -356,7 +372,7 @@ static void many_clients_body(uint32_t flags)
         seen[who] = true;
         cr_assert(matches_pattern(in[i] + 4, MSG, 0, (unsigned)who), "client %d's bytes", who);
         cr_assert_eq(
-            ovl_submit_write(p, (ovl_fd)srv[i], in[i], MSG + 4, OVL_OFFSET_CURRENT, NULL, &rd[i]),
+            t_submit_write(p, (ovl_fd)srv[i], in[i], MSG + 4, OVL_OFFSET_CURRENT, NULL, &rd[i]),
             OVL_OK);
     }
     for (int i = 0; i < CLIENTS; i++) {
@@ -493,7 +509,7 @@ static void dial_busy_then_free_body(uint32_t flags)
     uint64_t d = dial(p, name, (int64_t)WAIT_LIMIT_MS * 1000000);
     /* Let it meet the busy listener at least once: a timer round trip. */
     uint64_t t;
-    cr_assert_eq(ovl_submit_timer(p, 5000000, NULL, &t), OVL_OK);
+    cr_assert_eq(t_submit_timer(p, 5000000, NULL, &t), OVL_OK);
     wait_id(p, &r, flags, t);
     int c;
     cr_assert_null(rec_find(&r, d, &c), "the dial waits while the listener is busy");
@@ -525,7 +541,7 @@ Test(local, dial_busy_cancel)
     int fds0 = count_fds();
     uint64_t d = dial(p, name, 0); /* no timeout: until cancelled */
     uint64_t t;
-    cr_assert_eq(ovl_submit_timer(p, 5000000, NULL, &t), OVL_OK);
+    cr_assert_eq(t_submit_timer(p, 5000000, NULL, &t), OVL_OK);
     wait_id(p, &r, 0, t);
     cr_assert_eq(ovl_cancel(p, d), OVL_OK);
     ovl_completion c = wait_id(p, &r, 0, d);
@@ -670,7 +686,7 @@ static void close_listener_in_flight_body(uint32_t flags)
     for (int i = 0; i < 4; i++) acc[i] = accept1(l);
     uint64_t d = dial(p, busy, 0);
     uint64_t t;
-    cr_assert_eq(ovl_submit_timer(p, 5000000, NULL, &t), OVL_OK);
+    cr_assert_eq(t_submit_timer(p, 5000000, NULL, &t), OVL_OK);
     wait_id(p, &r, flags, t);
     cr_assert_eq(ovl_local_close(l), OVL_OK);
     cr_assert_eq(ovl_local_close(bl), OVL_OK);
@@ -751,7 +767,7 @@ Test(local, accept_timeout)
     q.op = OVL_OP_LOCAL_ACCEPT;
     q.buf = l;
     q.timeout_ns = 20000000;
-    cr_assert_eq(ovl_submit(p, &q, 1, NULL), OVL_OK);
+    cr_assert_eq(t_submit_batch(p, &q, 1, NULL), OVL_OK);
     ovl_completion c = wait_id(p, &r, 0, q.id);
     cr_assert_eq(c.result, OVL_ETIMEDOUT, "%s", ovl_error_name((int32_t)c.result));
     cr_assert_eq(c.op, OVL_OP_LOCAL_ACCEPT);
@@ -760,7 +776,7 @@ Test(local, accept_timeout)
     memset(&dq, 0, sizeof dq);
     dq.op = OVL_OP_LOCAL_DIAL;
     dq.buf = name;
-    cr_assert_eq(ovl_submit(p, &dq, 1, NULL), OVL_OK);
+    cr_assert_eq(t_submit_batch(p, &dq, 1, NULL), OVL_OK);
     ovl_completion cd = wait_id(p, &r, 0, dq.id), ca = wait_id(p, &r, 0, accept1(l));
     cr_assert(is_handle(&cd) && is_handle(&ca));
     close((int)cd.result);
@@ -855,15 +871,12 @@ static void cycles(ovl_port *p, ring *g, ovl_local *l, const char *name, int n)
                   ovl_error_name((int32_t)cd.result), ovl_error_name((int32_t)ca.result));
         int cli = (int)cd.result, srv = (int)ca.result;
         for (int i = 0; i < 64; i++) out[i] = (char)pattern_at((uint64_t)i, (unsigned)k);
-        cr_assert_eq(ovl_submit_write(p, (ovl_fd)cli, out, 64, OVL_OFFSET_CURRENT, NULL, &w),
-                     OVL_OK);
-        cr_assert_eq(ovl_submit_read(p, (ovl_fd)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &rd),
-                     OVL_OK);
+        cr_assert_eq(t_submit_write(p, (ovl_fd)cli, out, 64, OVL_OFFSET_CURRENT, NULL, &w), OVL_OK);
+        cr_assert_eq(t_submit_read(p, (ovl_fd)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &rd), OVL_OK);
         cr_assert_eq(ring_wait(g, w).result, 64);
         cr_assert_eq(ring_wait(g, rd).result, 64, "a Unix socket delivers 64 bytes in one");
-        cr_assert_eq(ovl_submit_write(p, (ovl_fd)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &w),
-                     OVL_OK);
-        cr_assert_eq(ovl_submit_read(p, (ovl_fd)cli, back, 64, OVL_OFFSET_CURRENT, NULL, &rd),
+        cr_assert_eq(t_submit_write(p, (ovl_fd)srv, mid, 64, OVL_OFFSET_CURRENT, NULL, &w), OVL_OK);
+        cr_assert_eq(t_submit_read(p, (ovl_fd)cli, back, 64, OVL_OFFSET_CURRENT, NULL, &rd),
                      OVL_OK);
         cr_assert_eq(ring_wait(g, w).result, 64);
         cr_assert_eq(ring_wait(g, rd).result, 64);

@@ -4,8 +4,9 @@
  *    ovl_register_fd calls follow, from any thread or from a callback;
  *  - when ovl_close_port returns, the port holds no reference to any file.
  * Each scenario runs in every delivery mode: a port with its completion
- * thread, OVL_PORT_MANUAL (driven by ovl_poll), OVL_PORT_INLINE, and with
- * the submits made from inside a callback. */
+ * thread, OVL_PORT_MANUAL (driven by ovl_poll), submits through
+ * ovl_submit_and_poll on a port with a completion thread, and with the
+ * submits made from inside a callback. */
 #include "common.h"
 
 #ifndef _WIN32
@@ -16,13 +17,13 @@
 typedef enum variant {
     V_THREAD,   /* completion thread; submits from the test's thread */
     V_MANUAL,   /* OVL_PORT_MANUAL; the test's thread polls */
-    V_INLINE,   /* OVL_PORT_INLINE; submits deliver what completes in them */
+    V_SAP,      /* ovl_submit_and_poll: submits deliver what completes in them */
     V_CALLBACK, /* completion thread; submits from inside the callback */
 } variant;
 
 static uint32_t variant_flags(variant v)
 {
-    return v == V_MANUAL ? OVL_PORT_MANUAL : v == V_INLINE ? OVL_PORT_INLINE : 0u;
+    return v == V_MANUAL ? OVL_PORT_MANUAL : v == V_SAP ? TEST_SAP : 0u;
 }
 
 /* Backends where the port holds its own reference to a registered file
@@ -50,8 +51,8 @@ static void wait_count(ovl_port *p, rec *r, variant v, size_t n)
 
 /* Run fn(arg) on the test's thread, or from inside the port's callback:
  * posted, and called by the hook when the post is delivered (on the
- * completion thread, inside ovl_poll, or inside ovl_post on an inline
- * port). Returns once fn has run. */
+ * completion thread, inside ovl_poll, or inside the ovl_submit_and_poll
+ * that posted it). Returns once fn has run. */
 typedef struct action {
     void (*fn)(void *);
     void *arg;
@@ -76,7 +77,7 @@ static void run(ovl_port *p, rec *r, variant v, bool in_callback, void (*fn)(voi
     action a = {fn, arg};
     rec_set_hook(r, action_hook, &a);
     size_t before = rec_count(r);
-    cr_assert_eq(ovl_post(p, 0, &action_tag, NULL), OVL_OK);
+    cr_assert_eq(t_post(p, 0, &action_tag, NULL), OVL_OK);
     wait_count(p, r, v, before + 1);
     rec_set_hook(r, NULL, NULL);
 }
@@ -116,7 +117,7 @@ static const char seventeen[] = "seventeen bytes!\n"; /* 17 bytes */
 static void write_then_reregister(void *arg)
 {
     rereg *x = arg;
-    x->rc_submit = ovl_submit_write(x->p, (ovl_fd)x->a, seventeen, 17, 0, NULL, &x->id);
+    x->rc_submit = t_submit_write(x->p, (ovl_fd)x->a, seventeen, 17, 0, NULL, &x->id);
     x->rc_unreg = ovl_unregister_fd(x->p, (ovl_fd)x->a);
     if (x->register_b) x->rc_reg = ovl_register_fd(x->p, (ovl_fd)x->b);
 }
@@ -155,9 +156,9 @@ Test(register, write_then_reregister_in_callback_manual)
 {
     write_survives_registration_change(V_MANUAL, true, true);
 }
-Test(register, write_then_reregister_in_callback_inline)
+Test(register, write_then_reregister_in_callback_sap)
 {
-    write_survives_registration_change(V_INLINE, true, true);
+    write_survives_registration_change(V_SAP, true, true);
 }
 Test(register, write_then_reregister_outside_callback)
 {
@@ -171,9 +172,9 @@ Test(register, write_then_unregister_in_callback_manual)
 {
     write_survives_registration_change(V_MANUAL, true, false);
 }
-Test(register, write_then_unregister_in_callback_inline)
+Test(register, write_then_unregister_in_callback_sap)
 {
-    write_survives_registration_change(V_INLINE, true, false);
+    write_survives_registration_change(V_SAP, true, false);
 }
 Test(register, write_then_unregister_outside_callback)
 {
@@ -198,9 +199,9 @@ typedef struct fsync_ops {
 static void submit_fsyncs_and_read(void *arg)
 {
     fsync_ops *x = arg;
-    x->rc[0] = ovl_submit_fsync(x->p, (ovl_fd)x->fd, 0, NULL, &x->ids[0]);
-    x->rc[1] = ovl_submit_fsync(x->p, (ovl_fd)x->fd, OVL_FSYNC_DATA, NULL, &x->ids[1]);
-    x->rc[2] = ovl_submit_read(x->p, (ovl_fd)x->fd, x->buf, sizeof x->buf, 0, NULL, &x->ids[2]);
+    x->rc[0] = t_submit_fsync(x->p, (ovl_fd)x->fd, 0, NULL, &x->ids[0]);
+    x->rc[1] = t_submit_fsync(x->p, (ovl_fd)x->fd, OVL_FSYNC_DATA, NULL, &x->ids[1]);
+    x->rc[2] = t_submit_read(x->p, (ovl_fd)x->fd, x->buf, sizeof x->buf, 0, NULL, &x->ids[2]);
 }
 
 static void fsync_uses_registered_file(variant v)
@@ -263,7 +264,7 @@ static void fsync_uses_registered_file(variant v)
 
 Test(register, fsync_uses_registered_file_thread) { fsync_uses_registered_file(V_THREAD); }
 Test(register, fsync_uses_registered_file_manual) { fsync_uses_registered_file(V_MANUAL); }
-Test(register, fsync_uses_registered_file_inline) { fsync_uses_registered_file(V_INLINE); }
+Test(register, fsync_uses_registered_file_sap) { fsync_uses_registered_file(V_SAP); }
 Test(register, fsync_uses_registered_file_callback) { fsync_uses_registered_file(V_CALLBACK); }
 
 /* ---- records written while another thread flips the registration ----------
@@ -331,7 +332,7 @@ static size_t flip_submit(flip *f, size_t n)
     if (n > FLIP_RECORDS - f->next) n = FLIP_RECORDS - f->next;
     for (size_t i = 0; i < n; i++) flip_fill(f, f->next + i, &q[i]);
     size_t done = 0;
-    int32_t rc = ovl_submit(f->p, q, n, &done);
+    int32_t rc = t_submit_batch(f->p, q, n, &done);
     if (rc != OVL_OK && rc != OVL_EQUEUEFULL) {
         pthread_mutex_lock(&f->mu);
         if (!f->failed++) f->first_bad = rc;
@@ -445,7 +446,7 @@ static void records_survive_flips(variant v)
     cfg.flags = variant_flags(v);
     cfg.callback = flip_cb;
     cfg.userdata = &f;
-    int32_t rc = ovl_create_port(&cfg, &f.p);
+    int32_t rc = t_create_port(&cfg, &f.p);
     if (rc == OVL_EUNAVAIL) cr_skip_test("backend %s not available on this host", test_backend());
     cr_assert_eq(rc, OVL_OK);
     cr_assert_eq(ovl_register_fd(f.p, (ovl_fd)f.a), OVL_OK);
@@ -459,7 +460,7 @@ static void records_survive_flips(variant v)
          * that, then stop it for sure (it checks at every completion) and
          * let a second post through: once its callback has returned, no
          * callback submits any more and f.next is final. */
-        cr_assert_eq(ovl_post(f.p, 0, NULL, NULL), OVL_OK);
+        cr_assert_eq(t_post(f.p, 0, NULL, NULL), OVL_OK);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += FLIP_SECONDS + WAIT_LIMIT_MS / 1000;
@@ -470,7 +471,7 @@ static void records_survive_flips(variant v)
         atomic_store(&f.writer_done, true);
         /* The writes in flight leave room for it (see flip_cb), but be
          * sure: with no more submits the queue only drains. */
-        while ((rc = ovl_post(f.p, 0, NULL, NULL)) == OVL_EQUEUEFULL)
+        while ((rc = t_post(f.p, 0, NULL, NULL)) == OVL_EQUEUEFULL)
             flip_wait(&f, flip_completed(&f) + 1);
         cr_assert_eq(rc, OVL_OK);
         pthread_mutex_lock(&f.mu);
@@ -532,7 +533,7 @@ static void records_survive_flips(variant v)
 
 Test(register, records_survive_flips_thread, .timeout = 60) { records_survive_flips(V_THREAD); }
 Test(register, records_survive_flips_manual, .timeout = 60) { records_survive_flips(V_MANUAL); }
-Test(register, records_survive_flips_inline, .timeout = 60) { records_survive_flips(V_INLINE); }
+Test(register, records_survive_flips_sap, .timeout = 60) { records_survive_flips(V_SAP); }
 Test(register, records_survive_flips_callback, .timeout = 60) { records_survive_flips(V_CALLBACK); }
 
 /* ---- a read re-issued after its thread exited ------------------------------
@@ -557,8 +558,8 @@ typedef struct exiting {
 static void *submit_then_exit(void *arg)
 {
     exiting *e = arg;
-    e->rc = ovl_submit_read(e->p, (ovl_fd)e->fd, e->buf, sizeof e->buf, OVL_OFFSET_CURRENT, NULL,
-                            &e->id);
+    e->rc =
+        t_submit_read(e->p, (ovl_fd)e->fd, e->buf, sizeof e->buf, OVL_OFFSET_CURRENT, NULL, &e->id);
     pthread_mutex_lock(&e->mu);
     e->step = 1;
     pthread_cond_broadcast(&e->cv);
@@ -601,7 +602,7 @@ static void reissued_read_keeps_its_file(variant v)
     /* The port has seen the exit's cancellation, if any, and re-issued. */
     size_t before = rec_count(&r);
     uint64_t post;
-    cr_assert_eq(ovl_post(p, 0, NULL, &post), OVL_OK);
+    cr_assert_eq(t_post(p, 0, NULL, &post), OVL_OK);
     wait_count(p, &r, v, before + 1);
     cr_assert_eq(write(one[1], "one", 3), 3);
     cr_assert_eq(write(two[1], "two", 3), 3);
@@ -622,7 +623,7 @@ static void reissued_read_keeps_its_file(variant v)
 
 Test(register, reissued_read_keeps_its_file_thread) { reissued_read_keeps_its_file(V_THREAD); }
 Test(register, reissued_read_keeps_its_file_manual) { reissued_read_keeps_its_file(V_MANUAL); }
-Test(register, reissued_read_keeps_its_file_inline) { reissued_read_keeps_its_file(V_INLINE); }
+Test(register, reissued_read_keeps_its_file_sap) { reissued_read_keeps_its_file(V_SAP); }
 
 /* ---- nothing is left referenced once ovl_close_port returns ---------------
  * Checked right after the call, with no wait: io_uring tears a ring down
@@ -645,12 +646,11 @@ typedef struct close_ops {
 static void submit_close_ops(void *arg)
 {
     close_ops *x = arg;
-    x->rc[0] =
-        ovl_submit_write(x->p, (ovl_fd)x->w_reg, "x", 1, OVL_OFFSET_CURRENT, NULL, &x->ids[0]);
-    x->rc[1] = ovl_submit_read(x->p, (ovl_fd)x->r_reg, x->rbuf[0], 8, OVL_OFFSET_CURRENT, NULL,
-                               &x->ids[1]);
-    x->rc[2] = ovl_submit_read(x->p, (ovl_fd)x->r_plain, x->rbuf[1], 8, OVL_OFFSET_CURRENT, NULL,
-                               &x->ids[2]);
+    x->rc[0] = t_submit_write(x->p, (ovl_fd)x->w_reg, "x", 1, OVL_OFFSET_CURRENT, NULL, &x->ids[0]);
+    x->rc[1] =
+        t_submit_read(x->p, (ovl_fd)x->r_reg, x->rbuf[0], 8, OVL_OFFSET_CURRENT, NULL, &x->ids[1]);
+    x->rc[2] = t_submit_read(x->p, (ovl_fd)x->r_plain, x->rbuf[1], 8, OVL_OFFSET_CURRENT, NULL,
+                             &x->ids[2]);
 }
 
 static void close_leaves_no_file(variant v)
@@ -707,7 +707,7 @@ static void close_leaves_no_file(variant v)
 
 Test(register, close_leaves_no_file_thread) { close_leaves_no_file(V_THREAD); }
 Test(register, close_leaves_no_file_manual) { close_leaves_no_file(V_MANUAL); }
-Test(register, close_leaves_no_file_inline) { close_leaves_no_file(V_INLINE); }
+Test(register, close_leaves_no_file_sap) { close_leaves_no_file(V_SAP); }
 Test(register, close_leaves_no_file_callback) { close_leaves_no_file(V_CALLBACK); }
 
 #endif /* !_WIN32 */

@@ -80,7 +80,7 @@ static void crec_cb(const ovl_completion *items, size_t n, void *ud)
     for (size_t i = 0; i < n; i++) {
         if (items[i].ctx == &r->req) {
             size_t done = 0;
-            r->req_rc = ovl_submit(r->p, &r->req, 1, &done);
+            r->req_rc = t_submit_batch(r->p, &r->req, 1, &done);
         }
         pthread_mutex_lock(&r->mu);
         if (r->n < sizeof r->items / sizeof r->items[0]) r->items[r->n++] = items[i];
@@ -141,7 +141,7 @@ static ovl_port *child_port(crec *r, uint32_t flags)
     cfg.callback = crec_cb;
     cfg.userdata = r;
     ovl_port *p = NULL;
-    int32_t rc = ovl_create_port(&cfg, &p);
+    int32_t rc = t_create_port(&cfg, &p);
     if (rc == OVL_EUNAVAIL) _exit(CHILD_SKIP);
     CHECK(rc == OVL_OK, "ovl_create_port: %s", ovl_error_name(rc));
     r->p = p;
@@ -168,8 +168,9 @@ static void child_close(crec *r)
 enum { STYLE_ONE, STYLE_BATCH, STYLE_CALLBACK, NSTYLES };
 static const char *const style_name[] = {"ovl_submit_write", "ovl_submit batch",
                                          "submit from a callback"};
-static const uint32_t modes[] = {0, OVL_PORT_INLINE, OVL_PORT_MANUAL};
-static const char *const mode_name[] = {"completion thread", "OVL_PORT_INLINE", "OVL_PORT_MANUAL"};
+static const uint32_t modes[] = {0, TEST_SAP, OVL_PORT_MANUAL};
+static const char *const mode_name[] = {"completion thread", "ovl_submit_and_poll",
+                                        "OVL_PORT_MANUAL"};
 
 typedef struct wcase {
     bool sock;    /* socketpair, else a pipe */
@@ -207,19 +208,19 @@ static ovl_completion broken_write(crec *r, const wcase *c, int fds[2])
     size_t want, done = 0;
     uint64_t id = 0;
     if (c->style == STYLE_ONE) {
-        CHECK(ovl_submit_write(p, (ovl_fd)fds[1], payload, len, OVL_OFFSET_CURRENT, NULL, &id) ==
+        CHECK(t_submit_write(p, (ovl_fd)fds[1], payload, len, OVL_OFFSET_CURRENT, NULL, &id) ==
                   OVL_OK,
               "submit");
         want = 1;
     } else if (c->style == STYLE_BATCH) {
         ovl_request q[2] = {{OVL_OP_POST, 0, 0, NULL, 0, 5, NULL, 0, 0}, w};
-        CHECK(ovl_submit(p, q, 2, &done) == OVL_OK && done == 2, "batch");
+        CHECK(t_submit_batch(p, q, 2, &done) == OVL_OK && done == 2, "batch");
         id = q[1].id;
         want = 2;
     } else {
         r->req = w;
         r->req_rc = 1;
-        CHECK(ovl_post(p, 5, &r->req, NULL) == OVL_OK, "post");
+        CHECK(t_post(p, 5, &r->req, NULL) == OVL_OK, "post");
         crec_wait(r, 1, manual); /* the callback has submitted the write */
         CHECK(r->req_rc == OVL_OK, "submit from the callback: %d", r->req_rc);
         id = r->req.id;
@@ -274,7 +275,8 @@ Test(signals, socket_closed_while_the_write_waits_is_epipe) { broken_writes(true
 /* ---- the caller's signal state ----------------------------------------------
  * The caller blocks SIGPIPE and SIGUSR2, has a handler of its own for
  * SIGPIPE, and (when `pending`) a SIGPIPE of its own already pending. After
- * a broken write delivered on its own thread (manual mode, or inline),
+ * a broken write delivered on its own thread (manual mode, or
+ * ovl_submit_and_poll),
  * or on the completion thread: the same mask, the same handler, and exactly
  * the SIGPIPE it had pending - that one, or none. */
 typedef struct scase {
@@ -384,7 +386,7 @@ static void *storm_main(void *arg)
         atomic_fetch_add(&s->sent, 1);
         if (s->post_after && !posted && atomic_load(&usr1_hits) >= s->post_after) {
             posted = true;
-            (void)ovl_post(s->p, 1, NULL, NULL);
+            (void)t_post(s->p, 1, NULL, NULL);
         }
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     }

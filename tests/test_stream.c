@@ -15,7 +15,7 @@ Test(stream, pipe_read_waits_for_data)
     cr_assert_eq(pipe(fds), 0);
     char buf[32] = {0};
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, buf, &id), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, buf, &id), OVL_OK);
     round_trip(p, &r);
     int c;
     cr_assert_null(rec_find(&r, id, &c), "no data yet, no completion");
@@ -38,15 +38,14 @@ Test(stream, pipe_write_then_eof)
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     uint64_t w, rd;
-    cr_assert_eq(ovl_submit_write(p, fds[1], "abc", 3, OVL_OFFSET_CURRENT, NULL, &w), OVL_OK);
+    cr_assert_eq(t_submit_write(p, fds[1], "abc", 3, OVL_OFFSET_CURRENT, NULL, &w), OVL_OK);
     rec_wait(&r, 1);
     cr_assert_eq(rec_one(&r, w).result, 3);
     char back[3];
     cr_assert_eq(read(fds[0], back, 3), 3);
     cr_assert_eq(memcmp(back, "abc", 3), 0);
     char buf[8];
-    cr_assert_eq(ovl_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &rd),
-                 OVL_OK);
+    cr_assert_eq(t_submit_read(p, fds[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, &rd), OVL_OK);
     close(fds[1]);
     rec_wait(&r, 2);
     cr_assert_eq(rec_one(&r, rd).result, 0, "EOF on a pipe is result 0");
@@ -66,7 +65,7 @@ Test(stream, pipe_without_reader_is_epipe)
     cr_assert_eq(pipe(fds), 0);
     close(fds[0]);
     uint64_t id;
-    cr_assert_eq(ovl_submit_write(p, fds[1], "x", 1, OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_write(p, fds[1], "x", 1, OVL_OFFSET_CURRENT, NULL, &id), OVL_OK);
     rec_wait(&r, 1);
     ovl_completion c = rec_one(&r, id);
     cr_assert_eq(c.result, OVL_EPIPE);
@@ -89,10 +88,10 @@ Test(stream, socketpair_both_ways)
     cr_assert_eq(ovl_associate(p, sv[1]), OVL_OK);
     char in0[16] = {0}, in1[16] = {0};
     uint64_t r0, r1, w0, w1;
-    cr_assert_eq(ovl_submit_read(p, sv[0], in0, sizeof in0, OVL_OFFSET_CURRENT, NULL, &r0), OVL_OK);
-    cr_assert_eq(ovl_submit_read(p, sv[1], in1, sizeof in1, OVL_OFFSET_CURRENT, NULL, &r1), OVL_OK);
-    cr_assert_eq(ovl_submit_write(p, sv[0], "ping", 4, OVL_OFFSET_CURRENT, NULL, &w0), OVL_OK);
-    cr_assert_eq(ovl_submit_write(p, sv[1], "pong!", 5, OVL_OFFSET_CURRENT, NULL, &w1), OVL_OK);
+    cr_assert_eq(t_submit_read(p, sv[0], in0, sizeof in0, OVL_OFFSET_CURRENT, NULL, &r0), OVL_OK);
+    cr_assert_eq(t_submit_read(p, sv[1], in1, sizeof in1, OVL_OFFSET_CURRENT, NULL, &r1), OVL_OK);
+    cr_assert_eq(t_submit_write(p, sv[0], "ping", 4, OVL_OFFSET_CURRENT, NULL, &w0), OVL_OK);
+    cr_assert_eq(t_submit_write(p, sv[1], "pong!", 5, OVL_OFFSET_CURRENT, NULL, &w1), OVL_OK);
     rec_wait(&r, 4);
     cr_assert_eq(rec_one(&r, w0).result, 4);
     cr_assert_eq(rec_one(&r, w1).result, 5);
@@ -102,7 +101,7 @@ Test(stream, socketpair_both_ways)
     cr_assert_str_eq(in0, "pong!");
     /* peer closes: EOF */
     uint64_t r2;
-    cr_assert_eq(ovl_submit_read(p, sv[0], in0, sizeof in0, OVL_OFFSET_CURRENT, NULL, &r2), OVL_OK);
+    cr_assert_eq(t_submit_read(p, sv[0], in0, sizeof in0, OVL_OFFSET_CURRENT, NULL, &r2), OVL_OK);
     shutdown(sv[1], SHUT_WR);
     rec_wait(&r, 5);
     cr_assert_eq(rec_one(&r, r2).result, 0);
@@ -129,13 +128,13 @@ Test(stream, idle_pipes_do_not_hold_workers)
     uint64_t pid[3];
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(pipe(pf[i]), 0);
-        cr_assert_eq(ovl_submit_read(p, pf[i][0], pb[i], 4, OVL_OFFSET_CURRENT, NULL, &pid[i]),
+        cr_assert_eq(t_submit_read(p, pf[i][0], pb[i], 4, OVL_OFFSET_CURRENT, NULL, &pid[i]),
                      OVL_OK);
     }
     int fd = temp_file(4096, 7);
     char buf[4096];
     uint64_t id;
-    cr_assert_eq(ovl_submit_read(p, fd, buf, sizeof buf, 0, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_read(p, fd, buf, sizeof buf, 0, NULL, &id), OVL_OK);
     rec_wait(&r, 1);
     cr_assert_eq(rec_one(&r, id).result, 4096);
     for (int i = 0; i < 3; i++) cr_assert_eq(write(pf[i][1], "go", 2), 2);
@@ -185,9 +184,9 @@ Test(stream, many_sequential_reads_keep_order_of_bytes)
     while (got < sizeof src) {
         uint64_t id;
         size_t before = rec_count(&r);
-        cr_assert_eq(ovl_submit_read(p, fds[0], dst + got,
-                                     sizeof src - got < 7777 ? sizeof src - got : 7777,
-                                     OVL_OFFSET_CURRENT, NULL, &id),
+        cr_assert_eq(t_submit_read(p, fds[0], dst + got,
+                                   sizeof src - got < 7777 ? sizeof src - got : 7777,
+                                   OVL_OFFSET_CURRENT, NULL, &id),
                      OVL_OK);
         rec_wait(&r, before + 1);
         ovl_completion c = rec_one(&r, id);
@@ -206,7 +205,8 @@ Test(stream, many_sequential_reads_keep_order_of_bytes)
  * exits. A thread that submits a read on an empty pipe and then ends must
  * not take the read with it: the library issues it again, and it completes
  * with the data that comes later (never an OVL_ECANCELED nobody asked for).
- * Both port kinds: with a completion thread, and OVL_PORT_INLINE. */
+ * In the mode under test, and with the read submitted through
+ * ovl_submit_and_poll on a port with a completion thread. */
 typedef struct exiting_submitter {
     ovl_port *p;
     int fd;
@@ -218,7 +218,7 @@ typedef struct exiting_submitter {
 static void *submit_and_exit(void *arg)
 {
     exiting_submitter *e = arg;
-    e->rc = ovl_submit_read(e->p, (ovl_fd)e->fd, e->buf, 5, OVL_OFFSET_CURRENT, NULL, &e->id);
+    e->rc = t_submit_read(e->p, (ovl_fd)e->fd, e->buf, 5, OVL_OFFSET_CURRENT, NULL, &e->id);
     return NULL;
 }
 
@@ -249,8 +249,5 @@ static void read_outlives_its_thread(uint32_t flags)
 }
 
 Test(stream, read_outlives_the_thread_that_submitted_it) { read_outlives_its_thread(0); }
-Test(stream, read_outlives_the_thread_that_submitted_it_inline)
-{
-    read_outlives_its_thread(OVL_PORT_INLINE);
-}
+Test(stream, read_outlives_the_thread_that_submitted_it_sap) { read_outlives_its_thread(TEST_SAP); }
 #endif

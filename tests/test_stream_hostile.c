@@ -3,7 +3,8 @@
  * with an op still parked on it and its number reused; zero-length I/O on
  * fds that are not ready. Every scenario runs in every delivery mode: a port
  * with its completion thread, OVL_PORT_MANUAL driven by ovl_poll,
- * OVL_PORT_INLINE, and submits made from inside the port's callback. */
+ * submits through ovl_submit_and_poll on a port with a completion thread
+ * ("sap"), and submits made from inside the port's callback. */
 #include "common.h"
 
 #ifndef _WIN32
@@ -20,8 +21,8 @@
  * detector, not a timing assertion). */
 #  define CLOSE_LIMIT_MS 10000
 
-enum mode { M_THREAD, M_MANUAL, M_INLINE, M_FROM_CB, M_COUNT };
-static const char *const mode_name[M_COUNT] = {"completion thread", "manual", "inline",
+enum mode { M_THREAD, M_MANUAL, M_SAP, M_FROM_CB, M_COUNT };
+static const char *const mode_name[M_COUNT] = {"completion thread", "manual", "sap",
                                                "from callback"};
 
 /* One submit, made by the test thread or by the callback (M_FROM_CB). */
@@ -60,7 +61,7 @@ static void run_subs(ovl_port *p, sub *s, size_t n, bool batch)
             q[i] = (ovl_request){s[i].op, 0, (ovl_fd)s[i].fd, s[i].buf, s[i].len, s[i].off, NULL,
                                  0,       0};
         size_t done = 0;
-        int32_t rc = ovl_submit(p, q, n, &done);
+        int32_t rc = t_submit_batch(p, q, n, &done);
         for (size_t i = 0; i < n; i++) {
             s[i].id = q[i].id;
             s[i].rc = i < done ? OVL_OK : rc;
@@ -68,10 +69,10 @@ static void run_subs(ovl_port *p, sub *s, size_t n, bool batch)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        s[i].rc = s[i].op == OVL_OP_READ ? ovl_submit_read(p, (ovl_fd)s[i].fd, s[i].buf, s[i].len,
-                                                           s[i].off, NULL, &s[i].id)
-                                         : ovl_submit_write(p, (ovl_fd)s[i].fd, s[i].buf, s[i].len,
-                                                            s[i].off, NULL, &s[i].id);
+        s[i].rc =
+            s[i].op == OVL_OP_READ
+                ? t_submit_read(p, (ovl_fd)s[i].fd, s[i].buf, s[i].len, s[i].off, NULL, &s[i].id)
+                : t_submit_write(p, (ovl_fd)s[i].fd, s[i].buf, s[i].len, s[i].off, NULL, &s[i].id);
     }
 }
 
@@ -90,7 +91,7 @@ static void h_open(h *x, enum mode m, uint32_t depth)
     x->m = m;
     x->batch = false;
     x->r.hook = job_hook;
-    uint32_t flags = m == M_MANUAL ? OVL_PORT_MANUAL : m == M_INLINE ? OVL_PORT_INLINE : 0;
+    uint32_t flags = m == M_MANUAL ? OVL_PORT_MANUAL : m == M_SAP ? TEST_SAP : 0;
     x->p = open_port(&x->r, depth, flags);
 }
 
@@ -137,7 +138,7 @@ static void h_wait_id(h *x, uint64_t id)
 static void h_round_trip(h *x)
 {
     uint64_t id;
-    cr_assert_eq(ovl_post(x->p, 1, NULL, &id), OVL_OK);
+    cr_assert_eq(t_post(x->p, 1, NULL, &id), OVL_OK);
     h_wait_id(x, id);
 }
 
@@ -147,7 +148,7 @@ static void h_submit(h *x, sub *s, size_t n)
     if (x->m == M_FROM_CB) {
         job j = {s, n, x->batch};
         uint64_t id;
-        cr_assert_eq(ovl_post(x->p, 0, &j, &id), OVL_OK);
+        cr_assert_eq(t_post(x->p, 0, &j, &id), OVL_OK);
         h_wait_id(x, id);
         /* Submits from a callback are flushed after its batch: one more
          * round trip and they have surely reached the backend. */
@@ -564,7 +565,7 @@ Test(fd_reuse, queued_file_reads_read_the_file_they_were_submitted_on)
         ovl_port_config_init(&cfg, sizeof cfg);
         cfg.queue_depth = N + 8;
         cfg.threads = 1; /* threads backend: the rest wait in its queue */
-        cfg.flags = m == M_MANUAL ? OVL_PORT_MANUAL : m == M_INLINE ? OVL_PORT_INLINE : 0;
+        cfg.flags = m == M_MANUAL ? OVL_PORT_MANUAL : m == M_SAP ? TEST_SAP : 0;
         x.p = open_port_cfg(&x.r, &cfg);
         int fa = temp_file((size_t)N * LEN, 21);
         int fb = temp_file((size_t)N * LEN, 22);

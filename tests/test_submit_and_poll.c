@@ -114,21 +114,18 @@ Test(submit_and_poll, one_system_call_for_a_timed_wait_on_io_uring)
 
 Test(submit_and_poll, threaded_port_takes_zero_timeout_only)
 {
-    uint32_t flags[] = {0, OVL_PORT_INLINE};
-    for (int f = 0; f < 2; f++) {
-        rec r;
-        rec_init(&r);
-        ovl_port *p = open_port(&r, 16, flags[f]);
-        ovl_request req = post_req(7);
-        size_t done = 9;
-        cr_assert_eq(ovl_submit_and_poll(p, &req, 1, &done, 10), OVL_EMODE);
-        cr_assert_eq(done, 0u, "nothing submitted on a refused call");
-        cr_assert_geq(ovl_submit_and_poll(p, &req, 1, &done, 0), 0);
-        cr_assert_eq(done, 1u);
-        rec_wait(&r, 1);
-        cr_assert_eq(rec_one(&r, req.id).result, 7);
-        close_clean(p, &r);
-    }
+    rec r;
+    rec_init(&r);
+    ovl_port *p = open_port(&r, 16, TEST_THREADED);
+    ovl_request req = post_req(7);
+    size_t done = 9;
+    cr_assert_eq(ovl_submit_and_poll(p, &req, 1, &done, 10), OVL_EMODE);
+    cr_assert_eq(done, 0u, "nothing submitted on a refused call");
+    cr_assert_geq(ovl_submit_and_poll(p, &req, 1, &done, 0), 0);
+    cr_assert_eq(done, 1u);
+    rec_wait(&r, 1);
+    cr_assert_eq(rec_one(&r, req.id).result, 7);
+    close_clean(p, &r);
 }
 
 Test(submit_and_poll, a_bad_request_stops_the_batch_and_the_poll)
@@ -325,4 +322,311 @@ Test(submit_and_poll, event_fd_quiet_while_a_caller_sleeps_for_it)
     close(fds[1]);
 }
 #  endif
+#endif
+
+/* ---- ovl_submit_and_poll on a port with a completion thread ----------------
+ * The call delivers what completed inside its submit on the calling thread
+ * and, on io_uring, lets the completion thread wait outside the kernel
+ * while nothing is in flight (the port's park hint). Plain submits and
+ * posts never deliver on their caller and clear the hint. Whatever the
+ * hint, every op is delivered: these tests leave ops to the completion
+ * thread right after ovl_submit_and_poll calls, with the thread parked
+ * where the host lets us see it (io_uring: asleep in a futex wait, not in
+ * io_uring_enter). */
+
+/* OVL_PORT_INLINE is retired: refused, alone or with OVL_PORT_MANUAL. */
+Test(submit_and_poll, inline_flag_is_refused)
+{
+    const uint32_t flags[] = {OVL_PORT_INLINE, OVL_PORT_INLINE | OVL_PORT_MANUAL};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        ovl_port_config cfg;
+        cr_assert_eq(ovl_port_config_init(&cfg, sizeof cfg), OVL_OK);
+        cfg.flags = flags[i];
+        ovl_port *p = (ovl_port *)&cfg; /* must be cleared */
+        cr_assert_eq(ovl_create_port(&cfg, &p), OVL_EINVAL, "flags %#x", flags[i]);
+        cr_assert_null(p);
+    }
+}
+
+static pthread_t test_thread;
+static atomic_int plain_seen, plain_on_caller, sap_on_caller, late_on_caller;
+static int tag_plain, tag_sap, tag_late;
+
+/* Which thread each tagged completion was delivered on. */
+static void where_hook(rec *r, const ovl_completion *c)
+{
+    (void)r;
+    bool here = pthread_equal(pthread_self(), test_thread);
+    if (c->ctx == &tag_plain) {
+        atomic_fetch_add(&plain_seen, 1);
+        if (here) atomic_fetch_add(&plain_on_caller, 1);
+    } else if (c->ctx == &tag_sap) {
+        if (here) atomic_fetch_add(&sap_on_caller, 1);
+    } else if (c->ctx == &tag_late) {
+        if (here) atomic_fetch_add(&late_on_caller, 1);
+    }
+}
+
+static ovl_port *where_port(rec *r)
+{
+    rec_init(r);
+    r->hook = where_hook;
+    test_thread = pthread_self();
+    atomic_store(&plain_seen, 0);
+    atomic_store(&plain_on_caller, 0);
+    atomic_store(&sap_on_caller, 0);
+    atomic_store(&late_on_caller, 0);
+    return open_port(r, 64, TEST_THREADED);
+}
+
+/* One request through ovl_submit_and_poll(..., 0); returns its id. */
+static uint64_t sap1(ovl_port *p, ovl_request q)
+{
+    size_t done = 0;
+    int32_t rc = ovl_submit_and_poll(p, &q, 1, &done, 0);
+    cr_assert_geq(rc, 0, "ovl_submit_and_poll: %s", ovl_strerror(rc));
+    cr_assert_eq(done, 1u);
+    return q.id;
+}
+
+static ovl_request tagged_post(void *tag, int64_t v)
+{
+    ovl_request q = post_req(v);
+    q.ctx = tag;
+    return q;
+}
+
+static bool on_uring(ovl_port *p) { return strcmp(ovl_backend_name(p), "uring") == 0; }
+
+Test(submit_and_poll, plain_submits_never_deliver_on_the_caller)
+{
+    enum { ROUNDS = 200 };
+    rec r;
+    ovl_port *p = where_port(&r);
+    int fd = temp_file(1 << 16, 5);
+    static uint8_t buf[2][512];
+    size_t n = 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        /* Sets the hint (io_uring), and may deliver here. */
+        sap1(p, tagged_post(&tag_sap, i));
+        /* Right after it: a post and page-cache reads, whose io_uring
+         * completions are there before the submit returns. */
+        cr_assert_eq(ovl_post(p, i, &tag_plain, NULL), OVL_OK);
+        int64_t off = (int64_t)(i % 128) * 512;
+        cr_assert_eq(ovl_submit_read(p, (ovl_fd)fd, buf[0], 512, off, &tag_plain, NULL), OVL_OK);
+        ovl_request q;
+        memset(&q, 0, sizeof q);
+        q.op = OVL_OP_READ;
+        q.fd = (ovl_fd)fd;
+        q.buf = buf[1];
+        q.len = 512;
+        q.offset = off;
+        q.ctx = &tag_plain;
+        size_t done = 0;
+        cr_assert_eq(ovl_submit(p, &q, 1, &done), OVL_OK);
+        n += 4;
+        rec_wait(&r, n); /* the buffers are free again */
+    }
+    cr_assert_eq(atomic_load(&plain_seen), 3 * ROUNDS);
+    cr_assert_eq(atomic_load(&plain_on_caller), 0, "a plain submit delivered on its caller");
+    if (on_uring(p))
+        cr_assert_gt(atomic_load(&sap_on_caller), 0, "ovl_submit_and_poll never delivered itself");
+    close_clean(p, &r);
+    close(fd);
+}
+
+#ifdef __linux__
+#  include <dirent.h>
+
+/* This process's threads (their tids), io_uring's own workers (iou-*)
+ * left out. */
+static int list_threads(pid_t *out, int cap)
+{
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[320], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+            fclose(f);
+        }
+        if (!strncmp(comm, "iou-", 4)) continue;
+        if (n < cap) out[n] = (pid_t)atoi(e->d_name);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A where_port and, on io_uring, its completion thread: the one thread
+ * its creation added (0 on other backends, whose ports start more threads
+ * than that). */
+static ovl_port *open_port_ct(rec *r, pid_t *ct)
+{
+    pid_t before[256], after[256];
+    int nb = list_threads(before, 256);
+    ovl_port *p = where_port(r);
+    int na = list_threads(after, 256);
+    *ct = 0;
+    if (!on_uring(p)) return p;
+    cr_assert_eq(na, nb + 1, "an io_uring port starts one thread (%d -> %d)", nb, na);
+    for (int i = 0; i < na && !*ct; i++) {
+        bool old = false;
+        for (int j = 0; j < nb; j++) old = old || before[j] == after[i];
+        if (!old) *ct = after[i];
+    }
+    return p;
+}
+
+/* The first number of /proc/self/task/TID/syscall: the system call the
+ * thread is blocked in (-1: running or unknown). */
+static long blocked_in(pid_t tid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[k] = 0;
+    char *end;
+    long nr = strtol(buf, &end, 10);
+    return end == buf ? -1 : nr;
+}
+
+/* io_uring: wait until the completion thread is parked, i.e. asleep in a
+ * futex wait (its park; nothing else it could wait for in a futex is
+ * held), not in io_uring_enter. Several looks in a row, as a thread on its
+ * way somewhere may pass through a futex. A no-op elsewhere (ct == 0). */
+static void wait_parked(pid_t ct)
+{
+    if (!ct) return;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int seen = 0; seen < 20;) {
+        seen = blocked_in(ct) == SYS_futex ? seen + 1 : 0;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        cr_assert_lt(t.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000,
+                     "the completion thread never parked (in system call %ld)", blocked_in(ct));
+        sched_yield();
+    }
+}
+
+static ovl_request pipe_read(int fd, void *buf, size_t len, void *tag)
+{
+    ovl_request q;
+    memset(&q, 0, sizeof q);
+    q.op = OVL_OP_READ;
+    q.fd = (ovl_fd)fd;
+    q.buf = buf;
+    q.len = len;
+    q.offset = OVL_OFFSET_CURRENT;
+    q.ctx = tag;
+    return q;
+}
+
+/* An op that does not complete inside ovl_submit_and_poll (a pipe read
+ * whose data the test writes afterwards) is delivered by the completion
+ * thread, which the call left parked. */
+Test(submit_and_poll, late_completion_goes_to_the_completion_thread)
+{
+    rec r;
+    pid_t ct;
+    ovl_port *p = open_port_ct(&r, &ct);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    static char buf[8];
+    for (int i = 0; i < 20; i++) {
+        size_t n = rec_count(&r);
+        sap1(p, tagged_post(&tag_sap, i));
+        rec_wait(&r, n + 1);
+        wait_parked(ct);
+        uint64_t id = sap1(p, pipe_read(pfd[0], buf, sizeof buf, &tag_late));
+        cr_assert_eq(rec_count(&r), n + 1, "an empty pipe's read completed");
+        cr_assert_eq(write(pfd[1], "late", 4), 4);
+        rec_wait(&r, n + 2);
+        cr_assert_eq(rec_one(&r, id).result, 4);
+        cr_assert_eq(memcmp(buf, "late", 4), 0);
+    }
+    cr_assert_eq(atomic_load(&late_on_caller), 0);
+    close_clean(p, &r);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+/* From ovl_submit_and_poll to plain submits: the first plain one clears
+ * the hint while the thread may be parked. Its read, its post and the
+ * plain ones after it are all delivered, by the completion thread. */
+Test(submit_and_poll, plain_submits_after_submit_and_poll_are_delivered)
+{
+    rec r;
+    pid_t ct;
+    ovl_port *p = open_port_ct(&r, &ct);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    static char buf[8];
+    for (int i = 0; i < 20; i++) {
+        size_t n = rec_count(&r);
+        for (int k = 0; k < 3; k++) sap1(p, tagged_post(&tag_sap, k));
+        rec_wait(&r, n + 3);
+        wait_parked(ct);
+        uint64_t id, post;
+        cr_assert_eq(ovl_submit_read(p, (ovl_fd)pfd[0], buf, sizeof buf, OVL_OFFSET_CURRENT,
+                                     &tag_plain, &id),
+                     OVL_OK);
+        cr_assert_eq(ovl_post(p, 9, &tag_plain, &post), OVL_OK);
+        rec_wait(&r, n + 4); /* the post, while the read waits */
+        cr_assert_eq(rec_one(&r, post).result, 9);
+        cr_assert_eq(write(pfd[1], "data", 4), 4);
+        rec_wait(&r, n + 5);
+        cr_assert_eq(rec_one(&r, id).result, 4);
+        for (int k = 0; k < 3; k++) cr_assert_eq(ovl_post(p, k, &tag_plain, NULL), OVL_OK);
+        rec_wait(&r, n + 8);
+    }
+    cr_assert_eq(atomic_load(&plain_seen), 20 * 5);
+    cr_assert_eq(atomic_load(&plain_on_caller), 0);
+    close_clean(p, &r);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+/* Close while the completion thread is parked: it returns at once (the
+ * limit is a hang detector) and leaves no thread or fd behind. */
+Test(submit_and_poll, close_with_a_parked_thread, .timeout = 60)
+{
+    ovl_backend_reason(NULL); /* the probe's throw-away ring, before counting */
+    pid_t tids[256];
+    int threads0 = list_threads(tids, 256), fds0 = count_fds();
+    for (int i = 0; i < 10; i++) {
+        rec r;
+        pid_t ct;
+        ovl_port *p = open_port_ct(&r, &ct);
+        sap1(p, tagged_post(&tag_sap, i));
+        rec_wait(&r, 1);
+        wait_parked(ct);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        close_check(p, &r);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        int64_t ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        cr_assert_lt(ms, 5000, "close took %lld ms", (long long)ms);
+        rec_free(&r);
+        cr_assert_eq(count_fds(), fds0, "an fd left behind");
+        cr_assert_eq(list_threads(tids, 256), threads0, "a thread left behind");
+    }
+}
 #endif

@@ -23,7 +23,7 @@ static void *submit_then_exit(void *arg)
 {
     exiter *e = arg;
     size_t done = 0;
-    e->rc = ovl_submit(e->p, &e->req, 1, &done);
+    e->rc = t_submit_batch(e->p, &e->req, 1, &done);
     return NULL;
 }
 
@@ -92,7 +92,7 @@ static void cold_reads(uint32_t flags)
 }
 
 Test(thread_exit, cold_reads_outlive_their_threads) { cold_reads(0); }
-Test(thread_exit, cold_reads_outlive_their_threads_inline) { cold_reads(OVL_PORT_INLINE); }
+Test(thread_exit, cold_reads_outlive_their_threads_sap) { cold_reads(TEST_SAP); }
 Test(thread_exit, cold_reads_outlive_their_threads_manual) { cold_reads(OVL_PORT_MANUAL); }
 
 /* Writes that do not start or end on a page boundary into a cold file: the
@@ -139,7 +139,7 @@ static void cold_writes(uint32_t flags)
 }
 
 Test(thread_exit, cold_writes_outlive_their_threads) { cold_writes(0); }
-Test(thread_exit, cold_writes_outlive_their_threads_inline) { cold_writes(OVL_PORT_INLINE); }
+Test(thread_exit, cold_writes_outlive_their_threads_sap) { cold_writes(TEST_SAP); }
 Test(thread_exit, cold_writes_outlive_their_threads_manual) { cold_writes(OVL_PORT_MANUAL); }
 
 /* A read into memory that is not mapped: OVL_EFAULT, exactly once, from a
@@ -175,7 +175,7 @@ static void bad_address(uint32_t flags, bool cold, bool exiting)
 
 Test(thread_exit, bad_address_is_efault_once)
 {
-    const uint32_t modes[] = {0, OVL_PORT_INLINE, OVL_PORT_MANUAL};
+    const uint32_t modes[] = {0, TEST_SAP, OVL_PORT_MANUAL};
     for (size_t m = 0; m < 3; m++)
         for (int cold = 0; cold < 2; cold++)
             for (int exiting = 0; exiting < 2; exiting++) bad_address(modes[m], cold, exiting);

@@ -1,7 +1,8 @@
 /* test_timeouts.c - timers, per-op timeouts and the connection ops they
  * bound (accept, connect, shutdown), written to the header's contract and
  * run in each delivery mode: a completion thread, OVL_PORT_MANUAL driven by
- * ovl_poll, and OVL_PORT_INLINE. A backend that refuses an op at submit
+ * ovl_poll, and submits through ovl_submit_and_poll on a port with a
+ * completion thread. A backend that refuses an op at submit
  * (OVL_ENOTSUP) skips the test. Outcomes are asserted, never durations:
  * time limits here only detect a hang. Every address is loopback. */
 #include "common.h"
@@ -50,7 +51,7 @@ static int32_t submit1(ovl_port *p, uint32_t op, ovl_fd fd, void *buf, uint64_t 
     rq.ctx = ctx;
     rq.timeout_ns = timeout_ns;
     size_t n = 0;
-    int32_t rc = ovl_submit(p, &rq, 1, &n);
+    int32_t rc = t_submit_batch(p, &rq, 1, &n);
     if (id) *id = rq.id;
     cr_assert_eq(n, rc == OVL_OK ? 1u : 0u);
     return rc;
@@ -64,7 +65,7 @@ static void timer_fires(uint32_t flags)
     rec_init(&r);
     ovl_port *p = open_port(&r, 16, flags);
     uint64_t id;
-    int32_t rc = ovl_submit_timer(p, 1 * MS, &r, &id);
+    int32_t rc = t_submit_timer(p, 1 * MS, &r, &id);
     skip_unsupported(rc, p, &r);
     cr_assert_eq(rc, OVL_OK);
     pump(p, &r, 1, flags);
@@ -86,7 +87,7 @@ static void timer_cancel(uint32_t flags)
     rec_init(&r);
     ovl_port *p = open_port(&r, 16, flags);
     uint64_t id;
-    int32_t rc = ovl_submit_timer(p, 3600 * 1000 * MS, NULL, &id);
+    int32_t rc = t_submit_timer(p, 3600 * 1000 * MS, NULL, &id);
     skip_unsupported(rc, p, &r);
     cr_assert_eq(rc, OVL_OK);
     cr_assert_eq(ovl_cancel(p, id), OVL_OK);
@@ -103,7 +104,7 @@ static void timer_close_inflight(uint32_t flags)
     ovl_port *p = open_port(&r, 32, flags);
     uint64_t ids[20];
     for (int i = 0; i < 20; i++) {
-        int32_t rc = ovl_submit_timer(p, (3600 + i) * 1000 * MS, NULL, &ids[i]);
+        int32_t rc = t_submit_timer(p, (3600 + i) * 1000 * MS, NULL, &ids[i]);
         skip_unsupported(rc, p, &r);
         cr_assert_eq(rc, OVL_OK);
     }
@@ -123,7 +124,7 @@ static void timer_many(uint32_t flags)
     /* Different delays, submitted out of order (a heap, not a queue). */
     for (int i = 0; i < N; i++) {
         int64_t d = (int64_t)((i * 7919) % 50 + 1) * MS / 2;
-        int32_t rc = ovl_submit_timer(p, d, (void *)(intptr_t)i, &ids[i]);
+        int32_t rc = t_submit_timer(p, d, (void *)(intptr_t)i, &ids[i]);
         skip_unsupported(rc, p, &r);
         cr_assert_eq(rc, OVL_OK);
     }
@@ -157,7 +158,7 @@ static void accept_timeout_then_accept(uint32_t flags)
     ovl_addr peer;
     memset(&peer, 0, sizeof peer);
     peer.len = sizeof peer.data;
-    cr_assert_eq(ovl_submit_accept(p, (ovl_fd)l, &peer, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_accept(p, (ovl_fd)l, &peer, NULL, &id), OVL_OK);
     int c = tcp_socket();
     cr_assert_eq(connect(c, (struct sockaddr *)(void *)la.data.bytes, la.len), 0);
     pump(p, &r, 2, flags);
@@ -193,7 +194,7 @@ static void accept_many(uint32_t flags)
     int l = listener(AF_INET, N, &la);
     uint64_t ids[N];
     for (int i = 0; i < N; i++) {
-        int32_t rc = ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &ids[i]);
+        int32_t rc = t_submit_accept(p, (ovl_fd)l, NULL, NULL, &ids[i]);
         skip_unsupported(rc, p, &r);
         cr_assert_eq(rc, OVL_OK);
     }
@@ -225,7 +226,7 @@ static void accept_cancel_close(uint32_t flags)
     ovl_addr la;
     int l = listener(AF_INET, 8, &la);
     uint64_t id, ids[4];
-    int32_t rc = ovl_submit_accept(p, (ovl_fd)l, NULL, NULL, &id);
+    int32_t rc = t_submit_accept(p, (ovl_fd)l, NULL, NULL, &id);
     skip_unsupported(rc, p, &r);
     cr_assert_eq(rc, OVL_OK);
     cr_assert_eq(ovl_cancel(p, id), OVL_OK);
@@ -258,7 +259,7 @@ static void connect_ok_refused(uint32_t flags)
     int l = listener(AF_INET, 8, &la);
     int s = tcp_socket();
     uint64_t id;
-    int32_t rc = ovl_submit_connect(p, (ovl_fd)s, &la, NULL, &id);
+    int32_t rc = t_submit_connect(p, (ovl_fd)s, &la, NULL, &id);
     skip_unsupported(rc, p, &r);
     cr_assert_eq(rc, OVL_OK);
     pump(p, &r, 1, flags);
@@ -271,7 +272,7 @@ static void connect_ok_refused(uint32_t flags)
     cr_assert_eq(read(a, &b, 1), 1);
 
     /* shutdown(WR): the peer reads end of file */
-    rc = ovl_submit_shutdown(p, (ovl_fd)s, OVL_SHUT_WR, NULL, &id);
+    rc = t_submit_shutdown(p, (ovl_fd)s, OVL_SHUT_WR, NULL, &id);
     cr_assert_eq(rc, OVL_OK);
     pump(p, &r, 2, flags);
     cr_assert_eq(rec_one(&r, id).result, 0);
@@ -282,7 +283,7 @@ static void connect_ok_refused(uint32_t flags)
     /* a port nobody listens on any more: refused */
     close(l);
     s = tcp_socket();
-    cr_assert_eq(ovl_submit_connect(p, (ovl_fd)s, &la, NULL, &id), OVL_OK);
+    cr_assert_eq(t_submit_connect(p, (ovl_fd)s, &la, NULL, &id), OVL_OK);
     pump(p, &r, 3, flags);
     cr_assert_eq(rec_one(&r, id).result, OVL_ECONNREFUSED);
     close(s);
@@ -457,7 +458,7 @@ static void timeout_race(uint32_t flags)
     cfg.callback = race_cb;
     cfg.userdata = &rc;
     ovl_port *p = NULL;
-    int32_t e = ovl_create_port(&cfg, &p);
+    int32_t e = t_create_port(&cfg, &p);
     if (e == OVL_EUNAVAIL) cr_skip_test("backend %s not available", test_backend());
     cr_assert_eq(e, OVL_OK);
     int sv[2];
@@ -474,7 +475,7 @@ static void timeout_race(uint32_t flags)
             int64_t tmo = (int64_t)(seed >> 16) % 50000 + 1; /* up to 50 us */
             int32_t rc1;
             if (i % 2) {
-                rc1 = ovl_submit_timer(p, tmo, (void *)k, &ids[i]);
+                rc1 = t_submit_timer(p, tmo, (void *)k, &ids[i]);
             } else {
                 rc1 = submit1(p, OVL_OP_READ, (ovl_fd)sv[0], &rbuf[i], 1, OVL_OFFSET_CURRENT, tmo,
                               (void *)k, &ids[i]);
@@ -536,8 +537,8 @@ static void bad_timeouts(uint32_t flags)
     cr_assert_eq(id, 0u);
     cr_assert_eq(submit1(p, OVL_OP_POST, 0, NULL, 0, 5, 1 * MS, NULL, &id), OVL_EINVAL);
     cr_assert_eq(submit1(p, OVL_OP_TIMER, 0, NULL, 0, 0, -5, NULL, &id), OVL_EINVAL);
-    cr_assert_eq(ovl_submit_timer(p, 0, NULL, &id), OVL_EINVAL);
-    cr_assert_eq(ovl_submit_timer(p, -1, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_timer(p, 0, NULL, &id), OVL_EINVAL);
+    cr_assert_eq(t_submit_timer(p, -1, NULL, &id), OVL_EINVAL);
     close(fds[0]);
     close(fds[1]);
     close_clean(p, &r);
@@ -548,7 +549,7 @@ static void bad_timeouts(uint32_t flags)
 #define IN_MODES(name, ...)                                                                        \
   Test(timeouts, name##_thread, .timeout = 60) { name(0 __VA_ARGS__); }                            \
   Test(timeouts, name##_manual, .timeout = 60) { name(OVL_PORT_MANUAL __VA_ARGS__); }              \
-  Test(timeouts, name##_inline, .timeout = 60) { name(OVL_PORT_INLINE __VA_ARGS__); }
+  Test(timeouts, name##_sap, .timeout = 60) { name(TEST_SAP __VA_ARGS__); }
 
 IN_MODES(timer_fires)
 IN_MODES(timer_cancel)

@@ -859,21 +859,31 @@ FTest(zero_timeout_poll_delivers_on_the_caller)
     close(fd);
 }
 
-/* OVL_PORT_INLINE on io_uring: with nothing in flight the completion thread
- * parks outside the kernel, so a post (a NOP: it always completes inside
- * io_uring_enter) is delivered inside ovl_post, on the caller's thread,
- * and no other thread goes near the ring (no GETEVENTS enter at all). A
- * read that cannot complete at once (an empty pipe) unparks the thread,
- * which delivers it when data comes. */
+/* ovl_submit_and_poll on io_uring sets the port's park hint: with nothing
+ * in flight the completion thread parks outside the kernel, so a post
+ * made by the call (a NOP: it always completes inside io_uring_enter) is
+ * delivered inside it, on the caller's thread, and no other thread goes
+ * near the ring (no GETEVENTS enter at all). A read that cannot complete
+ * at once (an empty pipe) unparks the thread, which delivers it when data
+ * comes. A plain post then clears the hint: the thread is woken for it,
+ * delivers it and goes back to sleeping in the kernel, not in the park. */
 static bool ct_parked(ovl_port *h)
 {
     int32_t rc;
     ovl_port *p = ovl__port_get(h, &rc); /* the handle's struct */
     cr_assert_not_null(p);
     ovl__mutex_lock(&p->lock);
-    bool parked = p->ct_parked;
+    bool parked = atomic_load(&p->ct_parked);
     ovl__mutex_unlock(&p->lock);
     return parked;
+}
+
+static bool park_hint(ovl_port *h)
+{
+    int32_t rc;
+    ovl_port *p = ovl__port_get(h, &rc);
+    cr_assert_not_null(p);
+    return atomic_load(&p->parking);
 }
 
 static void wait_parked(ovl_port *p)
@@ -888,19 +898,34 @@ static void wait_parked(ovl_port *p)
     }
 }
 
-FTest(inline_port_parks_and_delivers_on_the_submitter)
+static uint64_t sap_one(ovl_port *p, ovl_request q)
+{
+    size_t done = 0;
+    cr_assert_geq(ovl_submit_and_poll(p, &q, 1, &done, 0), 0);
+    cr_assert_eq(done, 1u);
+    return q.id;
+}
+
+FTest(submit_and_poll_parks_and_delivers_on_the_submitter)
 {
     only_backend("uring");
-    coll *c = open_port("uring", 16, OVL_PORT_INLINE);
+    coll *c = open_port("uring", 16, 0);
     poll_caller = pthread_self();
     atomic_store(&poll_elsewhere, 0);
     c->hook = caller_hook;
-    uint64_t ids[3];
-    for (int i = 0; i < 2; i++) {
+    uint64_t ids[5];
+    ovl_request post = {OVL_OP_POST, 0, 0, NULL, 0, 40, NULL, 0, 0};
+    cr_assert_not(park_hint(c->port), "a new port has no hint");
+    /* The first call sets the hint; the thread, perhaps woken in the
+     * kernel by its CQE, finds nothing to deliver and parks. */
+    ids[0] = sap_one(c->port, post);
+    cr_assert(park_hint(c->port));
+    for (int i = 1; i < 3; i++) {
         wait_parked(c->port);
         int waits = atomic_load(&F.enter_waits);
-        cr_assert_eq(ovl_post(c->port, 40 + i, NULL, &ids[i]), OVL_OK);
-        cr_assert_eq(coll_n(c), (size_t)i + 1, "delivered before ovl_post returned");
+        post.offset = 40 + i;
+        ids[i] = sap_one(c->port, post);
+        cr_assert_eq(coll_n(c), (size_t)i + 1, "delivered before the call returned");
         cr_assert_eq(atomic_load(&F.enter_waits), waits, "no thread waited in the kernel");
         cr_assert(ct_parked(c->port), "the completion thread was not woken");
     }
@@ -908,20 +933,38 @@ FTest(inline_port_parks_and_delivers_on_the_submitter)
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     static uint8_t rb[8];
-    cr_assert_eq(
-        ovl_submit_read(c->port, (ovl_fd)pfd[0], rb, sizeof rb, OVL_OFFSET_CURRENT, NULL, &ids[2]),
-        OVL_OK);
-    cr_assert_eq(coll_n(c), 2u, "an empty pipe completes later");
+    ovl_request rd = {OVL_OP_READ, 0, (ovl_fd)pfd[0], rb, sizeof rb, OVL_OFFSET_CURRENT, NULL,
+                      0,           0};
+    ids[3] = sap_one(c->port, rd);
+    cr_assert_eq(coll_n(c), 3u, "an empty pipe completes later");
+    cr_assert_not(ct_parked(c->port), "left in flight: the thread watches it");
     cr_assert_eq(write(pfd[1], "abc", 3), 3);
-    cr_assert(coll_wait(c, 3), "the unparked completion thread delivers the pipe read");
-    cr_assert_eq(coll_find(c, ids[2])->result, 3);
+    cr_assert(coll_wait(c, 4), "the unparked completion thread delivers the pipe read");
+    cr_assert_eq(coll_find(c, ids[3])->result, 3);
     /* on_batch runs the hook after it has recorded the items (and woken
      * coll_wait): wait for it rather than race it. */
     for (int spins = 0; atomic_load(&poll_elsewhere) == 0 && spins < WAIT_LIMIT_MS * 10; spins++)
         usleep(100);
     cr_assert_gt(atomic_load(&poll_elsewhere), 0, "that one on the completion thread");
+    /* Nothing in flight, the hint still set: parked again. A plain post
+     * clears the hint and wakes it; it delivers the post and then sleeps
+     * in the kernel (a GETEVENTS enter), not in the park. */
+    wait_parked(c->port);
+    int elsewhere = atomic_load(&poll_elsewhere), waits = atomic_load(&F.enter_waits);
+    cr_assert_eq(ovl_post(c->port, 44, NULL, &ids[4]), OVL_OK);
+    cr_assert_not(park_hint(c->port), "a plain post clears the hint");
+    cr_assert(coll_wait(c, 5), "the post is delivered");
+    for (int spins = 0; atomic_load(&poll_elsewhere) == elsewhere && spins < WAIT_LIMIT_MS * 10;
+         spins++)
+        usleep(100);
+    cr_assert_gt(atomic_load(&poll_elsewhere), elsewhere, "by the completion thread");
+    for (int spins = 0; atomic_load(&F.enter_waits) == waits && spins < WAIT_LIMIT_MS * 10; spins++)
+        usleep(100);
+    cr_assert_gt(atomic_load(&F.enter_waits), waits, "back to waiting in the kernel");
+    cr_assert_not(ct_parked(c->port));
     cr_assert_eq(coll_find(c, ids[0])->result, 40);
-    close_and_check(c, ids, 3);
+    cr_assert_eq(coll_find(c, ids[4])->result, 44);
+    close_and_check(c, ids, 5);
     close(pfd[0]);
     close(pfd[1]);
 }

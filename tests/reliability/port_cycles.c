@@ -1,7 +1,8 @@
 /* port_cycles.c - a service that opens a port per session: 100,000 ports
- * created and closed one after another (completion thread, manual and
- * inline modes in turn), each closed with a read parked on a pipe and a
- * post in flight. Memory held for closed ports must be bounded by the ports
+ * created and closed one after another (a completion thread, manual mode,
+ * and a completion thread fed by ovl_submit_and_poll in turn), each closed
+ * with a read parked on a pipe and a post in flight (or, with
+ * ovl_submit_and_poll, already delivered by it). Memory held for closed ports must be bounded by the ports
  * open at one time: the resident size at the end is within 1 MiB of its
  * size after the first 1,000 cycles; fds and threads return to their
  * baseline. Exit 0 on success, 1 on failure, 77 if the backend is missing.
@@ -55,7 +56,10 @@ int main(int argc, char **argv)
     const char *be = getenv("OVL_BACKEND");
     int pfd[2];
     if (pipe(pfd) != 0) return 1;
-    static const uint32_t modes[] = {0, OVL_PORT_MANUAL, OVL_PORT_INLINE};
+    /* A completion thread, manual mode, and a completion thread whose
+     * submits go through ovl_submit_and_poll (the post is delivered in its
+     * call, which lets the thread park, and the read then unparks it). */
+    static const uint32_t modes[] = {0, OVL_PORT_MANUAL, 0};
     int fds_start = count_dir("/proc/self/fd"), threads_start = count_dir("/proc/self/task");
     int fds0 = fds_start, threads0 = threads_start;
     long rss_base = -1;
@@ -78,9 +82,21 @@ int main(int argc, char **argv)
             return 1;
         }
         /* In flight at close: a read that never gets data, and a post. */
-        if (ovl_submit_read(p, (ovl_fd)pfd[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, NULL) !=
-                OVL_OK ||
-            ovl_post(p, 1, NULL, NULL) != OVL_OK) {
+        if (i % 3 == 2) { /* the third mode */
+            ovl_request q[2] = {
+                {OVL_OP_POST, 0, 0, NULL, 0, 1, NULL, 0, 0},
+                {OVL_OP_READ, 0, (ovl_fd)pfd[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL, 0, 0},
+            };
+            size_t done[2] = {0, 0};
+            (void)ovl_submit_and_poll(p, &q[0], 1, &done[0], 0);
+            (void)ovl_submit_and_poll(p, &q[1], 1, &done[1], 0);
+            if (done[0] != 1 || done[1] != 1) {
+                fprintf(stderr, "cycle %ld: ovl_submit_and_poll failed\n", i);
+                return 1;
+            }
+        } else if (ovl_submit_read(p, (ovl_fd)pfd[0], buf, sizeof buf, OVL_OFFSET_CURRENT, NULL,
+                                   NULL) != OVL_OK ||
+                   ovl_post(p, 1, NULL, NULL) != OVL_OK) {
             fprintf(stderr, "cycle %ld: submit failed\n", i);
             return 1;
         }

@@ -132,6 +132,7 @@ typedef struct slot {
 typedef struct round {
     ovl_port *_Atomic port;
     bool manual;
+    bool sap; /* submitters use ovl_submit_and_poll (threaded port) */
     int datafd, wfd;
     rec *recs;
     size_t nrecs;
@@ -153,11 +154,40 @@ static rec *rec_take(round_t *R)
 
 static void submitted_result(round_t *R, rec *r, int32_t rc, uint64_t id);
 
+/* One request: on a "sap" round, from outside a callback, through
+ * ovl_submit_and_poll (what completed inside it is delivered on this
+ * thread, the callback running here); else through the plain call of its
+ * kind. Returns the submit's code (a delivery error after the request was
+ * accepted does not undo it) and sets *id. */
+static int32_t submit1(round_t *R, bool in_cb, ovl_request q, uint64_t *id)
+{
+    ovl_port *port = atomic_load(&R->port);
+    if (R->sap && !in_cb) {
+        size_t done = 0;
+        int32_t rc = ovl_submit_and_poll(port, &q, 1, &done, 0);
+        *id = done == 1 ? q.id : 0;
+        if (done == 1) return OVL_OK;
+        if (rc == OVL_EDEADLK) fail("ovl_submit_and_poll outside a callback: OVL_EDEADLK");
+        return rc;
+    }
+    switch (q.op) {
+    case OVL_OP_READ: return ovl_submit_read(port, q.fd, q.buf, q.len, q.offset, q.ctx, id);
+    case OVL_OP_WRITE: return ovl_submit_write(port, q.fd, q.buf, q.len, q.offset, q.ctx, id);
+    case OVL_OP_FSYNC: return ovl_submit_fsync(port, q.fd, q.flags, q.ctx, id);
+    default: return ovl_post(port, q.offset, q.ctx, id);
+    }
+}
+
+static ovl_request req_of(uint32_t op, int fd, void *buf, uint32_t len, int64_t off, uint32_t flags,
+                          void *ctx)
+{
+    return (ovl_request){op, flags, (ovl_fd)fd, buf, len, off, ctx, 0, 0};
+}
+
 /* Start one op of a random kind. Returns the submit's code, or 1 when the
  * round's records are used up. */
 static int32_t start_op(round_t *R, uint64_t *rs, bool in_cb)
 {
-    ovl_port *port = atomic_load(&R->port);
     rec *r = rec_take(R);
     if (!r) return 1;
     uint64_t x = rnd(rs) % 100;
@@ -169,7 +199,8 @@ static int32_t start_op(round_t *R, uint64_t *rs, bool in_cb)
         r->len = 1 + (uint32_t)(rnd(rs) % 16384);
         r->off = rnd(rs) % (DATA_SIZE + 8192); /* some past EOF */
         r->buf = malloc(r->len);
-        rc = ovl_submit_read(port, (ovl_fd)R->datafd, r->buf, r->len, (int64_t)r->off, r, &id);
+        rc = submit1(R, in_cb,
+                     req_of(OVL_OP_READ, R->datafd, r->buf, r->len, (int64_t)r->off, 0, r), &id);
     } else if (x < 55) {
         int s = (int)(rnd(rs) % WSLOTS), busy = 0;
         if (!atomic_compare_exchange_strong(&R->sl[s].busy, &busy, 1)) goto post;
@@ -180,7 +211,8 @@ static int32_t start_op(round_t *R, uint64_t *rs, bool in_cb)
         r->off = (uint64_t)s * WSLOT;
         r->buf = malloc(WSLOT);
         for (uint32_t j = 0; j < WSLOT; j++) r->buf[j] = slot_byte(r->seed, j);
-        rc = ovl_submit_write(port, (ovl_fd)R->wfd, r->buf, r->len, (int64_t)r->off, r, &id);
+        rc = submit1(R, in_cb, req_of(OVL_OP_WRITE, R->wfd, r->buf, r->len, (int64_t)r->off, 0, r),
+                     &id);
         if (rc != OVL_OK) atomic_store(&R->sl[s].busy, 0);
     } else if (x < 85) {
         int c = (int)(rnd(rs) % NCHAN), busy = 0;
@@ -195,22 +227,26 @@ static int32_t start_op(round_t *R, uint64_t *rs, bool in_cb)
             r->kind = K_SWRITE;
             r->off = ch->wpos;
             for (uint32_t j = 0; j < r->len; j++) r->buf[j] = stream_byte(ch->salt, r->off + j);
-            rc =
-                ovl_submit_write(port, (ovl_fd)ch->wfd, r->buf, r->len, OVL_OFFSET_CURRENT, r, &id);
+            rc = submit1(R, in_cb,
+                         req_of(OVL_OP_WRITE, ch->wfd, r->buf, r->len, OVL_OFFSET_CURRENT, 0, r),
+                         &id);
         } else {
             r->kind = K_SREAD;
             r->off = ch->rpos;
-            rc = ovl_submit_read(port, (ovl_fd)ch->rfd, r->buf, r->len, OVL_OFFSET_CURRENT, r, &id);
+            rc = submit1(R, in_cb,
+                         req_of(OVL_OP_READ, ch->rfd, r->buf, r->len, OVL_OFFSET_CURRENT, 0, r),
+                         &id);
         }
         if (rc != OVL_OK) atomic_store(flag, 0);
     } else if (x < 88) {
         r->kind = K_FSYNC;
-        rc = ovl_submit_fsync(port, (ovl_fd)R->wfd, (rnd(rs) & 1) ? OVL_FSYNC_DATA : 0, r, &id);
+        uint32_t fl = (rnd(rs) & 1) ? OVL_FSYNC_DATA : 0;
+        rc = submit1(R, in_cb, req_of(OVL_OP_FSYNC, R->wfd, NULL, 0, 0, fl, r), &id);
     } else {
     post:
         r->kind = K_POST;
         r->post_value = (int64_t)(rnd(rs) >> 1) * ((rnd(rs) & 1) ? 1 : -1);
-        rc = ovl_post(port, r->post_value, r, &id);
+        rc = submit1(R, in_cb, req_of(OVL_OP_POST, 0, NULL, 0, r->post_value, 0, r), &id);
     }
     if (in_cb) atomic_fetch_add(&fig.from_cb, 1);
     submitted_result(R, r, rc, id);
@@ -441,7 +477,16 @@ static void *submitter(void *arg)
                     OVL_OP_READ, 0, (ovl_fd)R->datafd, r->buf, r->len, (int64_t)r->off, r, 0, 0};
             }
             if (k == 0) break;
-            int32_t rc = ovl_submit(atomic_load(&R->port), q, k, &done);
+            int32_t rc;
+            if (R->sap) {
+                /* What it delivers after the submit does not count here. */
+                rc = ovl_submit_and_poll(atomic_load(&R->port), q, k, &done, 0);
+                if (done == k) rc = OVL_OK;
+                else if (rc >= 0)
+                    fail("ovl_submit_and_poll: %zu of %zu submitted, rc %d", done, k, rc);
+            } else {
+                rc = ovl_submit(atomic_load(&R->port), q, k, &done);
+            }
             if ((rc == OVL_OK) != (done == k)) fail("ovl_submit rc/count disagree");
             for (size_t i = 0; i < k; i++)
                 submitted_result(R, rs[i], i < done ? OVL_OK : rc, q[i].id);
@@ -527,8 +572,9 @@ static void run_round(uint64_t seed, size_t budget, uint32_t depth, bool manual,
     ovl_port_config cfg;
     ovl_port_config_init(&cfg, sizeof cfg);
     cfg.queue_depth = depth;
-    /* Every other threaded port delivers inline on its submitters. */
-    cfg.flags = manual ? OVL_PORT_MANUAL : (seed & 1) ? OVL_PORT_INLINE : 0;
+    /* Every other threaded port's submitters use ovl_submit_and_poll. */
+    cfg.flags = manual ? OVL_PORT_MANUAL : 0;
+    R->sap = !manual && (seed & 1);
     cfg.callback = callback;
     cfg.userdata = R;
     cfg.threads = 2 + (uint32_t)(seed % 4);

@@ -164,6 +164,13 @@ static inline int32_t crs_ovl_submit(ovl_port *p, ovl_request *reqs, size_t n, s
     return (ovl_submit)(p, reqs, n, out);
 }
 
+static inline int32_t crs_ovl_submit_and_poll(ovl_port *p, ovl_request *reqs, size_t n, size_t *out,
+                                              int32_t timeout_ms)
+{
+    for (size_t i = 0; reqs && i < n; i++) crs_assoc(p, reqs[i].fd);
+    return (ovl_submit_and_poll)(p, reqs, n, out, timeout_ms);
+}
+
 #ifndef OVL_TEST_NO_AUTO_ASSOCIATE
 #  define ovl_submit_read(p, fd, ...)                                                              \
     (crs_assoc((p), (ovl_fd)(fd)), (ovl_submit_read)((p), (fd), __VA_ARGS__))
@@ -172,6 +179,8 @@ static inline int32_t crs_ovl_submit(ovl_port *p, ovl_request *reqs, size_t n, s
 #  define ovl_submit_fsync(p, fd, ...)                                                             \
     (crs_assoc((p), (ovl_fd)(fd)), (ovl_submit_fsync)((p), (fd), __VA_ARGS__))
 #  define ovl_submit(p, r, n, o) crs_ovl_submit(p, r, n, o)
+/* tests/common.h's "sap" wrappers submit through it. */
+#  define ovl_submit_and_poll(p, r, n, o, t) crs_ovl_submit_and_poll(p, r, n, o, t)
 #endif
 
 #endif /* OVL_TESTS_WINDOWS_COMPAT_H */

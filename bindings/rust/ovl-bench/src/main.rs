@@ -1,7 +1,7 @@
 //! 4 KiB random reads from a page-cached file, at 1 and 64 in flight:
 //! ovl futures (under ovl::block_on and under tokio on a port with a
 //! completion thread, and under Port::block_on on a manual-mode port; the
-//! first two also on a port without OVL_PORT_INLINE, rows "-INLINE")
+//! first two also with `Builder::inline(false)`, rows "-INLINE")
 //! against tokio::fs::File and tokio::task::spawn_blocking(pread), and the
 //! C core on the same workload (raw ovl-sys, resubmitting from the callback: what
 //! bench/ovlbench.c's "ovl uring, resubmit in callback" does). Cases are
@@ -93,10 +93,10 @@ fn timer(stop: &Arc<AtomicBool>, d: Duration) -> std::thread::JoinHandle<()> {
     })
 }
 
-/// The "-INLINE" rows: the same cases on a port created without
-/// `OVL_PORT_INLINE` (`Builder::inline(false)`): the futures call
-/// ovl_poll(port, 0) after the submit themselves, and the completion thread
-/// sleeps in the kernel.
+/// The "-INLINE" rows: the same cases on a port built with
+/// `Builder::inline(false)`: the futures submit with the plain calls and
+/// then call ovl_poll(port, 0) themselves (not ovl_submit_and_poll), and
+/// the completion thread sleeps in the kernel.
 static NO_INLINE: AtomicBool = AtomicBool::new(false);
 
 fn threaded_port() -> ovl::Port {

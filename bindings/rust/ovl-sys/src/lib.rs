@@ -177,13 +177,9 @@ pub const OVL_BACKEND_THREADS: u32 = 2;
 pub const OVL_BACKEND_IOCP: u32 = 3;
 
 /// `ovl_port_config.flags`: no completion thread; drive with [`ovl_poll`].
+/// (The only flag: the retired `OVL_PORT_INLINE` is refused, and
+/// submits that deliver on their thread are [`ovl_submit_and_poll`].)
 pub const OVL_PORT_MANUAL: u32 = 1;
-/// `ovl_port_config.flags`: every submit or post made outside a callback
-/// ends with `ovl_poll(port, 0)`, so the callback may run inside the
-/// submit call, on the submitting thread, before it returns; on io_uring
-/// the completion thread waits outside the kernel while nothing is in
-/// flight. Not with [`OVL_PORT_MANUAL`] (`OVL_EINVAL`).
-pub const OVL_PORT_INLINE: u32 = 2;
 
 /// An opaque port (`struct ovl_port`).
 #[repr(C)]

@@ -11,9 +11,10 @@
 //!
 //! The fast path: a completion that is already there when the submit
 //! returns (a read from the page cache completes inside io_uring_enter) is
-//! delivered on this thread: inside the submit itself on an
-//! `OVL_PORT_INLINE` port, else by the `ovl_poll(port, 0)` the future's poll
-//! makes right after it. The callback finds no waker registered yet, wakes
+//! delivered on this thread: inside the submit itself when the port's
+//! futures submit with `ovl_submit_and_poll(..., 0)` (`Builder::inline`,
+//! the default), else by the `ovl_poll(port, 0)` the future's poll makes
+//! right after a plain submit. The callback finds no waker registered yet, wakes
 //! nobody, and the poll returns Ready. So the op may be complete (and the
 //! library's reference to it gone) before the code after a submit runs:
 //! nothing after a submit assumes the op is still in flight. When other
@@ -265,7 +266,6 @@ enum Step<T> {
 ///
 /// On an io_uring port with a completion thread, the poll that submits also
 /// delivers the completions that are already there on the calling thread
-/// (inside the submit, on an `OVL_PORT_INLINE` port)
 /// (see [`Port::inline_delivery`](crate::Port::inline_delivery)), so a
 /// page-cache read usually resolves at once, with no cross-thread wake-up.
 /// The port queue is used on io_uring ports only.
@@ -361,22 +361,7 @@ impl<B: Send + 'static> OpFuture<B> {
             Some(b) => (self.prep)(b),
             None => unreachable!("buffer missing before submit"),
         };
-        let (code, flags, offset) = match self.kind {
-            Kind::Read(off) => (sys::OVL_OP_READ, 0, off),
-            Kind::Write(off) => (sys::OVL_OP_WRITE, 0, off),
-            Kind::Fsync(flags) => (sys::OVL_OP_FSYNC, flags, 0),
-        };
-        let req = sys::ovl_request {
-            op: code,
-            flags,
-            fd: self.fd,
-            buf: ptr as *mut c_void,
-            len: len as u64,
-            offset,
-            ctx: Arc::into_raw(op.clone()) as *mut c_void,
-            id: 0,
-            timeout_ns: 0,
-        };
+        let req = self.request(ptr, len, Arc::into_raw(op.clone()) as *mut c_void);
         lock(&op.hdr.slot).waker = Some(cx.waker().clone());
         self.port.submitq().enqueue(req, op.clone());
         self.state = State::Queued(op);
@@ -397,7 +382,31 @@ impl<B: Send + 'static> OpFuture<B> {
         (res, buf)
     }
 
-    /// The one-op submit call of this op's kind: its code and the op id.
+    /// This op as a request of `ovl_submit`, on buffer `ptr`/`len`, with
+    /// `ctx`.
+    fn request(&self, ptr: *mut u8, len: usize, ctx: *mut c_void) -> sys::ovl_request {
+        let (op, flags, offset) = match self.kind {
+            Kind::Read(off) => (sys::OVL_OP_READ, 0, off),
+            Kind::Write(off) => (sys::OVL_OP_WRITE, 0, off),
+            Kind::Fsync(flags) => (sys::OVL_OP_FSYNC, flags, 0),
+        };
+        sys::ovl_request {
+            op,
+            flags,
+            fd: self.fd,
+            buf: ptr as *mut c_void,
+            len: len as u64,
+            offset,
+            ctx,
+            id: 0,
+            timeout_ns: 0,
+        }
+    }
+
+    /// The one-op submit of this op: its code and the op id. Through
+    /// `ovl_submit_and_poll(..., 0)` when the port's submits deliver (the
+    /// callback may then run inside it, on this thread, and find this op
+    /// complete), else the plain call of the op's kind.
     ///
     /// # Safety
     /// `ptr`/`len` must describe the op's buffer, which stays put and
@@ -405,6 +414,11 @@ impl<B: Send + 'static> OpFuture<B> {
     /// the library's reference to the op.
     unsafe fn submit_call(&self, ptr: *mut u8, len: usize, ctx: *mut c_void) -> (i32, u64) {
         let raw = self.port.as_raw();
+        if self.port.caps().submit_delivers {
+            let mut req = [self.request(ptr, len, ctx)];
+            let (rc, _) = crate::submitq::submit_reqs(raw, true, &mut req);
+            return (rc, req[0].id);
+        }
         let mut id = 0u64;
         let rc = match self.kind {
             Kind::Read(off) => {

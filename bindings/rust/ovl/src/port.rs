@@ -147,19 +147,19 @@ impl Builder {
         self
     }
 
-    /// On io_uring, create a port with a completion thread with
-    /// `OVL_PORT_INLINE` (default: yes; ignored for manual-mode ports and
-    /// on other backends). Then every submit ends by delivering, on the
-    /// submitting thread, what completed inside it, and the completion
-    /// thread waits outside the kernel while nothing is in flight: a
-    /// future whose read is served from the page cache resolves in the
-    /// poll that submitted it and no other thread is woken at all. The
-    /// futures need no care from you either way (their wakers may run on
-    /// the polling thread, as they already may with
-    /// [`Port::inline_delivery`]). With `false` the completion thread
-    /// sleeps in the kernel and is woken for every completion; the futures
-    /// still take what is ready right after their submit themselves
-    /// (`ovl_poll(port, 0)`).
+    /// On io_uring, with a completion thread: submits deliver what is
+    /// ready on the submitting thread (default: yes; ignored for
+    /// manual-mode ports and on other backends). The futures then submit
+    /// with `ovl_submit_and_poll(..., 0)`, which delivers, on the polling
+    /// thread, what completed inside the submit and lets the completion
+    /// thread wait outside the kernel while nothing is in flight: a future
+    /// whose read is served from the page cache resolves in the poll that
+    /// submitted it and no other thread is woken at all. The futures need
+    /// no care from you either way (their wakers may run on the polling
+    /// thread, as they already may with [`Port::inline_delivery`]). With
+    /// `false` the futures submit with the plain calls and then take what
+    /// is ready themselves (`ovl_poll(port, 0)`), and the completion
+    /// thread sleeps in the kernel, woken for every completion.
     pub fn inline(mut self, yes: bool) -> Builder {
         self.inline = yes;
         self
@@ -169,15 +169,12 @@ impl Builder {
     pub fn build(self) -> Result<Port, Error> {
         let sq = Box::into_raw(Box::new(SubmitQ::new()));
         match self.create(sq) {
-            Ok((raw, depth, caps)) => Ok(Port {
-                inner: Arc::new(PortInner {
-                    raw,
-                    sq,
-                    depth,
-                    manual: self.manual,
-                    caps,
-                }),
-            }),
+            Ok((raw, depth, caps)) => {
+                // SAFETY: the SubmitQ lives until the port is dropped; no
+                // op was submitted yet.
+                unsafe { (*sq).set_submit_delivers(caps.submit_delivers) };
+                Ok(self.port(raw, sq, depth, caps))
+            }
             Err(rc) => {
                 // SAFETY: no port was created, so nothing else refers to it.
                 drop(unsafe { Box::from_raw(sq) });
@@ -186,40 +183,33 @@ impl Builder {
         }
     }
 
+    fn port(&self, raw: *mut sys::ovl_port, sq: *mut SubmitQ, depth: u32, caps: Caps) -> Port {
+        Port {
+            inner: Arc::new(PortInner {
+                raw,
+                sq,
+                depth,
+                manual: self.manual,
+                caps,
+            }),
+        }
+    }
+
     /// Create the C port, its callback bound to `sq`, and decide what it
     /// can do: its handle, its queue depth and its capabilities.
     fn create(&self, sq: *mut SubmitQ) -> Result<(*mut sys::ovl_port, u32, Caps), i32> {
-        // OVL_PORT_INLINE pays on io_uring only: elsewhere the completion
-        // thread holds delivery while it waits, so the submitter's
-        // ovl_poll would mostly find it busy. A port that names another
-        // backend never asks for it; Auto resolves to io_uring where it
-        // can, but which backend it got (OVL_BACKEND, the host) is known
-        // only once the port exists.
-        let want_inline =
-            self.inline && !self.manual && matches!(self.backend, Backend::Auto | Backend::Uring);
-        let mut flags = if self.manual {
-            sys::OVL_PORT_MANUAL
-        } else if want_inline {
-            sys::OVL_PORT_INLINE
-        } else {
-            0
-        };
-        let (mut raw, mut depth) = self.create_raw(sq, flags)?;
-        let mut uring = backend_is_uring(raw);
-        if flags == sys::OVL_PORT_INLINE && !uring {
-            // Auto ended elsewhere: start again without the flag. Nothing
-            // was submitted, so no callback can have run.
-            // SAFETY: our port, unused.
-            unsafe { sys::ovl_close_port(raw) };
-            flags = 0;
-            (raw, depth) = self.create_raw(sq, flags)?;
-            uring = backend_is_uring(raw);
-        }
-        let core_inline = flags == sys::OVL_PORT_INLINE;
+        let flags = if self.manual { sys::OVL_PORT_MANUAL } else { 0 };
+        let (raw, depth) = self.create_raw(sq, flags)?;
+        // Delivery on the submitting thread pays on io_uring only:
+        // elsewhere the completion thread holds delivery while it waits,
+        // so the submitter would mostly find it busy. Which backend Auto
+        // got (OVL_BACKEND, the host) is known only now.
+        let uring = backend_is_uring(raw);
+        let threaded_uring = uring && !self.manual;
         let caps = Caps {
             uring,
-            core_inline,
-            poll_inline: uring && !self.manual && !core_inline,
+            submit_delivers: threaded_uring && self.inline,
+            poll_inline: threaded_uring && !self.inline,
         };
         Ok((raw, depth, caps))
     }
@@ -272,15 +262,17 @@ pub(crate) struct Caps {
     /// costs more than the lock it saves), and owned handles are
     /// registered as fixed files.
     pub(crate) uring: bool,
-    /// The port was created with `OVL_PORT_INLINE` (io_uring, a completion
-    /// thread): the library itself delivers, on the submitting thread,
-    /// what completed inside a submit.
-    pub(crate) core_inline: bool,
-    /// The futures take the completions that are ready right after their
-    /// submit with `ovl_poll(port, 0)`: an io_uring port with a completion
-    /// thread but without `OVL_PORT_INLINE`. (The threads and IOCP
-    /// completion threads hold delivery while they wait: there the call
-    /// would mostly find it busy.)
+    /// The futures submit with `ovl_submit_and_poll(..., 0)` (io_uring, a
+    /// completion thread, `Builder::inline(true)`): the library delivers,
+    /// on the submitting thread, what completed inside the submit, and its
+    /// completion thread waits outside the kernel while nothing is in
+    /// flight.
+    pub(crate) submit_delivers: bool,
+    /// The futures submit with the plain calls and then take the
+    /// completions that are ready with `ovl_poll(port, 0)`: an io_uring
+    /// port with a completion thread and `Builder::inline(false)`. (The
+    /// threads and IOCP completion threads hold delivery while they wait:
+    /// there either call would mostly find it busy.)
     pub(crate) poll_inline: bool,
 }
 
@@ -416,9 +408,9 @@ impl Port {
 
     /// After a submit: deliver, on this thread, the completions that are
     /// ready now (`ovl_poll(p, 0)`), if the futures do so on this port
-    /// (`Caps::poll_inline`; an `OVL_PORT_INLINE` port did it inside the
-    /// submit). Must be called with no lock held that the callback or a
-    /// waker may take.
+    /// (`Caps::poll_inline`; with `Caps::submit_delivers` the submit did
+    /// it). Must be called with no lock held that the callback or a waker
+    /// may take.
     pub(crate) fn poll_inline(&self) {
         if self.inner.caps.poll_inline {
             // SAFETY: raw is our port. OVL_EDEADLK (polled from inside this
@@ -443,16 +435,16 @@ impl Port {
     }
 
     /// Whether a future's poll takes the completions that are ready on
-    /// its own thread (inside the submit on a port created with
-    /// `OVL_PORT_INLINE`, else with `ovl_poll(port, 0)` right after it):
-    /// io_uring ports with a completion thread only. When true, a read
+    /// its own thread (inside its `ovl_submit_and_poll` with
+    /// [`Builder::inline`], else with `ovl_poll(port, 0)` right after a
+    /// plain submit): io_uring ports with a completion thread only. When true, a read
     /// served from the page cache usually resolves in the poll that
     /// submitted it, with no wake-up from the completion thread. (The
     /// threads and IOCP completion threads hold delivery while they wait,
     /// so there the call would mostly find it busy: it is not made.)
     pub fn inline_delivery(&self) -> bool {
         let caps = self.inner.caps;
-        caps.core_inline || caps.poll_inline
+        caps.submit_delivers || caps.poll_inline
     }
 
     /// Whether this port was built in manual mode.

@@ -13,8 +13,8 @@
 //!   `io_uring_enter`). This is what brings many tasks each awaiting one op
 //!   close to a C callback that resubmits: without it every op costs a
 //!   system call of its own, and the 64-in-flight rows of ovl-bench
-//!   (`ovl::block_on`, a manual port, tokio on a port without
-//!   `OVL_PORT_INLINE`) lose about half their throughput.
+//!   (`ovl::block_on`, a manual port, tokio with `Builder::inline(false)`)
+//!   lose about half their throughput.
 //!
 //! Invariants:
 //!
@@ -31,9 +31,8 @@
 //!    reference to the same op). `queued == queue.len()` whenever the lock
 //!    is free. The queue's order is the submission order.
 //! 4. The `queue` lock is held only briefly: never across a call that can
-//!    run the callback (`ovl_poll`, or any submit on an `OVL_PORT_INLINE`
-//!    port), a waker, or the drop of an op (which may run a user buffer's
-//!    `Drop`).
+//!    run the callback (`ovl_poll`, `ovl_submit_and_poll`), a waker, or the
+//!    drop of an op (which may run a user buffer's `Drop`).
 //! 5. One flush at a time (`flushing`). A flush takes the requests out of
 //!    the queue and owns their references until each is submitted (then the
 //!    library owns it), rejected (the flush fails the op and releases it) or
@@ -108,14 +107,49 @@ pub(crate) struct SubmitQ {
     /// call on io_uring). Each waiting future has woken itself, so it is
     /// polled again and flushes the queue then if nobody did before.
     /// Held only briefly: never across a call that can run the callback
-    /// (`ovl_poll`, or any submit on an `OVL_PORT_INLINE` port), a waker
-    /// or a drop of an op.
+    /// (`ovl_poll`, `ovl_submit_and_poll`), a waker or a drop of an op.
     queue: Mutex<Queue>,
     /// `queue`'s length, readable without the lock.
     queued: AtomicUsize,
     /// A flush is running (one at a time, so the queue's order is the
     /// submission order).
     flushing: AtomicBool,
+    /// Flushes submit with `ovl_submit_and_poll(..., 0)` (the port's
+    /// `Caps::submit_delivers`), set once before the port is used.
+    submit_delivers: AtomicBool,
+}
+
+/// Submit `reqs` in one call: `ovl_submit_and_poll(..., 0)` when `deliver`
+/// (then the callback may run inside it, on this thread, for what
+/// completed inside the submit), else `ovl_submit`. Returns the submit's
+/// code (`OVL_OK` once all were accepted: an error of the delivery that
+/// follows does not undo them) and how many were accepted; the library
+/// wrote their ids into `reqs`. From inside this port's callback (a waker
+/// that polls a future) `ovl_submit_and_poll` is refused before it submits
+/// anything (`OVL_EDEADLK`), and the plain `ovl_submit` is made instead.
+///
+/// # Safety
+/// Each request must describe a live op (its `ctx` a reference handed to
+/// the library if it is accepted) and a buffer that stays put and
+/// untouched until its completion; `raw` must be a port handle.
+pub(crate) unsafe fn submit_reqs(
+    raw: *mut sys::ovl_port,
+    deliver: bool,
+    reqs: &mut [sys::ovl_request],
+) -> (i32, usize) {
+    let n = reqs.len();
+    let mut done = 0;
+    if deliver {
+        let rc = sys::ovl_submit_and_poll(raw, reqs.as_mut_ptr(), n, &mut done, 0);
+        if done == n {
+            return (sys::OVL_OK, n);
+        }
+        if rc != sys::OVL_EDEADLK {
+            return (rc, done);
+        }
+    }
+    let rc = sys::ovl_submit(raw, reqs.as_mut_ptr(), n, &mut done);
+    (rc, done)
 }
 
 impl SubmitQ {
@@ -128,7 +162,12 @@ impl SubmitQ {
             queue: Mutex::new(Queue(Vec::new(), Vec::new())),
             queued: AtomicUsize::new(0),
             flushing: AtomicBool::new(false),
+            submit_delivers: AtomicBool::new(false),
         }
+    }
+
+    pub(crate) fn set_submit_delivers(&self, yes: bool) {
+        self.submit_delivers.store(yes, SeqCst);
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -219,8 +258,8 @@ impl SubmitQ {
     /// it leaves queued), so the caller waits for its op's waker.
     ///
     /// The requests are taken out of the queue and submitted without any
-    /// lock held: on an `OVL_PORT_INLINE` port the callback runs inside
-    /// `ovl_submit`, and it wakes tasks and drops ops (user buffers, and
+    /// lock held: with `Caps::submit_delivers` the callback runs inside
+    /// `ovl_submit_and_poll`, and it wakes tasks and drops ops (user buffers, and
     /// through a waker possibly whole tasks whose futures dequeue theirs).
     /// The library may deliver an op's completion, and its future finish
     /// and let go of the op, before `ovl_submit` returns; the guards keep
@@ -360,17 +399,17 @@ impl SubmitQ {
         (rc, start)
     }
 
-    /// One `ovl_submit` of `reqs`: the code and how many were accepted,
-    /// each of those with its id recorded (and cancelled at once if its
-    /// future was dropped meanwhile, see invariant 6).
+    /// One submit of `reqs` (`submit_reqs`): the code and how many were
+    /// accepted, each of those with its id recorded (and cancelled at once
+    /// if its future was dropped meanwhile, see invariant 6).
     fn submit_some(&self, raw: *mut sys::ovl_port, reqs: &mut [sys::ovl_request]) -> (i32, usize) {
         let n = reqs.len();
         self.inflight.fetch_add(n, SeqCst);
-        let mut done = 0;
+        let deliver = self.submit_delivers.load(SeqCst);
         // SAFETY: the requests describe live ops and their buffers (each
         // ctx is a reference the caller owns, handed over to the library
         // for those that get submitted).
-        let rc = unsafe { sys::ovl_submit(raw, reqs.as_mut_ptr(), n, &mut done) };
+        let (rc, done) = unsafe { submit_reqs(raw, deliver, reqs) };
         self.inflight.fetch_sub(n - done, SeqCst);
         for r in &reqs[..done] {
             // SAFETY: the reference now belongs to the library, which may

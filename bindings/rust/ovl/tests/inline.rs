@@ -64,11 +64,23 @@ impl Woken {
 /// A read from the page cache is usually complete when its submit returns;
 /// the poll that submitted it then takes the completion itself: Ready at
 /// once, and the task is never woken (its waker was not even registered).
+/// Whether the futures submit with `ovl_submit_and_poll` (the default) or
+/// with a plain submit followed by `ovl_poll(port, 0)` (`inline(false)`).
 #[test]
 fn ready_completions_resolve_in_the_submitting_poll_without_a_wake() {
+    ready_reads_resolve_in_their_poll(port());
+}
+
+#[test]
+fn ready_completions_resolve_in_the_submitting_poll_without_inline() {
+    let port = Port::builder().inline(false).build().unwrap();
+    assert_eq!(port.inline_delivery(), port.backend_name() == "uring");
+    ready_reads_resolve_in_their_poll(port);
+}
+
+fn ready_reads_resolve_in_their_poll(port: Port) {
     let data = pattern(256 * 1024, 31);
     let tmp = TempFile::new("inline", &data);
-    let port = port();
     let file = tmp.open(&port);
     let (waker, wakes) = counting_waker();
     let (mut at_once, mut later) = (0, 0);
@@ -317,14 +329,42 @@ fn future_dropped_inside_a_delivery_on_the_polling_thread() {
     assert_eq!(tracker.created(), rounds);
 }
 
-/// On an io_uring port (created with `OVL_PORT_INLINE` by default) the
+/// A post made with `ovl_submit_and_poll(..., 0)`: the port's callback
+/// ignores it (no ctx). Returns whether the call delivered it itself.
+fn post_submit_and_poll(port: &Port, v: i64) -> bool {
+    let before = port.stats().completed;
+    let mut req = ovl_sys::ovl_request {
+        op: ovl_sys::OVL_OP_POST,
+        flags: 0,
+        fd: 0,
+        buf: std::ptr::null_mut(),
+        len: 0,
+        offset: v,
+        ctx: std::ptr::null_mut(),
+        id: 0,
+        timeout_ns: 0,
+    };
+    let mut done = 0;
+    // SAFETY: a post needs no buffer; port is live.
+    let rc = unsafe { ovl_sys::ovl_submit_and_poll(port.as_raw(), &mut req, 1, &mut done, 0) };
+    assert!(rc >= 0 && done == 1, "ovl_submit_and_poll: {}", rc);
+    let inside = port.stats().completed == before + 1;
+    while port.stats().completed != before + 1 {
+        std::thread::yield_now();
+    }
+    inside
+}
+
+/// On an io_uring port with a completion thread (and `Builder::inline`,
+/// the default) submits go through `ovl_submit_and_poll(..., 0)`: the
 /// library delivers what completed inside a submit on the submitting
-/// thread before the submit returns, and its completion thread waits
-/// outside the kernel while nothing is in flight, so it cannot take the
-/// completion first. A post completes inside `ovl_post`: delivered before
-/// the call returns, every time. A read of cached data completes inside
-/// io_uring_enter nearly always: its future resolves in its first poll and
-/// its task is never woken.
+/// thread before the call returns, and its completion thread waits outside
+/// the kernel while nothing is in flight, so it does not take the
+/// completion first. A post completes inside the call: delivered before it
+/// returns, all but perhaps the first few times (until the completion
+/// thread, asleep in the kernel when the first call came, has parked). A
+/// read of cached data completes inside io_uring_enter nearly always: its
+/// future resolves in its first poll and its task is never woken.
 #[test]
 fn inline_port_delivers_inside_the_submit() {
     let port = port();
@@ -335,30 +375,14 @@ fn inline_port_delivers_inside_the_submit() {
         );
         return;
     }
-    // Until the completion thread has parked (on a loaded machine it may
-    // not have run yet), it can take a completion first; once parked it
-    // stays parked, and every later post is delivered inside ovl_post.
-    let mut inside = 0;
-    for i in 0..200i64 {
-        let before = port.stats().completed;
-        // SAFETY: a post with no ctx (the port's callback ignores it).
-        let rc = unsafe {
-            ovl_sys::ovl_post(port.as_raw(), i, std::ptr::null_mut(), std::ptr::null_mut())
-        };
-        assert_eq!(rc, ovl_sys::OVL_OK);
-        if port.stats().completed == before + 1 {
-            inside += 1;
-        } else {
-            assert_eq!(
-                inside, 0,
-                "post {} not delivered inside ovl_post after {} that were",
-                i, inside
-            );
-            while port.stats().completed != before + 1 {
-                std::thread::yield_now();
-            }
-        }
-    }
+    let inside = (0..200i64)
+        .filter(|&i| post_submit_and_poll(&port, i))
+        .count();
+    assert!(
+        inside >= 190,
+        "only {} of 200 posts delivered inside ovl_submit_and_poll",
+        inside
+    );
     assert!(
         inside >= 100,
         "only {} of 200 posts delivered inside ovl_post",
@@ -397,7 +421,7 @@ fn inline_port_delivers_inside_the_submit() {
         assert_eq!(n.unwrap(), 4096);
         assert!(buf == data[off..off + 4096]);
     }
-    println!("uring INLINE: {} of 200 reads resolved in the poll that submitted them, {} later, {} budget yields", at_once, later, yields);
+    println!("uring, submits that deliver: {} of 200 reads resolved in the poll that submitted them, {} later, {} budget yields", at_once, later, yields);
     assert!(
         at_once >= 190,
         "only {} of 200 cached reads resolved in their submitting poll",
