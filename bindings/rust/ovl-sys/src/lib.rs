@@ -181,6 +181,10 @@ pub const OVL_BACKEND_IOCP: u32 = 3;
 /// submits that deliver on their thread are [`ovl_submit_and_poll`].)
 pub const OVL_PORT_MANUAL: u32 = 1;
 
+/// `ovl_port_config.spin_usec`: the completion thread never spins (0 means
+/// the library decides; any other value is a fixed spin in µs).
+pub const OVL_SPIN_NONE: u32 = 0xFFFF_FFFF;
+
 /// An opaque port (`struct ovl_port`).
 #[repr(C)]
 pub struct ovl_port {

@@ -160,6 +160,7 @@ fn rust_side() -> BTreeMap<String, i64> {
         OVL_BACKEND_THREADS,
         OVL_BACKEND_IOCP,
         OVL_PORT_MANUAL,
+        OVL_SPIN_NONE,
     );
     m
 }

@@ -140,6 +140,14 @@ impl Builder {
         self
     }
 
+    /// Make the completion thread never spin: it sleeps in the kernel as
+    /// soon as a batch is delivered (`OVL_SPIN_NONE`), for a port that must
+    /// spend no CPU on polling. Replaces any [`Builder::spin`].
+    pub fn no_spin(mut self) -> Builder {
+        self.spin_usec = sys::OVL_SPIN_NONE;
+        self
+    }
+
     /// Manual mode: no completion thread; completions are delivered (and
     /// futures woken) only inside [`Port::poll`] or [`Port::close`].
     pub fn manual(mut self, yes: bool) -> Builder {

@@ -244,3 +244,22 @@ fn a_spinning_port_closes() {
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
 }
+
+/// A port whose completion thread never spins (OVL_SPIN_NONE) still
+/// delivers: reads come back through its completion thread.
+#[test]
+fn a_port_that_never_spins_delivers() {
+    let data = pattern(16 * 1024, 3);
+    let tmp = TempFile::new("nospin", &data);
+    let port = Port::builder().no_spin().build().unwrap();
+    let file = tmp.open(&port);
+    block_on(async {
+        for off in (0..data.len()).step_by(4096) {
+            let (n, v) = file.read_at(vec![0u8; 4096], off as u64).await;
+            assert_eq!(n.unwrap(), 4096);
+            assert_eq!(v, &data[off..off + 4096]);
+        }
+    });
+    drop(file);
+    finish(&port);
+}
