@@ -798,6 +798,8 @@ enum {
     K_OVL_U_S,
     K_OVL_T_M,
     K_LIBURING_COOP,
+    K_LIBURING_COOP1,
+    K_LIBURING_DEFER,
     K_PING_1CPU,
     K_PING_2CPU,
     K_NOP_LIBURING,
@@ -825,6 +827,8 @@ static const char *const k_name[K_N] = {
     "ovl uring, manual port, ovl_submit_and_poll (submit and deliver)",
     "ovl threads, manual port, ovl_poll loop, resubmit in callback",
     "liburing, COOP_TASKRUN + SINGLE_ISSUER + DEFER_TASKRUN (fio's flags)",
+    "liburing, COOP_TASKRUN alone",
+    "liburing, SINGLE_ISSUER + DEFER_TASKRUN",
     "futex ping-pong, 2 threads on one CPU (round trips; no I/O)",
     "futex ping-pong, 2 threads on two CPUs (round trips; no I/O)",
     "liburing NOP, 1 thread",
@@ -850,6 +854,8 @@ static const char *const k_id[K_N] = {
     "ovl-uring-sap",
     "ovl-threads-manual",
     "liburing-coop",
+    "liburing-coop1",
+    "liburing-defer",
     "pingpong-1cpu",
     "pingpong-2cpu",
     "nop-liburing",
@@ -889,6 +895,11 @@ static void run_one(int k, int depth, result *out)
         run_liburing(depth, lat, 0, 0,
                      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
                          IORING_SETUP_DEFER_TASKRUN,
+                     out);
+        break;
+    case K_LIBURING_COOP1: run_liburing(depth, lat, 0, 0, IORING_SETUP_COOP_TASKRUN, out); break;
+    case K_LIBURING_DEFER:
+        run_liburing(depth, lat, 0, 0, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
                      out);
         break;
     case K_OVL_U_M:
@@ -1059,7 +1070,7 @@ static void targets_other(void)
            "| target | measured | wanted | |\n|---|---:|---:|---|\n");
     char b[200];
     for (int k = K_OVL_U_A; k < K_PING_1CPU; k++) {
-        if (k == K_LIBURING_COOP || !g_enabled[k]) continue;
+        if (k >= K_LIBURING_COOP || !g_enabled[k]) continue;
         for (int d = 0; d < g_ndepths; d++) {
             if (!g_have[k][d]) continue;
             snprintf(b, sizeof b, "%s / liburing, depth %d", k_name[k], g_depths[d]);
@@ -1246,6 +1257,9 @@ int main(int argc, char **argv)
         } else usage();
     }
     if (g_reps < 1 || g_reps > MAXREP || g_secs <= 0 || g_size < (1u << 20)) usage();
+    /* Which of fio's flags carries a write gain, if any: each set alone,
+     * for the write workload only (reads are the same with or without). */
+    if (g_work != W_WRITE) g_enabled[K_LIBURING_COOP1] = g_enabled[K_LIBURING_DEFER] = 0;
     for (int d = 0; d < g_ndepths; d++)
         if (g_depths[d] < 1 || g_depths[d] > MAXD) usage();
 

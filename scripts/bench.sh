@@ -71,6 +71,9 @@ echo "bench.sh: C benchmark (progress below, about 2-3 minutes)" >&2
 # flags). Depth 1 and 32, the modes only.
 modes="pread,libuv,ovl-uring-cb,ovl-uring-ext,ovl-uring-ext-sap,ovl-uring-manual,ovl-uring-sap"
 modes="$modes,ovl-threads-cb,ovl-threads-ext,ovl-threads-manual,liburing-coop"
+# (the write workload also runs each of fio's flags alone: liburing-coop1,
+# liburing-defer; ovlbench leaves them out of the read workloads)
+modes="$modes,liburing-coop1,liburing-defer"
 for w in direct write; do
     echo "bench.sh: C benchmark, workload $w" >&2
     # shellcheck disable=SC2086
