@@ -350,7 +350,8 @@ Test(submit_and_poll, inline_flag_is_refused)
 
 static pthread_t test_thread;
 static atomic_int plain_seen, plain_on_caller, sap_on_caller, late_on_caller;
-static int tag_plain, tag_sap, tag_late;
+static atomic_int cb_tid; /* the thread that delivered the last tag_probe */
+static int tag_plain, tag_sap, tag_late, tag_probe;
 
 /* Which thread each tagged completion was delivered on. */
 static void where_hook(rec *r, const ovl_completion *c)
@@ -364,6 +365,10 @@ static void where_hook(rec *r, const ovl_completion *c)
         if (here) atomic_fetch_add(&sap_on_caller, 1);
     } else if (c->ctx == &tag_late) {
         if (here) atomic_fetch_add(&late_on_caller, 1);
+    } else if (c->ctx == &tag_probe) {
+#ifdef __linux__
+        atomic_store(&cb_tid, (int)syscall(SYS_gettid));
+#endif
     }
 }
 
@@ -472,23 +477,19 @@ static int count_fds(void)
     return n;
 }
 
-/* A where_port and, on io_uring, its completion thread: the one thread
- * its creation added (0 on other backends, whose ports start more threads
- * than that). */
+/* A where_port and, on io_uring, its completion thread's tid (0 on other
+ * backends, whose completion thread never parks): the thread that
+ * delivers a plain post, which only the completion thread does. The post
+ * is delivered before this returns (one completion on r). */
 static ovl_port *open_port_ct(rec *r, pid_t *ct)
 {
-    pid_t before[256], after[256];
-    int nb = list_threads(before, 256);
     ovl_port *p = where_port(r);
-    int na = list_threads(after, 256);
     *ct = 0;
-    if (!on_uring(p)) return p;
-    cr_assert_eq(na, nb + 1, "an io_uring port starts one thread (%d -> %d)", nb, na);
-    for (int i = 0; i < na && !*ct; i++) {
-        bool old = false;
-        for (int j = 0; j < nb; j++) old = old || before[j] == after[i];
-        if (!old) *ct = after[i];
-    }
+    atomic_store(&cb_tid, 0);
+    cr_assert_eq(ovl_post(p, 0, &tag_probe, NULL), OVL_OK);
+    rec_wait(r, 1);
+    cr_assert_neq(atomic_load(&cb_tid), 0);
+    if (on_uring(p)) *ct = (pid_t)atomic_load(&cb_tid);
     return p;
 }
 
@@ -604,11 +605,19 @@ Test(submit_and_poll, plain_submits_after_submit_and_poll_are_delivered)
     close(pfd[1]);
 }
 
-/* Close while the completion thread is parked: it returns at once (the
- * limit is a hang detector) and leaves no thread or fd behind. */
+/* Close while the completion thread is parked: it returns (the test's
+ * timeout is the hang detector) and leaves no thread or fd behind. */
 Test(submit_and_poll, close_with_a_parked_thread, .timeout = 60)
 {
-    ovl_backend_reason(NULL); /* the probe's throw-away ring, before counting */
+    /* Whatever a first port starts once for the process (the backend
+     * probe's throw-away ring; a sanitizer's own helper thread at the
+     * first pthread_create) is not this test's: one port before counting. */
+    {
+        rec r;
+        ovl_port *p = where_port(&r);
+        close_check(p, &r);
+        rec_free(&r);
+    }
     pid_t tids[256];
     int threads0 = list_threads(tids, 256), fds0 = count_fds();
     for (int i = 0; i < 10; i++) {
@@ -616,14 +625,9 @@ Test(submit_and_poll, close_with_a_parked_thread, .timeout = 60)
         pid_t ct;
         ovl_port *p = open_port_ct(&r, &ct);
         sap1(p, tagged_post(&tag_sap, i));
-        rec_wait(&r, 1);
+        rec_wait(&r, 2);
         wait_parked(ct);
-        struct timespec t0, t;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
         close_check(p, &r);
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        int64_t ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-        cr_assert_lt(ms, 5000, "close took %lld ms", (long long)ms);
         rec_free(&r);
         cr_assert_eq(count_fds(), fds0, "an fd left behind");
         cr_assert_eq(list_threads(tids, 256), threads0, "a thread left behind");
