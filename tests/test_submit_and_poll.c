@@ -350,7 +350,9 @@ Test(submit_and_poll, inline_flag_is_refused)
 
 static pthread_t test_thread;
 static atomic_int plain_seen, plain_on_caller, sap_on_caller, late_on_caller;
+#ifdef __linux__
 static atomic_int cb_tid; /* the thread that delivered the last tag_probe */
+#endif
 static int tag_plain, tag_sap, tag_late, tag_probe;
 
 /* Which thread each tagged completion was delivered on. */
