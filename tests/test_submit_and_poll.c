@@ -542,6 +542,18 @@ static ovl_request pipe_read(int fd, void *buf, size_t len, void *tag)
     return q;
 }
 
+/* `posts` posts through ovl_submit_and_poll, delivered (on this thread or
+ * the completion thread), then the completion thread seen parked. Returns
+ * the completion count before the posts. */
+static size_t sap_posts_then_park(ovl_port *p, rec *r, pid_t ct, int posts)
+{
+    size_t n = rec_count(r);
+    for (int k = 0; k < posts; k++) sap1(p, tagged_post(&tag_sap, k));
+    rec_wait(r, n + (size_t)posts);
+    wait_parked(ct);
+    return n;
+}
+
 /* An op that does not complete inside ovl_submit_and_poll (a pipe read
  * whose data the test writes afterwards) is delivered by the completion
  * thread, which the call left parked. */
@@ -554,10 +566,7 @@ Test(submit_and_poll, late_completion_goes_to_the_completion_thread)
     cr_assert_eq(pipe(pfd), 0);
     static char buf[8];
     for (int i = 0; i < 20; i++) {
-        size_t n = rec_count(&r);
-        sap1(p, tagged_post(&tag_sap, i));
-        rec_wait(&r, n + 1);
-        wait_parked(ct);
+        size_t n = sap_posts_then_park(p, &r, ct, 1);
         uint64_t id = sap1(p, pipe_read(pfd[0], buf, sizeof buf, &tag_late));
         cr_assert_eq(rec_count(&r), n + 1, "an empty pipe's read completed");
         cr_assert_eq(write(pfd[1], "late", 4), 4);
@@ -583,10 +592,7 @@ Test(submit_and_poll, plain_submits_after_submit_and_poll_are_delivered)
     cr_assert_eq(pipe(pfd), 0);
     static char buf[8];
     for (int i = 0; i < 20; i++) {
-        size_t n = rec_count(&r);
-        for (int k = 0; k < 3; k++) sap1(p, tagged_post(&tag_sap, k));
-        rec_wait(&r, n + 3);
-        wait_parked(ct);
+        size_t n = sap_posts_then_park(p, &r, ct, 3);
         uint64_t id, post;
         cr_assert_eq(ovl_submit_read(p, (ovl_fd)pfd[0], buf, sizeof buf, OVL_OFFSET_CURRENT,
                                      &tag_plain, &id),
@@ -626,9 +632,7 @@ Test(submit_and_poll, close_with_a_parked_thread, .timeout = 60)
         rec r;
         pid_t ct;
         ovl_port *p = open_port_ct(&r, &ct);
-        sap1(p, tagged_post(&tag_sap, i));
-        rec_wait(&r, 2);
-        wait_parked(ct);
+        sap_posts_then_park(p, &r, ct, 1);
         close_check(p, &r);
         rec_free(&r);
         cr_assert_eq(count_fds(), fds0, "an fd left behind");
