@@ -264,7 +264,7 @@ int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, 
     }
     if (m) p->backend->submit(p, chunk, m);
     p->submitted += done;
-    if (done) ovl__submitted(p, from_cb, how & OVL__SUBMIT_DELIVERS);
+    if (done && !from_cb) ovl__submitted(p, how & OVL__SUBMIT_DELIVERS);
     /* Inside this port's callback the backend cannot be destroyed under us
      * (close joins this thread, or holds deliver_lock in manual mode), so
      * the users count, two atomic RMWs per submit, is only for others. */
@@ -323,7 +323,7 @@ static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf, s
     uint64_t id = ovl__op_token(op);
     p->backend->submit(p, &op, 1);
     p->submitted++;
-    ovl__submitted(p, from_cb, false);
+    if (!from_cb) ovl__submitted(p, false);
     if (!from_cb) atomic_fetch_add(&p->users, 1); /* see ovl__submit_batch */
     ovl__mutex_unlock(&p->lock);
     if (from_cb) p->backend->kick(p, true);

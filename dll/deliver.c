@@ -257,15 +257,15 @@ static void ct_wake_locked(ovl_port *p)
     ovl__cond_signal(&p->park_cv);
 }
 
-/* Lock held, right after a submit or post raised inflight (rule 2).
- * from_cb: a callback of this port is on the calling thread's stack, so
- * the thread delivering it (the completion thread, awake, or a helper that
- * calls ovl__ct_unpark afterwards) watches. delivers: ovl_submit_and_poll
- * on a threaded port, which delivers next and then calls ovl__ct_unpark. */
-void ovl__submitted(ovl_port *p, bool from_cb, bool delivers)
+/* Lock held, right after a submit or post from outside a callback raised
+ * inflight (rule 2; the callers skip it for a submit from a callback of
+ * this port: the thread delivering that callback, the completion thread,
+ * awake, or a helper that calls ovl__ct_unpark afterwards, watches).
+ * delivers: ovl_submit_and_poll on a threaded port, which delivers next
+ * and then calls ovl__ct_unpark. */
+void ovl__submitted(ovl_port *p, bool delivers)
 {
     OVL__ASSERT_HELD(&p->lock);
-    if (from_cb) return;
     if (delivers) {
         /* Read before written: the hint's cache line stays shared while
          * it does not change. */

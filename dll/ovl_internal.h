@@ -412,9 +412,9 @@ bool ovl__port_drained(ovl_port *p);
 void *ovl__completion_thread(void *arg);
 int32_t ovl__poll_helping(ovl_port *p, const ovl_port *h);
 /* The park's two sides for submitters: ovl__submitted under p->lock right
- * after a submit or post raised inflight; ovl__ct_unpark (no lock held)
+ * after a submit or post from outside a callback raised inflight; ovl__ct_unpark (no lock held)
  * after a caller's own delivery. */
-void ovl__submitted(ovl_port *p, bool from_cb, bool delivers);
+void ovl__submitted(ovl_port *p, bool delivers);
 void ovl__ct_unpark(ovl_port *p);
 /* Around a blocking wait for port `on` (its close, its delivery lock):
  * OVL_EDEADLK if the wait could never end because a callback on this
