@@ -234,17 +234,20 @@ static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
 
 /* Wait while the hint is set and nothing is in flight (rule 1). Returns when
  * ops are in flight, the hint is cleared and someone woke us, or the port
- * is closing. */
-static void ct_park(ovl_port *p)
+ * is closing; true if it waited at all. */
+static bool ct_park(ovl_port *p)
 {
+    bool parked = false;
     ovl__mutex_lock(&p->lock);
     while (atomic_load_explicit(&p->parking, memory_order_relaxed) && p->inflight == 0 &&
            atomic_load(&p->state) == OVL__PORT_OPEN) {
         atomic_store_explicit(&p->ct_parked, true, memory_order_relaxed);
+        parked = true;
         ovl__cond_wait(&p->park_cv, &p->lock);
     }
     atomic_store_explicit(&p->ct_parked, false, memory_order_relaxed);
     ovl__mutex_unlock(&p->lock);
+    return parked;
 }
 
 /* Lock held: wake the thread if it is parked (once: the flag is cleared
@@ -292,6 +295,26 @@ void ovl__ct_unpark(ovl_port *p)
     ovl__mutex_unlock(&p->lock);
 }
 
+/* No lock held, after the caller's own delivery, with the backend alive:
+ * if the hint is set and nothing is in flight, the thread should be parked.
+ * It reads the hint only between rounds, so one that went to sleep in the
+ * kernel's completion wait just before the hint was raised, and whose
+ * wake-up completions this caller then reaped itself, sleeps on there; a
+ * backend wake-up brings it out to park. In the steady state (thread
+ * parked, or hint cleared) this costs two relaxed loads. */
+static void ct_nudge(ovl_port *p)
+{
+    if (!atomic_load_explicit(&p->parking, memory_order_relaxed) ||
+        atomic_load_explicit(&p->ct_parked, memory_order_relaxed))
+        return;
+    ovl__mutex_lock(&p->lock);
+    bool astray = p->inflight == 0 && !atomic_load_explicit(&p->ct_parked, memory_order_relaxed) &&
+                  atomic_load_explicit(&p->parking, memory_order_relaxed) &&
+                  atomic_load(&p->state) == OVL__PORT_OPEN;
+    ovl__mutex_unlock(&p->lock);
+    if (astray) p->backend->wake(p);
+}
+
 /* The completion thread's spin, when the port leaves it to the library
  * (spin_usec 0). A thread asleep in the kernel costs a wake-up per batch
  * (tens of µs when it must wake an idle vCPU: more than a page-cache read
@@ -335,7 +358,7 @@ void *ovl__completion_thread(void *arg)
     bool after_batch = false; /* the last round delivered something */
     for (;;) {
         size_t n = 0;
-        if (atomic_load_explicit(&p->parking, memory_order_relaxed)) ct_park(p);
+        if (atomic_load_explicit(&p->parking, memory_order_relaxed)) (void)ct_park(p);
         uint32_t budget = after_batch ? spin_budget(p, &st) : 0;
         if (budget) {
             /* Poll without sleeping for a while first: saves the wake-up
@@ -350,6 +373,12 @@ void *ovl__completion_thread(void *arg)
         } else if (after_batch) {
             st.sleeps++;
         }
+        /* The hint may have been raised while we spun, and the spin may
+         * have taken the wake-up meant to bring us here (ct_nudge): look
+         * again before the kernel's wait, which only a completion ends. */
+        if (n == 0 && budget && atomic_load_explicit(&p->parking, memory_order_relaxed) &&
+            ct_park(p))
+            continue;
         /* The wait also flushes submits made by the previous batch's
          * callbacks (io_uring: one io_uring_enter submits and waits). */
         if (n == 0) n = ct_deliver(p, -1);
@@ -386,6 +415,7 @@ int32_t ovl__poll_helping(ovl_port *p, const ovl_port *h)
             rc = (int32_t)n;
         }
         ovl__ct_unpark(p);
+        ct_nudge(p);
     }
     atomic_fetch_sub(&p->users, 1);
     return rc;
