@@ -205,9 +205,7 @@ typedef struct ovl_addr {
 #define OVL_BACKEND_IOCP 3u    /* Windows I/O completion port */
 
 /* ovl_port_config.flags */
-#define OVL_PORT_MANUAL                                                                            \
-  1u /* no completion thread: the caller drives
-                              completions with ovl_poll() */
+#define OVL_PORT_MANUAL 1u /* no completion thread: ovl_poll() delivers */
 /* OVL_PORT_INLINE is retired and its bit stays reserved: ovl_create_port
  * refuses it. A submitter that wants what completed inside its submit
  * delivered on its own thread calls ovl_submit_and_poll(..., 0). */
@@ -542,15 +540,12 @@ OVL_API int32_t ovl_post(ovl_port *port, int64_t value, void *ctx, uint64_t *out
 typedef struct ovl_local ovl_local;
 
 /* ovl_local_config.flags */
-#define OVL_LOCAL_MESSAGE                                                                          \
-  1u /* Windows: message-mode pipe (each write
-                                     is one message; default byte mode).
-                                     POSIX: OVL_ENOTSUP at listen */
-#define OVL_LOCAL_ALLOW_REMOTE                                                                     \
-  2u /* Windows: let remote clients connect
-                                     (default: PIPE_REJECT_REMOTE_CLIENTS).
-                                     POSIX: no effect (Unix sockets are
-                                     local) */
+/* OVL_LOCAL_MESSAGE, Windows: a message-mode pipe (each write is one
+ * message; default byte mode); POSIX: OVL_ENOTSUP at listen.
+ * OVL_LOCAL_ALLOW_REMOTE, Windows: let remote clients connect (default:
+ * PIPE_REJECT_REMOTE_CLIENTS); POSIX: no effect (Unix sockets are local). */
+#define OVL_LOCAL_MESSAGE 1u      /* message-mode pipe (Windows) */
+#define OVL_LOCAL_ALLOW_REMOTE 2u /* remote clients may connect (Windows) */
 
 /* Listener options: a versioned struct like ovl_port_config. Fill it with
  * ovl_local_config_init(&cfg, sizeof cfg), then change fields. 32 bytes on
