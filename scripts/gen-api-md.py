@@ -286,6 +286,9 @@ def parse(src):
                 value = " ".join(l.strip(" \\") for l in text.split("\n")[1:])
             if name.startswith("OVL_") and not name.startswith("OVL__") \
                     and name not in ("OVL_H", "OVL_API", "OVL_ERRORS"):
+                if not value:
+                    sys.exit(f"gen-api-md: {name} has no value on its #define "
+                             "line (a wrapped trailing comment?)")
                 consts.append((name, value, note or group_note))
         last_comment = None
         last_comment_end = m.end()
