@@ -1,7 +1,7 @@
 //! 4 KiB random reads from a page-cached file, at 1 and 64 in flight:
 //! ovl futures (under ovl::block_on and under tokio on a port with a
 //! completion thread, and under Port::block_on on a manual-mode port; the
-//! first two also with `Builder::inline(false)`, rows "-INLINE")
+//! first two also with `Builder::inline(false)`, rows "plain submit")
 //! against tokio::fs::File and tokio::task::spawn_blocking(pread), and the
 //! C core on the same workload (raw ovl-sys, resubmitting from the callback: what
 //! bench/ovlbench.c's "ovl uring, resubmit in callback" does). Cases are
@@ -93,7 +93,7 @@ fn timer(stop: &Arc<AtomicBool>, d: Duration) -> std::thread::JoinHandle<()> {
     })
 }
 
-/// The "-INLINE" rows: the same cases on a port built with
+/// The "plain submit" rows: the same cases on a port built with
 /// `Builder::inline(false)`: the futures submit with the plain calls and
 /// then call ovl_poll(port, 0) themselves (not ovl_submit_and_poll), and
 /// the completion thread sleeps in the kernel.
@@ -466,8 +466,8 @@ fn main() {
         ("ovl (block_on)", ovl_block_on),
         ("ovl (tokio)", ovl_tokio),
         ("ovl (manual port)", ovl_manual),
-        ("ovl (block_on) -INLINE", ovl_block_on_no_inline),
-        ("ovl (tokio) -INLINE", ovl_tokio_no_inline),
+        ("ovl (block_on), plain submit", ovl_block_on_no_inline),
+        ("ovl (tokio), plain submit", ovl_tokio_no_inline),
         ("tokio::fs", tokio_fs),
         ("spawn_blocking(pread)", spawn_blocking_pread),
         ("C core (ovl-sys, cb)", c_core),
@@ -478,7 +478,7 @@ fn main() {
         mib, backend, secs, repeats
     );
     println!(
-        "{:<22} {:>13} {:>7} {:>7} {:>13} {:>7} {:>7}",
+        "{:<30} {:>13} {:>7} {:>7} {:>13} {:>7} {:>7}",
         "", "1 in flight", "vs fs", "vs C", "64 in flight", "vs fs", "vs C"
     );
     // [case][column] -> (ops/s, vs fs, vs C)
@@ -503,7 +503,7 @@ fn main() {
     for (i, (name, _)) in cases.iter().enumerate() {
         let [a, b] = table[i];
         println!(
-            "{:<22} {:>11.0}/s {:>6.2}x {:>6.2}x {:>11.0}/s {:>6.2}x {:>6.2}x",
+            "{:<30} {:>11.0}/s {:>6.2}x {:>6.2}x {:>11.0}/s {:>6.2}x {:>6.2}x",
             name, a.0, a.1, a.2, b.0, b.1, b.2
         );
     }
