@@ -181,6 +181,19 @@ static inline ovl_completion rec_one(rec *r, uint64_t id)
     return found;
 }
 
+/* Wait until op id has been delivered (rec_wait's limit applies to each
+ * completion waited for). The count is taken before the look: taken after
+ * it, the op's own completion landing in between is counted but not seen,
+ * and the wait is for one completion more than will ever come. */
+static inline void rec_wait_id(rec *r, uint64_t id)
+{
+    for (;;) {
+        size_t seen = rec_count(r);
+        if (rec_find(r, id, NULL)) return;
+        rec_wait(r, seen + 1);
+    }
+}
+
 /* ---- ports ---------------------------------------------------------------- */
 
 static inline const char *test_backend(void)
@@ -483,12 +496,9 @@ static inline bool matches_pattern(const uint8_t *b, size_t n, uint64_t off, uns
  * side has run at least one more batch (no ordering is implied). */
 static inline void round_trip(ovl_port *p, rec *r)
 {
-    size_t before = rec_count(r);
     uint64_t id;
     cr_assert_eq(t_post(p, 7, NULL, &id), OVL_OK);
-    rec_wait(r, before + 1);
-    int c;
-    while (rec_find(r, id, &c) == NULL) rec_wait(r, rec_count(r) + 1);
+    rec_wait_id(r, id);
 }
 
 #endif

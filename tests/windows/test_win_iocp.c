@@ -76,8 +76,7 @@ static HANDLE temp_handle(void)
 /* Wait for the completion of `id` and return it (exactly once). */
 static ovl_completion wait_id(rec *r, uint64_t id)
 {
-    int c;
-    while (rec_find(r, id, &c) == NULL) rec_wait(r, rec_count(r) + 1);
+    rec_wait_id(r, id);
     return rec_one(r, id);
 }
 

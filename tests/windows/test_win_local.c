@@ -38,14 +38,7 @@ static void pname(char *out, size_t cap)
 
 static ovl_completion wait_id(rec *r, uint64_t id)
 {
-    int c;
-    for (;;) {
-        /* The count before the look, or a completion landing in between
-         * would leave us waiting for one more. */
-        size_t seen = rec_count(r);
-        if (rec_find(r, id, &c)) break;
-        rec_wait(r, seen + 1);
-    }
+    rec_wait_id(r, id);
     return rec_one(r, id);
 }
 

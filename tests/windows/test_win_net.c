@@ -121,8 +121,7 @@ static int32_t submit_req(ovl_port *p, uint32_t op, ovl_fd fd, void *buf, uint32
 /* Wait for the completion of `id` and return it (exactly once). */
 static ovl_completion wait_id(rec *r, uint64_t id)
 {
-    int c;
-    while (rec_find(r, id, &c) == NULL) rec_wait(r, rec_count(r) + 1);
+    rec_wait_id(r, id);
     return rec_one(r, id);
 }
 
