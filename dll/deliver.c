@@ -18,9 +18,13 @@
  *                                                                    inside it
  *   ... its park (ct_park)   the port's own  yes, on park_cv, while  port lock (cond wait),
  *                                            the hint is set and     nothing reaped
- *                                            nothing is in flight
+ *                                            nothing is in flight,
+ *                                            or a caller reaps
  *   ovl_poll(p, 0), threaded  any            no: trylock, one batch  deliver_lock (trylock)
  *   (ovl__poll_helping)       (not its cb)
+ *   ovl_poll(p, t), threaded  any            up to t, as manual; the  deliver_lock (blocking),
+ *   and ovl_submit_and_poll   (not its cb)    completion thread      taken before the submit
+ *   (..., t) (poll_reaping)                   parks meanwhile
  *   ovl_poll(p, t), manual    any            up to t (-1: no limit); deliver_lock (blocking
  *   (poll_manual)             (not its cb)    t == 0: trylock         unless t == 0)
  *   ovl_submit_and_poll       any            as ovl_poll; on         deliver_lock, taken
@@ -28,7 +32,7 @@
  *                                             rides the wait's call   free (manual: io_uring,
  *                                             (manual); threaded:     or a call that will
  *                                             sets the park hint      wait); threaded: as
- *                                                                     ovl_poll(p, 0)
+ *                                                                     ovl_poll(p, t)
  *   manual close drain        the closer     yes, until drained      deliver_lock
  *   (port.c)
  *
@@ -201,6 +205,10 @@ static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
     size_t n;
     if (timeout_ms != 0 && p->backend->wait_ready) {
         p->backend->wait_ready(p);
+        /* A caller took the reaper role meanwhile: the completions that
+         * woke us are its; go and park instead of queueing for
+         * deliver_lock behind it. */
+        if (atomic_load_explicit(&p->reapers, memory_order_relaxed)) return 0;
         timeout_ms = 0;
     }
     ct_deliver_lock(p);
@@ -232,15 +240,23 @@ static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
  *
  * Close sets CLOSING and broadcasts park_cv under the lock. */
 
-/* Wait while the hint is set and nothing is in flight (rule 1). Returns when
- * ops are in flight, the hint is cleared and someone woke us, or the port
- * is closing; true if it waited at all. */
+/* Lock held: may the thread park now? (Rule 1, or a caller holds the
+ * reaper role.) */
+static bool ct_may_park(const ovl_port *p)
+{
+    if (atomic_load(&p->state) != OVL__PORT_OPEN) return false;
+    if (atomic_load_explicit(&p->reapers, memory_order_relaxed)) return true;
+    return atomic_load_explicit(&p->parking, memory_order_relaxed) && p->inflight == 0;
+}
+
+/* Wait while ct_may_park. Returns when ops are in flight and no caller
+ * reaps, the hint is cleared and someone woke us, or the port is closing;
+ * true if it waited at all. */
 static bool ct_park(ovl_port *p)
 {
     bool parked = false;
     ovl__mutex_lock(&p->lock);
-    while (atomic_load_explicit(&p->parking, memory_order_relaxed) && p->inflight == 0 &&
-           atomic_load(&p->state) == OVL__PORT_OPEN) {
+    while (ct_may_park(p)) {
         atomic_store_explicit(&p->ct_parked, true, memory_order_relaxed);
         parked = true;
         ovl__cond_wait(&p->park_cv, &p->lock);
@@ -358,13 +374,17 @@ void *ovl__completion_thread(void *arg)
     bool after_batch = false; /* the last round delivered something */
     for (;;) {
         size_t n = 0;
-        if (atomic_load_explicit(&p->parking, memory_order_relaxed)) (void)ct_park(p);
+        if (atomic_load_explicit(&p->parking, memory_order_relaxed) ||
+            atomic_load_explicit(&p->reapers, memory_order_relaxed))
+            (void)ct_park(p);
         uint32_t budget = after_batch ? spin_budget(p, &st) : 0;
         if (budget) {
             /* Poll without sleeping for a while first: saves the wake-up
              * when the next completion comes soon. */
             uint64_t end = ovl__now_us() + budget;
-            while ((n = ct_deliver(p, 0)) == 0 && ovl__now_us() < end) ovl__cpu_relax();
+            while ((n = ct_deliver(p, 0)) == 0 && ovl__now_us() < end &&
+                   !atomic_load_explicit(&p->reapers, memory_order_relaxed))
+                ovl__cpu_relax();
             spin_result(p, &st, n != 0);
             /* A close's wake-up consumed while spinning looks like an
              * empty poll (0): check before sleeping, or we sleep for ever
@@ -376,7 +396,9 @@ void *ovl__completion_thread(void *arg)
         /* The hint may have been raised while we spun, and the spin may
          * have taken the wake-up meant to bring us here (ct_nudge): look
          * again before the kernel's wait, which only a completion ends. */
-        if (n == 0 && budget && atomic_load_explicit(&p->parking, memory_order_relaxed) &&
+        if (n == 0 && budget &&
+            (atomic_load_explicit(&p->parking, memory_order_relaxed) ||
+             atomic_load_explicit(&p->reapers, memory_order_relaxed)) &&
             ct_park(p))
             continue;
         /* The wait also flushes submits made by the previous batch's
@@ -520,6 +542,64 @@ static int32_t poll_manual(ovl_port *p, const ovl_port *port, int32_t timeout_ms
     return poll_manual_locked(p, port, timeout_ms, deadline, false);
 }
 
+/* ovl_poll(p, t) and ovl_submit_and_poll(..., t), t != 0, on a port with a
+ * completion thread: the caller takes the reaper role from the thread for
+ * one delivery (the manual loop above: at least one batch, or until the
+ * deadline), so that a submitter about to wait for its own I/O pays no
+ * hand-off. The role is taken before the submit (reqs, n), so what this
+ * call submits is delivered by it or left in flight at the deadline, never
+ * taken by the thread in between. While callers hold or wait for the role
+ * the thread parks (ct_may_park) instead of waking for the same
+ * completions; the last one out wakes it if it must watch what is left.
+ * `users` keeps close from destroying the backend under us; close wakes
+ * the backend before it waits for users, so a caller asleep with nothing
+ * in flight comes out (OVL_ECLOSED). */
+static int32_t poll_reaping(ovl_port *p, const ovl_port *port, ovl_request *reqs, size_t n,
+                            size_t *out_submitted, int32_t timeout_ms, uint64_t deadline)
+{
+    int32_t rc;
+    atomic_fetch_add(&p->users, 1);
+    if (!ovl__port_open(p, port)) {
+        atomic_fetch_sub(&p->users, 1);
+        return OVL_ECLOSED;
+    }
+    ovl__mutex_lock(&p->lock);
+    atomic_fetch_add_explicit(&p->reapers, 1u, memory_order_relaxed);
+    ovl__mutex_unlock(&p->lock);
+    /* A thread that sleeps holding deliver_lock (a backend without
+     * wait_ready) lets go of it once woken, and then parks. */
+    if (!p->backend->wait_ready) p->backend->wake(p);
+    /* The holder may be inside a callback that waits for one of ours. */
+    if ((rc = ovl__wait_begin(p)) == OVL_OK) {
+        ovl__mutex_lock(&p->deliver_lock);
+        ovl__wait_end();
+        if (n) {
+            /* With a backend that submits in the system call that waits
+             * (io_uring), the wait below makes one call of both. */
+            bool defer = p->backend->wait_submits;
+            size_t done = 0;
+            rc = ovl__submit_batch(p, port, reqs, n, &done,
+                                   OVL__SUBMIT_DELIVERS | (defer ? OVL__SUBMIT_NO_KICK : 0u));
+            if (out_submitted) *out_submitted = done;
+            if (rc != OVL_OK) {
+                /* No delivery after a failed submit: push what it did
+                 * submit (the backend is alive: we hold users), and the
+                 * thread watches it once we leave. */
+                if (done && defer) p->backend->kick(p, false);
+                ovl__mutex_unlock(&p->deliver_lock);
+            }
+        }
+        if (rc == OVL_OK) rc = poll_manual_locked(p, port, timeout_ms, deadline, false);
+    }
+    ovl__mutex_lock(&p->lock);
+    atomic_fetch_sub_explicit(&p->reapers, 1u, memory_order_relaxed);
+    if (atomic_load_explicit(&p->ct_parked, memory_order_relaxed) && !ct_may_park(p))
+        ct_wake_locked(p);
+    ovl__mutex_unlock(&p->lock);
+    atomic_fetch_sub(&p->users, 1);
+    return rc;
+}
+
 static uint64_t deadline_of(int32_t timeout_ms)
 {
     return timeout_ms > 0 ? ovl__now_ms() + (uint64_t)timeout_ms : 0;
@@ -535,7 +615,7 @@ OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms)
     /* Closed before wrong mode: a stale handle always says OVL_ECLOSED. */
     if (!ovl__port_open(p, port)) return OVL_ECLOSED;
     if (!(p->flags & OVL_PORT_MANUAL)) {
-        if (timeout_ms != 0) return OVL_EMODE;
+        if (timeout_ms != 0) return poll_reaping(p, port, NULL, 0, NULL, timeout_ms, deadline);
         return ovl__poll_helping(p, port);
     }
     return poll_manual(p, port, timeout_ms, deadline);
@@ -552,8 +632,9 @@ OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
     if (ovl__in_callback(p)) return OVL_EDEADLK;
     if (!ovl__port_open(p, port)) return OVL_ECLOSED;
     bool manual = p->flags & OVL_PORT_MANUAL;
-    if (!manual && timeout_ms != 0) return OVL_EMODE;
     if (n && !reqs) return OVL_EINVAL;
+    if (!manual && timeout_ms != 0)
+        return poll_reaping(p, port, reqs, n, out_submitted, timeout_ms, deadline);
     /* On a manual port, take delivery before the submit when it is free:
      * with a backend that submits in the system call that waits (io_uring)
      * the kick is held back and the wait below makes one system call of

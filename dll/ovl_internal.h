@@ -303,6 +303,11 @@ struct ovl_port {
      * read outside it is a pre-check (ovl__ct_unpark). */
     atomic_bool parking;
     atomic_bool ct_parked;
+    /* Callers that hold or wait for the reaper role on a port with a
+     * completion thread (ovl_poll / ovl_submit_and_poll with a timeout):
+     * while there are any, the thread parks whatever is in flight
+     * (deliver.c, poll_reaping). Written under the lock. */
+    atomic_uint reapers;
 
     /* Counters (lock, except the _Atomic ones). */
     uint64_t submitted;

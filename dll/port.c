@@ -191,6 +191,7 @@ OVL_API int32_t ovl_create_port(const ovl_port_config *cfg, ovl_port **out)
     atomic_store(&p->poll_again, false);
     p->has_thread = false;
     atomic_store(&p->parking, false);
+    atomic_store(&p->reapers, 0u);
     atomic_store(&p->ct_parked, false);
     p->submitted = p->completed = p->cancels = p->batches = p->stale = 0;
     atomic_store(&p->syscalls, 0);
@@ -309,7 +310,10 @@ OVL_API int32_t ovl_close_port(ovl_port *port)
     }
     ovl__mutex_unlock(&p->lock);
 
-    /* Callers that entered the backend before CLOSING finish first. */
+    /* Callers that entered the backend before CLOSING finish first; one
+     * asleep in the backend's wait with nothing in flight (ovl_poll with a
+     * timeout on a port with a completion thread) is woken to see it. */
+    p->backend->wake(p);
     while (atomic_load(&p->users) != 0) ovl__yield();
     p->backend->kick(p, false);
 

@@ -675,39 +675,52 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id);
  * (an outside poller whose wake-up led to this call needs no retry). A
  * posted completion wakes a waiting ovl_poll.
  *
- * A port with a completion thread accepts timeout_ms == 0 only: if the
- * completion thread is not delivering at that moment, the call delivers
- * one batch of the completions that are ready now on the calling thread,
- * then flushes the submits its callbacks made; otherwise it returns 0 at
- * once, and the completion thread delivers them as usual. Called right
- * after a submit, it takes completions that finished inside the submit
- * itself (io_uring page-cache reads and posts do) on the calling thread
- * instead of handing them to the completion thread (ovl_submit_and_poll
- * does both in one call). On the threads and IOCP backends the completion
- * thread holds delivery while it waits, so the call there mostly returns 0.
+ * A port with a completion thread, timeout_ms == 0: if the completion
+ * thread is not delivering at that moment, the call delivers one batch of
+ * the completions that are ready now on the calling thread, then flushes
+ * the submits its callbacks made; otherwise it returns 0 at once, and the
+ * completion thread delivers them as usual. Called right after a submit,
+ * it takes completions that finished inside the submit itself (io_uring
+ * page-cache reads and posts do) on the calling thread instead of handing
+ * them to the completion thread (ovl_submit_and_poll does both in one
+ * call). On the threads and IOCP backends the completion thread holds
+ * delivery while it waits, so the call there mostly returns 0.
+ *
+ * A port with a completion thread, timeout_ms != 0: the calling thread
+ * takes delivery over from the completion thread (waiting for it to finish
+ * the batch it is delivering) and then behaves as in manual mode: it waits
+ * up to timeout_ms for at least one completion and delivers on this
+ * thread; the completion thread takes delivery back when the call
+ * returns. Completions the completion thread delivered before the call
+ * took over are not waited for, so with ops submitted earlier prefer a
+ * finite timeout, or ovl_submit_and_poll, which takes over before it
+ * submits.
  *
  * Returns how many completions were delivered (0 on timeout or none) or a
- * negative code: OVL_EMODE (timeout_ms != 0 on a port with a completion
- * thread), OVL_EDEADLK from inside the port's callback (or a callback that
- * runs inside it on this thread), or when the wait could never end
- * (see ovl_close_port), OVL_ECLOSED,
- * OVL_EINVAL. */
+ * negative code: OVL_EDEADLK from inside the port's callback (or a
+ * callback that runs inside it on this thread), or when the wait could
+ * never end (see ovl_close_port), OVL_ECLOSED (also when the port is
+ * closed while the call waits), OVL_EINVAL. */
 OVL_API int32_t ovl_poll(ovl_port *port, int32_t timeout_ms);
 
 /* Submit n requests as ovl_submit does, then deliver on the calling thread
  * as ovl_poll(port, timeout_ms) does: the shape of liburing's
- * io_uring_submit_and_wait. On a manual io_uring port whose delivery is
- * free, the submission and the wait are one system call. On a port with a
- * completion thread (timeout_ms 0) this is the call for a submitter that
- * wants what completes inside its submit delivered on its own thread: the
- * callback may then run inside this call, so do not make it while holding
- * a lock the callback takes. What the call does not deliver, the
- * completion thread does. Returns how many completions were delivered
- * (>= 0), or a negative code: the submit's
+ * io_uring_submit_and_wait. On an io_uring port whose delivery is free
+ * (manual) or taken over (a port with a completion thread, timeout_ms !=
+ * 0), the submission and the wait are one system call. On a port with a
+ * completion thread this is the call for a submitter that wants its
+ * completions delivered on its own thread: with timeout_ms 0 what
+ * completes inside its submit; with a timeout, delivery is taken over
+ * before the submit (see ovl_poll), so what this call submits is
+ * delivered by it or is still in flight when it returns, and a submitter
+ * that would otherwise sleep until its I/O completes waits here instead,
+ * with no hand-off between threads. The callback may run inside this
+ * call, so do not make it while holding a lock the callback takes. What
+ * the call does not deliver, the completion thread does. Returns how many
+ * completions were delivered (>= 0), or a negative code: the submit's
  * error (*out_submitted, which may be NULL, says how many requests were
  * submitted; those complete later, nothing is delivered by this call), or
- * ovl_poll's (OVL_EMODE for timeout_ms != 0 on a port with a completion
- * thread, OVL_EDEADLK from inside the port's callback, where a plain
+ * ovl_poll's (OVL_EDEADLK from inside the port's callback, where a plain
  * ovl_submit is the call to make). n == 0 only polls. Any thread. */
 OVL_API int32_t ovl_submit_and_poll(ovl_port *port, ovl_request *reqs, size_t n,
                                     size_t *out_submitted, int32_t timeout_ms);

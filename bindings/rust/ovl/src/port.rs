@@ -497,8 +497,11 @@ impl Port {
         crate::block_on::block_on_port(self, fut)
     }
 
-    /// Manual mode: wait up to `timeout` (`None` = forever) for completions,
-    /// deliver all that are ready (waking their tasks) and return how many.
+    /// Wait up to `timeout` (`None` = forever) for completions, deliver
+    /// all that are ready on this thread (waking their tasks) and return
+    /// how many. On a port with a completion thread, a non-zero timeout
+    /// takes delivery over from that thread for the length of the call
+    /// (`ovl_poll` in the C header).
     pub fn poll(&self, timeout: Option<Duration>) -> Result<usize, Error> {
         let ms = match timeout {
             None => -1,
