@@ -615,8 +615,12 @@ static void ovlb_end(ovlb *s, const snap *a, result *out)
  * take the completions that finished inside the submitter's own
  * io_uring_enter, as page-cache reads do, instead of waiting for the
  * completion thread's hand-off; ovl_submit_and_poll also lets the
- * completion thread wait outside the kernel while nothing is in flight). */
-enum { B_SUBMIT, B_POLL, B_SAP };
+ * completion thread wait outside the kernel while nothing is in flight),
+ * or ovl_submit_and_poll(..., -1): the submitter has nothing else to do
+ * until a slot comes back, so it waits in the call, which delivers at
+ * least one completion on this thread (the one whose callback frees a
+ * slot for the next round) and leaves the completion thread parked. */
+enum { B_SUBMIT, B_POLL, B_SAP, B_SAPW };
 
 static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int how, result *out)
 {
@@ -647,8 +651,8 @@ static void run_ovl_b(uint32_t backend, int depth, int lat, uint32_t spin, int h
         }
         size_t done = 0;
         int32_t rc;
-        if (how == B_SAP) {
-            rc = ovl_submit_and_poll(s->port, reqs, (size_t)m, &done, 0);
+        if (how == B_SAP || how == B_SAPW) {
+            rc = ovl_submit_and_poll(s->port, reqs, (size_t)m, &done, how == B_SAPW ? -1 : 0);
             if (rc < 0 || done != (size_t)m) die("ovl_submit_and_poll: %s", ovl_strerror(rc));
         } else {
             rc = ovl_submit(s->port, reqs, (size_t)m, &done);
@@ -790,6 +794,7 @@ enum {
     K_OVL_U_B,
     K_OVL_U_B_POLL,
     K_OVL_U_B_SAP,
+    K_OVL_U_B_SAPW,
     K_OVL_U_B_SPIN,
     K_OVL_U_B_PIN,
     K_OVL_T_A,
@@ -819,6 +824,7 @@ static const char *const k_name[K_N] = {
     "ovl uring, external submitter",
     "ovl uring, external submitter + ovl_poll(p, 0)",
     "ovl uring, external submitter, ovl_submit_and_poll",
+    "ovl uring, external submitter, ovl_submit_and_poll waiting in the call",
     "ovl uring, external submitter, spin_usec=200",
     "ovl uring, external submitter, both threads on one CPU",
     "ovl threads, resubmit in callback",
@@ -846,6 +852,7 @@ static const char *const k_id[K_N] = {
     "ovl-uring-ext",
     "ovl-uring-ext-poll",
     "ovl-uring-ext-sap",
+    "ovl-uring-ext-sapw",
     "ovl-uring-ext-spin",
     "ovl-uring-ext-pin",
     "ovl-threads-cb",
@@ -918,6 +925,7 @@ static void run_one(int k, int depth, result *out)
     case K_OVL_U_B: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, B_SUBMIT, out); break;
     case K_OVL_U_B_POLL: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, B_POLL, out); break;
     case K_OVL_U_B_SAP: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, B_SAP, out); break;
+    case K_OVL_U_B_SAPW: run_ovl_b(OVL_BACKEND_URING, depth, lat, 0, B_SAPW, out); break;
     case K_OVL_U_B_SPIN: run_ovl_b(OVL_BACKEND_URING, depth, lat, 200, B_SUBMIT, out); break;
     case K_OVL_U_B_PIN: {
         /* The completion thread inherits the creating thread's affinity:

@@ -69,7 +69,7 @@ echo "bench.sh: C benchmark (progress below, about 2-3 minutes)" >&2
 # Slow I/O (O_DIRECT reads: the device) and buffered writes, where every
 # delivery mode must keep up with liburing (writes: also with fio's ring
 # flags). Depth 1 and 32, the modes only.
-modes="pread,libuv,ovl-uring-cb,ovl-uring-ext,ovl-uring-ext-sap,ovl-uring-manual,ovl-uring-sap"
+modes="pread,libuv,ovl-uring-cb,ovl-uring-ext,ovl-uring-ext-sap,ovl-uring-ext-sapw,ovl-uring-manual,ovl-uring-sap"
 modes="$modes,ovl-threads-cb,ovl-threads-ext,ovl-threads-manual,liburing-coop"
 # (the write workload also runs each of fio's flags alone: liburing-coop1,
 # liburing-defer; ovlbench leaves them out of the read workloads)
