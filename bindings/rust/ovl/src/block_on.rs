@@ -1,6 +1,6 @@
 //! Minimal executors: run one future to completion on the current thread
-//! (`block_on`), or do so while delivering a manual-mode port's completions
-//! on that same thread (`Port::block_on`).
+//! (`block_on`), or do so while delivering a port's completions on that
+//! same thread (`Port::block_on`).
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,7 +58,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// The waker of `Port::block_on` on a manual-mode port: the runner waits
+/// The waker of `Port::block_on`: the runner waits
 /// inside `ovl_poll`, so a wake from another thread posts a completion to
 /// end that wait (a wake from the runner's own thread, i.e. from a callback
 /// it is running, needs nothing: it checks the flag next).
@@ -95,17 +95,14 @@ impl Wake for PortWaker {
     }
 }
 
-/// The longest a manual-mode `Port::block_on` waits inside `ovl_poll`
+/// The longest `Port::block_on` waits inside `ovl_poll`
 /// before it looks at its wake flag again: bounds the delay of a wake whose
 /// post could not be queued.
 const MAX_WAIT_MS: i32 = 50;
 
 pub(crate) fn block_on_port<F: Future>(port: &Port, fut: F) -> F::Output {
-    if !port.is_manual() {
-        // The completion thread delivers (and the futures take what is
-        // ready on this thread themselves).
-        return block_on(fut);
-    }
+    // On a port with a completion thread too: a waiting ovl_poll takes
+    // delivery over from that thread for the length of the wait.
     let pw = Arc::new(PortWaker {
         port: port.clone(),
         thread: thread::current(),

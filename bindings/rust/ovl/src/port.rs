@@ -474,14 +474,14 @@ impl Port {
         Error::check(unsafe { sys::ovl_close_port(self.inner.raw) })
     }
 
-    /// Run `fut` to completion on this thread. On a manual-mode port the
-    /// port's completions are delivered here too, while the future waits:
-    /// one thread does everything, as a C program resubmitting from its
-    /// callback does, with no completion thread and no cross-thread
-    /// wake-up (a wake from another thread posts to the port to end the
-    /// wait). On a port with a completion thread this is
-    /// [`ovl::block_on`](crate::block_on). Futures of other ports (or
-    /// anything else) may be awaited inside; they wake it as usual.
+    /// Run `fut` to completion on this thread, delivering the port's
+    /// completions here too while the future waits: one thread does
+    /// everything, as a C program resubmitting from its callback does,
+    /// with no cross-thread wake-up (a wake from another thread posts to
+    /// the port to end the wait). On a port with a completion thread, each
+    /// wait takes delivery over from that thread (`ovl_poll` with a
+    /// timeout). Futures of other ports (or anything else) may be awaited
+    /// inside; they wake it as usual.
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("ovl-doc-port-block-on-{}", std::process::id()));

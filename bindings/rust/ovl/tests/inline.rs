@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use ovl::{block_on, File, OpFuture, Port};
+use std::future::Future;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -607,4 +608,80 @@ fn port_block_on_is_woken_from_another_thread() {
     drop((r, r2));
     finish(&threaded);
     finish(&manual);
+}
+
+/// Forwards to the runner's waker and records the thread each wake came
+/// from (the thread that delivered the completion).
+struct WakeFrom {
+    inner: Mutex<Option<Waker>>,
+    from: Mutex<Vec<ThreadId>>,
+}
+
+impl Wake for WakeFrom {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.from.lock().unwrap().push(thread::current().id());
+        if let Some(w) = self.inner.lock().unwrap().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// Polls `fut` with a `WakeFrom` waker that forwards to the runner's.
+struct Recorded<F: Future> {
+    fut: std::pin::Pin<Box<F>>,
+    waker: Waker,
+    wf: Arc<WakeFrom>,
+}
+
+impl<F: Future> Future for Recorded<F> {
+    type Output = F::Output;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let me = self.get_mut();
+        *me.wf.inner.lock().unwrap() = Some(cx.waker().clone());
+        let waker = me.waker.clone();
+        me.fut
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+    }
+}
+
+/// `Port::block_on` on a port with a completion thread: while the future
+/// waits, the running thread takes delivery over, so a read that completes
+/// later (the pipe's data comes from another thread) is delivered, and its
+/// task woken, on the running thread.
+#[test]
+fn port_block_on_delivers_on_the_running_thread_of_a_threaded_port() {
+    let port = port();
+    for _ in 0..5 {
+        let (r, mut w) = pipe();
+        let r = File::new(&port, r).unwrap();
+        let writer = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            w.write_all(b"late").unwrap();
+            w
+        });
+        let wf = Arc::new(WakeFrom {
+            inner: Mutex::new(None),
+            from: Mutex::new(Vec::new()),
+        });
+        let (n, buf) = port.block_on(Recorded {
+            fut: Box::pin(r.read(vec![0u8; 4])),
+            waker: Waker::from(wf.clone()),
+            wf: wf.clone(),
+        });
+        assert_eq!((n.unwrap(), &buf[..]), (4, &b"late"[..]));
+        let from = wf.from.lock().unwrap().clone();
+        assert!(!from.is_empty(), "the read's task was never woken");
+        assert!(
+            from.iter().all(|t| *t == thread::current().id()),
+            "woken from another thread: {:?}",
+            from
+        );
+        drop(writer.join().unwrap());
+        drop(r);
+    }
+    finish(&port);
 }
