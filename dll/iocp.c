@@ -28,14 +28,15 @@
  *   TIMER   - a timer waiting for its deadline (no OS object at all);
  *             expiry or cancel posts the MARKER
  *
- * Sockets: writes to a handle that ovl_associate (or accept) found to be a
- * socket go through WSASend, everything else through ReadFile/WriteFile.
- * Same packets, same exactly-once path; but WriteFile on a socket is not a
- * send everywhere: under wine 8.0 one that pends completes with status 0
- * and 0 bytes whatever it sent (see tests/windows/socket_write_probe.c).
- * Reads stay ReadFile (start_rw says why not WSARecv); a socket from
- * a non-IFS provider on Windows, which is not a file handle, would need
- * WSARecv there too (docs/WINDOWS.md).
+ * Sockets: reads and writes on a handle that ovl_associate (or accept) found
+ * to be a socket go through WSARecv/WSASend, everything else through
+ * ReadFile/WriteFile. Same packets, same exactly-once path; but a socket is
+ * not a file everywhere: under wine 8.0 a WriteFile on one that pends
+ * completes with status 0 and 0 bytes whatever it sent (see
+ * tests/windows/socket_write_probe.c), and on Windows a socket from a
+ * non-IFS provider (a layered service provider) is not a file handle at
+ * all, so ReadFile/WriteFile fail on it. libuv and Go use the WSA calls
+ * for sockets for the same reasons.
  *
  * Connections: accept is AcceptEx on a socket created at submit (same
  * family, type and protocol as the listener), connect is ConnectEx on a
@@ -127,7 +128,7 @@ typedef struct iocp {
      * handle value, key 0 empty, never shrunk; an associate overwrites the
      * entry (a handle value reused by a new object is associated again). */
     uintptr_t *hkey;
-    uint8_t *hsock;        /* 1: a socket (writes through WSASend) */
+    uint8_t *hsock;        /* 1: a socket (WSARecv/WSASend) */
     uint32_t hcap, hcount; /* hcap a power of two, or 0 */
 } iocp;
 
@@ -688,19 +689,23 @@ static void start_rw(ovl_port *p, ovl__op *op)
         return;
     }
     DWORD err, bytes = 0;
-    if (op->kind == OVL_OP_WRITE && is_socket(p->be, (uintptr_t)op->fd)) {
-        /* A write to a socket: WSASend (the file comment says why). On an
+    if (is_socket(p->be, (uintptr_t)op->fd)) {
+        /* A socket: WSARecv/WSASend (the file comment says why). On an
          * immediate success the count comes back in `bytes`, and the
-         * packet, if one follows, is swallowed as for WriteFile. Reads
-         * stay ReadFile: with WSARecv, two full Windows suites under wine
-         * 8.0 each lost one pending socket read's completion (a read
-         * after a timed-out one; a read across the peer's shutdown),
-         * which the suite had never shown with ReadFile. */
+         * packet, if one follows, is swallowed as for ReadFile. EOF is
+         * what ReadFile gives too: success with 0 bytes, at once or in
+         * the packet. The receive flags go in as 0 and what comes back is
+         * not used: MSG_PARTIAL is only set for message-oriented
+         * protocols that deliver partial messages; a datagram cut to the
+         * buffer is WSAEMSGSIZE, kept as a short read of the count that
+         * was copied (set_result; no test sends datagrams yet). */
         SOCKET s = (SOCKET)(uintptr_t)op->fd;
         WSABUF wb = {(ULONG)op->len, (CHAR *)op->buf};
-        int r = WSASend(s, &wb, 1, &bytes, 0, ov, NULL);
+        DWORD flags = 0;
+        int r = op->kind == OVL_OP_READ ? WSARecv(s, &wb, 1, &bytes, &flags, ov, NULL)
+                                        : WSASend(s, &wb, 1, &bytes, 0, ov, NULL);
         err = r == 0 ? ERROR_SUCCESS : (DWORD)WSAGetLastError(); /* WSA_IO_PENDING is 997 */
-        if (err != ERROR_SUCCESS) bytes = 0;
+        if (err != ERROR_SUCCESS && err != WSAEMSGSIZE) bytes = 0;
     } else {
         HANDLE h = fd_handle(op->fd);
         /* lpNumberOf... is NULL: with an OVERLAPPED the count is only
