@@ -203,6 +203,14 @@ static void ct_deliver_lock(ovl_port *p)
 static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
 {
     size_t n;
+    /* A caller holds or waits for the reaper role (the thread came here
+     * instead of parking because the port is closing): never sleep in the
+     * backend holding deliver_lock, which that caller (counted in users,
+     * which close waits for) needs to see the close and go. */
+    if (timeout_ms != 0 && atomic_load_explicit(&p->reapers, memory_order_relaxed)) {
+        ovl__yield();
+        return 0;
+    }
     if (timeout_ms != 0 && p->backend->wait_ready) {
         p->backend->wait_ready(p);
         /* A caller took the reaper role meanwhile: the completions that
@@ -224,7 +232,8 @@ static size_t ct_deliver(ovl_port *p, int32_t timeout_ms)
  * to do; yet a thread asleep in the kernel's CQ wait is woken for every
  * CQE, a cross-CPU wake-up per batch for nothing. So while such a
  * submitter is at work (the hint p->parking: set by ovl_submit_and_poll on
- * a backend with wait_ready, cleared by a plain submit or post from outside
+ * a backend with wait_ready, and by a caller that takes the reaper role
+ * (poll_reaping) on any backend; cleared by a plain submit or post from outside
  * a callback, so that plain submitters never pay a wake-up of the park per
  * op) and nothing is in flight, the completion thread waits on park_cv
  * instead. Whatever the hint says, two rules under p->lock keep every op
@@ -565,10 +574,19 @@ static int32_t poll_reaping(ovl_port *p, const ovl_port *port, ovl_request *reqs
     }
     ovl__mutex_lock(&p->lock);
     atomic_fetch_add_explicit(&p->reapers, 1u, memory_order_relaxed);
-    ovl__mutex_unlock(&p->lock);
+    /* A caller that delivers for itself: raise the park hint (as
+     * ovl_submit_and_poll(..., 0) does on io_uring), so that once it is
+     * gone, with nothing in flight, the thread stays parked instead of
+     * being woken only to wait, and the next such caller finds it so. */
+    if (!atomic_load_explicit(&p->parking, memory_order_relaxed))
+        atomic_store_explicit(&p->parking, true, memory_order_relaxed);
     /* A thread that sleeps holding deliver_lock (a backend without
-     * wait_ready) lets go of it once woken, and then parks. */
-    if (!p->backend->wait_ready) p->backend->wake(p);
+     * wait_ready) lets go of it once woken, and then parks; a parked one
+     * holds nothing. */
+    bool wake =
+        !p->backend->wait_ready && !atomic_load_explicit(&p->ct_parked, memory_order_relaxed);
+    ovl__mutex_unlock(&p->lock);
+    if (wake) p->backend->wake(p);
     /* The holder may be inside a callback that waits for one of ours. */
     if ((rc = ovl__wait_begin(p)) == OVL_OK) {
         ovl__mutex_lock(&p->deliver_lock);

@@ -293,7 +293,8 @@ struct ovl_port {
 
     /* The park (deliver.c, ct_park). A hint, set by ovl_submit_and_poll
      * on a backend with wait_ready (its caller delivers what completes
-     * inside its submit) and cleared by a plain submit or post from
+     * inside its submit) or by a caller that takes the reaper role on any
+     * backend (poll_reaping), and cleared by a plain submit or post from
      * outside a callback: while it is set and nothing is in flight, the
      * completion thread waits on park_cv (lock) instead of in the kernel,
      * where every completion, even one the submitter then delivers
