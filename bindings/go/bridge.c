@@ -52,6 +52,11 @@ void govl_queue_free(govl_queue *q)
     free(q);
 }
 
+/* Set while this thread is inside govl_submit_poll: what the callback
+ * appends here, the same call takes (govl_take) and Go delivers, so the
+ * drainer of a port with a completion thread is not woken for it. */
+static _Thread_local int reaping;
+
 void govl_callback(const ovl_completion *items, size_t n, void *userdata)
 {
     govl_queue *q = userdata;
@@ -81,7 +86,7 @@ void govl_callback(const ovl_completion *items, size_t n, void *userdata)
     }
     /* Wake Go at most once per drain: the drainer clears `signaled` when it
      * takes the items, so a callback after that wakes it again. */
-    if (!q->signaled && !q->manual) {
+    if (!q->signaled && !q->manual && !reaping) {
         q->signaled = 1;
         wake = 1;
     }
@@ -168,6 +173,7 @@ int32_t govl_submit_poll(ovl_port *port, govl_queue *q, govl_req *r, size_t n, i
     /* One ovl_submit_and_poll per run of accepted requests: it stops at a
      * request it refuses (reported, then skipped) without polling; the
      * last call polls. */
+    reaping++;
     for (;;) {
         size_t done = 0;
         prc = ovl_submit_and_poll(port, reqs + i, n - i, &done, timeout_ms);
@@ -181,6 +187,7 @@ int32_t govl_submit_poll(ovl_port *port, govl_queue *q, govl_req *r, size_t n, i
         r[i].rc = prc;
         i++;
     }
+    reaping--;
     *nout = govl_take(q, out, cap);
     return prc < 0 ? prc : 0;
 }

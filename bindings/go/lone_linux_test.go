@@ -10,13 +10,23 @@ import (
 
 // TestLoneReadOneEnter: on io_uring a lone blocking read that does not
 // complete inside its submit (O_DIRECT) costs one io_uring_enter
-// (ovl_submit_and_poll submits it; the drainer, woken by the port's
-// eventfd, reaps it without one), as a pread is one system call.
+// (ovl_submit_and_poll submits it and waits for it), as a pread is one
+// system call; on a port with a completion thread too, whose thread the
+// call relieves of delivery meanwhile (else that thread's own wait would
+// be a second io_uring_enter per read).
 func TestLoneReadOneEnter(t *testing.T) {
+	for _, ct := range []bool{false, true} {
+		t.Run(map[bool]string{false: "manual", true: "cthread"}[ct], func(t *testing.T) {
+			loneReads(t, Config{Backend: BackendURing, CompletionThread: ct})
+		})
+	}
+}
+
+func loneReads(t *testing.T, cfg Config) {
 	const reads = 200
 	data := testData(64<<10, 5)
 	name := tempFile(t, data)
-	p := newTestPort(t, Config{Backend: BackendURing})
+	p := newTestPort(t, cfg)
 	f, err := p.OpenFile(name, os.O_RDONLY|syscall.O_DIRECT, 0)
 	if err != nil {
 		t.Skipf("O_DIRECT: %v", err) // tmpfs, say

@@ -175,7 +175,6 @@ type Port struct {
 	backend string
 	depth   int
 	manual  bool // OVL_PORT_MANUAL: no completion thread (Linux)
-	lone    bool // manual: a lone operation waits in the library
 
 	slots []slot
 	free  freeList // free slot indices: the queue-depth semaphore
@@ -383,7 +382,6 @@ func newPort(cfg Config, queue bool, mk func(p *Port) bridge) (*Port, error) {
 	} else {
 		close(p.loopDone)
 	}
-	p.lone = p.manual
 	if p.manual && p.backend == "uring" {
 		n := cfg.Rings
 		if n == 0 {
@@ -684,18 +682,20 @@ func (p *Port) start(f *File, w wait, kind uint32, b []byte, off int64, flags ui
 		return 0, nil, f.opErr(kind, off, 0, 0, errClosed)
 	}
 
+	// A blocking operation alone on the port, on a regular file (whose
+	// I/O ends by itself) and with no context to watch, waits for its
+	// completion in the same call, for loneWait at most (on a port with a
+	// completion thread the call takes delivery over from that thread
+	// meanwhile); a submit error comes back as its completion. (Not with
+	// a benchmark bridge that has no queue for the call to take from.)
+	if async == nil && r.q != nil && w.done() == nil && !f.stream && p.free.len() == p.depth-1 {
+		one := [1]uint32{idx}
+		r.flush(one[:], loneWait)
+		return idx, s, nil
+	}
 	if p.manual && async == nil {
-		// A blocking operation; a submit error comes back as its
-		// completion. Alone on the port, on a regular file (whose I/O
-		// ends by itself) and with no context to watch, it waits for its
-		// completion in the same call, for loneWait at most; otherwise
-		// it is submitted with those of other goroutines.
-		if p.lone && w.done() == nil && !f.stream && p.free.len() == p.depth-1 {
-			one := [1]uint32{idx}
-			r.flush(one[:], loneWait)
-		} else {
-			r.enqueue(idx)
-		}
+		// Submitted with those of other goroutines.
+		r.enqueue(idx)
 		return idx, s, nil
 	}
 	id, rc, reaped := r.submit(kind, f.fd, ptr, len(b), off, flags, key)
@@ -794,7 +794,10 @@ var reqPool = sync.Pool{New: func() any { return new(reqBuf) }}
 // call, ovl_submit_and_poll(port, op, 1, loneWait), so its thread sleeps
 // in the kernel and is the one woken, as with a pread (Go's scheduler
 // sees a system call), and on io_uring the submit and the wait are one
-// io_uring_enter. Parking the goroutine instead costs, per operation, a
+// io_uring_enter. On a port with a completion thread (Windows, or
+// Config.CompletionThread) the call takes delivery over from that thread
+// for its wait, so the completion does not go through it, the port's
+// wake-up and the drainer goroutine. Parking the goroutine instead costs, per operation, a
 // wake-up of the thread parked in Go's poller, the drainer goroutine's
 // turn, the waiter's wake-up and the idle Ps' spinning meanwhile. The wait
 // ends early when any completion is delivered (another goroutine's
