@@ -352,7 +352,7 @@ static void ct_nudge(ovl_port *p)
  * reads, local sockets) is taken without wake-ups, slow I/O (a disk, a
  * quiet network) spins about once per SPIN_PROBE_EVERY batches, and an idle
  * port never spins (a spin starts only after a batch). */
-enum { SPIN_MAX_US = 50, SPIN_CREDIT_MAX = 8, SPIN_PROBE_EVERY = 64 };
+enum { SPIN_MAX_US = 50, SPIN_SUBMIT_MAX_US = 1000, SPIN_CREDIT_MAX = 8, SPIN_PROBE_EVERY = 64 };
 
 typedef struct {
     int credit;
@@ -366,6 +366,22 @@ static uint32_t spin_budget(const ovl_port *p, spin_state *st)
     if (p->spin_usec) return p->spin_usec; /* fixed, as configured */
     if (st->credit > 0 || st->sleeps >= SPIN_PROBE_EVERY) return SPIN_MAX_US;
     return 0;
+}
+
+/* Whether a spin that began at start may go on: for its budget, and
+ * beyond it (up to SPIN_SUBMIT_MAX_US) while a caller is inside the port,
+ * which for a submitter means inside its io_uring_enter: page-cache reads
+ * run there, inline, and their completions all appear when it returns (a
+ * batch of 64 takes longer than SPIN_MAX_US). Sleeping then would make
+ * the end of that batch a wake-up of this thread on another CPU, the very
+ * cost the spin is there to save. An idle port has no such caller. A
+ * spin the port fixed (spin_usec) keeps to its length. */
+static bool spin_goes_on(const ovl_port *p, uint64_t start, uint32_t budget)
+{
+    uint64_t t = ovl__now_us() - start;
+    if (t < budget) return true;
+    return p->spin_usec == 0 && t < SPIN_SUBMIT_MAX_US &&
+           atomic_load_explicit(&p->users, memory_order_relaxed);
 }
 
 static void spin_result(const ovl_port *p, spin_state *st, bool found)
@@ -390,9 +406,10 @@ void *ovl__completion_thread(void *arg)
         if (budget) {
             /* Poll without sleeping for a while first: saves the wake-up
              * when the next completion comes soon. */
-            uint64_t end = ovl__now_us() + budget;
-            while ((n = ct_deliver(p, 0)) == 0 && ovl__now_us() < end &&
-                   !atomic_load_explicit(&p->reapers, memory_order_relaxed))
+            uint64_t start = ovl__now_us();
+            while ((n = ct_deliver(p, 0)) == 0 &&
+                   !atomic_load_explicit(&p->reapers, memory_order_relaxed) &&
+                   spin_goes_on(p, start, budget))
                 ovl__cpu_relax();
             spin_result(p, &st, n != 0);
             /* A close's wake-up consumed while spinning looks like an
