@@ -27,9 +27,13 @@ OVL_API const char *ovl_version_string(void)
 /* Enter the backend outside the lock. `users` keeps close from destroying
  * the backend under us: it is raised under the lock while the port is open,
  * and close waits for it to drop to zero. */
-static void kick_unlocked(ovl_port *p, bool from_cb)
+static void kick_unlocked(ovl_port *p)
 {
-    p->backend->kick(p, from_cb);
+    p->backend->kick(p, false);
+    /* A read-modify-write, as is a reaper's look at kickers: if that look
+     * came first, this one sees what the reaper published before it. */
+    atomic_fetch_sub(&p->kickers, 1);
+    p->backend->kick(p, false);
     atomic_fetch_sub(&p->users, 1);
 }
 
@@ -239,6 +243,8 @@ int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, 
         rc = OVL_ECLOSED;
         goto out;
     }
+    bool kicks = !from_cb && !no_kick;
+    if (kicks) atomic_fetch_add(&p->kickers, 1);
     for (; done < n; done++) {
         ovl_request *r = &reqs[done];
         if ((rc = check_request(p, r)) != OVL_OK) break;
@@ -268,13 +274,14 @@ int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, 
     /* Inside this port's callback the backend cannot be destroyed under us
      * (close joins this thread, or holds deliver_lock in manual mode), so
      * the users count, two atomic RMWs per submit, is only for others. */
-    if (done && !from_cb && !no_kick) atomic_fetch_add(&p->users, 1);
+    if (done && kicks) atomic_fetch_add(&p->users, 1);
+    else if (kicks) atomic_fetch_sub(&p->kickers, 1); /* nothing to push */
     ovl__mutex_unlock(&p->lock);
     /* no_kick: the caller holds deliver_lock (the backend cannot go) and
      * its wait submits what is queued (ovl_submit_and_poll). */
     if (done && !no_kick) {
         if (from_cb) p->backend->kick(p, true);
-        else kick_unlocked(p, false);
+        else kick_unlocked(p);
     }
 out:
     for (size_t i = done; i < n; i++) reqs[i].id = 0;
@@ -321,13 +328,14 @@ static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf, s
     }
     op_fill(op, &r);
     uint64_t id = ovl__op_token(op);
+    if (!from_cb) atomic_fetch_add(&p->kickers, 1); /* see ovl__submit_batch */
     p->backend->submit(p, &op, 1);
     p->submitted++;
     if (!from_cb) ovl__submitted(p, false);
-    if (!from_cb) atomic_fetch_add(&p->users, 1); /* see ovl__submit_batch */
+    if (!from_cb) atomic_fetch_add(&p->users, 1);
     ovl__mutex_unlock(&p->lock);
     if (from_cb) p->backend->kick(p, true);
-    else kick_unlocked(p, false);
+    else kick_unlocked(p);
     if (out_id) *out_id = id;
     return OVL_OK;
 }
@@ -402,13 +410,14 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id)
     /* A post has nothing to interrupt: it completes with its value. */
     bool kick = op->kind != OVL_OP_POST;
     if (kick) {
+        if (!from_cb) atomic_fetch_add(&p->kickers, 1); /* see ovl__submit_batch */
         p->backend->cancel(p, op);
-        if (!from_cb) atomic_fetch_add(&p->users, 1); /* see ovl__submit_batch */
+        if (!from_cb) atomic_fetch_add(&p->users, 1);
     }
     ovl__mutex_unlock(&p->lock);
     if (kick) {
         if (from_cb) p->backend->kick(p, true);
-        else kick_unlocked(p, false);
+        else kick_unlocked(p);
     }
     return OVL_OK;
 }

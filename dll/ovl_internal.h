@@ -285,6 +285,13 @@ struct ovl_port {
     size_t batch_cap;
 
     _Atomic uint32_t users; /* callers inside backend->kick */
+    /* Submitters from outside a callback between their backend->submit and
+     * the end of their kick: what they published they push to the kernel
+     * themselves, so a reaper leaves it to them (io_uring: two threads
+     * entering with SQEs serialize on the ring's submission lock). Raised
+     * under the lock before the backend sees the batch; after lowering it
+     * the submitter kicks once more, for what a reaper left meanwhile. */
+    _Atomic uint32_t kickers;
     /* Manual mode: an ovl_poll(p, 0) found deliver_lock taken and asks its
      * holder to look again once it lets go (deliver.c, delivery_release). */
     atomic_bool poll_again;

@@ -93,11 +93,10 @@ enum { KF_FREE = 0, KF_LIVE = 1, KF_RETIRED = 2 };
 
 typedef struct uring {
     ring r;
-    bool fixed;                /* a sparse registered-file table exists */
-    bool nosignal;             /* writes carry RWF_NOSIGNAL (Linux 6.18+) */
-    int efd;                   /* manual mode: registered eventfd */
-    _Atomic int wake_pending;  /* one wake NOP at a time */
-    _Atomic uint32_t flushers; /* submitters inside u_kick (see reaper_submits) */
+    bool fixed;               /* a sparse registered-file table exists */
+    bool nosignal;            /* writes carry RWF_NOSIGNAL (Linux 6.18+) */
+    int efd;                  /* manual mode: registered eventfd */
+    _Atomic int wake_pending; /* one wake NOP at a time */
     ovl_port *port;
     /* Registered files (the port lock): the core's slot -> kernel slot
      * (-1: used unfixed). */
@@ -1234,11 +1233,6 @@ static void u_kick(ovl_port *p, bool from_cb)
     /* From a callback, the SQEs wait for the flush after the batch: the
      * completion thread's next io_uring_enter (or ovl_poll's kick). */
     if (from_cb) return;
-    atomic_fetch_add(&u->flushers, 1);
-    flush(p, &u->r);
-    atomic_fetch_sub(&u->flushers, 1);
-    /* A reaper that saw us here left what it published to us
-     * (reaper_submits): look again. */
     flush(p, &u->r);
 }
 
@@ -1352,20 +1346,19 @@ static void efd_enable(uring *u)
 
 static size_t u_wait_locked(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap);
 
-/* What a reaper's io_uring_enter should submit of the pend SQEs published.
- * None while a submitter is inside u_kick: it is about to push them itself,
- * and two threads entering with SQEs at once serialize on the ring's
- * submission lock, the second spinning in the kernel for as long as the
- * first takes to issue the batch (page-cache reads run inline there: the
- * whole batch's reads), then finding nothing left. Whoever published last
- * submits: the reaper's look is a read-modify-write, so either it comes
- * after the submitter's leaving (it reads 0 and submits), or the
- * submitter's leaving, also a read-modify-write, reads from it and so sees
- * every SQE published before it when it looks at the SQ once more. */
-static unsigned reaper_submits(uring *u, unsigned pend)
+/* What a reaper's io_uring_enter should submit of the pend SQEs published:
+ * none while a submitter from outside a callback is between its submit and
+ * the end of its kick (p->kickers, ovl_internal.h). It is about to push
+ * them itself, and two threads entering with SQEs at once serialize on the
+ * ring's submission lock: the second spins in the kernel for as long as
+ * the first takes to issue the batch (page-cache reads run inline there),
+ * then finds nothing left. The look is a read-modify-write, as is the
+ * submitter's leaving: if the look comes first, the submitter's next kick
+ * sees what this thread published before it. */
+static unsigned reaper_submits(ovl_port *p, unsigned pend)
 {
     if (!pend) return 0;
-    return atomic_fetch_add(&u->flushers, 0) ? 0 : pend;
+    return atomic_fetch_add(&p->kickers, 0) ? 0 : pend;
 }
 
 static size_t u_wait(ovl_port *p, int32_t timeout_ms, ovl__event *out, size_t cap)
@@ -1400,7 +1393,7 @@ static size_t u_wait_locked(ovl_port *p, int32_t timeout_ms, ovl__event *out, si
         (void)!ovl__sys.read(u->efd, &v, sizeof v);
     }
     for (;;) {
-        unsigned pend = reaper_submits(u, sq_pending(r));
+        unsigned pend = reaper_submits(p, sq_pending(r));
         bool overflow = __atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW;
         /* A timed wait with nothing to reap yet: the timed io_uring_enter
          * below submits and waits in one call (as the untimed one here
@@ -1425,7 +1418,7 @@ static size_t u_wait_locked(ovl_port *p, int32_t timeout_ms, ovl__event *out, si
         size_t n = reap(u, out, cap, &internal);
         if (n || internal) return n;
         if (timeout_ms == 0) return 0;
-        pend = reaper_submits(u, sq_pending(r)); /* normally 0 now; a failed submit retries */
+        pend = reaper_submits(p, sq_pending(r)); /* normally 0 now; a failed submit retries */
         /* One system call submits anything left and sleeps until at least
          * one completion is there. */
         long rc;
@@ -1482,7 +1475,7 @@ static void u_wait_ready(ovl_port *p)
         sigpipe_kept_blocked = true;
     }
     if (cq_ready(r)) return;
-    unsigned pend = reaper_submits(u, sq_pending(r));
+    unsigned pend = reaper_submits(p, sq_pending(r));
     long rc = ring_enter(p, r, pend, 1, IORING_ENTER_GETEVENTS, NULL, 0);
     /* Return after one wake-up even if a polling caller took the entries
      * meanwhile: the completion thread then re-checks whether to park. */

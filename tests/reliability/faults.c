@@ -1007,6 +1007,76 @@ static void lone_submit_stall(int err)
 FTest(uring_enter_eagain_lone_submit) { lone_submit_stall(EAGAIN); }
 FTest(uring_enter_ebusy_lone_submit) { lone_submit_stall(EBUSY); }
 
+/* A submitter pushes its own batch into the kernel: the completion thread,
+ * polling (a fixed spin) or going to sleep while the batch is published
+ * and its submitter is still on its way into io_uring_enter, submits none
+ * of it (two threads entering with SQEs at once serialize on the ring's
+ * submission lock, the second spinning in the kernel for the whole batch).
+ * Made deterministic by holding the submitter before the kernel until the
+ * completion thread is asleep in its wait. */
+static void *submit_posts(void *arg)
+{
+    coll *c = arg;
+    ovl_request r[8];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 8; i++) {
+        r[i].op = OVL_OP_POST;
+        r[i].offset = 100 + i;
+    }
+    size_t done = 0;
+    int32_t rc = ovl_submit(c->port, r, 8, &done);
+    uint64_t *ids = c->data;
+    for (int i = 0; i < 8; i++) ids[i] = r[i].id;
+    return (void *)(intptr_t)(rc == OVL_OK && done == 8);
+}
+
+FTest(reaper_leaves_a_batch_to_its_submitter)
+{
+    only_backend("uring");
+    coll *c = coll_new();
+    ovl_port_config cfg;
+    ovl_port_config_init(&cfg, sizeof cfg);
+    cfg.backend = OVL_BACKEND_URING;
+    cfg.queue_depth = 16;
+    cfg.spin_usec = 200000; /* polls for 200 ms after every batch */
+    cfg.callback = on_batch;
+    cfg.userdata = c;
+    int32_t rc = ovl_create_port(&cfg, &c->port);
+    if (rc == OVL_EUNAVAIL) cr_skip_test("io_uring unavailable here");
+    cr_assert_eq(rc, OVL_OK);
+    uint64_t ids[9];
+    c->data = &ids[1];
+    cr_assert_eq(ovl_post(c->port, 1, NULL, &ids[0]), OVL_OK);
+    cr_assert(coll_wait(c, 1));
+    /* The thread now polls; the batch goes in while it does. */
+    atomic_store(&F.submit_hold, 1);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, submit_posts, c), 0);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Until the thread is asleep in the kernel (after its spin), or has
+     * submitted beside the held submitter. */
+    while (atomic_load(&F.submit_held) != 1 ||
+           (atomic_load(&F.in_wait) == 0 && atomic_load(&F.submits_beside) == 0)) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        cr_assert_lt(now.tv_sec - t0.tv_sec, WAIT_LIMIT_MS / 1000,
+                     "held %d, waiting %d, submitted beside %d", atomic_load(&F.submit_held),
+                     atomic_load(&F.in_wait), atomic_load(&F.submits_beside));
+        usleep(1000);
+    }
+    int beside = atomic_load(&F.submits_beside);
+    size_t early = coll_n(c);
+    atomic_store(&F.submit_hold, 0);
+    void *ok;
+    pthread_join(t, &ok);
+    cr_assert(ok, "ovl_submit of the posts failed");
+    cr_assert_eq(beside, 0, "the completion thread submitted %d of the held batch", beside);
+    cr_assert_eq(early, 1u, "delivered before its submitter entered the kernel");
+    cr_assert(coll_wait(c, 9), "only %zu of 9 delivered", coll_n(c));
+    for (int i = 0; i < 8; i++) cr_assert_eq(coll_find(c, ids[1 + i])->result, 100 + i);
+    close_and_check(c, ids, 9);
+}
+
 /* Close with everything faulting at once on the submit side: close still
  * returns and every op completes exactly once. */
 FTest(close_while_enter_fails)

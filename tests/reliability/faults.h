@@ -46,6 +46,15 @@ typedef struct faults {
      * holding any lock); gate_waiting counts the calls stopped there. */
     _Atomic int wait_gate;
     _Atomic int gate_waiting;
+    /* GETEVENTS calls inside the kernel right now (a waiter asleep). */
+    _Atomic int in_wait;
+    /* While submit_hold is set, the first io_uring_enter that submits
+     * (to_submit > 0) stops before the kernel until it is cleared
+     * (submit_held: 0 none yet, 1 held, 2 let go); every other call that
+     * submits while one is held adds its to_submit to submits_beside. */
+    _Atomic int submit_hold;
+    _Atomic int submit_held;
+    _Atomic int submits_beside;
 } faults;
 
 extern faults F;

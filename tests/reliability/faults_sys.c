@@ -168,9 +168,21 @@ static long w_uring_enter(int fd, unsigned to_submit, unsigned min_complete, uns
             atomic_fetch_sub(&F.gate_waiting, 1);
         }
     }
+    if (to_submit && atomic_load(&F.submit_hold)) {
+        int none = 0;
+        if (atomic_compare_exchange_strong(&F.submit_held, &none, 1)) {
+            while (atomic_load(&F.submit_hold)) usleep(200);
+            atomic_store(&F.submit_held, 2);
+        } else if (atomic_load(&F.submit_held) == 1) {
+            atomic_fetch_add(&F.submits_beside, (int)to_submit);
+        }
+    }
     if ((atomic_load(&F.uring_enter.mask) & kind) && take(&F.uring_enter, -1))
         return -atomic_load(&F.uring_enter.err);
-    return real.io_uring_enter(fd, to_submit, min_complete, flags, arg, argsz);
+    if (kind == ENTER_WAIT) atomic_fetch_add(&F.in_wait, 1);
+    long rc = real.io_uring_enter(fd, to_submit, min_complete, flags, arg, argsz);
+    if (kind == ENTER_WAIT) atomic_fetch_sub(&F.in_wait, 1);
+    return rc;
 }
 static long w_uring_register(int fd, unsigned op, const void *arg, unsigned n)
 {
