@@ -392,6 +392,14 @@ static void spin_result(const ovl_port *p, spin_state *st, bool found)
     else st->credit = st->credit > 2 ? st->credit - 2 : 0;
 }
 
+/* No lock: is the park hint raised, or does a caller hold the reaper
+ * role? (A cheap look; ct_park decides under the lock.) */
+static bool park_asked(const ovl_port *p)
+{
+    return atomic_load_explicit(&p->parking, memory_order_relaxed) ||
+           atomic_load_explicit(&p->reapers, memory_order_relaxed);
+}
+
 void *ovl__completion_thread(void *arg)
 {
     ovl_port *p = arg;
@@ -399,9 +407,7 @@ void *ovl__completion_thread(void *arg)
     bool after_batch = false; /* the last round delivered something */
     for (;;) {
         size_t n = 0;
-        if (atomic_load_explicit(&p->parking, memory_order_relaxed) ||
-            atomic_load_explicit(&p->reapers, memory_order_relaxed))
-            (void)ct_park(p);
+        if (park_asked(p)) (void)ct_park(p);
         uint32_t budget = after_batch ? spin_budget(p, &st) : 0;
         if (budget) {
             /* Poll without sleeping for a while first: saves the wake-up
@@ -422,11 +428,7 @@ void *ovl__completion_thread(void *arg)
         /* The hint may have been raised while we spun, and the spin may
          * have taken the wake-up meant to bring us here (ct_nudge): look
          * again before the kernel's wait, which only a completion ends. */
-        if (n == 0 && budget &&
-            (atomic_load_explicit(&p->parking, memory_order_relaxed) ||
-             atomic_load_explicit(&p->reapers, memory_order_relaxed)) &&
-            ct_park(p))
-            continue;
+        if (n == 0 && budget && park_asked(p) && ct_park(p)) continue;
         /* The wait also flushes submits made by the previous batch's
          * callbacks (io_uring: one io_uring_enter submits and waits). */
         if (n == 0) n = ct_deliver(p, -1);
