@@ -90,6 +90,10 @@ command -v cmake >/dev/null 2>&1 && command -v ninja >/dev/null 2>&1 ||
 if [ ! -f "$build/build.ninja" ]; then
     cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$build/cmake.log"
 fi
+# What is measured is the tree as built now (others may commit meanwhile).
+ovl_rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
+[ -z "$(git -C "$root" status --porcelain -- dll include CMakeLists.txt 2>/dev/null)" ] ||
+    ovl_rev="$ovl_rev+uncommitted changes"
 ninja -C "$build" ovl >"$build/ninja.log"
 engine="$build/ovl_engine.so"
 ${CC:-cc} -O2 -g -Wall -Wextra -fPIC -shared -D_GNU_SOURCE \
@@ -108,7 +112,7 @@ verify_one() { # backend mode extra-fio-args...
     shift 2
     if ! OVL_BACKEND=$b fio --name=verify --filename="$vfile" --size=64M "${common[@]}" \
         --ioengine=external:"$engine" --mode="$m" --rw=randwrite --iodepth=16 \
-        --verify=crc32c --do_verify=1 --verify_fatal=1 "$@" >"$build/verify.log" 2>&1 ||
+        --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 "$@" >"$build/verify.log" 2>&1 ||
         ! grep -q "err= 0" "$build/verify.log"; then
         say "VERIFY FAILED: backend=$b mode=$m $*"
         cat "$build/verify.log" >&2
@@ -201,7 +205,7 @@ fmt() { awk -v v="$1" 'BEGIN { if (v >= 1000) printf "%.1fk", v / 1000; else pri
 
 echo
 echo "fio $fio_ver, ovl $(sed -n 's/^#define OVL_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' include/ovl.h | paste -sd.)" \
-    "($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')), kernel $kernel, $(nproc) CPUs, $started;" \
+    "($ovl_rev), kernel $kernel, $(nproc) CPUs, $started;" \
     "runtime ${runtime}s + 1s ramp, median of $reps"
 echo "load before: ${load_before#*load }"
 echo "load after:  ${load_after#*load }"
