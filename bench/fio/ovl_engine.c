@@ -71,20 +71,19 @@ struct ovl_fio_data {
     pthread_cond_t cond;
     struct io_u **done;
     unsigned int ndone;
-    unsigned int want;     /* thread: how many the sleeping waiter needs */
-    int sleeping;          /* thread: getevents waits on cond */
-    int poll_waiting;      /* sap: getevents is in (or about to enter) ovl_poll */
-    int wake_pending;      /* sap: a wake-up post is in flight */
-    pthread_t waiter;      /* sap: the thread in ovl_poll */
-    int32_t post_error;    /* sap: a failed wake-up post */
+    unsigned int want;  /* thread: how many the sleeping waiter needs */
+    int sleeping;       /* thread: getevents waits on cond */
+    int poll_waiting;   /* sap: getevents is in (or about to enter) ovl_poll */
+    int wake_pending;   /* sap: a wake-up post is in flight */
+    pthread_t waiter;   /* sap: the thread in ovl_poll */
+    int32_t post_error; /* sap: a failed wake-up post */
 };
 
 /* ovl's completion codes are not errno values: use the errno the OS gave
  * (os_error) when there is one, else the nearest errno. */
 static int ovl_to_errno(int64_t code, int32_t os_error)
 {
-    if (os_error > 0)
-        return os_error;
+    if (os_error > 0) return os_error;
     switch (code) {
     case OVL_EINVAL: return EINVAL;
     case OVL_EBADF: return EBADF;
@@ -127,8 +126,7 @@ static void ovl_fio_callback(const ovl_completion *items, size_t n, void *userda
     const int locked = d->mode != MODE_MANUAL;
     size_t i;
 
-    if (locked)
-        pthread_mutex_lock(&d->lock);
+    if (locked) pthread_mutex_lock(&d->lock);
     for (i = 0; i < n; i++) {
         struct io_u *io_u = items[i].ctx;
 
@@ -149,29 +147,22 @@ static void ovl_fio_callback(const ovl_completion *items, size_t n, void *userda
          * `done`, but this batch was delivered by the completion thread
          * before ovl_poll took delivery over: ovl_poll would wait for
          * completions that already came. Wake it with a post. */
-        if (d->poll_waiting && !d->wake_pending &&
-            !pthread_equal(pthread_self(), d->waiter)) {
+        if (d->poll_waiting && !d->wake_pending && !pthread_equal(pthread_self(), d->waiter)) {
             int32_t rc = ovl_post(d->port, 0, NULL, NULL);
 
-            if (rc == OVL_OK)
-                d->wake_pending = 1;
-            else if (!d->post_error)
-                d->post_error = rc;
+            if (rc == OVL_OK) d->wake_pending = 1;
+            else if (!d->post_error) d->post_error = rc;
         }
     }
-    if (locked)
-        pthread_mutex_unlock(&d->lock);
+    if (locked) pthread_mutex_unlock(&d->lock);
 }
 
 static enum ovl_fio_mode parse_mode(const char *s, int *bad)
 {
     *bad = 0;
-    if (!s || !*s || !strcmp(s, "thread"))
-        return MODE_THREAD;
-    if (!strcmp(s, "manual"))
-        return MODE_MANUAL;
-    if (!strcmp(s, "sap"))
-        return MODE_SAP;
+    if (!s || !*s || !strcmp(s, "thread")) return MODE_THREAD;
+    if (!strcmp(s, "manual")) return MODE_MANUAL;
+    if (!strcmp(s, "sap")) return MODE_SAP;
     *bad = 1;
     return MODE_THREAD;
 }
@@ -256,14 +247,12 @@ static void fio_ovl_cleanup(struct thread_data *td)
 {
     struct ovl_fio_data *d = td->io_ops_data;
 
-    if (!d)
-        return;
+    if (!d) return;
     /* Delivers whatever is left (the callback still appends to `done`). */
     if (d->port) {
         int32_t rc = ovl_close_port(d->port);
 
-        if (rc != OVL_OK)
-            log_err("ovl: ovl_close_port: %s\n", ovl_strerror(rc));
+        if (rc != OVL_OK) log_err("ovl: ovl_close_port: %s\n", ovl_strerror(rc));
     }
     ovl_fio_free(d);
     td->io_ops_data = NULL;
@@ -275,17 +264,13 @@ static enum fio_q_status fio_ovl_queue(struct thread_data *td, struct io_u *io_u
 
     fio_ro_check(td, io_u);
 
-    if (d->npending == d->depth)
-        return FIO_Q_BUSY;
+    if (d->npending == d->depth) return FIO_Q_BUSY;
 
     if (io_u->ddir == DDIR_TRIM || io_u->ddir == DDIR_SYNC_FILE_RANGE) {
         /* Not ovl ops: done synchronously, as fio's libaio does. */
-        if (d->npending)
-            return FIO_Q_BUSY;
-        if (io_u->ddir == DDIR_TRIM)
-            do_io_u_trim(td, io_u);
-        else
-            do_io_u_sync(td, io_u);
+        if (d->npending) return FIO_Q_BUSY;
+        if (io_u->ddir == DDIR_TRIM) do_io_u_trim(td, io_u);
+        else do_io_u_sync(td, io_u);
         io_u_mark_submit(td, 1);
         io_u_mark_complete(td, 1);
         return FIO_Q_COMPLETED;
@@ -317,9 +302,7 @@ static void fill_request(ovl_request *r, struct io_u *io_u)
         r->op = OVL_OP_FSYNC;
         r->flags = OVL_FSYNC_DATA;
         break;
-    default: /* DDIR_SYNC */
-        r->op = OVL_OP_FSYNC;
-        break;
+    default: /* DDIR_SYNC */ r->op = OVL_OP_FSYNC; break;
     }
 }
 
@@ -330,8 +313,7 @@ static int fio_ovl_commit(struct thread_data *td)
     size_t submitted = 0;
     int32_t rc;
 
-    if (!n)
-        return 0;
+    if (!n) return 0;
 
     if (fio_fill_issue_time(td)) {
         struct timespec now;
@@ -342,8 +324,7 @@ static int fio_ovl_commit(struct thread_data *td)
             io_u_queued(td, d->pending[i]);
         }
     }
-    for (i = 0; i < n; i++)
-        fill_request(&d->reqs[i], d->pending[i]);
+    for (i = 0; i < n; i++) fill_request(&d->reqs[i], d->pending[i]);
     d->npending = 0;
 
     if (d->mode == MODE_SAP) {
@@ -364,16 +345,14 @@ static int fio_ovl_commit(struct thread_data *td)
         const int locked = d->mode != MODE_MANUAL;
 
         log_err("ovl: submit failed after %zu of %u: %s\n", submitted, n, ovl_strerror(rc));
-        if (locked)
-            pthread_mutex_lock(&d->lock);
+        if (locked) pthread_mutex_lock(&d->lock);
         for (i = (unsigned int)submitted; i < n; i++) {
             struct io_u *io_u = d->reqs[i].ctx;
 
             io_u->error = err;
             d->done[d->ndone++] = io_u;
         }
-        if (locked)
-            pthread_mutex_unlock(&d->lock);
+        if (locked) pthread_mutex_unlock(&d->lock);
     }
     return 0;
 }
@@ -385,8 +364,7 @@ static unsigned int take_done(struct ovl_fio_data *d, unsigned int max)
     unsigned int k = d->ndone < max ? d->ndone : max;
 
     memcpy(d->events, d->done, k * sizeof(*d->done));
-    if (k < d->ndone)
-        memmove(d->done, d->done + k, (d->ndone - k) * sizeof(*d->done));
+    if (k < d->ndone) memmove(d->done, d->done + k, (d->ndone - k) * sizeof(*d->done));
     d->ndone -= k;
     return k;
 }
@@ -410,8 +388,7 @@ static int32_t ms_left(const struct timespec *dl)
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     ns = (int64_t)(dl->tv_sec - now.tv_sec) * 1000000000LL + (dl->tv_nsec - now.tv_nsec);
-    if (ns <= 0)
-        return 0;
+    if (ns <= 0) return 0;
     ns = (ns + 999999) / 1000000;
     return ns > INT32_MAX ? INT32_MAX : (int32_t)ns;
 }
@@ -422,8 +399,7 @@ static int getevents_thread(struct ovl_fio_data *d, unsigned int min, unsigned i
     struct timespec dl;
     unsigned int k;
 
-    if (t)
-        deadline_from(&dl, t);
+    if (t) deadline_from(&dl, t);
     pthread_mutex_lock(&d->lock);
     while (d->ndone < min) {
         int rc;
@@ -433,8 +409,7 @@ static int getevents_thread(struct ovl_fio_data *d, unsigned int min, unsigned i
         rc = t ? pthread_cond_timedwait(&d->cond, &d->lock, &dl)
                : pthread_cond_wait(&d->cond, &d->lock);
         d->sleeping = 0;
-        if (rc == ETIMEDOUT)
-            break;
+        if (rc == ETIMEDOUT) break;
     }
     k = take_done(d, max);
     pthread_mutex_unlock(&d->lock);
@@ -446,24 +421,20 @@ static int getevents_manual(struct ovl_fio_data *d, unsigned int min, unsigned i
 {
     struct timespec dl;
 
-    if (t)
-        deadline_from(&dl, t);
+    if (t) deadline_from(&dl, t);
     if (d->ndone < max) {
         /* What is ready now, without waiting. */
         int32_t r = ovl_poll(d->port, 0);
 
-        if (r < 0)
-            return -ovl_to_errno(r, 0);
+        if (r < 0) return -ovl_to_errno(r, 0);
     }
     while (d->ndone < min) {
         int32_t wait = t ? ms_left(&dl) : -1;
         int32_t r;
 
-        if (wait == 0)
-            break;
+        if (wait == 0) break;
         r = ovl_poll(d->port, wait);
-        if (r < 0)
-            return -ovl_to_errno(r, 0);
+        if (r < 0) return -ovl_to_errno(r, 0);
     }
     return (int)take_done(d, max);
 }
@@ -474,8 +445,7 @@ static int getevents_sap(struct ovl_fio_data *d, unsigned int min, unsigned int 
     struct timespec dl;
     unsigned int k;
 
-    if (t)
-        deadline_from(&dl, t);
+    if (t) deadline_from(&dl, t);
     pthread_mutex_lock(&d->lock);
     for (;;) {
         int32_t wait, r;
@@ -486,11 +456,9 @@ static int getevents_sap(struct ovl_fio_data *d, unsigned int min, unsigned int 
             log_err("ovl: wake-up post failed: %s\n", ovl_strerror(r));
             return -ovl_to_errno(r, 0);
         }
-        if (d->ndone >= min)
-            break;
+        if (d->ndone >= min) break;
         wait = t ? ms_left(&dl) : -1;
-        if (wait == 0)
-            break;
+        if (wait == 0) break;
         d->poll_waiting = 1;
         d->waiter = pthread_self();
         pthread_mutex_unlock(&d->lock);
@@ -514,17 +482,12 @@ static int fio_ovl_getevents(struct thread_data *td, unsigned int min, unsigned 
 {
     struct ovl_fio_data *d = td->io_ops_data;
 
-    if (max > d->depth)
-        max = d->depth;
-    if (min > max)
-        min = max;
+    if (max > d->depth) max = d->depth;
+    if (min > max) min = max;
     switch (d->mode) {
-    case MODE_MANUAL:
-        return getevents_manual(d, min, max, t);
-    case MODE_SAP:
-        return getevents_sap(d, min, max, t);
-    default:
-        return getevents_thread(d, min, max, t);
+    case MODE_MANUAL: return getevents_manual(d, min, max, t);
+    case MODE_SAP: return getevents_sap(d, min, max, t);
+    default: return getevents_thread(d, min, max, t);
     }
 }
 
