@@ -24,9 +24,25 @@ OVL_API const char *ovl_version_string(void)
         OVL_VERSION_PATCH);
 }
 
-/* Enter the backend outside the lock. `users` keeps close from destroying
- * the backend under us: it is raised under the lock while the port is open,
- * and close waits for it to drop to zero. */
+/* A caller from outside a callback that will kick: raised under the lock
+ * while the port is open, before the backend sees its work. `users` keeps
+ * close from destroying the backend under the kick (close waits for it to
+ * drop to zero); `kickers` tells a reaper the work is this caller's to
+ * push (ovl_internal.h). kick_unlocked lowers both. */
+static void kick_begin(ovl_port *p)
+{
+    atomic_fetch_add(&p->kickers, 1);
+    atomic_fetch_add(&p->users, 1);
+}
+
+/* kick_begin for a caller that ends up with nothing to kick. */
+static void kick_cancel(ovl_port *p)
+{
+    atomic_fetch_sub(&p->kickers, 1);
+    atomic_fetch_sub(&p->users, 1);
+}
+
+/* Enter the backend outside the lock. */
 static void kick_unlocked(ovl_port *p)
 {
     p->backend->kick(p, false);
@@ -243,8 +259,12 @@ int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, 
         rc = OVL_ECLOSED;
         goto out;
     }
+    /* Inside this port's callback the backend cannot be destroyed under us
+     * (close joins this thread, or holds deliver_lock in manual mode) and
+     * the reaper is this thread, so kick_begin's counts are only for
+     * others. */
     bool kicks = !from_cb && !no_kick;
-    if (kicks) atomic_fetch_add(&p->kickers, 1);
+    if (kicks) kick_begin(p);
     for (; done < n; done++) {
         ovl_request *r = &reqs[done];
         if ((rc = check_request(p, r)) != OVL_OK) break;
@@ -271,11 +291,7 @@ int32_t ovl__submit_batch(ovl_port *p, const ovl_port *port, ovl_request *reqs, 
     if (m) p->backend->submit(p, chunk, m);
     p->submitted += done;
     if (done && !from_cb) ovl__submitted(p, how & OVL__SUBMIT_DELIVERS);
-    /* Inside this port's callback the backend cannot be destroyed under us
-     * (close joins this thread, or holds deliver_lock in manual mode), so
-     * the users count, two atomic RMWs per submit, is only for others. */
-    if (done && kicks) atomic_fetch_add(&p->users, 1);
-    else if (kicks) atomic_fetch_sub(&p->kickers, 1); /* nothing to push */
+    if (!done && kicks) kick_cancel(p); /* nothing to push */
     ovl__mutex_unlock(&p->lock);
     /* no_kick: the caller holds deliver_lock (the backend cannot go) and
      * its wait submits what is queued (ovl_submit_and_poll). */
@@ -328,11 +344,10 @@ static int32_t submit_one(ovl_port *port, uint32_t kind, ovl_fd fd, void *buf, s
     }
     op_fill(op, &r);
     uint64_t id = ovl__op_token(op);
-    if (!from_cb) atomic_fetch_add(&p->kickers, 1); /* see ovl__submit_batch */
+    if (!from_cb) kick_begin(p);
     p->backend->submit(p, &op, 1);
     p->submitted++;
     if (!from_cb) ovl__submitted(p, false);
-    if (!from_cb) atomic_fetch_add(&p->users, 1);
     ovl__mutex_unlock(&p->lock);
     if (from_cb) p->backend->kick(p, true);
     else kick_unlocked(p);
@@ -410,9 +425,8 @@ OVL_API int32_t ovl_cancel(ovl_port *port, uint64_t id)
     /* A post has nothing to interrupt: it completes with its value. */
     bool kick = op->kind != OVL_OP_POST;
     if (kick) {
-        if (!from_cb) atomic_fetch_add(&p->kickers, 1); /* see ovl__submit_batch */
+        if (!from_cb) kick_begin(p);
         p->backend->cancel(p, op);
-        if (!from_cb) atomic_fetch_add(&p->users, 1);
     }
     ovl__mutex_unlock(&p->lock);
     if (kick) {
